@@ -1,0 +1,65 @@
+"""One small Protocol per stage. The offline default and the CUDA models implement the same one;
+which runs is a setting (``Settings.detector`` etc.), never a code path."""
+from __future__ import annotations
+
+from typing import Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from pipeline.records import (
+    ActionEstimate, Attributes, Frame, Orientation, PersonDetections, PersonObservation, SceneCaption,
+)
+
+
+@runtime_checkable
+class PersonDetector(Protocol):
+    name: str
+
+    def detect(self, frames: Sequence[Frame]) -> list[PersonDetections]:
+        """People (boxes, confidence, 17 keypoints; face boxes if the model has them) per frame."""
+
+
+@runtime_checkable
+class AttributeEstimator(Protocol):
+    name: str
+
+    def estimate(self, frame: Frame, persons: PersonDetections) -> list[Attributes]:
+        """Age and gender per person (one batch per frame). Untrustworthy -> UNKNOWN / None."""
+
+
+@runtime_checkable
+class OrientationEstimator(Protocol):
+    name: str
+
+    def estimate(self, frame: Frame, persons: PersonDetections) -> list[Orientation]:
+        """Body orientation per person in the engine's convention (see ``records``)."""
+
+
+@runtime_checkable
+class ActionRecognizer(Protocol):
+    name: str
+
+    def recognize(
+        self,
+        frame: Frame,
+        persons: PersonDetections,
+        history: Mapping[int, Sequence[PersonObservation]],
+    ) -> list[ActionEstimate]:
+        """Action per (tracked) person; ``history`` holds each track's earlier observations."""
+
+
+@runtime_checkable
+class SceneDescriber(Protocol):
+    name: str
+
+    def describe(self, frame: Frame, observations: Sequence[PersonObservation]) -> SceneCaption:
+        """A plain-language description of the frame."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str  # stored with each vector; vectors of different models are never compared
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, dim) float32, L2-normalised."""

@@ -1,0 +1,166 @@
+"""Command line: ``python -m pipeline run ...``, ``python -m pipeline search ...``,
+``python -m pipeline bench``. Flags follow the seed's run.py. Exit code 0 only on success;
+errors are one line on stderr naming the problem and the fix."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("va.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipeline", description="Video analysis workbench")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="analyse one video (local path or s3://bucket/key)")
+    r.add_argument("--input", required=True, help="local video/image path or s3://bucket/key")
+    r.add_argument("--video-id", type=int, default=None, help="db_video id to (re)analyse")
+    r.add_argument("--output", type=Path, default=None,
+                   help="folder for results_final.csv, processed_results.csv, highlights/")
+    r.add_argument("--frame-skip", type=int, default=None, help="analyse every Nth frame (20)")
+    r.add_argument("--device", choices=["cpu", "cuda"], default=None)
+    r.add_argument("--detector", default=None, help="movenet (default) | yolo")
+    r.add_argument("--attributes", default=None, help="age_gender (default) | faceres | mivolo")
+    r.add_argument("--orientation", default=None, help="keypoints (default) | mebow")
+    r.add_argument("--action", default=None, help="pose_rules (default) | vlm")
+    r.add_argument("--scene", default=None, help="template (default) | bedrock | openai")
+    r.add_argument("--detector-weights", type=Path, default=None, help="YOLOv8 person+face .pt")
+    r.add_argument("--checkpoint", type=Path, default=None, help="MiVOLO checkpoint (.pth.tar)")
+    r.add_argument("--mebow-cfg", type=Path, default=None, help="MEBOW HRNet config (.yaml)")
+    r.add_argument("--mebow-weights", type=Path, default=None, help="MEBOW weights (.pth)")
+    r.add_argument("--vlm-path", type=Path, default=None, help="transformers VLM checkpoint folder")
+    r.add_argument("--with-persons", action="store_true",
+                   help="MiVOLO: use body crops as well as faces (seed flag)")
+    r.add_argument("--no-store", action="store_true",
+                   help="only write files to --output; do not touch the database or S3")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("search", help="search stored events in plain language")
+    s.add_argument("query")
+    s.add_argument("--video-id", type=int, default=None)
+    s.add_argument("--top-k", type=int, default=10)
+    s.add_argument("--event-type", default=None)
+    s.add_argument("--no-answer", action="store_true", help="print hits only")
+
+    b = sub.add_parser("bench", help="per-stage timings against a naive baseline")
+    b.add_argument("--clips", nargs="*", default=None, help="clips to time (default: vtest + a fall)")
+    b.add_argument("--frame-skip", type=int, default=20)
+    b.add_argument("--no-baseline", action="store_true")
+    return p
+
+
+def _settings_for_run(args):
+    from settings import Settings
+
+    settings = Settings.from_env()
+    over = dict(
+        frame_skip=args.frame_skip, device=args.device, detector=args.detector,
+        attributes=args.attributes, orientation=args.orientation, action=args.action,
+        scene=args.scene, detector_weights=args.detector_weights,
+        mivolo_checkpoint=args.checkpoint, mebow_cfg=args.mebow_cfg,
+        mebow_weights=args.mebow_weights, vlm_path=args.vlm_path,
+    )
+    # Seed compatibility: giving a heavy model's weights selects that backend.
+    if args.detector_weights and not args.detector:
+        over["detector"] = "yolo"
+    if args.checkpoint and not args.attributes:
+        over["attributes"] = "mivolo"
+    if args.mebow_cfg and not args.orientation:
+        over["orientation"] = "mebow"
+    if args.vlm_path and not args.action:
+        over["action"] = "vlm"
+    if args.frame_skip is not None and args.frame_skip < 1:
+        from settings import SettingsError
+
+        raise SettingsError(f"--frame-skip {args.frame_skip} must be 1 or more")
+    return settings.with_overrides(**over)
+
+
+class _TerminalProgress:
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.bar = None
+
+    def __call__(self, p) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=100, unit="%", file=sys.stderr, dynamic_ncols=True,
+                            bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}] {postfix}")
+        self.bar.n = round(100 * p.fraction, 1)
+        eta = f" eta {p.eta_s:.0f}s" if p.eta_s is not None else ""
+        self.bar.set_postfix_str(f"{p.stage} {p.frames_done}/{p.frames_total}{eta}", refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_run(args) -> int:
+    settings = _settings_for_run(args)
+    progress = _TerminalProgress(args.quiet)
+    try:
+        if args.no_store:
+            from pipeline.run import run_video
+
+            if args.input.startswith("s3://"):
+                raise SystemExit("error: --no-store works on local files only; drop --no-store "
+                                 "to read from S3")
+            output = args.output or Path("output") / Path(args.input).stem
+            result = run_video(Path(args.input), output, settings, on_progress=progress)
+            summary = (f"{result.frames_sampled} sampled frames, {len(result.tracks)} tracks, "
+                       f"{len(result.events)} events, {len(result.highlights)} highlights "
+                       f"-> {result.output_dir}")
+        else:
+            from services.ingest import analyze_source
+
+            outcome = analyze_source(args.input, settings, video_id=args.video_id,
+                                     output_dir=args.output, on_progress=progress)
+            summary = outcome.summary()
+    finally:
+        progress.close()
+    print(summary)
+    return 0
+
+
+def cmd_search(args) -> int:
+    from services.search import search_cli
+
+    return search_cli(args)
+
+
+def cmd_bench(args) -> int:
+    from pipeline.bench import main as bench_main
+
+    return bench_main(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    from pipeline.errors import Cancelled, PipelineError
+    from settings import SettingsError
+
+    try:
+        return {"run": cmd_run, "search": cmd_search, "bench": cmd_bench}[args.command](args)
+    except Cancelled as e:
+        print(f"cancelled: {e}", file=sys.stderr)
+        return 130
+    except (PipelineError, SettingsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cancelled by the user (Ctrl-C); nothing was written", file=sys.stderr)
+        return 130
+    except Exception as e:  # domain errors from services (db, storage) carry their own message
+        from services.errors import ServiceError
+
+        if isinstance(e, ServiceError):
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        raise

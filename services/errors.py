@@ -1,0 +1,27 @@
+"""Errors of the service layer (database, storage, search). One-line messages naming the
+problem and the fix; pages show them with ``st.error`` and the CLI prints them."""
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base class for problems the user can fix (settings, connectivity, bad input)."""
+
+
+class DatabaseUnavailable(ServiceError):
+    pass
+
+
+class StorageError(ServiceError):
+    pass
+
+
+class InvalidName(StorageError):
+    pass
+
+
+class QueryError(ServiceError):
+    pass
+
+
+class JobConflict(ServiceError):
+    """A run of this video is already in progress."""

@@ -1,0 +1,176 @@
+"""One settings object, read once from environment variables and passed explicitly.
+
+Nothing else in the project reads ``os.environ``. Names follow the seed where it had them
+(POSTGRES_*, S3_BUCKET_*, AWS_BEDROCK_REGION); the rest are ``VA_*``. An unknown ``VA_*`` name is
+an error, so a typo never silently falls back to a default.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+REPO_ROOT = Path(__file__).resolve().parent
+DEFAULT_MODELS_DIR = REPO_ROOT / "models"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the program cannot use. The message names the variable and the fix."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    v = raw.strip().lower()
+    if v in {"1", "true", "yes", "on"}:
+        return True
+    if v in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean; set it to 1 or 0")
+
+
+def _int(name: str, raw: str, minimum: int | None = None) -> int:
+    try:
+        v = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer; set it to a whole number") from None
+    if minimum is not None and v < minimum:
+        raise SettingsError(f"{name}={v} is below {minimum}; set it to {minimum} or more")
+    return v
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- analysis ---------------------------------------------------------------------------
+    frame_skip: int = 20
+    device: str = "cpu"  # cpu | cuda
+    detector: str = "movenet"  # movenet | yolo
+    attributes: str = "age_gender"  # age_gender | faceres | mivolo
+    orientation: str = "keypoints"  # keypoints | mebow
+    action: str = "pose_rules"  # pose_rules | vlm
+    scene: str = "template"  # template | bedrock | openai
+    embedder: str = "minilm"  # minilm | titan
+    answerer: str = "auto"  # auto | extractive | bedrock | openai
+    models_dir: Path = DEFAULT_MODELS_DIR
+    detector_weights: Path | None = None  # YOLOv8 person+face .pt
+    mivolo_checkpoint: Path | None = None
+    mebow_cfg: Path | None = None
+    mebow_weights: Path | None = None
+    vlm_path: Path | None = None
+    faceres_path: Path | None = None
+    # --- storage ----------------------------------------------------------------------------
+    data_dir: Path = REPO_ROOT / "var"
+    library_dir: Path | None = None  # local folder of videos offered in the UI
+    s3_bucket_videos: str | None = None
+    s3_bucket_highlights: str | None = None
+    s3_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    # --- database ---------------------------------------------------------------------------
+    database_url: str | None = None  # None -> embedded PostgreSQL under data_dir/pg
+    # --- cloud models -----------------------------------------------------------------------
+    bedrock_region: str | None = None
+    bedrock_claude_model: str = "anthropic.claude-3-haiku-20240307-v1:0"
+    bedrock_embed_model: str = "amazon.titan-embed-text-v2:0"
+    openai_base_url: str | None = None
+    openai_model: str | None = None
+    openai_api_key: str | None = None
+    # --- misc -------------------------------------------------------------------------------
+    log_level: str = "INFO"
+
+    @property
+    def embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def s3_enabled(self) -> bool:
+        return bool(self.s3_bucket_videos or self.s3_bucket_highlights)
+
+    @property
+    def bedrock_enabled(self) -> bool:
+        return bool(self.bedrock_region)
+
+    @property
+    def openai_enabled(self) -> bool:
+        return bool(self.openai_base_url)
+
+    def with_overrides(self, **kw) -> "Settings":
+        """A copy with some fields replaced (CLI flags, UI options)."""
+        clean = {k: v for k, v in kw.items() if v is not None}
+        known = {f.name for f in fields(self)}
+        bad = sorted(set(clean) - known)
+        if bad:
+            raise SettingsError(f"unknown setting(s) {bad}; known: {sorted(known)}")
+        return replace(self, **clean)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        kw: dict = {}
+
+        def get(name: str) -> str | None:
+            v = env.get(name)
+            return v if v not in (None, "") else None
+
+        known_va = {
+            "VA_FRAME_SKIP", "VA_DEVICE", "VA_DETECTOR", "VA_ATTRIBUTES", "VA_ORIENTATION",
+            "VA_ACTION", "VA_SCENE", "VA_EMBEDDER", "VA_ANSWERER", "VA_MODELS_DIR",
+            "VA_DETECTOR_WEIGHTS", "VA_MIVOLO_CHECKPOINT", "VA_MEBOW_CFG", "VA_MEBOW_WEIGHTS",
+            "VA_VLM_PATH", "VA_FACERES_PATH", "VA_DATA_DIR", "VA_LIBRARY_DIR", "VA_LOG_LEVEL",
+            "VA_OPENAI_BASE_URL", "VA_OPENAI_MODEL", "VA_OPENAI_API_KEY", "VA_BEDROCK_CLAUDE_MODEL",
+            "VA_BEDROCK_EMBED_MODEL", "VA_TEST_DATABASE_URL",
+        }
+        unknown = sorted(k for k in env if k.startswith("VA_") and k not in known_va)
+        if unknown:
+            raise SettingsError(
+                f"unknown environment variable(s) {unknown}; known VA_* names: {sorted(known_va)}"
+            )
+
+        if (v := get("VA_FRAME_SKIP")) is not None:
+            kw["frame_skip"] = _int("VA_FRAME_SKIP", v, minimum=1)
+        if (v := get("VA_DEVICE")) is not None:
+            if v not in {"cpu", "cuda"}:
+                raise SettingsError(f"VA_DEVICE={v!r} is not supported; use cpu or cuda")
+            kw["device"] = v
+        for attr, name in [
+            ("detector", "VA_DETECTOR"), ("attributes", "VA_ATTRIBUTES"),
+            ("orientation", "VA_ORIENTATION"), ("action", "VA_ACTION"), ("scene", "VA_SCENE"),
+            ("embedder", "VA_EMBEDDER"), ("answerer", "VA_ANSWERER"), ("log_level", "VA_LOG_LEVEL"),
+            ("openai_base_url", "VA_OPENAI_BASE_URL"), ("openai_model", "VA_OPENAI_MODEL"),
+            ("openai_api_key", "VA_OPENAI_API_KEY"),
+            ("bedrock_claude_model", "VA_BEDROCK_CLAUDE_MODEL"),
+            ("bedrock_embed_model", "VA_BEDROCK_EMBED_MODEL"),
+        ]:
+            if (v := get(name)) is not None:
+                kw[attr] = v
+        for attr, name in [
+            ("models_dir", "VA_MODELS_DIR"), ("detector_weights", "VA_DETECTOR_WEIGHTS"),
+            ("mivolo_checkpoint", "VA_MIVOLO_CHECKPOINT"), ("mebow_cfg", "VA_MEBOW_CFG"),
+            ("mebow_weights", "VA_MEBOW_WEIGHTS"), ("vlm_path", "VA_VLM_PATH"),
+            ("faceres_path", "VA_FACERES_PATH"), ("data_dir", "VA_DATA_DIR"),
+            ("library_dir", "VA_LIBRARY_DIR"),
+        ]:
+            if (v := get(name)) is not None:
+                kw[attr] = Path(v).expanduser()
+
+        # Seed names.
+        kw["s3_bucket_videos"] = get("S3_BUCKET_VIDEOS")
+        kw["s3_bucket_highlights"] = get("S3_BUCKET_HIGHLIGHTS")
+        kw["s3_endpoint_url"] = get("S3_ENDPOINT_URL") or get("AWS_ENDPOINT_URL_S3") or get("AWS_ENDPOINT_URL")
+        if (v := get("AWS_REGION") or get("AWS_DEFAULT_REGION")) is not None:
+            kw["aws_region"] = v
+        kw["bedrock_region"] = get("AWS_BEDROCK_REGION")
+        kw["database_url"] = get("DATABASE_URL") or _postgres_url_from_parts(get)
+        return cls(**kw)
+
+
+def _postgres_url_from_parts(get) -> str | None:
+    host = get("POSTGRES_HOST")
+    if host is None:
+        return None
+    from urllib.parse import quote
+
+    user = get("POSTGRES_USER") or "postgres"
+    password = get("POSTGRES_PASSWORD")
+    port = get("POSTGRES_PORT") or "5432"
+    db = get("POSTGRES_DB") or "postgres"
+    auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+    return f"postgresql://{auth}@{host}:{port}/{quote(db, safe='')}"
