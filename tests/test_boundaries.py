@@ -1,0 +1,81 @@
+"""Architecture rules (STYLE.md): pages import only the service layer; the engine knows nothing
+of Streamlit, the database, services or boto3; db imports only records and settings; nothing but
+settings.py reads os.environ; product code never refers to ../shared."""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _py(folder: str) -> list[Path]:
+    p = REPO / folder
+    return sorted(p.rglob("*.py")) if p.is_dir() else ([p] if p.exists() else [])
+
+
+def _imports(path: Path, top_level_only: bool) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    out: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def test_pipeline_never_imports_ui_db_or_services():
+    bad = []
+    for f in _py("pipeline"):
+        if f.name == "__main__.py":  # the CLI entry point is a composition root
+            continue
+        found = _imports(f, top_level_only=False) & {"streamlit", "db", "services"}
+        # boto3 only inside a backend's function (lazy), never at module level
+        found |= _imports(f, top_level_only=True) & {"boto3", "botocore"}
+        if found:
+            bad.append(f"{f.relative_to(REPO)}: {sorted(found)}")
+    assert not bad, bad
+
+
+def test_pages_import_only_the_service_layer():
+    bad = []
+    for f in _py("pages") + _py("app.py"):
+        found = _imports(f, top_level_only=False) & {"pipeline", "db", "settings"}
+        if found:
+            bad.append(f"{f.relative_to(REPO)}: {sorted(found)}")
+    assert not bad, bad
+
+
+def test_db_imports_only_records_and_settings():
+    bad = []
+    for f in _py("db"):
+        tree = ast.parse(f.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                mod = node.module
+                if mod.split(".")[0] in {"pipeline", "services", "streamlit"} and mod not in {
+                    "pipeline.records", "pipeline.errors"}:
+                    bad.append(f"{f.relative_to(REPO)}: {mod}")
+    assert not bad, bad
+
+
+def test_only_settings_reads_environment():
+    bad = []
+    for folder in ("pipeline", "db", "services", "pages", "app.py"):
+        for f in _py(folder):
+            text = f.read_text()
+            # Setting a variable for a library (HF_HUB_OFFLINE=1) is allowed; reading is not.
+            if re.search(r"os\.getenv\(|os\.environ\.get\(|os\.environ\[[^\]]+\](?!\s*=)|"
+                         r"dict\(os\.environ\)", text):
+                bad.append(str(f.relative_to(REPO)))
+    assert not bad, f"read the environment through settings.Settings only: {bad}"
+
+
+def test_product_code_does_not_need_shared_folder():
+    bad = [str(f.relative_to(REPO)) for folder in ("pipeline", "db", "services", "pages", "app.py")
+           for f in _py(folder)
+           if "../shared" in f.read_text() and "bench" not in f.name]
+    assert not bad, bad

@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+
+from settings import Settings, SettingsError
+
+
+def test_defaults_are_offline_cpu():
+    s = Settings.from_env({})
+    assert s.frame_skip == 20 and s.device == "cpu"
+    assert (s.detector, s.attributes, s.orientation, s.action, s.scene, s.embedder) == (
+        "movenet", "age_gender", "keypoints", "pose_rules", "template", "minilm")
+    assert s.embedded_database and not s.s3_enabled and not s.bedrock_enabled
+    assert (s.models_dir / "movenet-multipose.onnx").is_file()
+
+
+def test_seed_names_are_read():
+    s = Settings.from_env({
+        "POSTGRES_HOST": "db.local", "POSTGRES_PASSWORD": "p@ss/word", "POSTGRES_USER": "va",
+        "POSTGRES_DB": "video", "S3_BUCKET_VIDEOS": "vids", "S3_BUCKET_HIGHLIGHTS": "hl",
+        "AWS_BEDROCK_REGION": "us-west-2", "VA_FRAME_SKIP": "10", "VA_DATA_DIR": "/tmp/x",
+    })
+    assert s.database_url == "postgresql://va:p%40ss%2Fword@db.local:5432/video"
+    assert s.s3_bucket_videos == "vids" and s.s3_bucket_highlights == "hl" and s.s3_enabled
+    assert s.bedrock_region == "us-west-2" and s.bedrock_enabled
+    assert s.frame_skip == 10 and s.data_dir == Path("/tmp/x")
+
+
+def test_database_url_wins_over_parts():
+    s = Settings.from_env({"DATABASE_URL": "postgresql://a@b/c", "POSTGRES_HOST": "x"})
+    assert s.database_url == "postgresql://a@b/c"
+
+
+@pytest.mark.parametrize("env, needle", [
+    ({"VA_FRAME_SKIP": "ten"}, "VA_FRAME_SKIP"),
+    ({"VA_FRAME_SKIP": "0"}, "VA_FRAME_SKIP"),
+    ({"VA_DEVICE": "tpu"}, "VA_DEVICE"),
+    ({"VA_DETECTR": "yolo"}, "VA_DETECTR"),
+])
+def test_bad_values_name_the_variable(env, needle):
+    with pytest.raises(SettingsError, match=needle):
+        Settings.from_env(env)
+
+
+def test_overrides_reject_unknown_fields():
+    s = Settings.from_env({})
+    assert s.with_overrides(frame_skip=5, device=None).frame_skip == 5
+    with pytest.raises(SettingsError, match="unknown setting"):
+        s.with_overrides(frame_skipp=5)
