@@ -158,9 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         print("cancelled by the user (Ctrl-C); nothing was written", file=sys.stderr)
         return 130
     except Exception as e:  # domain errors from services (db, storage) carry their own message
+        from db.errors import DatabaseUnavailable
         from services.errors import ServiceError
 
-        if isinstance(e, ServiceError):
+        if isinstance(e, (ServiceError, DatabaseUnavailable)):
             print(f"error: {e}", file=sys.stderr)
             return 2
         raise

@@ -2,13 +2,15 @@
 problem and the fix; pages show them with ``st.error`` and the CLI prints them."""
 from __future__ import annotations
 
+from db.errors import DatabaseUnavailable as _DbUnavailable
+
 
 class ServiceError(Exception):
     """Base class for problems the user can fix (settings, connectivity, bad input)."""
 
 
-class DatabaseUnavailable(ServiceError):
-    pass
+class DatabaseUnavailable(ServiceError, _DbUnavailable):
+    """Also a ``db.errors.DatabaseUnavailable`` (the db layer raises that one)."""
 
 
 class StorageError(ServiceError):

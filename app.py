@@ -1,0 +1,48 @@
+"""Video analysis workbench: ``streamlit run app.py``.
+
+The entry file only routes (``st.navigation``) and shows, in the sidebar, what the background
+worker is doing on every page. Each page is a script in ``pages/`` that talks to
+``services.workbench`` only; the settings, database and worker are process-wide objects held in
+``st.cache_resource`` (``pages/_resources.py``).
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _resources as res
+from services import workbench as wb
+
+st.set_page_config(page_title="Video analysis workbench", page_icon=":material/videocam:",
+                   layout="wide")
+
+PAGES = [
+    st.Page("pages/analyze.py", title="Analyze", icon=":material/play_circle:", default=True),
+    st.Page("pages/highlights.py", title="Highlights", icon=":material/photo_library:"),
+    st.Page("pages/events.py", title="Events", icon=":material/table_chart:"),
+    st.Page("pages/search.py", title="Search", icon=":material/search:"),
+    st.Page("pages/video.py", title="Video detail", icon=":material/movie:"),
+]
+page = st.navigation(PAGES)
+
+
+@st.fragment(run_every=2.0)
+def _sidebar_jobs() -> None:
+    """Running and queued analyses, visible (and live) on every page."""
+    svc = res.services()
+    try:
+        jobs = [j for j in wb.job_views(svc.settings, res.runner().snapshot()) if j.active]
+    except wb.USER_ERRORS as e:
+        st.caption(f"Job status unavailable: {e}")
+        return
+    if not jobs:
+        st.caption("No analysis running.")
+        return
+    st.caption(f"{len(jobs)} analysis job(s) active")
+    for j in jobs[:5]:
+        st.progress(min(1.0, j.percent / 100.0), text=f"{j.name}: {j.progress_text}")
+
+
+with st.sidebar:
+    _sidebar_jobs()
+
+page.run()

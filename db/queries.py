@@ -1,0 +1,195 @@
+"""Reads: videos (with live job state), events, tracks, and the hybrid search query.
+
+Every value travels as a bound parameter; only vetted identifiers and literals (the embedding
+model and its dimension, via ``psycopg.sql``) are composed into the SQL text.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from db import vectors
+from pipeline.records import (
+    Gender, Hit, JobStatus, SearchFilters, StoredEvent, TrackSummary, VideoRecord, frozen_mapping,
+)
+
+RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
+CANDIDATES = 100  # rows each side (vector, full text) contributes before fusion
+
+_VIDEO_COLS = (
+    "v.video_id, v.name, v.source_uri, v.analysis_status, v.analysis_progress, v.stage,"
+    " v.frames_done, v.frames_total, v.eta_s, v.fps, v.duration_s, v.frame_count, v.width,"
+    " v.height, v.error_message, v.started_at, v.finished_at, v.updated_at, v.heartbeat_at,"
+    " v.worker_pid, v.worker_host, v.token_usage"
+)
+_EVENT_COLS = (
+    'e.event_id, e.video_id, e.event_type, e."timestamp", e.frame_number, e.bbox_x, e.bbox_y,'
+    " e.bbox_width, e.bbox_height, e.age_group, e.gender, e.action, e.confidence, e.obj_id,"
+    " e.s3_thumbnail_bucket, e.s3_thumbnail_key, e.sentence, e.attributes"
+)
+
+
+def _video(row, n_events: int | None = None) -> VideoRecord:
+    (vid, name, uri, status, progress, stage, fd, ft, eta, fps, dur, fc, w, h, err, started,
+     finished, updated, heartbeat, pid, host, tokens) = row
+    return VideoRecord(
+        video_id=int(vid), name=name, source_uri=uri, status=JobStatus(status),
+        progress=float(progress), stage=stage, frames_done=fd, frames_total=ft, eta_s=eta, fps=fps,
+        duration_s=dur, frame_count=fc, width=w, height=h, error_message=err, started_at=started,
+        finished_at=finished, updated_at=updated, heartbeat_at=heartbeat,
+        worker=None if pid is None else f"{pid}@{host}", token_usage=frozen_mapping(tokens or {}),
+        n_events=n_events,
+    )
+
+
+def _event(row) -> StoredEvent:
+    (eid, vid, et, t, fn, bx, by, bw, bh, ag, g, a, conf, obj, bucket, key, sentence, attrs) = row
+    return StoredEvent(
+        event_id=int(eid), video_id=int(vid), event_type=et, t_s=float(t), frame_number=int(fn),
+        bbox=(float(bx or 0), float(by or 0), float(bw or 0), float(bh or 0)),
+        age_group=ag or "unknown", gender=g or "unknown", action=a or "unknown",
+        confidence=float(conf or 0.0), obj_id=obj, thumbnail_bucket=bucket, thumbnail_key=key,
+        sentence=sentence or "", attributes=frozen_mapping(attrs or {}),
+    )
+
+
+def get_video(conn, video_id: int) -> VideoRecord | None:
+    row = conn.execute(
+        f"SELECT {_VIDEO_COLS}, (SELECT count(*) FROM db_event e WHERE e.video_id = v.video_id)"
+        " FROM db_video v WHERE v.video_id = %s", (video_id,)).fetchone()
+    return None if row is None else _video(row[:-1], int(row[-1]))
+
+
+def list_videos(conn, statuses: Sequence[str] = (), limit: int = 500) -> list[VideoRecord]:
+    """Newest first, with their event counts."""
+    rows = conn.execute(
+        f"SELECT {_VIDEO_COLS}, (SELECT count(*) FROM db_event e WHERE e.video_id = v.video_id)"
+        " FROM db_video v WHERE (cardinality(%s::text[]) = 0 OR v.analysis_status = ANY(%s::text[]))"
+        " ORDER BY v.video_id DESC LIMIT %s", (list(statuses), list(statuses), limit)).fetchall()
+    return [_video(r[:-1], int(r[-1])) for r in rows]
+
+
+def _filter_sql(filters: SearchFilters | None, alias: str = "e") -> tuple[str, dict]:
+    f = filters or SearchFilters()
+    p = {
+        "f_videos": list(f.video_ids), "f_tmin": f.t_min_s, "f_tmax": f.t_max_s,
+        "f_types": list(f.event_types), "f_actions": list(f.actions),
+        "f_genders": list(f.genders), "f_ages": list(f.age_groups),
+    }
+    e = alias
+    sql_text = (
+        f"(cardinality(%(f_videos)s::bigint[]) = 0 OR {e}.video_id = ANY(%(f_videos)s::bigint[]))"
+        f" AND (%(f_tmin)s::float8 IS NULL OR {e}.\"timestamp\" >= %(f_tmin)s::float8)"
+        f" AND (%(f_tmax)s::float8 IS NULL OR {e}.\"timestamp\" <= %(f_tmax)s::float8)"
+        f" AND (cardinality(%(f_types)s::text[]) = 0 OR {e}.event_type = ANY(%(f_types)s::text[]))"
+        f" AND (cardinality(%(f_actions)s::text[]) = 0 OR {e}.action = ANY(%(f_actions)s::text[]))"
+        f" AND (cardinality(%(f_genders)s::text[]) = 0 OR {e}.gender = ANY(%(f_genders)s::text[]))"
+        f" AND (cardinality(%(f_ages)s::text[]) = 0 OR {e}.age_group = ANY(%(f_ages)s::text[]))"
+    )
+    return sql_text, p
+
+
+def list_events(conn, filters: SearchFilters | None = None, limit: int = 20000) -> list[StoredEvent]:
+    where, params = _filter_sql(filters)
+    params["limit"] = limit
+    rows = conn.execute(
+        f"SELECT {_EVENT_COLS} FROM db_event e WHERE {where}"
+        ' ORDER BY e.video_id, e."timestamp", e.seq LIMIT %(limit)s', params).fetchall()
+    return [_event(r) for r in rows]
+
+
+def get_events(conn, event_ids: Sequence[int]) -> list[StoredEvent]:
+    rows = conn.execute(f"SELECT {_EVENT_COLS} FROM db_event e WHERE e.event_id = ANY(%s)"
+                        " ORDER BY e.event_id", (list(event_ids),)).fetchall()
+    return [_event(r) for r in rows]
+
+
+def list_tracks(conn, video_id: int) -> list[TrackSummary]:
+    rows = conn.execute(
+        "SELECT obj_id, first_t_s, last_t_s, n_observations, age, age_spread, gender,"
+        " gender_confidence, actions FROM db_track WHERE video_id = %s ORDER BY obj_id",
+        (video_id,)).fetchall()
+    return [
+        TrackSummary(obj_id=r[0], first_t_s=r[1], last_t_s=r[2], n_observations=r[3], age=r[4],
+                     age_spread=r[5], gender=Gender(r[6] or "unknown"), gender_confidence=r[7],
+                     actions=frozen_mapping(r[8] or {}))
+        for r in rows
+    ]
+
+
+def count_events(conn, video_id: int | None = None) -> int:
+    row = conn.execute("SELECT count(*) FROM db_event WHERE %s::bigint IS NULL OR video_id = %s",
+                       (video_id, video_id)).fetchone()
+    return int(row[0])
+
+
+def hybrid_search_sql(model: str, dim: int, with_vector: bool = True):
+    """The fused query: HNSW cosine candidates and full-text candidates, combined with
+    reciprocal rank fusion in one statement."""
+    from psycopg import sql
+
+    vexpr = sql.SQL("(ee.embedding::vector({}))").format(sql.Literal(int(dim)))
+    filt, _ = _filter_sql(None)
+    semantic = sql.SQL(
+        "semantic AS ("
+        " SELECT event_id, similarity, row_number() OVER (ORDER BY distance) AS rank FROM ("
+        "  SELECT ee.event_id, ({vexpr_raw} <=> q.v) AS distance, 1 - ({vexpr_raw} <=> q.v) AS similarity"
+        "  FROM event_embedding ee JOIN db_event e ON e.event_id = ee.event_id, q"
+        "  WHERE ee.{model_pred} AND " + filt +
+        "  ORDER BY {vexpr_raw} <=> q.v LIMIT %(cand)s) s)"
+    ).format(vexpr_raw=vexpr, model_pred=vectors.model_filter(model))
+    if not with_vector:
+        semantic = sql.SQL(
+            "semantic AS (SELECT NULL::bigint AS event_id, NULL::float8 AS similarity,"
+            " NULL::bigint AS rank WHERE false)")
+    q = sql.SQL(
+        "WITH q AS (SELECT {qvec} AS v,"
+        "  replace(plainto_tsquery('english', %(text)s)::text, ' & ', ' | ')::tsquery AS tsq),"
+        " {semantic},"
+        " lexical AS ("
+        "  SELECT event_id, lex, row_number() OVER (ORDER BY lex DESC, event_id) AS rank FROM ("
+        "   SELECT e.event_id, ts_rank_cd(e.tsv, q.tsq, 32) AS lex"
+        "   FROM db_event e, q WHERE q.tsq <> ''::tsquery AND e.tsv @@ q.tsq AND " + filt +
+        "   ORDER BY lex DESC, e.event_id LIMIT %(cand)s) l)"
+        " SELECT " + _EVENT_COLS + ", v.name,"
+        "  COALESCE(1.0 / (%(rrf_k)s + s.rank), 0) + COALESCE(1.0 / (%(rrf_k)s + l.rank), 0) AS score,"
+        "  s.similarity, s.rank, l.rank, l.lex"
+        " FROM semantic s FULL OUTER JOIN lexical l ON l.event_id = s.event_id"
+        " JOIN db_event e ON e.event_id = COALESCE(s.event_id, l.event_id)"
+        " JOIN db_video v ON v.video_id = e.video_id"
+        " ORDER BY score DESC, s.similarity DESC NULLS LAST, e.event_id LIMIT %(top_k)s"
+    ).format(
+        qvec=(sql.SQL("%(qvec)s::vector({})").format(sql.Literal(int(dim))) if with_vector
+              else sql.SQL("NULL::vector")),
+        semantic=semantic,
+    )
+    return q
+
+
+def hybrid_search(conn, text: str, query_vector: np.ndarray | None, model: str | None,
+                  filters: SearchFilters | None = None, top_k: int = 10,
+                  candidates: int = CANDIDATES) -> list[Hit]:
+    """Top-k events for ``text`` (full text) and ``query_vector`` (HNSW, this model's vectors only)
+    fused with RRF. With no vector (no model/vectors stored) it is full text alone."""
+    with_vector = query_vector is not None and model is not None
+    dim = int(query_vector.shape[0]) if with_vector else 0
+    _, params = _filter_sql(filters)
+    params.update({"text": text, "cand": int(candidates), "rrf_k": RRF_K, "top_k": int(top_k)})
+    if with_vector:
+        params["qvec"] = np.asarray(query_vector, dtype=np.float32)
+    query = hybrid_search_sql(model or "", dim, with_vector)
+    with conn.transaction():
+        # Iterative index scans keep filtered HNSW queries from returning too few rows.
+        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        conn.execute(f"SET LOCAL hnsw.ef_search = {int(max(vectors.HNSW_EF_SEARCH, candidates))}")
+        rows = conn.execute(query, params).fetchall()
+    hits = []
+    for r in rows:
+        ev = _event(r[:18])
+        name, score, sim, srank, lrank, _lex = r[18:]
+        hits.append(Hit(event=ev, video_name=name, score=float(score),
+                        similarity=None if sim is None else float(sim),
+                        semantic_rank=None if srank is None else int(srank),
+                        lexical_rank=None if lrank is None else int(lrank)))
+    return hits

@@ -1,0 +1,64 @@
+"""Process-wide objects for the pages, held in ``st.cache_resource``: the settings, the database
+connection and the single analysis worker. The plain factories live in ``services.workbench``
+(no Streamlit there); this module only wraps them and turns setup problems into ``st.error``."""
+from __future__ import annotations
+
+import streamlit as st
+
+from services import workbench
+
+
+@st.cache_resource(show_spinner=False)
+def _settings():
+    return workbench.load_settings()
+
+
+@st.cache_resource(show_spinner="Connecting to the database…")
+def _services(key: str, _settings):
+    return workbench.open_services(_settings)
+
+
+@st.cache_resource(show_spinner="Starting the analysis worker…")
+def _runner(key: str, _services):
+    return workbench.make_runner(_services)
+
+
+def services() -> "workbench.Services":
+    """The settings + database handle, or an error box and a stopped page."""
+    try:
+        s = _settings()
+        return _services(workbench.settings_key(s), s)
+    except workbench.USER_ERRORS as e:
+        st.error(f"The workbench cannot start: {e}")
+        st.stop()
+
+
+def runner() -> "workbench.JobRunner":
+    svc = services()
+    try:
+        return _runner(workbench.settings_key(svc.settings), svc)
+    except workbench.USER_ERRORS as e:
+        st.error(f"The analysis worker cannot start: {e}")
+        st.stop()
+
+
+def show_error(e: BaseException, what: str = "") -> None:
+    """One plain line for a problem the analyst can fix; never a stack trace."""
+    st.error(f"{what}: {e}" if what else str(e), icon=":material/error:")
+
+
+@st.cache_data(show_spinner=False, max_entries=1024, ttl=600)
+def _frame(uri: str, _obj) -> bytes | None:
+    return workbench.frame_bytes(services(), _obj)
+
+
+def frame(obj) -> bytes | None:
+    """A stored frame's JPEG (cached by its address), or None when it is missing."""
+    return None if obj is None else _frame(obj.uri, obj)
+
+
+def open_video(video_id: int, event_id: int | None = None) -> None:
+    """Go to the video detail page, showing one event's frame when given."""
+    st.session_state["video.id"] = int(video_id)
+    st.session_state["video.event_id"] = None if event_id is None else int(event_id)
+    st.switch_page("pages/video.py")

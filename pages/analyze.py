@@ -1,0 +1,183 @@
+"""Analyze: pick a video (library folder, S3 ``videos/``, or an upload), choose options, start it
+in the background, watch the live progress and cancel it. Nothing here blocks: the work runs on
+the single worker thread, and the job's state is read back from the database every second."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _resources as res
+from services import workbench as wb
+
+svc = res.services()
+settings = svc.settings
+runner = res.runner()
+
+
+@st.cache_resource(show_spinner=False)
+def _capabilities(key: str, _settings) -> "wb.Capabilities":
+    return wb.capabilities(_settings)
+
+
+caps = _capabilities(wb.settings_key(settings), settings)
+
+st.title("Analyze a video")
+
+if caps.notes:
+    with st.expander("What needs Bedrock or the VLM (not configured here)", expanded=False,
+                     icon=":material/info:"):
+        for note in caps.notes:
+            st.markdown(f"- {note}")
+
+# --- 1. the video -------------------------------------------------------------------------------
+origins = []
+if caps.library:
+    origins.append("Library folder")
+try:
+    stored = wb.stored_videos(svc)
+    stored_error = None
+except wb.USER_ERRORS as e:
+    stored, stored_error = [], e
+STORED_LABEL = "S3 bucket" if caps.s3_videos else "Uploaded earlier"
+if caps.s3_videos or stored:
+    origins.append(STORED_LABEL)
+origins.append("Upload")
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader("1. Video")
+    origin = st.radio("Where is the video?", origins, horizontal=True, key="analyze.origin")
+    source: wb.VideoSource | None = None
+    upload = None
+    if origin == "Library folder":
+        try:
+            lib = wb.library_videos(settings)
+        except wb.USER_ERRORS as e:
+            res.show_error(e, "The library folder cannot be read")
+            lib = []
+        if lib:
+            labels = [v.label for v in lib]
+            choice = st.selectbox("Video in the library folder", labels, key="analyze.library")
+            source = lib[labels.index(choice)]
+        else:
+            st.info(f"No videos in the library folder {settings.library_dir}. Copy .mp4/.avi "
+                    f"files there, or upload one.")
+    elif origin == STORED_LABEL:
+        if stored_error is not None:
+            res.show_error(stored_error, "The stored videos cannot be listed")
+        if stored:
+            labels = [v.label for v in stored]
+            where = (f"s3://{settings.s3_bucket_videos}/videos/" if caps.s3_videos
+                     else "the workbench's storage")
+            choice = st.selectbox(f"Video in {where}", labels, key="analyze.stored")
+            source = stored[labels.index(choice)]
+        elif stored_error is None:
+            st.info(f"No videos under s3://{settings.s3_bucket_videos}/videos/ yet.")
+    else:
+        upload = st.file_uploader("Upload a video", key="analyze.upload",
+                                  type=[e.lstrip(".") for e in wb.VIDEO_EXTENSIONS])
+    if not caps.library and origin != "Library folder":
+        st.caption("Tip: set VA_LIBRARY_DIR to a folder of videos to pick them here without "
+                   "uploading.")
+
+with right:
+    st.subheader("2. Options")
+    frame_skip = st.number_input(
+        "Analyse every Nth frame", min_value=1, max_value=300, value=int(settings.frame_skip),
+        step=1, key="analyze.frame_skip",
+        help="20 on a 30 fps video = 1.5 frames per second. Smaller is slower and finer.")
+    device = st.selectbox("Device", caps.devices, key="analyze.device",
+                          help="cuda is offered only when a GPU is visible.")
+    with st.expander("Models", expanded=False):
+        def pick(label: str, choices: tuple[str, ...], current: str, key: str) -> str:
+            idx = choices.index(current) if current in choices else 0
+            return st.selectbox(label, choices, index=idx, key=key,
+                                disabled=len(choices) == 1,
+                                help=None if len(choices) > 1 else
+                                "Other models appear here when their weights are configured.")
+
+        detector = pick("People detector", caps.detector, settings.detector, "analyze.detector")
+        attributes = pick("Age and gender", caps.attributes, settings.attributes,
+                          "analyze.attributes")
+        orientation = pick("Orientation", caps.orientation, settings.orientation,
+                           "analyze.orientation")
+        action = pick("Actions", caps.action, settings.action, "analyze.action")
+        scene = pick("Scene descriptions", caps.scene, settings.scene, "analyze.scene")
+
+    if st.button("Start analysis", type="primary", key="analyze.start",
+                 icon=":material/play_arrow:", width="stretch"):
+        options = wb.AnalysisOptions(frame_skip=int(frame_skip), device=device, detector=detector,
+                                     attributes=attributes, orientation=orientation,
+                                     action=action, scene=scene)
+        try:
+            if upload is not None:
+                source = wb.save_upload(svc, upload.name, upload.getvalue())
+            if source is None:
+                st.warning("Pick or upload a video first.")
+            else:
+                vid = wb.start_analysis(runner, source, options)
+                st.session_state["analyze.video_id"] = vid
+                st.session_state["video.id"] = vid
+                st.toast(f"Queued {source.label} (video {vid})", icon=":material/schedule:")
+        except wb.USER_ERRORS as e:
+            res.show_error(e, "Could not start the analysis")
+
+st.divider()
+
+
+# --- 3. live progress and the queue ------------------------------------------------------------
+@st.fragment(run_every=1.0)
+def live_jobs() -> None:
+    try:
+        jobs = wb.job_views(settings, runner.snapshot())
+    except wb.USER_ERRORS as e:
+        res.show_error(e, "Cannot read the job list")
+        return
+    active = [j for j in jobs if j.active]
+    st.subheader("3. Progress")
+    if not active:
+        st.caption("No analysis is running. Finished jobs are listed below.")
+    for j in active:
+        c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
+        with c1:
+            st.markdown(f"**{j.name}** (video {j.video_id}) — {j.status}")
+            st.progress(min(1.0, j.percent / 100.0), text=j.progress_text)
+        with c2:
+            if st.button("Cancel", key=f"analyze.cancel.{j.video_id}",
+                         icon=":material/stop_circle:"):
+                if not runner.cancel(j.video_id):
+                    st.warning("This job is run by another process; it cannot be cancelled "
+                               "from here.")
+    last = st.session_state.get("analyze.video_id")
+    done = next((j for j in jobs if j.video_id == last and not j.active), None)
+    if done is not None:
+        if done.status == "completed":
+            st.success(f"{done.name} is done: {done.n_events or 0} events.",
+                       icon=":material/check_circle:")
+            c1, c2, c3 = st.columns(3)
+            c1.page_link("pages/highlights.py", label="Open highlights",
+                         icon=":material/photo_library:")
+            c2.page_link("pages/events.py", label="Open events and charts",
+                         icon=":material/table_chart:")
+            c3.page_link("pages/video.py", label="Open the video", icon=":material/movie:")
+        elif done.status == "failed":
+            st.error(f"{done.name} failed: {done.error or 'no reason recorded'}")
+        elif done.status == "cancelled":
+            st.warning(f"{done.name} was cancelled.")
+
+    st.subheader("Queue and history")
+    if not jobs:
+        st.info("No videos analysed yet. Pick a video above and press Start analysis.")
+        return
+    st.dataframe(
+        [{"video": j.video_id, "name": j.name, "status": j.status,
+          "progress": round(j.percent), "stage": j.stage,
+          "frames": f"{j.frames_done or 0}/{j.frames_total}" if j.frames_total else "",
+          "ETA": wb.mmss(j.eta_s) if j.active and j.eta_s is not None else "",
+          "events": j.n_events or 0, "problem": j.error or ""} for j in jobs],
+        hide_index=True, width="stretch",
+        column_config={"progress": st.column_config.ProgressColumn(
+            "progress", min_value=0, max_value=100, format="%d%%")},
+        key="analyze.queue")
+
+
+live_jobs()

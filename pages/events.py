@@ -1,0 +1,116 @@
+"""Events: the event table with filters and a CSV download, charts (actions over time per
+track, counts per action and event type, age group × gender, orientation) and a card per
+person (track)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _charts as charts
+from pages import _resources as res
+from services import workbench as wb
+
+svc = res.services()
+settings = svc.settings
+
+st.title("Events")
+
+try:
+    videos = [v for v in wb.list_videos(settings) if v.n_events]
+except wb.USER_ERRORS as e:
+    res.show_error(e, "Cannot read the videos")
+    st.stop()
+
+if not videos:
+    st.info("No events yet. Analyse a video on the Analyze page; every person seen in every "
+            "sampled frame becomes a row here.")
+    st.page_link("pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
+    st.stop()
+
+names = {v.video_id: v.name for v in videos}
+with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
+    c1, c2, c3 = st.columns(3)
+    chosen = c1.multiselect("Videos", list(names), key="events.videos",
+                            format_func=lambda i: f"{names[i]} (video {i})",
+                            placeholder="All videos")
+    types = c1.multiselect("Event types", wb.EVENT_TYPES, key="events.types",
+                           placeholder="All event types")
+    actions = c2.multiselect("Actions", wb.ACTIONS, key="events.actions",
+                             placeholder="All actions")
+    genders = c2.multiselect("Gender", wb.GENDERS, key="events.genders", placeholder="Any")
+    ages = c3.multiselect("Age group", wb.AGE_GROUPS, key="events.ages", placeholder="Any",
+                          help="young < 30 ≤ middle < 60 ≤ old")
+    longest = max((v.duration_s or 0.0) for v in videos if not chosen or v.video_id in chosen)
+    longest = max(1.0, float(longest))
+    t_range = c3.slider("Time in the video (s)", 0.0, round(longest + 0.5, 1),
+                        (0.0, round(longest + 0.5, 1)), step=0.5, key="events.time")
+
+query = wb.EventQuery(video_ids=tuple(chosen), event_types=tuple(types), actions=tuple(actions),
+                      genders=tuple(genders), age_groups=tuple(ages),
+                      t_min_s=t_range[0] if t_range[0] > 0 else None,
+                      t_max_s=t_range[1] if t_range[1] < round(longest + 0.5, 1) else None)
+try:
+    df = wb.events_table(wb.list_events(settings, query), names)
+except wb.USER_ERRORS as e:
+    res.show_error(e, "Cannot read the events")
+    st.stop()
+
+if df.empty:
+    st.info("No events match these filters. Clear some filters to see more.")
+    st.stop()
+
+m = st.columns(4)
+m[0].metric("Events", len(df))
+m[1].metric("Videos", df["video_id"].nunique())
+m[2].metric("People (tracks)", df[["video_id", "obj_id"]].dropna().drop_duplicates().shape[0])
+m[3].metric("Highlights", int((df["event_type"] != "person").sum()))
+
+tab_table, tab_time, tab_counts, tab_people, tab_orient = st.tabs(
+    ["Table", "Actions over time", "Counts", "Age × gender", "Orientation"])
+with tab_table:
+    st.dataframe(
+        df.drop(columns=["t_s", "thumbnail"]), hide_index=True, width="stretch",
+        column_config={"confidence": st.column_config.NumberColumn(format="%.2f"),
+                       "age": st.column_config.NumberColumn(format="%.0f"),
+                       "orientation": st.column_config.NumberColumn(
+                           help="0 = facing the camera, 90 = facing right, 180 = back to the "
+                                "camera, 270 = facing left")},
+        key="events.table")
+    st.download_button("Download CSV", wb.events_csv(df), file_name="events.csv",
+                       mime="text/csv", icon=":material/download:", key="events.csv",
+                       on_click="ignore")
+with tab_time:
+    st.plotly_chart(charts.timeline_figure(df), key="events.chart.timeline")
+with tab_counts:
+    st.plotly_chart(charts.counts_figure(df), key="events.chart.counts")
+with tab_people:
+    st.plotly_chart(charts.demographics_figure(df), key="events.chart.demographics")
+    st.caption("One count per person (track): the age group and gender seen most often.")
+with tab_orient:
+    st.plotly_chart(charts.orientation_figure(df), key="events.chart.orientation")
+
+# --- a card per person -------------------------------------------------------------------------
+st.subheader("People")
+in_view = [vid for vid in names if vid in set(df["video_id"])]
+vid = st.selectbox("Video", in_view, format_func=lambda i: f"{names[i]} (video {i})",
+                   key="events.cards_video")
+try:
+    cards = wb.track_cards(settings, vid)
+except wb.USER_ERRORS as e:
+    res.show_error(e, "Cannot read the tracks")
+    cards = []
+if not cards:
+    st.info("No tracked person in this video.")
+for row_start in range(0, len(cards), 3):
+    cols = st.columns(3)
+    for col, card in zip(cols, cards[row_start:row_start + 3]):
+        with col.container(border=True):
+            st.markdown(f"**{card.title}**")
+            st.markdown(f"- Age: {card.age_text}\n- Gender: {card.gender_text}\n"
+                        f"- Seen in {card.summary.n_observations} sampled frames")
+            if card.action_history:
+                st.caption("Actions: " + " → ".join(
+                    f"{wb.mmss(t)} {a}" for t, a in card.action_history[:12])
+                    + (" …" if len(card.action_history) > 12 else ""))
+            thumbs = [b for b in (res.frame(o) for o in card.thumbnails) if b]
+            if thumbs:
+                st.image(thumbs, width=120)

@@ -1,0 +1,113 @@
+"""Highlights: the annotated frames of the moments that matter (falls, collapses, fights,
+grabbing, anomalies), newest video first. Opening one shows it large with its details and plays
+the video from that moment."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pages import _resources as res
+from services import workbench as wb
+
+svc = res.services()
+settings = svc.settings
+COLUMNS = 4
+
+st.title("Highlights")
+
+try:
+    videos = [v for v in wb.list_videos(settings) if v.n_events]
+except wb.USER_ERRORS as e:
+    res.show_error(e, "Cannot read the videos")
+    st.stop()
+
+if not videos:
+    st.info("Nothing analysed yet. Start an analysis on the Analyze page; the annotated frames of "
+            "falls, collapses, fights, grabbing and anomalies appear here.")
+    st.page_link("pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
+    st.stop()
+
+names = {v.video_id: v.name for v in videos}
+f1, f2 = st.columns([3, 2])
+chosen = f1.multiselect("Videos", list(names), format_func=lambda i: f"{names[i]} (video {i})",
+                        key="highlights.videos", placeholder="All videos")
+types = f2.multiselect("Event types", wb.HIGHLIGHT_TYPES, key="highlights.types",
+                       placeholder="All event types")
+
+try:
+    items = wb.highlights(settings, video_ids=chosen, event_types=types)
+except wb.USER_ERRORS as e:
+    res.show_error(e, "Cannot read the highlights")
+    st.stop()
+
+
+def show_large(item: "wb.HighlightItem") -> None:
+    e = item.event
+    with st.container(border=True):
+        top = st.columns([8, 1])
+        top[0].subheader(f"{e.event_type.capitalize()} at {wb.mmss(e.t_s)} — {item.video_name}")
+        if top[1].button("Close", key="highlights.close", icon=":material/close:"):
+            st.session_state["highlights.open"] = None
+            st.rerun()
+        pic, info = st.columns([3, 2], gap="medium")
+        img = res.frame(item.frame)
+        if img is None:
+            pic.warning("The annotated frame is missing from storage; re-run the analysis.")
+        else:
+            pic.image(img, caption=item.caption, width="stretch")
+        a = dict(e.attributes)
+        details = {
+            "event": f"{e.event_type} (event {e.event_id})",
+            "time": f"{wb.mmss(e.t_s)} (frame {e.frame_number})",
+            "track": "—" if e.obj_id is None else str(e.obj_id),
+            "action": e.action,
+            "confidence": f"{e.confidence:.0%}",
+            "person": f"{e.gender}, {e.age_group}"
+                      + (f" (about {a['age']:.0f})" if a.get("age") is not None else ""),
+        }
+        for key in ("reason", "other_obj_ids", "start_t_s", "end_t_s"):
+            if a.get(key) not in (None, "", []):
+                val = a[key]
+                details[key.replace("_", " ")] = (wb.mmss(val) if key.endswith("t_s") else val)
+        if a.get("scene_analysis"):
+            details["scene"] = a["scene_analysis"]
+        info.markdown("\n".join(f"- **{k}**: {v}" for k, v in details.items()))
+        video = next((v for v in videos if v.video_id == e.video_id), None)
+        media = wb.video_media(svc, video) if video is not None else None
+        start = max(0, int(e.t_s) - 2)
+        if media is None:
+            info.caption("The source video is not reachable from here, so it cannot be played.")
+        else:
+            info.video(media, start_time=start)
+            info.caption(f"Plays from {wb.mmss(start)}, 2 s before the event.")
+        if info.button("Open the video's page", key="highlights.detail",
+                       icon=":material/movie:"):
+            res.open_video(e.video_id, e.event_id)
+
+
+open_id = st.session_state.get("highlights.open")
+opened = next((i for i in items if i.event.event_id == open_id), None)
+if opened is not None:
+    show_large(opened)
+
+if not items:
+    st.info("No highlights for these filters: no fall, collapse, fight, grabbing or anomaly was "
+            "found. The Events page shows everything that was seen.")
+    st.stop()
+
+st.caption(f"{len(items)} highlight(s)")
+for row_start in range(0, len(items), COLUMNS):
+    cols = st.columns(COLUMNS)
+    for col, item in zip(cols, items[row_start:row_start + COLUMNS]):
+        with col.container(border=True):
+            img = res.frame(item.frame)
+            if img is None:
+                st.caption("frame missing")
+            else:
+                st.image(img, width="stretch")
+            st.markdown(f"**{item.event.event_type}** · {wb.mmss(item.event.t_s)} · "
+                        f"track {item.event.obj_id if item.event.obj_id is not None else '—'}")
+            st.caption(item.video_name)
+            if st.button("Open", key=f"highlights.open.{item.event.event_id}",
+                         icon=":material/open_in_full:"):
+                st.session_state["highlights.open"] = item.event.event_id
+                st.rerun()

@@ -1,0 +1,185 @@
+"""Pose and motion rules: the default ``ActionRecognizer`` (``pose_rules``).
+
+Posture comes from the keypoints of one frame (angles are measured from the image's vertical,
+so they do not depend on the person's size or distance):
+
+* torso angle: hip midpoint -> shoulder midpoint; body axis: shoulder midpoint -> ankle (or knee)
+  midpoint; thigh angle: hip -> knee.
+* **lying**: the torso or the body axis is far from vertical (``LYING_MIN_TORSO_DEG``), or, when
+  the torso is not seen, a wide box (height/width <= ``LYING_MAX_BOX_ASPECT``) whose visible
+  keypoints spread sideways.
+* **sitting**: upright torso and thighs near horizontal (``SITTING_MIN_THIGH_DEG``), or hips and
+  knees at almost the same height; or upright torso with the legs hidden and the box no taller
+  than an upper body (``SITTING_MAX_BOX_ASPECT_NO_LEGS``) while the person does not move (people
+  at desks or tables).
+* otherwise **standing**, and **walking** / **running** when the track's feet point moves faster
+  than ``WALK_MIN_SPEED_BH_S`` / ``RUN_MIN_SPEED_BH_S`` body heights per second over the last
+  ``MOTION_WINDOW_S`` seconds of its history.
+* **falling** (a transition): lying now, upright within the last ``FALL_MAX_TRANSITION_S``.
+  ``highlights.py`` times and confirms falls properly; this label is the per-frame view.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from pipeline import thresholds as T
+from pipeline.records import (
+    KP, Action, ActionEstimate, Frame, PersonDetections, PersonObservation,
+)
+
+_LS, _RS, _LH, _RH = KP["left_shoulder"], KP["right_shoulder"], KP["left_hip"], KP["right_hip"]
+_LK, _RK, _LA, _RA = KP["left_knee"], KP["right_knee"], KP["left_ankle"], KP["right_ankle"]
+_HEAD = (KP["nose"], KP["left_eye"], KP["right_eye"], KP["left_ear"], KP["right_ear"])
+
+
+@dataclass(frozen=True)
+class Posture:
+    """What one frame's keypoints say about a person's body."""
+
+    torso_deg: float | None  # 0 = upright, 90 = horizontal
+    axis_deg: float | None  # shoulders -> ankles/knees, from vertical
+    thigh_deg: float | None  # hip -> knee, from vertical (mean of visible sides)
+    box_aspect: float  # box height / width
+    height_px: float  # body scale: box height when upright, longest box side otherwise
+    feet_xy: tuple[float, float]  # ground contact point (ankles, else box bottom centre)
+    centre_y: float  # hip (else box) centre height, px: drops in a fall
+    legs_seen: bool
+    upright: bool
+    lying: bool
+    sitting: bool
+
+    @property
+    def label(self) -> Action:
+        if self.lying:
+            return Action.LYING
+        if self.sitting:
+            return Action.SITTING
+        return Action.STANDING
+
+
+def _mid(kp: np.ndarray, a: int, b: int) -> np.ndarray | None:
+    ok = [j for j in (a, b) if kp[j, 2] >= T.KP_MIN_SCORE]
+    if not ok:
+        return None
+    return kp[ok, :2].mean(axis=0)
+
+
+def _angle_from_vertical(top: np.ndarray, bottom: np.ndarray) -> float | None:
+    dx, dy = float(top[0] - bottom[0]), float(bottom[1] - top[1])
+    if math.hypot(dx, dy) < 1e-3:
+        return None
+    return math.degrees(math.atan2(abs(dx), dy)) if dy >= 0 else 180.0 - math.degrees(
+        math.atan2(abs(dx), -dy))
+
+
+def posture(keypoints, xyxy) -> Posture:
+    kp = np.asarray(keypoints, np.float32).reshape(17, 3)
+    x0, y0, x1, y1 = (float(v) for v in xyxy)
+    w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+    aspect = h / w
+    sh, hip = _mid(kp, _LS, _RS), _mid(kp, _LH, _RH)
+    knee, ankle = _mid(kp, _LK, _RK), _mid(kp, _LA, _RA)
+    torso = _angle_from_vertical(sh, hip) if sh is not None and hip is not None else None
+    foot = ankle if ankle is not None else knee
+    axis = _angle_from_vertical(sh, foot) if sh is not None and foot is not None else None
+    thighs = []
+    for hj, kj in ((_LH, _LK), (_RH, _RK)):
+        if kp[hj, 2] >= T.KP_MIN_SCORE and kp[kj, 2] >= T.KP_MIN_SCORE:
+            a = _angle_from_vertical(kp[hj, :2], kp[kj, :2])
+            if a is not None:
+                thighs.append(a)
+    thigh = float(np.mean(thighs)) if thighs else None
+    legs_seen = knee is not None or ankle is not None
+
+    # Lying: a horizontal torso or body axis; without a torso, a wide box of spread keypoints.
+    horizontal = [a for a in (torso, axis) if a is not None]
+    if horizontal:
+        lying = max(horizontal) >= T.LYING_MIN_TORSO_DEG and aspect <= T.LYING_MAX_ASPECT_WITH_KP
+    else:
+        lying = aspect <= T.LYING_MAX_BOX_ASPECT
+    upright = (not lying) and (torso is None or torso <= T.UPRIGHT_MAX_TORSO_DEG) and \
+        aspect >= T.UPRIGHT_MIN_BOX_ASPECT
+    sitting = False
+    if not lying and (torso is None or torso <= T.UPRIGHT_MAX_TORSO_DEG):
+        if thigh is not None and thigh >= T.SITTING_MIN_THIGH_DEG:
+            sitting = True
+        elif not legs_seen and hip is not None and aspect <= T.SITTING_MAX_BOX_ASPECT_NO_LEGS:
+            sitting = True
+    if ankle is not None:
+        feet = (float(ankle[0]), float(ankle[1]))
+    else:
+        feet = ((x0 + x1) / 2, y1)
+    centre_y = float(hip[1]) if hip is not None else (y0 + y1) / 2
+    scale = h if upright else max(w, h)
+    return Posture(torso, axis, thigh, aspect, scale, feet, centre_y, legs_seen, upright, lying,
+                   sitting)
+
+
+def track_speed_bh_s(history: Sequence[PersonObservation], now: PersonObservation | None = None,
+                     window_s: float = T.MOTION_WINDOW_S) -> float | None:
+    """Speed of the feet point in body heights per second over the recent history."""
+    obs = list(history) + ([now] if now is not None else [])
+    if len(obs) < 2:
+        return None
+    t_end = obs[-1].t_s
+    recent = [o for o in obs if t_end - o.t_s <= window_s + 1e-6]
+    if len(recent) < 2:
+        recent = obs[-2:]
+    a, b = recent[0], recent[-1]
+    dt = b.t_s - a.t_s
+    if dt <= 0:
+        return None
+    pa, pb = posture(a.keypoints, a.xyxy), posture(b.keypoints, b.xyxy)
+    scale = max(1.0, (pa.height_px + pb.height_px) / 2)
+    dx, dy = pb.feet_xy[0] - pa.feet_xy[0], pb.feet_xy[1] - pa.feet_xy[1]
+    # moving toward/away from the camera changes the apparent size more than the position
+    dz = abs(math.log(max(pb.height_px, 1.0) / max(pa.height_px, 1.0)))
+    return (math.hypot(dx, dy) / scale + dz) / dt
+
+
+class PoseRules:
+    """``ActionRecognizer`` from pose and motion; no model."""
+
+    name = "pose_rules"
+
+    def recognize(self, frame: Frame, persons: PersonDetections,
+                  history: Mapping[int, Sequence[PersonObservation]]) -> list[ActionEstimate]:
+        out: list[ActionEstimate] = []
+        ids = persons.tracker_id if persons.tracker_id is not None else np.full(len(persons), -1)
+        for i in range(len(persons)):
+            p = posture(persons.keypoints[i], persons.xyxy[i])
+            past = list(history.get(int(ids[i]), ())) if ids[i] >= 0 else []
+            out.append(self._classify(p, persons, i, frame.t_s, past))
+        return out
+
+    def _classify(self, p: Posture, persons: PersonDetections, i: int, t_s: float,
+                  past: list[PersonObservation]) -> ActionEstimate:
+        kp_conf = float(np.mean(persons.keypoints[i, :, 2]))
+        if p.lying:
+            recent = [o for o in past if t_s - o.t_s <= T.FALL_MAX_TRANSITION_S + 1e-6]
+            if any(posture(o.keypoints, o.xyxy).upright for o in recent):
+                return ActionEstimate(Action.FALLING, round(min(1.0, 0.4 + kp_conf), 3))
+            return ActionEstimate(Action.LYING, round(min(1.0, 0.3 + kp_conf), 3))
+        here = PersonObservation(frame_number=-1, t_s=t_s, obj_id=-1,
+                                 xyxy=tuple(float(v) for v in persons.xyxy[i]),
+                                 det_confidence=float(persons.confidence[i]),
+                                 keypoints=tuple(tuple(float(v) for v in k)
+                                                 for k in persons.keypoints[i]))
+        speed = track_speed_bh_s(past, here)
+        if p.sitting and (speed is None or speed < T.WALK_MIN_SPEED_BH_S):
+            return ActionEstimate(Action.SITTING, round(min(1.0, 0.3 + kp_conf), 3))
+        if speed is not None and speed >= T.RUN_MIN_SPEED_BH_S and p.upright:
+            return ActionEstimate(Action.RUNNING, round(min(1.0, 0.3 + kp_conf), 3))
+        if speed is not None and speed >= T.WALK_MIN_SPEED_BH_S:
+            return ActionEstimate(Action.WALKING, round(min(1.0, 0.3 + kp_conf), 3))
+        conf = 0.2 + kp_conf if speed is not None else 0.1 + kp_conf
+        return ActionEstimate(Action.STANDING, round(min(1.0, conf), 3))
+
+
+def load_pose_rules(settings) -> PoseRules:
+    """Registry factory (no weights)."""
+    return PoseRules()

@@ -1,0 +1,226 @@
+"""People and 17 keypoints with Google's MoveNet MultiPose Lightning (ONNX, CPU by default).
+
+Model I/O (models/README in ../shared): input ``input:0`` int32 [1,H,W,3] RGB 0..255 with H and W
+multiples of 32; output ``Identity:0`` [1,6,56]: 17 x (y, x, score) normalised to the input, then
+box (ymin, xmin, ymax, xmax), then the person score. At most 6 people per call.
+
+The frame is letterboxed (aspect kept, padded right/bottom) to ``long_side`` pixels. When the
+model's cap is nearly reached, or the people found are small, the frame is also cut into
+overlapping tiles, each run at the same input size, and the detections merged (NMS; detections
+that touch a tile's inner border are dropped because the overlap shows that person whole in a
+neighbouring tile or in the full-frame pass).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pipeline import thresholds as T
+from pipeline.errors import BackendUnavailable
+from pipeline.records import Frame, PersonDetections
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "movenet-multipose.onnx"
+MAX_PEOPLE = 6
+
+
+def _ceil32(v: float) -> int:
+    return max(32, int(math.ceil(v / 32.0)) * 32)
+
+
+def input_size(width: int, height: int, long_side: int) -> tuple[int, int, float]:
+    """(in_w, in_h, scale) for a ``width`` x ``height`` image letterboxed to ``long_side``."""
+    scale = long_side / float(max(width, height))
+    return _ceil32(width * scale), _ceil32(height * scale), scale
+
+
+class MoveNetDetector:
+    name = "movenet"
+
+    def __init__(self, model_path: Path, threads: int = 2, long_side: int = T.DET_INPUT_LONG_SIDE,
+                 min_person_score: float = T.DET_MIN_PERSON_SCORE, tiles: bool = True):
+        import onnxruntime as ort
+
+        self.model_path = Path(model_path)
+        if not self.model_path.is_file():
+            raise BackendUnavailable(
+                f"MoveNet weights {self.model_path} are missing; restore models/{MODEL_FILE} from "
+                f"the repository or set VA_MODELS_DIR to the folder that holds it"
+            )
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = max(1, int(threads))
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(self.model_path), so,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
+            first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+            raise BackendUnavailable(
+                f"MoveNet weights {self.model_path} are unreadable ({first}); restore "
+                f"models/{MODEL_FILE} from the repository (git checkout models/) or set VA_MODELS_DIR"
+            ) from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.long_side = int(long_side)
+        self.min_person_score = float(min_person_score)
+        self.tiles = tiles
+        self.calls = 0  # model invocations (for the benchmark)
+
+    # -- one model call ---------------------------------------------------------------------
+    def _run(self, image: np.ndarray, long_side: int | None = None) -> np.ndarray:
+        """Raw people of one image as (N, 56) rows in the image's pixel coordinates:
+        17 x (x, y, score), box (x1, y1, x2, y2), score."""
+        import cv2
+
+        h, w = image.shape[:2]
+        in_w, in_h, scale = input_size(w, h, long_side or self.long_side)
+        rw, rh = min(in_w, max(1, round(w * scale))), min(in_h, max(1, round(h * scale)))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(image, (rw, rh), interpolation=interp)
+        canvas = np.zeros((1, in_h, in_w, 3), np.int32)
+        canvas[0, :rh, :rw] = resized
+        out = self.session.run(None, {self.input_name: canvas})[0][0]  # (6, 56)
+        self.calls += 1
+        out = out[out[:, 55] >= self.min_person_score]
+        if not len(out):
+            return np.zeros((0, 56), np.float32)
+        rows = np.empty_like(out, dtype=np.float32)
+        kp = out[:, :51].reshape(-1, 17, 3)
+        sx, sy = in_w / scale, in_h / scale  # normalised -> original pixels
+        kp_xy = np.stack([kp[:, :, 1] * sx, kp[:, :, 0] * sy, kp[:, :, 2]], axis=2)
+        rows[:, :51] = kp_xy.reshape(-1, 51)
+        box = out[:, 51:55]
+        rows[:, 51] = box[:, 1] * sx
+        rows[:, 52] = box[:, 0] * sy
+        rows[:, 53] = box[:, 3] * sx
+        rows[:, 54] = box[:, 2] * sy
+        rows[:, 55] = out[:, 55]
+        rows[:, [51, 53]] = np.clip(rows[:, [51, 53]], 0, w - 1)
+        rows[:, [52, 54]] = np.clip(rows[:, [52, 54]], 0, h - 1)
+        rows[:, [0, 3]] = rows[:, [0, 3]]  # keep layout explicit
+        kx = rows[:, 0:51:3]
+        ky = rows[:, 1:51:3]
+        rows[:, 0:51:3] = np.clip(kx, 0, w - 1)
+        rows[:, 1:51:3] = np.clip(ky, 0, h - 1)
+        return rows
+
+    # -- tiling -----------------------------------------------------------------------------
+    def _tile_grid(self, w: int, h: int, rows: np.ndarray) -> tuple[int, int]:
+        n = len(rows)
+        if n == 0:
+            return 1, 1
+        heights = rows[:, 54] - rows[:, 52]
+        small = float(np.median(heights)) < T.DET_SMALL_PERSON_FRAC * h
+        crowded = n >= T.DET_TILE_WHEN_PEOPLE
+        if not (small or crowded):
+            return 1, 1
+        if small:
+            return 2, 2
+        return (1, 2) if w >= h else (2, 1)
+
+    def _tiled(self, image: np.ndarray, grid: tuple[int, int]) -> list[np.ndarray]:
+        h, w = image.shape[:2]
+        gr, gc = grid
+        ov = T.DET_TILE_OVERLAP
+        tw = int(math.ceil(w / (gc - (gc - 1) * ov))) if gc > 1 else w
+        th = int(math.ceil(h / (gr - (gr - 1) * ov))) if gr > 1 else h
+        found = []
+        margin = 3.0
+        for r in range(gr):
+            for c in range(gc):
+                x0 = 0 if gc == 1 else int(round(c * (w - tw) / (gc - 1)))
+                y0 = 0 if gr == 1 else int(round(r * (h - th) / (gr - 1)))
+                x1, y1 = min(w, x0 + tw), min(h, y0 + th)
+                rows = self._run(image[y0:y1, x0:x1])
+                if not len(rows):
+                    continue
+                rows = rows.copy()
+                # drop people cut by an inner tile border (they are whole in a neighbour)
+                keep = np.ones(len(rows), bool)
+                if x0 > 0:
+                    keep &= rows[:, 51] > margin
+                if y0 > 0:
+                    keep &= rows[:, 52] > margin
+                if x1 < w:
+                    keep &= rows[:, 53] < (x1 - x0) - 1 - margin
+                if y1 < h:
+                    keep &= rows[:, 54] < (y1 - y0) - 1 - margin
+                rows = rows[keep]
+                rows[:, 0:51:3] += x0
+                rows[:, 1:51:3] += y0
+                rows[:, [51, 53]] += x0
+                rows[:, [52, 54]] += y0
+                found.append(rows)
+        return found
+
+    # -- public -----------------------------------------------------------------------------
+    def detect_image(self, image: np.ndarray) -> PersonDetections:
+        h, w = image.shape[:2]
+        rows = self._run(image)
+        parts = [rows]
+        if self.tiles:
+            grid = self._tile_grid(w, h, rows)
+            if grid != (1, 1):
+                parts += self._tiled(image, grid)
+        # NMS also on a single pass: MoveNet sometimes returns a person twice (whole + part)
+        rows = _nms(np.concatenate(parts, axis=0))
+        return _to_detections(rows)
+
+    def detect(self, frames: Sequence[Frame]) -> list[PersonDetections]:
+        return [self.detect_image(f.image) for f in frames]
+
+
+def _iou_matrix(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IoU and intersection-over-smaller-area between two sets of xyxy boxes."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    iou = inter / np.maximum(union, 1e-6)
+    iom = inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-6)
+    return iou, iom
+
+
+def _nms(rows: np.ndarray) -> np.ndarray:
+    if len(rows) <= 1:
+        return rows
+    order = np.argsort(-rows[:, 55])
+    rows = rows[order]
+    boxes = rows[:, 51:55]
+    iou, iom = _iou_matrix(boxes, boxes)
+    keep: list[int] = []
+    suppressed = np.zeros(len(rows), bool)
+    for i in range(len(rows)):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        dup = (iou[i] > T.DET_NMS_IOU) | (iom[i] > T.DET_NMS_IOMIN)
+        suppressed |= dup
+    return rows[keep]
+
+
+def _to_detections(rows: np.ndarray) -> PersonDetections:
+    if not len(rows):
+        return PersonDetections.empty()
+    kp = rows[:, :51].reshape(-1, 17, 3).astype(np.float32)
+    return PersonDetections(
+        xyxy=rows[:, 51:55].astype(np.float32),
+        confidence=rows[:, 55].astype(np.float32),
+        keypoints=kp,
+    )
+
+
+def load_movenet(settings) -> MoveNetDetector:
+    """Registry factory: MoveNet MultiPose from ``settings.models_dir``."""
+    path = Path(settings.models_dir) / MODEL_FILE
+    threads = int(getattr(settings, "cpu_threads", 2) or 2)
+    return MoveNetDetector(path, threads=threads)

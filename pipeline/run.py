@@ -1,0 +1,186 @@
+"""``run_video``: one video (or image) in, results_final.csv, processed_results.csv, highlights/
+and highlights.json out.
+
+Per sampled frame: detect -> track -> attributes -> orientation -> action -> (every
+``SCENE_EVERY_SAMPLES`` sampled frames) scene. Then falls/collapse and interaction episodes,
+post-processing, and the outputs, written to a temporary folder and moved into place only when
+everything succeeded. Memory holds the observation rows and a short per-track history, never a
+list of frames: highlight frames are decoded again at the end.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import defaultdict, deque
+from pathlib import Path
+from typing import Callable
+
+from pipeline import thresholds as T
+from pipeline.errors import Cancelled, PipelineError, StageError
+from pipeline.records import (
+    Action, Frame, PersonDetections, PersonObservation, RunProgress, RunResult, SceneCaption,
+)
+from pipeline.sampling import VideoFrames, probe_video
+
+log = logging.getLogger(__name__)
+
+SCENE_EVERY_SAMPLES = 10
+PROGRESS_MIN_INTERVAL_S = 0.25  # at most ~4 progress calls a second (plus first and last)
+ANALYSIS_SHARE = 0.9  # fraction of the progress bar for the per-frame stages
+
+
+class _Progress:
+    def __init__(self, callback: Callable[[RunProgress], None] | None, total: int):
+        self.callback = callback
+        self.total = max(1, total)
+        self.t0 = time.monotonic()
+        self.last = -1e9
+
+    def __call__(self, fraction: float, stage: str, done: int, force: bool = False,
+                 message: str = "") -> None:
+        if self.callback is None:
+            return
+        now = time.monotonic()
+        if not force and now - self.last < PROGRESS_MIN_INTERVAL_S:
+            return
+        self.last = now
+        elapsed = now - self.t0
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0.01 else None
+        self.callback(RunProgress(fraction=round(min(1.0, max(0.0, fraction)), 4), stage=stage,
+                                  frames_done=done, frames_total=max(self.total, done),
+                                  eta_s=None if eta is None else round(eta, 1), message=message))
+
+
+def _stage(stage: str, stage_ms: dict, fn, *args):
+    t = time.perf_counter()
+    try:
+        return fn(*args)
+    except PipelineError:
+        raise
+    except Exception as e:  # a model failing mid-run fails the job with a one-line reason
+        log.exception("%s stage failed", stage)
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise StageError(stage, f"{type(e).__name__}: {msg[:200]}; check the {stage} backend's "
+                                f"weights and settings, or choose another backend") from e
+    finally:
+        stage_ms[stage] += (time.perf_counter() - t) * 1000.0
+
+
+def _observations(frame: Frame, persons: PersonDetections, attrs, orients, actions) -> list[PersonObservation]:
+    rows = []
+    for i in range(len(persons)):
+        oid = int(persons.tracker_id[i]) if persons.tracker_id is not None else -1
+        a, o, act = attrs[i], orients[i], actions[i]
+        rows.append(PersonObservation(
+            frame_number=frame.frame_number, t_s=frame.t_s, obj_id=oid,
+            xyxy=tuple(round(float(v), 1) for v in persons.xyxy[i]),
+            det_confidence=round(float(persons.confidence[i]), 4),
+            keypoints=tuple((round(float(k[0]), 1), round(float(k[1]), 1), round(float(k[2]), 3))
+                            for k in persons.keypoints[i]),
+            age=None if a.age is None else round(float(a.age), 1), gender=a.gender,
+            gender_score=None if a.gender_score is None else round(float(a.gender_score), 3),
+            orientation_deg=None if o.degrees is None else round(float(o.degrees) % 360, 1),
+            action=act.action, action_confidence=round(float(act.confidence), 3),
+        ))
+    return rows
+
+
+def run_video(path: Path, output_dir: Path, settings, backends=None,
+              on_progress: Callable[[RunProgress], None] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> RunResult:
+    """Analyse one video; see the module docstring. Raises ``VideoOpenError``,
+    ``BackendUnavailable``, ``StageError`` or ``Cancelled`` (nothing written in those cases)."""
+    from pipeline import highlights as hl
+    from pipeline import outputs, postprocess
+    from pipeline.tracking import PersonTracker
+
+    path, output_dir = Path(path), Path(output_dir)
+    info = probe_video(path)
+    if backends is None:
+        from pipeline.backends.registry import load_backends
+
+        backends = load_backends(settings)
+    stop = should_stop or (lambda: False)
+    frames = VideoFrames(path, settings.frame_skip, info)
+    total = frames.expected_samples
+    progress = _Progress(on_progress, total)
+    progress(0.0, "starting", 0, force=True)
+    sampled_fps = 1.0 if info.is_image else info.fps / settings.frame_skip
+    tracker = PersonTracker(sampled_fps)
+    stage_ms: dict[str, float] = defaultdict(float)
+    history: dict[int, deque[PersonObservation]] = {}
+    keep_s = max(T.MOTION_WINDOW_S, T.FALL_MAX_TRANSITION_S) + 2.0 / max(sampled_fps, 1e-3)
+    observations: list[PersonObservation] = []
+    scenes: list[SceneCaption] = []
+    done = 0
+    frame_iter = iter(frames)
+    while True:
+        if stop():
+            raise Cancelled(f"analysis of {path.name} was stopped after {done} sampled frames; "
+                            f"nothing was written")
+        t = time.perf_counter()
+        try:
+            frame = next(frame_iter)
+        except StopIteration:
+            stage_ms["decode"] += (time.perf_counter() - t) * 1000.0
+            break
+        stage_ms["decode"] += (time.perf_counter() - t) * 1000.0
+        persons = _stage("detector", stage_ms, lambda f: backends.detector.detect([f])[0], frame)
+        persons = _stage("tracking", stage_ms, tracker.update, persons, frame.t_s)
+        if persons.tracker_id is not None and len(persons):
+            persons = persons[persons.tracker_id >= 0]  # low-score detections matching no track
+        if len(persons):
+            attrs = _stage("attributes", stage_ms, backends.attributes.estimate, frame, persons)
+            orients = _stage("orientation", stage_ms, backends.orientation.estimate, frame, persons)
+            hist_view = {k: tuple(v) for k, v in history.items()}
+            actions = _stage("action", stage_ms, backends.action.recognize, frame, persons,
+                             hist_view)
+            rows = _observations(frame, persons, attrs, orients, actions)
+        else:
+            rows = []
+        if frame.sample_index % SCENE_EVERY_SAMPLES == 0:
+            cap = _stage("scene", stage_ms, backends.scene.describe, frame, rows)
+            scenes.append(cap)
+            rows = [dataclasses.replace(r, scene_description=cap.text) for r in rows]
+        observations.extend(rows)
+        for r in rows:
+            h = history.setdefault(r.obj_id, deque())
+            h.append(r)
+            while h and r.t_s - h[0].t_s > keep_s:
+                h.popleft()
+        for oid in [k for k, v in history.items() if v and frame.t_s - v[-1].t_s > T.TRACK_LOST_S]:
+            del history[oid]
+        done += 1
+        progress(ANALYSIS_SHARE * min(1.0, done / total), "analysing frames", done)
+
+    progress(ANALYSIS_SHARE, "finding events", done, force=True)
+    if stop():
+        raise Cancelled(f"analysis of {path.name} was stopped; nothing was written")
+    t = time.perf_counter()
+    episodes = hl.find_episodes(observations, info, sampled_fps, detector=backends.detector)
+    stage_ms["highlights"] += (time.perf_counter() - t) * 1000.0
+    t = time.perf_counter()
+    clean = postprocess.clean(observations, episodes, frames_sampled=done, sampled_fps=sampled_fps)
+    stage_ms["postprocess"] += (time.perf_counter() - t) * 1000.0
+    progress(0.95, "writing outputs", done, force=True)
+    if stop():
+        raise Cancelled(f"analysis of {path.name} was stopped; nothing was written")
+    t = time.perf_counter()
+    written = outputs.write_outputs(
+        output_dir, info=info, observations=observations, events=clean.events,
+        episodes=clean.episodes, detector=backends.detector, should_stop=stop)
+    stage_ms["outputs"] += (time.perf_counter() - t) * 1000.0
+    result = RunResult(
+        video=info, output_dir=output_dir, observations=tuple(observations),
+        events=written.events, highlights=written.highlights, scenes=tuple(scenes),
+        tracks=clean.tracks, frames_sampled=done,
+        frames_skipped_undecodable=frames.undecodable,
+        stage_ms={k: round(v, 1) for k, v in stage_ms.items()},
+        backends=backends.names(),
+    )
+    progress(1.0, "done", done, force=True)
+    return result
+
+
+__all__ = ["run_video", "Action"]

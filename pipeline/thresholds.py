@@ -1,0 +1,115 @@
+"""Every rule threshold of the engine, in one documented place.
+
+Units are in the names: ``_S`` seconds, ``_FRAC`` a fraction of something named, ``_DEG`` degrees,
+``_BH`` multiples of the person's body height (so rules do not depend on image size or camera
+distance), ``_PX`` pixels. Values were chosen from physical reasoning about people and checked on
+the real clips in ../shared/testdata (keypoint tables and rendered frames), not fitted per clip.
+"""
+from __future__ import annotations
+
+# --- person detection (MoveNet MultiPose) ---------------------------------------------------
+DET_INPUT_LONG_SIDE = 384  # letterboxed input's long side (px); 384x288 is ~30 ms on 2 cores.
+#   MoveNet Lightning was trained near 256 px: people filling much of the frame (falls filmed
+#   close up) are found better at 256-384 than at 512; small people get tiles instead.
+DET_MIN_PERSON_SCORE = 0.12  # candidates kept for the tracker: lying or blurred people score
+#   0.12-0.3; such low scores only continue an existing track, never start one (see TRACK_*)
+DET_TILE_WHEN_PEOPLE = 5  # the model returns at most 6: at 5+ there may be more -> tiles
+DET_SMALL_PERSON_FRAC = 0.25  # median box height below this fraction of the frame -> 2x2 tiles
+DET_TILE_OVERLAP = 0.3  # tiles overlap by this fraction of their size
+DET_NMS_IOU = 0.5  # two boxes with more IoU are one person
+DET_NMS_IOMIN = 0.8  # ...or when the smaller box lies this much inside the larger one
+KP_MIN_SCORE = 0.25  # keypoints below this score are treated as unseen
+
+# --- tracking (ByteTrack on sampled frames, ~0.5-1.5 fps) -----------------------------------
+TRACK_ACTIVATION_SCORE = 0.25  # a detection this confident may start a track (MoveNet's scores
+#   for real people in surveillance footage are often only 0.25-0.5)
+TRACK_HIGH_SCORE = 0.25  # first association round uses detections above this; lower ones may
+#   only continue a track (ByteTrack's second round, or the re-link below)
+TRACK_MIN_SIMILARITY = 0.35  # DIoU shifted to 0..1 ((DIoU+1)/2): 0.35 = DIoU -0.3, i.e. boxes
+#   need not overlap; a centre offset of about a body width from the prediction still matches
+TRACK_LOST_S = 6.0  # keep a lost track this long (seconds of video) before dropping it
+TRACK_RELINK_BH = 1.0  # a new track whose centre is within this many (old) box heights of a
+#   track lost less than TRACK_LOST_S ago continues it (falls reshape the box; walkers at 0.5 fps)
+TRACK_MIN_OBSERVATIONS = 2  # tracks seen fewer times are noise (unless the video has fewer samples)
+TRACK_MIN_PRESENCE_FRAC = 0.3  # tracks present in fewer of the samples of their span flicker
+
+# --- posture and motion (pose rules, pipeline/actions.py) -----------------------------------
+UPRIGHT_MAX_TORSO_DEG = 35.0  # torso (hip-mid -> shoulder-mid) within this of vertical: upright
+UPRIGHT_MIN_BOX_ASPECT = 1.2  # an upright adult's box is clearly taller than wide
+LYING_MIN_TORSO_DEG = 60.0  # torso or body axis this far from vertical: a horizontal body
+LYING_MAX_ASPECT_WITH_KP = 1.6  # ...and a box no taller than this x its width (a bent-over
+#   standing person has a tilted torso but a tall box)
+LYING_MAX_BOX_ASPECT = 0.8  # without torso keypoints: a box this wide supports lying
+SITTING_MIN_THIGH_DEG = 50.0  # upright torso with thighs this far from vertical: sitting
+SITTING_MAX_BOX_ASPECT_NO_LEGS = 1.6  # legs hidden (desk/table) and a box no taller than an
+#   upper body: sitting
+WALK_MIN_SPEED_BH_S = 0.25  # feet point speed in body heights per second: walking (normal walking
+#   is ~0.7 BH/s; detection jitter of a still person stays under ~0.1 BH/s)
+RUN_MIN_SPEED_BH_S = 1.5  # running is ~1.8 BH/s and up
+MOTION_WINDOW_S = 3.0  # history window for speed estimates
+
+# --- falls and collapse (highlights) --------------------------------------------------------
+FALL_MAX_TRANSITION_S = 2.0  # upright -> lying within this time is a fall
+COLLAPSE_MIN_LYING_S = 3.0  # lying on the floor this long is a collapse
+
+# =============================================================================================
+# Faces, age/gender, orientation, interactions (pipeline/faces.py, attributes.py,
+# interactions.py, backends/age_gender.py, faceres.py, keypoint_orientation.py)
+# =============================================================================================
+
+# --- faces from head keypoints (pipeline/faces.py) ----------------------------------------
+FACE_KP_MIN_SCORE = 0.3  # a head keypoint counts as visible at or above this MoveNet score
+# Face side in px from head geometry (calibrated on dlib's face box for astronaut.png):
+FACE_SIDE_PER_EYE_DIST = 2.0  # eye-to-eye distance x 2 (frontal faces)
+FACE_SIDE_PER_EAR_DIST = 0.92  # ear-to-ear distance (frontal and three-quarter faces)
+FACE_SIDE_PER_NOSE_EAR = 1.8  # nose-to-ear distance (profiles)
+FACE_SIDE_PER_SHOULDER = 0.45  # shoulder width (fallback when the head geometry is short)
+FACE_TOP_ABOVE_EYES = 0.25  # box top = eye line - 0.25 x side (dlib's box: brows to chin)
+
+# --- face quality gate (applied BEFORE any age/gender model runs) -------------------------
+# Both age/gender models are near chance on faces under ~40 px; below this side no model runs.
+FACE_MIN_SIDE_PX = 40.0
+# Variance of the Laplacian of the face crop resized to 64x64 grey: below this the face is
+# too blurred (motion, focus, compression) for a trustworthy answer.
+FACE_MIN_SHARPNESS = 20.0
+
+# --- per-frame age/gender acceptance (backends) --------------------------------------------
+GENDER_MIN_SCORE = 0.70  # a frame's gender below this probability is UNKNOWN
+
+# --- per-track aggregation (pipeline/attributes.py) ---------------------------------------
+ATTR_MIN_AGREEING_FRAMES = 2  # confident frames that must agree (1 for a one-frame track)
+ATTR_MIN_GENDER_SHARE = 0.70  # majority share among confident frames to report a gender
+
+# --- orientation from keypoints (backends/keypoint_orientation.py) ------------------------
+ORIENT_KP_MIN_SCORE = 0.25  # a keypoint counts as seen at or above this score
+ORIENT_SHOULDER_PER_TORSO = 0.75  # full frontal shoulder width / torso length (adult build)
+ORIENT_SHOULDER_PER_HEIGHT = 0.22  # ... / box height, when the torso is not seen
+ORIENT_FACE_SEEN = 0.35  # mean score of nose + best eye above this: face toward the camera
+
+# --- interactions: violent, grabbing, anomaly (pipeline/interactions.py) -------------------
+# Body scale: a track's 80th-percentile box height (robust to boxes cut by the frame edge).
+# Limb speed: wrist/elbow motion relative to the shoulder midpoint, body heights per second.
+INTER_KP_MIN_SCORE = 0.3  # limb keypoints below this score are not used
+INTER_MIN_DT_S = 0.11  # ...and at least this far apart (shorter: keypoint jitter dominates)
+INTER_MAX_DT_S = 0.4  # speeds only between samples at most this far apart (denser sampling)
+INTER_BORDER_FRAC = 0.02  # keypoints this close to the frame edge are unreliable
+# Violent: walking arm swing is ~0.3-0.6 body heights/s; a punch or shove moves the wrist
+# ~0.3 body heights in ~0.15 s (2+ /s). Sustained: at least 2 fast samples of a close pair.
+VIOLENT_MIN_LIMB_SPEED_BH_S = 0.65
+VIOLENT_MAX_DISTANCE_BH = 1.8  # box centres within this many (mean) body heights: "close"
+VIOLENT_MIN_SAMPLES = 2
+VIOLENT_MAX_GAP_S = 0.8  # fast samples further apart than this start a new episode
+# Grabbing: an arm reaching out: wrist far from its shoulder (extended arm) and either above the
+# shoulder (toward a high shelf) or far out to the side, held for a moment.
+GRAB_MIN_REACH_BH = 0.25  # shoulder-to-wrist distance (a straight adult arm is ~0.35)
+GRAB_MIN_ELBOW_DEG = 140.0  # elbow angle: the arm is (nearly) straight
+GRAB_ABOVE_SHOULDER_BH = 0.05  # wrist this far above its shoulder: reaching up
+GRAB_MIN_SIDE_REACH_BH = 0.25  # ...or wrist this far sideways from the body's box centre
+GRAB_MAX_DROP_FRAC = 0.5  # ...or the wrist's drop below the shoulder < this x arm length (raised)
+GRAB_MIN_HOLD_S = 0.4  # the reach must be seen over at least this long (2+ samples)
+GRAB_MAX_BODY_SPEED_BH_S = 0.5  # a person walking by swings arms; reaching happens standing
+# Anomaly = running: the body's centre moving faster than any walk (walking ~0.5-1 body
+# heights/s, running >= ~2), sustained over 2 intervals, the box size stable.
+ANOMALY_RUN_SPEED_BH_S = 2.0
+ANOMALY_MIN_INTERVALS = 2
+ANOMALY_MAX_SCALE_CHANGE = 1.25  # box height ratio between samples above this: detection jump

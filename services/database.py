@@ -1,0 +1,56 @@
+"""The service layer's door to the database: the shared pool, dedicated connections and the
+start-up clean-up, with database errors raised as ``services.errors.DatabaseUnavailable``."""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+
+from db import connection, store
+from db.errors import DatabaseUnavailable as _DbUnavailable
+from services.errors import DatabaseUnavailable
+
+log = logging.getLogger("va.services.database")
+
+
+def _convert(e: Exception) -> DatabaseUnavailable:
+    return e if isinstance(e, DatabaseUnavailable) else DatabaseUnavailable(str(e))
+
+
+def get_pool(settings):
+    """The shared psycopg pool (pgvector registered, schema migrated)."""
+    try:
+        return connection.get_pool(settings)
+    except _DbUnavailable as e:
+        raise _convert(e) from e
+
+
+def connect(settings):
+    """A dedicated autocommit connection (jobs hold their per-video lock on one)."""
+    try:
+        return connection.connect(settings)
+    except _DbUnavailable as e:
+        raise _convert(e) from e
+
+
+@contextmanager
+def pooled(settings):
+    """``with pooled(settings) as conn:`` a pool connection; operational errors become one-line
+    ``DatabaseUnavailable`` errors naming the setting."""
+    import psycopg
+
+    pool = get_pool(settings)
+    try:
+        with pool.connection() as conn:
+            yield conn
+    except psycopg.OperationalError as e:
+        raise DatabaseUnavailable(
+            f"lost the database connection ({' '.join(str(e).split())[:200]}); check that "
+            f"PostgreSQL is running (DATABASE_URL / POSTGRES_HOST) and try again") from e
+
+
+def mark_stale_jobs(settings) -> list[int]:
+    """At start-up: videos left 'processing' by a worker that is gone are marked failed with a
+    reason. Returns their ids. A live worker (this or another process or host) holds its video's
+    advisory lock, so its job is left alone."""
+    with pooled(settings) as conn:
+        return store.mark_stale_jobs(conn)

@@ -1,0 +1,135 @@
+"""Event sentences and their embeddings.
+
+Each stored event gets one plain sentence built from its fields and the scene description, e.g.
+"at 00:15 a woman, about 30, fell to the floor near the left edge, facing the camera; scene: ...".
+The sentence is what full-text search indexes and what the embedder turns into a vector.
+``load_embedder`` picks the model by ``settings.embedder`` through the backend registry (stage
+"embedder": ``minilm`` offline by default, ``titan`` on Bedrock) and keeps one per process.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from typing import Callable, Sequence
+
+import numpy as np
+
+from pipeline.records import Action, AgeGroup, Event, EventType, Gender, RunProgress
+
+log = logging.getLogger("va.services.embeddings")
+
+BATCH_SIZE = 64
+SCENE_CHARS = 300
+
+_EVENT_PHRASES = {
+    EventType.FALLING: "fell down to the floor (a fall: lost balance and dropped)",
+    EventType.COLLAPSE: "collapsed and stayed lying on the floor (a person down, not getting up)",
+    EventType.VIOLENT: "was fighting with another person (violent fight: hitting, pushing, struggling)",
+    EventType.GRABBING: "reached out and grabbed something (an arm stretched to an object or shelf)",
+    EventType.THEFT: "took something and hid it (possible theft, shoplifting)",
+    EventType.ANOMALY: "did something unusual (anomaly: running, or down among standing people)",
+}
+_ACTION_PHRASES = {
+    Action.STANDING: "was standing",
+    Action.WALKING: "was walking",
+    Action.RUNNING: "was running",
+    Action.SITTING: "was sitting",
+    Action.LYING: "was lying on the floor",
+    Action.FALLING: "was falling down",
+    Action.VIOLENT: "was fighting with another person",
+    Action.GRABBING: "was reaching out to grab something",
+    Action.ANOMALY: "was behaving unusually",
+    Action.PAYING: "was paying at the counter",
+    Action.THEFT: "was taking something (possible theft)",
+    Action.UNKNOWN: "was seen",
+}
+_ORIENTATION = {0: "facing the camera", 90: "facing right", 180: "with the back to the camera, facing away",
+                270: "facing left"}
+
+
+def mmss(t_s: float) -> str:
+    s = max(0, int(round(float(t_s))))
+    return f"{s // 60:02d}:{s % 60:02d}"
+
+
+def _subject(gender: Gender, age: float | None, age_group: AgeGroup) -> str:
+    noun = {Gender.FEMALE: "woman", Gender.MALE: "man"}.get(gender, "person")
+    if age is not None and math.isfinite(age):
+        return f"a {noun}, about {int(round(age))},"
+    adj = {AgeGroup.YOUNG: "young ", AgeGroup.MIDDLE: "middle-aged ", AgeGroup.OLD: "older "}.get(
+        age_group, "")
+    article = "an" if adj.startswith(("o",)) else "a"
+    return f"{article} {adj}{noun}"
+
+
+def _where(xyxy: Sequence[float], frame_size: tuple[int, int] | None) -> str:
+    if not frame_size or frame_size[0] <= 0:
+        return ""
+    cx = (float(xyxy[0]) + float(xyxy[2])) / 2 / frame_size[0]
+    if cx < 1 / 3:
+        return " near the left edge"
+    if cx > 2 / 3:
+        return " near the right edge"
+    return " in the middle"
+
+
+def event_sentence(event: Event, frame_size: tuple[int, int] | None = None) -> str:
+    """One sentence describing the event, for full-text search and embeddings."""
+    et = EventType(event.event_type)
+    action = Action(event.action)
+    what = _EVENT_PHRASES.get(et) or _ACTION_PHRASES.get(action, f"was {action.value}")
+    if et is not EventType.PERSON and action not in (Action.UNKNOWN,) and action.value != et.value:
+        what += f", {_ACTION_PHRASES.get(action, action.value)}"
+    subject = _subject(Gender(event.gender), event.age, AgeGroup(event.age_group))
+    text = f"at {mmss(event.t_s)} {subject} {what}{_where(event.xyxy, frame_size)}"
+    label = event.orientation_label
+    if label is not None and label in _ORIENTATION:
+        text += f", {_ORIENTATION[label]}"
+    if event.scene_description:
+        scene = " ".join(event.scene_description.split())[:SCENE_CHARS]
+        text += f"; scene: {scene}"
+    return text
+
+
+# --- embedder -----------------------------------------------------------------------------------
+
+_embedders: dict[tuple, object] = {}
+_lock = threading.Lock()
+
+
+def load_embedder(settings):
+    """The embedder named by ``settings.embedder`` (VA_EMBEDDER), loaded once per process."""
+    from pipeline.backends.registry import load_backend
+
+    key = (settings.embedder, settings.bedrock_region, settings.bedrock_embed_model, settings.device)
+    with _lock:
+        emb = _embedders.get(key)
+        if emb is None:
+            emb = _embedders[key] = load_backend("embedder", settings.embedder, settings)
+        return emb
+
+
+def embed_texts(embedder, texts: Sequence[str], batch_size: int = BATCH_SIZE,
+                on_progress: Callable[[RunProgress], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    """(N, dim) float32 L2-normalised vectors, in batches, with progress."""
+    n = len(texts)
+    out = np.zeros((n, int(embedder.dim)), np.float32)
+    for start in range(0, n, batch_size):
+        if should_stop is not None and should_stop():
+            from pipeline.errors import Cancelled
+
+            raise Cancelled("stopped while embedding events")
+        chunk = list(texts[start:start + batch_size])
+        v = np.asarray(embedder.embed(chunk), dtype=np.float32)
+        if v.shape != (len(chunk), out.shape[1]):
+            raise ValueError(f"embedder {embedder.name} returned {v.shape}, expected "
+                             f"({len(chunk)}, {out.shape[1]})")
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        out[start:start + len(chunk)] = v / np.maximum(norms, 1e-12)
+        if on_progress is not None:
+            done = start + len(chunk)
+            on_progress(RunProgress(fraction=done / n, stage="embedding", frames_done=done,
+                                    frames_total=n, message=f"{done}/{n} events embedded"))
+    return out

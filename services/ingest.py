@@ -1,0 +1,346 @@
+"""Analyse a video into the database and storage: ``analyze_source``.
+
+One job = one video. Its state lives in ``db_video`` (status, progress, stage, frames, ETA,
+worker pid@host, heartbeat), so any process or browser sees it. The job holds the video's
+advisory lock on its own connection for its whole life: a second run of the same video is refused
+(or waits, ``wait=True``), and when a worker dies (kill -9, lost connection) the lock goes with
+its connection, so ``mark_stale_jobs`` can tell a dead job from a live one on any host.
+
+Flow: resolve the source (a local path, ``local:`` key or ``s3://bucket/key``, downloaded to a
+temporary file with progress) -> find/create the ``db_video`` row -> lock -> processing ->
+``run_video`` -> upload highlight frames -> build event sentences and embed them in batches ->
+ONE transaction that replaces the video's events (COPY), vectors and tracks -> completed. Any
+failure ends the job failed with the reason (cancelled on stop), and the old events stay as they
+were: nothing is half-written.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from pipeline.errors import Cancelled, PipelineError
+from pipeline.records import (
+    Event, EventType, IngestOutcome, JobStatus, RunProgress, RunResult, StoredObject,
+)
+from services.errors import DatabaseUnavailable, JobConflict, ServiceError
+
+log = logging.getLogger("va.services.ingest")
+
+PROGRESS_EVERY_PCT = 5.0
+PROGRESS_EVERY_S = 2.0
+# Share of the job's 0-100 % per step.
+SPAN_DOWNLOAD = (0.0, 5.0)
+SPAN_ANALYSIS = (5.0, 85.0)
+SPAN_UPLOAD = (85.0, 90.0)
+SPAN_EMBED = (90.0, 98.0)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text[:500]
+
+
+def source_name(source: str) -> str:
+    """The video's name: the last part of the path or key."""
+    from services.storage import parse_s3_uri, validate_name
+
+    if source.startswith("s3://"):
+        _, key = parse_s3_uri(source)
+        name = PurePosixPath(key).name
+    elif source.startswith("local:"):
+        name = PurePosixPath(source[len("local:"):]).name
+    else:
+        name = Path(source).name
+    return validate_name(name, "video name")
+
+
+def normalise_source(source: str) -> str:
+    if source.startswith(("s3://", "local:")):
+        return source
+    return str(Path(source).expanduser().resolve())
+
+
+class _JobProgress:
+    """Maps each step's progress into the job's 0-100 %, writes it to ``db_video`` at least every
+    5 % or 2 s (and on every stage change), and forwards it to the caller. A failed write means
+    the database is gone: the run is asked to stop, and the job ends failed."""
+
+    def __init__(self, conn, video_id: int, on_progress, should_stop):
+        self.conn = conn
+        self.video_id = video_id
+        self.on_progress = on_progress
+        self.user_stop = should_stop
+        self.lost: BaseException | None = None
+        self.last_pct = -100.0
+        self.last_t = 0.0
+        self.last_stage = None
+        self.span = (0.0, 100.0)
+        self.writes = 0
+
+    def set_span(self, span: tuple[float, float]) -> None:
+        self.span = span
+
+    def __call__(self, p: RunProgress) -> None:
+        lo, hi = self.span
+        pct = lo + (hi - lo) * max(0.0, min(1.0, float(p.fraction)))
+        self.report(pct, p.stage, p.frames_done, p.frames_total, p.eta_s, p.message)
+
+    def report(self, pct: float, stage: str, frames_done=None, frames_total=None, eta_s=None,
+               message: str = "", force: bool = False) -> None:
+        import psycopg
+
+        now = time.monotonic()
+        due = (force or stage != self.last_stage or pct - self.last_pct >= PROGRESS_EVERY_PCT
+               or now - self.last_t >= PROGRESS_EVERY_S)
+        if due and self.lost is None:
+            from db import store
+
+            try:
+                store.write_progress(self.conn, self.video_id, pct, stage, frames_done,
+                                     frames_total, eta_s)
+                self.writes += 1
+            except psycopg.Error as e:
+                self.lost = e
+                log.error("video %s: progress write failed (%s); stopping the run",
+                          self.video_id, _one_line(e))
+            self.last_pct, self.last_t, self.last_stage = pct, now, stage
+        if self.on_progress is not None:
+            self.on_progress(RunProgress(fraction=pct / 100.0, stage=stage,
+                                         frames_done=int(frames_done or 0),
+                                         frames_total=int(frames_total or 0), eta_s=eta_s,
+                                         message=message))
+
+    def should_stop(self) -> bool:
+        if self.lost is not None:
+            return True
+        return bool(self.user_stop and self.user_stop())
+
+
+def _find_or_create_video(settings, source: str, name: str, video_id: int | None) -> int:
+    from db import store
+    from services import database
+
+    with database.pooled(settings) as conn:
+        if video_id is not None:
+            if not store.video_exists(conn, video_id):
+                raise ServiceError(f"video {video_id} does not exist; omit --video-id to create it "
+                                   f"or pick an existing video")
+            return int(video_id)
+        with conn.transaction():
+            # Two starts of one new source must not create two rows.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (source,))
+            found = store.find_video_by_source(conn, source)
+            return found if found is not None else store.create_video(conn, name, source)
+
+
+def _highlight_path(result: RunResult, rel: str) -> Path | None:
+    out = Path(result.output_dir)
+    for cand in (out / rel, out / "highlights" / rel):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _match_highlights(result: RunResult) -> list[str | None]:
+    """The highlight frame (relative file) of each event: its own ``highlight_file`` or the
+    run's highlight of the same type and track closest in time."""
+    by_key: dict[tuple[str, int], list] = {}
+    for h in result.highlights:
+        by_key.setdefault((EventType(h.event_type).value, int(h.obj_id)), []).append(h)
+    files: list[str | None] = []
+    for e in result.events:
+        if e.highlight_file:
+            files.append(e.highlight_file)
+            continue
+        et = EventType(e.event_type)
+        cands = by_key.get((et.value, int(e.obj_id)), []) if et is not EventType.PERSON else []
+        best = min(cands, key=lambda h: abs(h.t_s - e.t_s), default=None)
+        files.append(best.file if best is not None and abs(best.t_s - e.t_s) <= 1.0 else None)
+    return files
+
+
+def _upload_highlights(storage, video_name: str, result: RunResult,
+                       progress: _JobProgress, should_stop) -> list[StoredObject | None]:
+    files = _match_highlights(result)
+    todo = [i for i, f in enumerate(files) if f]
+    thumbs: list[StoredObject | None] = [None] * len(files)
+    used: dict[str, StoredObject] = {}
+    for n, i in enumerate(todo, 1):
+        if should_stop():
+            raise Cancelled("stopped while uploading highlight frames")
+        e: Event = result.events[i]
+        path = _highlight_path(result, files[i])
+        if path is None:
+            log.warning("highlight frame %s of event %d is missing; stored without a frame",
+                        files[i], i)
+            continue
+        if str(path) in used:
+            thumbs[i] = used[str(path)]
+            continue
+        label = EventType(e.event_type).value if EventType(e.event_type) is not EventType.PERSON \
+            else getattr(e.action, "value", str(e.action))
+        from services.storage import highlight_key
+
+        key = highlight_key(video_name, e.t_s, label)
+        if any(o.key == key for o in used.values()):
+            label = f"{label}_{int(e.obj_id)}"
+        obj = storage.put_highlight(video_name, e.t_s, label, path)
+        used[str(path)] = obj
+        thumbs[i] = obj
+        progress.report(SPAN_UPLOAD[0] + (SPAN_UPLOAD[1] - SPAN_UPLOAD[0]) * n / len(todo),
+                        "uploading highlights", n, len(todo))
+    return thumbs
+
+
+def _finish(conn_factory, video_id: int, status: JobStatus, reason: str | None,
+            primary=None, token_usage=None) -> bool:
+    """Record the end state; on a broken connection retry on fresh ones (a few seconds)."""
+    import psycopg
+
+    from db import store
+
+    attempts = [primary] if primary is not None and not primary.closed else []
+    for _ in range(3):
+        attempts.append(None)
+    for conn in attempts:
+        fresh = None
+        try:
+            if conn is None:
+                fresh = conn = conn_factory()
+            store.finish_video(conn, video_id, status, reason, token_usage)
+            return True
+        except (psycopg.Error, DatabaseUnavailable) as e:
+            log.warning("video %s: could not record %s (%s)", video_id, status.value, _one_line(e))
+            time.sleep(1.0)
+        finally:
+            if fresh is not None:
+                fresh.close()
+    return False
+
+
+def analyze_source(source: str, settings, video_id: int | None = None,
+                   output_dir: Path | None = None,
+                   on_progress: Callable[[RunProgress], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None, *, backends=None,
+                   wait: bool = False, name: str | None = None) -> IngestOutcome:
+    """Analyse ``source`` (local path, ``local:videos/x.mp4`` or ``s3://bucket/key``) and store
+    its events, vectors, tracks and highlight frames. Raises ``JobConflict`` when the video is
+    already being analysed (unless ``wait``), ``Cancelled`` on stop, ``PipelineError`` /
+    ``ServiceError`` on failure (the job is then recorded failed with the reason)."""
+    import psycopg
+
+    from db import store
+    from services import database
+    from services.embeddings import embed_texts, event_sentence, load_embedder
+    from services.storage import get_storage
+
+    t0 = time.monotonic()
+    source = normalise_source(str(source))
+    vname = name if name is not None else source_name(source)
+    from services.storage import validate_name
+
+    validate_name(vname, "video name")
+    storage = get_storage(settings)
+    database.get_pool(settings)  # reachable and migrated, or a one-line error naming the setting
+    database.mark_stale_jobs(settings)
+    vid = _find_or_create_video(settings, source, vname, video_id)
+
+    conn = database.connect(settings)  # holds the job's lock for its whole life
+    try:
+        if not store.try_lock_video(conn, vid):
+            if not wait:
+                raise JobConflict(
+                    f"video {vid} ({vname}) is already being analysed by "
+                    f"{store.worker_of(conn, vid) or 'another worker'}; wait for it to finish or "
+                    f"cancel it")
+            log.info("video %s is being analysed elsewhere; waiting for it", vid)
+            store.lock_video(conn, vid)
+        store.set_source(conn, vid, vname, source)
+        store.mark_processing(conn, vid, os.getpid(), socket.gethostname())
+        progress = _JobProgress(conn, vid, on_progress, should_stop)
+        progress.report(0.0, "starting", force=True)
+        out_dir = Path(output_dir) if output_dir else Path(settings.data_dir) / "runs" / f"video_{vid}"
+        try:
+            progress.set_span(SPAN_DOWNLOAD)
+            with storage.fetch(source, on_progress=progress) as local_path:
+                if progress.should_stop():
+                    raise Cancelled("stopped before the analysis began")
+                progress.set_span(SPAN_ANALYSIS)
+                from pipeline.run import run_video
+
+                result = run_video(Path(local_path), out_dir, settings,
+                                   **({"backends": backends} if backends is not None else {}),
+                                   on_progress=progress, should_stop=progress.should_stop)
+            store.set_video_info(conn, vid, result.video)
+            thumbs = _upload_highlights(storage, vname, result, progress, progress.should_stop)
+
+            frame_size = (result.video.width, result.video.height)
+            sentences = [event_sentence(e, frame_size) for e in result.events]
+            embedder = load_embedder(settings)
+            progress.set_span(SPAN_EMBED)
+            vecs = embed_texts(embedder, sentences, on_progress=progress,
+                               should_stop=progress.should_stop) if sentences else None
+            if progress.should_stop():
+                raise Cancelled("stopped before storing the events")
+            progress.report(98.0, "storing events", len(sentences), len(sentences), force=True)
+            old_thumbs = store.thumbnail_keys(conn, vid)
+            n = store.replace_events(conn, vid, store.EventBatch(
+                events=result.events, sentences=sentences, thumbnails=thumbs, vectors=vecs,
+                model=embedder.name if vecs is not None else None, tracks=result.tracks))
+            store.finish_video(conn, vid, JobStatus.COMPLETED,
+                               token_usage=getattr(result, "token_usage", None))
+        except Cancelled as e:
+            if progress.lost is not None:
+                reason = (f"lost the database connection mid-run ({_one_line(progress.lost)}); "
+                          f"check PostgreSQL (DATABASE_URL / POSTGRES_HOST) and start the "
+                          f"analysis again")
+                recorded = _finish(lambda: database.connect(settings), vid, JobStatus.FAILED,
+                                   reason)
+                raise DatabaseUnavailable(reason + ("" if recorded else
+                                          "; the job will show failed at the next start")) from e
+            _finish(lambda: database.connect(settings), vid, JobStatus.CANCELLED, _one_line(e),
+                    primary=conn)
+            raise
+        except psycopg.Error as e:
+            reason = (f"database error during the run ({_one_line(e)}); check PostgreSQL "
+                      f"(DATABASE_URL / POSTGRES_HOST) and start the analysis again")
+            recorded = _finish(lambda: database.connect(settings), vid, JobStatus.FAILED, reason)
+            raise DatabaseUnavailable(reason + ("" if recorded else
+                                      "; the job will show failed at the next start")) from e
+        except BaseException as e:  # noqa: BLE001 - every failure ends the job with its reason
+            reason = _one_line(e) if isinstance(e, (PipelineError, ServiceError)) else \
+                f"{type(e).__name__}: {_one_line(e)}"
+            if isinstance(e, KeyboardInterrupt):
+                _finish(lambda: database.connect(settings), vid, JobStatus.CANCELLED,
+                        "stopped by the user (Ctrl-C)", primary=conn)
+            else:
+                _finish(lambda: database.connect(settings), vid, JobStatus.FAILED, reason,
+                        primary=conn)
+            raise
+    finally:
+        conn.close()  # releases the video's lock
+
+    stale = [o for o in old_thumbs if o not in set(t for t in thumbs if t is not None)]
+    if stale:
+        storage.delete(stale)
+    outcome = IngestOutcome(
+        video_id=vid, name=vname, status=JobStatus.COMPLETED, n_events=n,
+        n_highlights=sum(1 for t in thumbs if t is not None), n_embedded=0 if vecs is None else len(vecs),
+        embedding_model=embedder.name if vecs is not None else None, output_dir=result.output_dir,
+        elapsed_s=time.monotonic() - t0)
+    log.info(outcome.summary())
+    return outcome
+
+
+def mark_stale_jobs(settings) -> list[int]:
+    """At start-up: 'processing' videos whose worker is gone are marked failed with a reason."""
+    from services import database
+
+    return database.mark_stale_jobs(settings)
+
+
+__all__ = ["analyze_source", "mark_stale_jobs", "source_name", "IngestOutcome"]

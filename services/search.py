@@ -1,0 +1,95 @@
+"""Search stored events in plain language: HNSW vector similarity (the configured embedder's
+vectors only) fused with PostgreSQL full text on the event sentence by reciprocal rank fusion, in
+one SQL query (``db.queries.hybrid_search``), with filters on video, time, event type, action,
+gender and age group."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import unicodedata
+
+from pipeline.records import Hit, SearchFilters
+from services.errors import QueryError
+
+log = logging.getLogger("va.services.search")
+
+MAX_QUERY_CHARS = 1000
+MAX_TOP_K = 100
+
+
+def clean_query(query: str) -> str:
+    """The query as plain text: control characters become spaces, whitespace collapses. Empty
+    and over-long queries are refused with a one-line reason. SQL or HTML in it is just text."""
+    if not isinstance(query, str):
+        raise QueryError("the search query must be text; type what you are looking for")
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(f"the search query has {len(query)} characters; the limit is "
+                         f"{MAX_QUERY_CHARS}: shorten it to the moment you are looking for")
+    text = "".join(" " if unicodedata.category(c).startswith("C") else c for c in query)
+    text = " ".join(text.split())
+    if not text:
+        raise QueryError("the search query is empty; type what you are looking for, e.g. "
+                         "'a person falls down'")
+    return text
+
+
+def search(query: str, filters: SearchFilters | None = None, top_k: int = 10, *, settings=None,
+           embedder=None) -> list[Hit]:
+    """Top-k events for ``query``, best first. ``Hit.score`` is the fused RRF score and
+    ``Hit.similarity`` the cosine similarity (None when only full text found the event)."""
+    from db import queries, vectors
+    from services import database
+    from services.embeddings import load_embedder
+
+    if settings is None:
+        from settings import Settings
+
+        settings = Settings.from_env()
+    text = clean_query(query)
+    if not 1 <= int(top_k) <= MAX_TOP_K:
+        raise QueryError(f"top-k {top_k} must be 1..{MAX_TOP_K}")
+    database.get_pool(settings)  # fail fast, naming the setting, before loading a model
+    emb = embedder or load_embedder(settings)
+    with database.pooled(settings) as conn:
+        stored = vectors.models(conn)
+        qvec, model = None, None
+        if stored.get(emb.name) == int(emb.dim):
+            qvec, model = emb.embed([text])[0], emb.name
+        elif stored:
+            log.warning("stored vectors are from %s, not %s; searching by full text only (re-run "
+                        "the analyses or set VA_EMBEDDER to that model)", sorted(stored), emb.name)
+        return queries.hybrid_search(conn, text, qvec, model, filters, int(top_k))
+
+
+def hit_json(hit: Hit) -> str:
+    e = hit.event
+    return json.dumps({
+        "event_id": e.event_id, "video_id": e.video_id, "video": hit.video_name,
+        "timestamp": round(e.t_s, 2), "time": hit.mmss, "event_type": e.event_type,
+        "action": e.action, "obj_id": e.obj_id, "score": round(hit.score, 5),
+        "similarity": None if hit.similarity is None else round(hit.similarity, 4),
+        "frame_key": (f"s3://{e.thumbnail_bucket}/{e.thumbnail_key}" if e.thumbnail_bucket
+                      else e.thumbnail_key),
+    }, ensure_ascii=False)
+
+
+def search_cli(args) -> int:
+    """``python -m pipeline search "QUERY" [--video-id N] [--top-k K]``: hits as JSON lines on
+    stdout, then the cited answer."""
+    from settings import Settings
+
+    settings = Settings.from_env()
+    filters = SearchFilters(
+        video_ids=(args.video_id,) if getattr(args, "video_id", None) is not None else (),
+        event_types=(args.event_type,) if getattr(args, "event_type", None) else ())
+    hits = search(args.query, filters, args.top_k, settings=settings)
+    for h in hits:
+        print(hit_json(h))
+    if not getattr(args, "no_answer", False):
+        from services.answer import answer
+
+        a = answer(args.query, hits, settings=settings)
+        print(f"answer ({a.source}): {a.text}")
+    sys.stdout.flush()
+    return 0

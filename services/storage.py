@@ -1,0 +1,332 @@
+"""Storage of videos and highlight frames: a local folder by default, S3 (boto3) when configured.
+
+* Videos live under ``videos/{name}``: in ``S3_BUCKET_VIDEOS`` or ``{data_dir}/storage/videos``.
+* Highlight frames go to ``highlights/{video_name}/{timestamp}s_{action}.jpg`` in
+  ``S3_BUCKET_HIGHLIGHTS`` or ``{data_dir}/storage/highlights``; the returned ``StoredObject``
+  (bucket, key) is what ``db_event`` records (bucket ``None`` = the local folder).
+* ``settings.s3_endpoint_url`` points boto3 at an S3-compatible store (MinIO, moto...).
+* Names with ``..``, absolute paths, separators or control characters raise ``InvalidName``.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import unicodedata
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from pipeline.records import RunProgress, StoredObject
+from services.errors import InvalidName, StorageError
+
+log = logging.getLogger("va.services.storage")
+
+VIDEOS_PREFIX = "videos/"
+HIGHLIGHTS_PREFIX = "highlights/"
+MAX_NAME_CHARS = 255
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".jpg",
+                  ".jpeg", ".png"}
+
+
+def validate_name(name: str, what: str = "name") -> str:
+    """A single path component that is safe as a file name and an S3 key part."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidName(f"the {what} is empty; give a file name such as clip.mp4")
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidName(f"the {what} has {len(name)} characters; use at most {MAX_NAME_CHARS}")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        raise InvalidName(f"the {what} {name!r} contains control characters; rename the file")
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise InvalidName(f"the {what} {name!r} is an absolute path; give a bare file name")
+    if ".." in name:
+        raise InvalidName(f"the {what} {name!r} contains '..'; give a bare file name")
+    if "/" in name or "\\" in name:
+        raise InvalidName(f"the {what} {name!r} contains a path separator; give a bare file name")
+    if name in (".",):
+        raise InvalidName(f"the {what} {name!r} is not a file name")
+    return name
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key). The key's parts are checked like names."""
+    if not uri.startswith("s3://"):
+        raise InvalidName(f"{uri!r} is not an s3:// address; use s3://bucket/key")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket or not key:
+        raise InvalidName(f"{uri!r} needs a bucket and a key, as in s3://bucket/videos/clip.mp4")
+    for part in key.split("/"):
+        validate_name(part, "S3 key part")
+    return bucket, key
+
+
+def highlight_key(video_name: str, t_s: float, action: str) -> str:
+    validate_name(video_name, "video name")
+    action = validate_name(str(action) or "event", "action")
+    return f"{HIGHLIGHTS_PREFIX}{video_name}/{float(t_s):.1f}s_{action}.jpg"
+
+
+ProgressFn = Callable[[RunProgress], None]
+
+
+class Storage:
+    """One storage for the process; thread-safe (boto3 clients are)."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.root = Path(settings.data_dir) / "storage"
+        self._client = None
+        self._lock = threading.Lock()
+
+    # --- S3 plumbing -------------------------------------------------------------------------
+
+    @property
+    def s3(self):
+        with self._lock:
+            if self._client is None:
+                import boto3
+                from botocore.config import Config
+
+                self._client = boto3.client(
+                    "s3", endpoint_url=self.settings.s3_endpoint_url,
+                    region_name=self.settings.aws_region,
+                    config=Config(retries={"max_attempts": 3, "mode": "standard"},
+                                  connect_timeout=5, read_timeout=60))
+            return self._client
+
+    def _s3_error(self, e: Exception, what: str) -> StorageError:
+        from botocore.exceptions import (
+            ClientError, EndpointConnectionError, NoCredentialsError, PartialCredentialsError,
+        )
+
+        if isinstance(e, (NoCredentialsError, PartialCredentialsError)):
+            return StorageError(f"no AWS credentials for {what}; set AWS_ACCESS_KEY_ID and "
+                                f"AWS_SECRET_ACCESS_KEY (or an instance role / AWS_PROFILE)")
+        if isinstance(e, EndpointConnectionError):
+            return StorageError(f"cannot reach S3 for {what} ({e}); check S3_ENDPOINT_URL and "
+                                f"the network")
+        if isinstance(e, ClientError):
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return StorageError(f"{what} does not exist; check the key (videos are under "
+                                    f"{VIDEOS_PREFIX}{{name}})")
+            if code == "NoSuchBucket":
+                return StorageError(f"the bucket of {what} does not exist; check "
+                                    f"S3_BUCKET_VIDEOS / S3_BUCKET_HIGHLIGHTS")
+            if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403",
+                        "ExpiredToken", "InvalidToken", "Forbidden"):
+                return StorageError(f"S3 refused {what} ({code}); check AWS_ACCESS_KEY_ID / "
+                                    f"AWS_SECRET_ACCESS_KEY and that they may use the bucket")
+            return StorageError(f"S3 failed on {what} ({code or e}); check the bucket settings")
+        return StorageError(f"S3 failed on {what} ({type(e).__name__}: {e})")
+
+    def _call(self, what: str, fn, *args, **kw):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return fn(*args, **kw)
+        except (ClientError, BotoCoreError) as e:
+            raise self._s3_error(e, what) from e
+
+    # --- videos ------------------------------------------------------------------------------
+
+    @property
+    def videos_in_s3(self) -> bool:
+        return bool(self.settings.s3_bucket_videos)
+
+    @property
+    def highlights_in_s3(self) -> bool:
+        return bool(self.settings.s3_bucket_highlights)
+
+    def list_videos(self) -> list[str]:
+        """Names of the videos under ``videos/`` (S3 bucket or local folder), sorted."""
+        if self.videos_in_s3:
+            names: list[str] = []
+            paginator = self.s3.get_paginator("list_objects_v2")
+            pages = self._call(f"s3://{self.settings.s3_bucket_videos}/{VIDEOS_PREFIX}", lambda: list(
+                paginator.paginate(Bucket=self.settings.s3_bucket_videos, Prefix=VIDEOS_PREFIX)))
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    name = obj["Key"][len(VIDEOS_PREFIX):]
+                    if name and "/" not in name:
+                        names.append(name)
+            return sorted(names)
+        folder = self.root / "videos"
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir()
+                      if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+
+    def video_uri(self, name: str) -> str:
+        validate_name(name, "video name")
+        if self.videos_in_s3:
+            return f"s3://{self.settings.s3_bucket_videos}/{VIDEOS_PREFIX}{name}"
+        return str(self.root / "videos" / name)
+
+    def put_video(self, name: str, src: Path) -> str:
+        """Store an (uploaded) video under ``videos/{name}``; returns its source URI."""
+        validate_name(name, "video name")
+        src = Path(src)
+        if self.videos_in_s3:
+            key = f"{VIDEOS_PREFIX}{name}"
+            self._call(f"s3://{self.settings.s3_bucket_videos}/{key}", self.s3.upload_file,
+                       str(src), self.settings.s3_bucket_videos, key)
+            return f"s3://{self.settings.s3_bucket_videos}/{key}"
+        dest = self.root / "videos" / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{name}.part")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dest)
+        return str(dest)
+
+    @contextmanager
+    def fetch(self, source: str, on_progress: ProgressFn | None = None) -> Iterator[Path]:
+        """A local path for ``source`` (``s3://bucket/key`` is downloaded to a temporary file,
+        removed afterwards, with progress; a local path is used as it is)."""
+        if source.startswith("local:"):
+            key = source[len("local:"):]
+            for part in key.split("/"):
+                validate_name(part, "key part")
+            source = str(self.root / key)
+        if not source.startswith("s3://"):
+            yield Path(source)
+            return
+        bucket, key = parse_s3_uri(source)
+        what = f"s3://{bucket}/{key}"
+        head = self._call(what, self.s3.head_object, Bucket=bucket, Key=key)
+        total = int(head.get("ContentLength") or 0)
+        suffix = Path(key).suffix if Path(key).suffix.lower() in VIDEO_SUFFIXES else ".mp4"
+        tmpdir = Path(tempfile.mkdtemp(prefix="va-download-"))
+        path = tmpdir / f"video{suffix}"
+        done = [0]
+
+        def callback(n: int) -> None:
+            done[0] += n
+            if on_progress is not None and total:
+                on_progress(RunProgress(fraction=min(1.0, done[0] / total), stage="download",
+                                        frames_done=0, frames_total=0,
+                                        message=f"{done[0]}/{total} bytes"))
+
+        try:
+            self._call(what, self.s3.download_file, bucket, key, str(path), Callback=callback)
+            yield path
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    # --- highlights --------------------------------------------------------------------------
+
+    def put_highlight(self, video_name: str, t_s: float, action: str, src: Path) -> StoredObject:
+        key = highlight_key(video_name, t_s, action)
+        if self.highlights_in_s3:
+            bucket = self.settings.s3_bucket_highlights
+            self._call(f"s3://{bucket}/{key}", self.s3.upload_file, str(src), bucket, key,
+                       ExtraArgs={"ContentType": "image/jpeg"})
+            return StoredObject(bucket, key)
+        dest = self.root / key
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        return StoredObject(None, key)
+
+    def read(self, obj: StoredObject) -> bytes:
+        """The bytes of a stored frame (for the UI)."""
+        if obj.bucket:
+            what = f"s3://{obj.bucket}/{obj.key}"
+            body = self._call(what, self.s3.get_object, Bucket=obj.bucket, Key=obj.key)["Body"]
+            return body.read()
+        for part in obj.key.split("/"):
+            validate_name(part, "key part")
+        path = self.root / obj.key
+        if not path.is_file():
+            raise StorageError(f"{path} does not exist; re-run the analysis of that video")
+        return path.read_bytes()
+
+    def delete(self, objs: list[StoredObject]) -> None:
+        """Best-effort removal (old highlight frames a new run no longer uses)."""
+        by_bucket: dict[str | None, list[str]] = {}
+        for o in objs:
+            by_bucket.setdefault(o.bucket, []).append(o.key)
+        for bucket, keys in by_bucket.items():
+            try:
+                if bucket:
+                    for i in range(0, len(keys), 1000):
+                        self._call(f"s3://{bucket}", self.s3.delete_objects, Bucket=bucket,
+                                   Delete={"Objects": [{"Key": k} for k in keys[i:i + 1000]]})
+                else:
+                    for k in keys:
+                        (self.root / k).unlink(missing_ok=True)
+            except (StorageError, OSError) as e:
+                log.warning("could not delete old highlight frames: %s", e)
+
+
+# --- module-level helpers (what the workbench and ingest call) --------------------------------
+
+_stores: dict[tuple, Storage] = {}
+_stores_lock = threading.Lock()
+
+
+def get_storage(settings) -> Storage:
+    """One ``Storage`` per storage configuration (its boto3 client is reused)."""
+    key = (str(settings.data_dir), settings.s3_bucket_videos, settings.s3_bucket_highlights,
+           settings.s3_endpoint_url, settings.aws_region)
+    with _stores_lock:
+        st = _stores.get(key)
+        if st is None:
+            st = _stores[key] = Storage(settings)
+        return st
+
+
+def list_videos(settings) -> list[StoredObject]:
+    """Videos under ``videos/`` as stored objects (bucket None = the local folder)."""
+    st = get_storage(settings)
+    bucket = settings.s3_bucket_videos or None
+    return [StoredObject(bucket, f"{VIDEOS_PREFIX}{n}") for n in st.list_videos()]
+
+
+def put_video(settings, name: str, data) -> StoredObject:
+    """Store an uploaded video (a path or a binary file object) under ``videos/{name}``."""
+    st = get_storage(settings)
+    validate_name(name, "video name")
+    if isinstance(data, (str, Path)):
+        uri = st.put_video(name, Path(data))
+    else:
+        with tempfile.NamedTemporaryFile(prefix="va-upload-", suffix=Path(name).suffix,
+                                         delete=False) as tmp:
+            shutil.copyfileobj(data, tmp)
+        try:
+            uri = st.put_video(name, Path(tmp.name))
+        finally:
+            Path(tmp.name).unlink(missing_ok=True)
+    if uri.startswith("s3://"):
+        return StoredObject(*parse_s3_uri(uri))
+    return StoredObject(None, f"{VIDEOS_PREFIX}{name}")
+
+
+def source_uri(settings, obj: StoredObject) -> str:
+    """What ``services.ingest.analyze_source`` takes for a stored video."""
+    if obj.bucket:
+        return f"s3://{obj.bucket}/{obj.key}"
+    return str(local_path(settings, obj.key))
+
+
+def local_path(settings, key: str) -> Path:
+    for part in key.split("/"):
+        validate_name(part, "key part")
+    return get_storage(settings).root / key
+
+
+def read_bytes(settings, obj: StoredObject) -> bytes:
+    return get_storage(settings).read(obj)
+
+
+def playable(settings, uri: str, expires_s: int = 3600) -> str:
+    """A local path or a presigned URL that a browser can play."""
+    st = get_storage(settings)
+    if uri.startswith("local:"):
+        path = local_path(settings, uri[len("local:"):])
+        if not path.is_file():
+            raise StorageError(f"{path} does not exist; upload the video again")
+        return str(path)
+    bucket, key = parse_s3_uri(uri)
+    return st._call(uri, st.s3.generate_presigned_url, "get_object",
+                    Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s)

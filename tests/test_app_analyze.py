@@ -1,0 +1,130 @@
+"""The Analyze page with AppTest and real analyses: start from the library folder or an upload,
+the live progress (percent, stage, frames, ETA) while the job runs, a reload (a new session)
+showing the same running job, Cancel, a completed video, and a failed one (error state)."""
+from __future__ import annotations
+
+import pytest
+
+from app_support import (
+    all_text, link_clips, new_app, reset_app_caches, set_app_env, texts, wait_for,
+)
+from pipeline.records import JobStatus
+from services import workbench
+
+pytestmark = [pytest.mark.db, pytest.mark.slow]
+
+
+@pytest.fixture
+def app(db_settings, monkeypatch, tmp_path):
+    library = tmp_path / "library"
+    set_app_env(monkeypatch, db_settings.database_url, db_settings.data_dir, library)
+    library.mkdir()
+    reset_app_caches()
+    yield library
+    reset_app_caches()
+
+
+def _runner():
+    assert workbench._RUNNERS, "the page did not start the worker"
+    return workbench._RUNNERS[-1]
+
+
+def _progress_texts(at) -> list[str]:
+    return [p.proto.text for p in at.main.get("progress")]
+
+
+def test_start_from_the_library_shows_progress_then_done(app, db_settings):
+    link_clips(app, "clips/intel/classroom.mp4")
+    at = new_app().run()
+    assert at.selectbox(key="analyze.library").value == "classroom.mp4"
+    at.button(key="analyze.start").click().run()
+    assert not at.exception, at.exception
+    vid = at.session_state["analyze.video_id"]
+    seen = []
+
+    def finished():
+        at.run()
+        seen.extend(_progress_texts(at))
+        return not _runner().is_active(vid)
+
+    wait_for(finished, timeout=300, every=0.2, what="the analysis to finish")
+    at.run()
+    assert not at.exception
+    v = workbench.get_video(db_settings, vid)
+    assert v.status is JobStatus.COMPLETED, v.error_message
+    assert any(t.startswith("classroom.mp4") or "%" in t for t in seen), seen
+    assert any("classroom.mp4 is done" in s for s in texts(at, "success"))
+    labels = [str(p.proto.label) for p in at.main.get("page_link")]
+    assert "Open highlights" in labels and "Open events and charts" in labels
+    # The queue lists it as completed with its events.
+    (table,) = [d for d in at.dataframe if "status" in d.value.columns]
+    row = table.value[table.value["video"] == vid].iloc[0]
+    assert row["status"] == "completed" and row["events"] > 0
+
+
+def test_a_reload_during_a_run_shows_the_live_progress_and_can_cancel(app, db_settings):
+    link_clips(app, "clips/pedestrians/vtest_first20s.mp4")
+    first = new_app().run()
+    first.number_input(key="analyze.frame_skip").set_value(2)
+    first.button(key="analyze.start").click().run()
+    vid = first.session_state["analyze.video_id"]
+    wait_for(lambda: (lambda v: v.status is JobStatus.PROCESSING and (v.frames_done or 0) > 0)(
+        workbench.get_video(db_settings, vid)), timeout=120, what="the job to be running")
+
+    reloaded = new_app().run()  # a page reload: a new session with empty session state
+    assert "analyze.video_id" not in reloaded.session_state
+    bars = _progress_texts(reloaded)
+    assert any("frames" in t and "%" in t and "ETA" in t for t in bars), bars
+    assert "vtest_first20s.mp4" in all_text(reloaded)
+    assert "processing" in all_text(reloaded)
+    pct1 = workbench.get_video(db_settings, vid).progress
+    wait_for(lambda: workbench.get_video(db_settings, vid).progress >= pct1 + 2, timeout=90,
+             what="progress to move")
+    reloaded.run()  # what the page's 1 s fragment does: re-read the job from the database
+    assert _progress_texts(reloaded) != bars
+
+    reloaded.button(key=f"analyze.cancel.{vid}").click().run()
+    wait_for(lambda: not _runner().is_active(vid), timeout=120, what="the cancel to take effect")
+    v = workbench.get_video(db_settings, vid)
+    assert v.status is JobStatus.CANCELLED
+    assert v.n_events == 0
+    first.run()
+    assert any("was cancelled" in w for w in texts(first, "warning"))
+
+
+def test_upload_is_stored_then_analysed(app, db_settings):
+    from conftest import testdata_path
+
+    data = testdata_path("clips/intel/people-detection.mp4").read_bytes()
+    at = new_app().run()
+    at.radio(key="analyze.origin").set_value("Upload").run()
+    at.get("file_uploader")[0].upload("empty room.mp4", data, "video/mp4")
+    at.button(key="analyze.start").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, texts(at, "error")
+    vid = at.session_state["analyze.video_id"]
+    assert _runner().wait_idle(300)
+    v = workbench.get_video(db_settings, vid)
+    assert v.status is JobStatus.COMPLETED, v.error_message
+    stored = db_settings.data_dir / "storage" / "videos" / "empty room.mp4"
+    assert stored.read_bytes() == data
+    # A fresh session offers it among the stored videos.
+    again = new_app().run()
+    assert "Uploaded earlier" in again.radio(key="analyze.origin").options
+
+
+def test_a_failed_analysis_shows_its_reason(app, db_settings):
+    (app / "broken.mp4").write_text("not a video at all")
+    at = new_app().run()
+    at.button(key="analyze.start").click().run()
+    vid = at.session_state["analyze.video_id"]
+    assert _runner().wait_idle(120)
+    at.run()
+    assert not at.exception
+    errors = texts(at, "error")
+    assert any(e.startswith("broken.mp4 failed:") for e in errors), errors
+    assert not any("Traceback" in e for e in errors)
+    v = workbench.get_video(db_settings, vid)
+    assert v.status is JobStatus.FAILED and v.error_message
+    at.switch_page("pages/video.py").run()
+    assert any("The analysis failed" in e for e in texts(at, "error"))

@@ -1,0 +1,124 @@
+"""services/search.py: hybrid (HNSW + full text, RRF) search over stored events, with the real
+MiniLM embedder and a real PostgreSQL. Events here are built by hand in the shapes the engine
+produces; the end-to-end search over analysed dev clips is in test_ingest.py (slow)."""
+from __future__ import annotations
+
+import pytest
+
+from db import store
+from pipeline.records import Action, AgeGroup, Event, EventType, Gender, SearchFilters
+from services import database
+from services.embeddings import embed_texts, event_sentence, load_embedder
+from services.errors import QueryError
+from services.search import MAX_QUERY_CHARS, clean_query, hit_json, search
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    import torch
+
+    torch.set_num_threads(1)
+    from settings import Settings
+
+    return load_embedder(Settings())
+
+
+def ev(t, et, action, gender=Gender.MALE, age=35.0, x=100.0, obj=1, scene=None):
+    return Event(event_type=et, t_s=t, frame_number=int(t * 25), obj_id=obj,
+                 xyxy=(x, 50.0, x + 80, 300.0), age_group=AgeGroup.from_age(age), gender=gender,
+                 action=action, confidence=0.8, age=age, orientation_deg=0.0,
+                 scene_description=scene)
+
+
+def store_video(settings, embedder, name, events, width=640):
+    sentences = [event_sentence(e, (width, 480)) for e in events]
+    vecs = embed_texts(embedder, sentences)
+    with database.pooled(settings) as conn:
+        vid = store.create_video(conn, name, f"/videos/{name}")
+        store.replace_events(conn, vid, store.EventBatch(events, sentences, [None] * len(events),
+                                                         vecs, embedder.name))
+    return vid
+
+
+@pytest.fixture
+def corpus(db_settings, embedder):
+    walk = "3 people on a campus path: 3 walking"
+    fall = store_video(db_settings, embedder, "Fall01.mp4", [
+        ev(1.0, EventType.PERSON, Action.WALKING, scene="one person in a room: walking"),
+        ev(2.0, EventType.PERSON, Action.WALKING),
+        ev(4.2, EventType.FALLING, Action.FALLING),
+        ev(5.0, EventType.PERSON, Action.LYING),
+        ev(8.0, EventType.COLLAPSE, Action.LYING),
+    ])
+    fight = store_video(db_settings, embedder, "fi001.mp4", [
+        ev(0.5, EventType.PERSON, Action.STANDING, obj=1), ev(0.5, EventType.PERSON, Action.STANDING, obj=2),
+        ev(1.2, EventType.VIOLENT, Action.VIOLENT, obj=1), ev(1.3, EventType.PERSON, Action.VIOLENT, obj=2),
+    ])
+    ped = store_video(db_settings, embedder, "vtest_first20s.mp4", [
+        ev(float(t), EventType.PERSON, Action.WALKING, gender=g, obj=t % 5, scene=walk)
+        for t, g in zip(range(0, 20), [Gender.MALE, Gender.FEMALE] * 10)])
+    return {"fall": fall, "fight": fight, "ped": ped}
+
+
+def test_falls_and_fights_rank_first(db_settings, embedder, corpus):
+    hits = search("a person falls down", top_k=5, settings=db_settings, embedder=embedder)
+    assert hits[0].event.video_id == corpus["fall"]
+    assert hits[0].event.event_type in ("falling", "collapse")
+    fights = search("people fighting", top_k=3, settings=db_settings, embedder=embedder)
+    assert any(h.event.video_id == corpus["fight"] and h.event.event_type == "violent" for h in fights)
+    assert fights[0].score >= fights[-1].score
+
+
+def test_filters_restrict_hits(db_settings, embedder, corpus):
+    hits = search("someone walking", SearchFilters(video_ids=(corpus["ped"],), genders=("female",),
+                                                  t_min_s=5, t_max_s=10),
+                  top_k=20, settings=db_settings, embedder=embedder)
+    assert hits and all(h.event.video_id == corpus["ped"] and h.event.gender == "female"
+                        and 5 <= h.event.t_s <= 10 for h in hits)
+    none = search("a person falls down", SearchFilters(event_types=("violent",)), top_k=5,
+                  settings=db_settings, embedder=embedder)
+    assert all(h.event.event_type == "violent" for h in none)
+
+
+@pytest.mark.parametrize("q", [
+    "'; DROP TABLE db_event; --", "<script>alert(1)</script> fall", "fall) OR 1=1 --",
+    "%(text)s {x} $1 \\ \" ' & | ! :*", "a\x00b\x07c falls",
+])
+def test_sql_and_html_in_query_are_text(db_settings, embedder, corpus, q):
+    hits = search(q, top_k=5, settings=db_settings, embedder=embedder)
+    assert isinstance(hits, list)
+    with database.pooled(db_settings) as conn:
+        assert conn.execute("SELECT count(*) FROM db_event").fetchone()[0] == 29
+
+
+def test_empty_and_long_queries_are_refused(db_settings, embedder):
+    for q in ("", "   ", "\n\t"):
+        with pytest.raises(QueryError, match="empty"):
+            search(q, settings=db_settings, embedder=embedder)
+    with pytest.raises(QueryError, match=f"10000 characters; the limit is {MAX_QUERY_CHARS}"):
+        search("fall " * 2000, settings=db_settings, embedder=embedder)
+    with pytest.raises(QueryError, match="top-k"):
+        search("fall", top_k=0, settings=db_settings, embedder=embedder)
+    assert clean_query("  a\x00b  c ") == "a b c"
+
+
+def test_hit_json_fields(db_settings, embedder, corpus):
+    import json
+
+    h = search("a person falls down", top_k=1, settings=db_settings, embedder=embedder)[0]
+    d = json.loads(hit_json(h))
+    assert {"event_id", "video", "timestamp", "event_type", "action", "score", "frame_key"} <= set(d)
+    assert d["video"] == "Fall01.mp4"
+
+
+def test_vectors_of_another_model_are_not_compared(db_settings, embedder, corpus):
+    class Other:
+        name, dim = "other-model", 384
+
+        def embed(self, texts):
+            raise AssertionError("must not embed: no vectors of this model are stored")
+
+    hits = search("fall", top_k=5, settings=db_settings, embedder=Other())
+    assert hits and all(h.similarity is None and h.lexical_rank for h in hits)
