@@ -43,6 +43,7 @@ class Settings:
     # --- analysis ---------------------------------------------------------------------------
     frame_skip: int = 20
     device: str = "cpu"  # cpu | cuda
+    cpu_threads: int = 2  # onnxruntime intra-op threads of CPU backends
     detector: str = "movenet"  # movenet | yolo
     attributes: str = "age_gender"  # age_gender | faceres | mivolo
     orientation: str = "keypoints"  # keypoints | mebow
@@ -116,7 +117,7 @@ class Settings:
             "VA_DETECTOR_WEIGHTS", "VA_MIVOLO_CHECKPOINT", "VA_MEBOW_CFG", "VA_MEBOW_WEIGHTS",
             "VA_VLM_PATH", "VA_FACERES_PATH", "VA_DATA_DIR", "VA_LIBRARY_DIR", "VA_LOG_LEVEL",
             "VA_OPENAI_BASE_URL", "VA_OPENAI_MODEL", "VA_OPENAI_API_KEY", "VA_BEDROCK_CLAUDE_MODEL",
-            "VA_BEDROCK_EMBED_MODEL", "VA_TEST_DATABASE_URL",
+            "VA_BEDROCK_EMBED_MODEL", "VA_TEST_DATABASE_URL", "VA_CPU_THREADS",
         }
         unknown = sorted(k for k in env if k.startswith("VA_") and k not in known_va)
         if unknown:
@@ -126,6 +127,8 @@ class Settings:
 
         if (v := get("VA_FRAME_SKIP")) is not None:
             kw["frame_skip"] = _int("VA_FRAME_SKIP", v, minimum=1)
+        if (v := get("VA_CPU_THREADS")) is not None:
+            kw["cpu_threads"] = _int("VA_CPU_THREADS", v, minimum=1)
         if (v := get("VA_DEVICE")) is not None:
             if v not in {"cpu", "cuda"}:
                 raise SettingsError(f"VA_DEVICE={v!r} is not supported; use cpu or cuda")

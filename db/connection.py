@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -228,17 +226,3 @@ def close_pools() -> None:
         _pools.clear()
     for p in pools:
         p.close()
-
-
-def host_tag() -> str:
-    """``pid@host`` of this process (recorded on the jobs it runs)."""
-    import socket
-
-    return f"{os.getpid()}@{socket.gethostname()}"
-
-
-_IDENT = re.compile(r"^[A-Za-z0-9_.:\-/]+$")
-
-
-def is_safe_label(text: str) -> bool:
-    return bool(_IDENT.match(text))

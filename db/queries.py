@@ -16,6 +16,14 @@ from pipeline.records import (
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 CANDIDATES = 100  # rows each side (vector, full text) contributes before fusion
+#: Highlight events (falling, collapse, violent...) are the moments analysts look for: on top of
+#: RRF they get HIGHLIGHT_BONUS x their cosine similarity (about a quarter of a top rank at
+#: similarity 0.6; next to nothing for an unrelated query), so a fall event outranks the
+#: per-frame rows of the same person falling.
+HIGHLIGHT_BONUS = 0.01
+#: Full text is an AND of the query's words (plainto_tsquery); at most LEXICAL_SCAN matching
+#: rows are ranked, which bounds the cost of very common words on large tables.
+LEXICAL_SCAN = 2000
 
 _VIDEO_COLS = (
     "v.video_id, v.name, v.source_uri, v.analysis_status, v.analysis_progress, v.stage,"
@@ -145,15 +153,19 @@ def hybrid_search_sql(model: str, dim: int, with_vector: bool = True):
             " NULL::bigint AS rank WHERE false)")
     q = sql.SQL(
         "WITH q AS (SELECT {qvec} AS v,"
-        "  replace(plainto_tsquery('english', %(text)s)::text, ' & ', ' | ')::tsquery AS tsq),"
+        "  plainto_tsquery('english', %(text)s) AS tsq),"
         " {semantic},"
         " lexical AS ("
         "  SELECT event_id, lex, row_number() OVER (ORDER BY lex DESC, event_id) AS rank FROM ("
-        "   SELECT e.event_id, ts_rank_cd(e.tsv, q.tsq, 32) AS lex"
-        "   FROM db_event e, q WHERE q.tsq <> ''::tsquery AND e.tsv @@ q.tsq AND " + filt +
-        "   ORDER BY lex DESC, e.event_id LIMIT %(cand)s) l)"
+        "   SELECT m.event_id, ts_rank_cd(m.tsv, q.tsq, 32) AS lex FROM ("
+        "    SELECT e.event_id, e.tsv FROM db_event e, q"
+        "    WHERE q.tsq <> ''::tsquery AND e.tsv @@ q.tsq AND " + filt +
+        "    LIMIT %(lex_scan)s) m, q"
+        "   ORDER BY lex DESC, m.event_id LIMIT %(cand)s) l)"
         " SELECT " + _EVENT_COLS + ", v.name,"
-        "  COALESCE(1.0 / (%(rrf_k)s + s.rank), 0) + COALESCE(1.0 / (%(rrf_k)s + l.rank), 0) AS score,"
+        "  COALESCE(1.0 / (%(rrf_k)s + s.rank), 0) + COALESCE(1.0 / (%(rrf_k)s + l.rank), 0)"
+        "  + CASE WHEN e.event_type <> 'person'"
+        "    THEN %(hl_bonus)s * GREATEST(COALESCE(s.similarity, 0), 0) ELSE 0 END AS score,"
         "  s.similarity, s.rank, l.rank, l.lex"
         " FROM semantic s FULL OUTER JOIN lexical l ON l.event_id = s.event_id"
         " JOIN db_event e ON e.event_id = COALESCE(s.event_id, l.event_id)"
@@ -175,7 +187,8 @@ def hybrid_search(conn, text: str, query_vector: np.ndarray | None, model: str |
     with_vector = query_vector is not None and model is not None
     dim = int(query_vector.shape[0]) if with_vector else 0
     _, params = _filter_sql(filters)
-    params.update({"text": text, "cand": int(candidates), "rrf_k": RRF_K, "top_k": int(top_k)})
+    params.update({"text": text, "cand": int(candidates), "rrf_k": RRF_K, "top_k": int(top_k),
+                   "hl_bonus": HIGHLIGHT_BONUS, "lex_scan": LEXICAL_SCAN})
     if with_vector:
         params["qvec"] = np.asarray(query_vector, dtype=np.float32)
     query = hybrid_search_sql(model or "", dim, with_vector)

@@ -206,9 +206,17 @@ def event_row(video_id: int, seq: int, event: Event, sentence: str,
         _enum_value(event.gender), _enum_value(event.action), _finite(event.confidence),
         None if thumbnail is None else thumbnail.bucket,
         None if thumbnail is None else thumbnail.key,
-        _clean_text(json.dumps(_nan_to_none(event_attributes(event)), default=_json_default)),
+        _clean_text(_attributes_json(event)),
         int(event.obj_id), _clean_text(sentence) or "",
     )
+
+
+def _attributes_json(event: Event) -> str:
+    attrs = event_attributes(event)
+    try:  # fast path: everything finite
+        return json.dumps(attrs, default=_json_default, allow_nan=False)
+    except ValueError:  # NaN/inf somewhere: JSON has no NaN, store null
+        return json.dumps(_nan_to_none(attrs), default=_json_default)
 
 
 def _nan_to_none(o: Any) -> Any:
@@ -216,7 +224,7 @@ def _nan_to_none(o: Any) -> Any:
         o = o.item()
     if isinstance(o, float) and not math.isfinite(o):
         return None
-    if isinstance(o, Mapping):
+    if isinstance(o, dict):
         return {str(k): _nan_to_none(v) for k, v in o.items()}
     if isinstance(o, (list, tuple, np.ndarray)):
         return [_nan_to_none(v) for v in o]

@@ -14,6 +14,20 @@ ORIENTATION_NAMES = {
 }
 _ACTION_ORDER = ["standing", "walking", "running", "sitting", "lying", "falling", "violent",
                  "grabbing", "anomaly", "paying", "theft", "unknown"]
+#: One colour per action in every chart (the alarming ones warm, everyday ones cool).
+ACTION_COLORS = {
+    "standing": "#8da0cb", "walking": "#66c2a5", "running": "#1b9e77", "sitting": "#7570b3",
+    "lying": "#fc8d62", "falling": "#d62728", "violent": "#8c1c13", "grabbing": "#e6ab02",
+    "anomaly": "#e7298a", "paying": "#a6761d", "theft": "#4d4d4d", "unknown": "#bdbdbd",
+}
+EVENT_COLORS = {"person": "#9ecae1", "falling": "#d62728", "collapse": "#fc8d62",
+                "violent": "#8c1c13", "grabbing": "#e6ab02", "theft": "#4d4d4d",
+                "anomaly": "#e7298a"}
+
+
+def _present(order: list[str], values) -> list[str]:
+    seen = set(map(str, values))
+    return [a for a in order if a in seen] + sorted(seen - set(order))
 
 
 def _empty(title: str, message: str) -> go.Figure:
@@ -60,7 +74,8 @@ def timeline_figure(events: pd.DataFrame) -> go.Figure:
     fig = px.bar(runs, base="start_s", x="duration_s", y="track", color="action",
                  orientation="h", hover_data={"from": True, "to": True, "duration_s": False,
                                               "start_s": False, "track": False},
-                 category_orders={"action": _ACTION_ORDER}, title="Actions over time per track")
+                 category_orders={"action": _present(_ACTION_ORDER, runs["action"])},
+                 color_discrete_map=ACTION_COLORS, title="Actions over time per track")
     fig.update_layout(xaxis_title="time in the video (s)", yaxis_title="", barmode="overlay",
                       height=max(260, 40 * runs["track"].nunique() + 120), legend_title="action")
     return fig
@@ -71,8 +86,8 @@ def counts_figure(events: pd.DataFrame) -> go.Figure:
         return _empty("Counts", "No events to show")
     counts = (events.groupby(["action", "event_type"]).size().reset_index(name="count"))
     fig = px.bar(counts, x="action", y="count", color="event_type", barmode="group",
-                 category_orders={"action": _ACTION_ORDER},
-                 title="Rows per action and event type")
+                 category_orders={"action": _present(_ACTION_ORDER, counts["action"])},
+                 color_discrete_map=EVENT_COLORS, title="Rows per action and event type")
     fig.update_layout(xaxis_title="action", yaxis_title="rows", height=320)
     return fig
 
@@ -95,6 +110,8 @@ def demographics_figure(events: pd.DataFrame) -> go.Figure:
     fig = px.bar(table, x="age_group", y="tracks", color="gender", barmode="group",
                  category_orders={"age_group": ["young", "middle", "old", "unknown"],
                                   "gender": ["female", "male", "unknown"]},
+                 color_discrete_map={"female": "#e377c2", "male": "#1f77b4",
+                                     "unknown": "#bdbdbd"},
                  title="People (tracks) by age group × gender")
     fig.update_layout(xaxis_title="age group (young < 30 ≤ middle < 60 ≤ old)",
                       yaxis_title="tracks", height=320)

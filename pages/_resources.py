@@ -23,8 +23,25 @@ def _runner(key: str, _services):
     return workbench.make_runner(_services)
 
 
+def _ensure_app_navigation() -> None:
+    """Streamlit runs a folder named ``pages/`` beside the entry file in its old multipage mode
+    until the entry file's ``st.navigation`` has run once in the process: on a fresh server whose
+    first visitor opens a link such as ``/video?video_id=3`` the page would run alone (no app
+    shell, a file-list sidebar). Leave that mode and rerun through ``app.py``."""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without the old mode
+        return
+    from streamlit import config
+
+    if PagesManager.uses_pages_directory and not config.get_option("global.appTest"):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def services() -> "workbench.Services":
     """The settings + database handle, or an error box and a stopped page."""
+    _ensure_app_navigation()
     try:
         s = _settings()
         return _services(workbench.settings_key(s), s)

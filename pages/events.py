@@ -64,28 +64,26 @@ m[1].metric("Videos", df["video_id"].nunique())
 m[2].metric("People (tracks)", df[["video_id", "obj_id"]].dropna().drop_duplicates().shape[0])
 m[3].metric("Highlights", int((df["event_type"] != "person").sum()))
 
-tab_table, tab_time, tab_counts, tab_people, tab_orient = st.tabs(
-    ["Table", "Actions over time", "Counts", "Age × gender", "Orientation"])
-with tab_table:
-    st.dataframe(
-        df.drop(columns=["t_s", "thumbnail"]), hide_index=True, width="stretch",
-        column_config={"confidence": st.column_config.NumberColumn(format="%.2f"),
-                       "age": st.column_config.NumberColumn(format="%.0f"),
-                       "orientation": st.column_config.NumberColumn(
-                           help="0 = facing the camera, 90 = facing right, 180 = back to the "
-                                "camera, 270 = facing left")},
-        key="events.table")
-    st.download_button("Download CSV", wb.events_csv(df), file_name="events.csv",
-                       mime="text/csv", icon=":material/download:", key="events.csv",
-                       on_click="ignore")
-with tab_time:
-    st.plotly_chart(charts.timeline_figure(df), key="events.chart.timeline")
-with tab_counts:
+st.dataframe(
+    df.drop(columns=["t_s", "thumbnail"]), hide_index=True, width="stretch", height=320,
+    column_config={"confidence": st.column_config.NumberColumn(format="%.2f"),
+                   "age": st.column_config.NumberColumn(format="%.0f"),
+                   "orientation": st.column_config.NumberColumn(
+                       help="0 = facing the camera, 90 = facing right, 180 = back to the "
+                            "camera, 270 = facing left")},
+    key="events.table")
+st.download_button("Download CSV", wb.events_csv(df), file_name="events.csv", mime="text/csv",
+                   icon=":material/download:", key="events.csv", on_click="ignore")
+
+st.subheader("Charts")
+st.plotly_chart(charts.timeline_figure(df), key="events.chart.timeline")
+c1, c2, c3 = st.columns(3)
+with c1:
     st.plotly_chart(charts.counts_figure(df), key="events.chart.counts")
-with tab_people:
+with c2:
     st.plotly_chart(charts.demographics_figure(df), key="events.chart.demographics")
     st.caption("One count per person (track): the age group and gender seen most often.")
-with tab_orient:
+with c3:
     st.plotly_chart(charts.orientation_figure(df), key="events.chart.orientation")
 
 # --- a card per person -------------------------------------------------------------------------
@@ -100,6 +98,18 @@ except wb.USER_ERRORS as e:
     cards = []
 if not cards:
     st.info("No tracked person in this video.")
+video_row = next(v for v in videos if v.video_id == vid)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _crops(video_id: int, obj_id: int, version: str, _video, _card) -> list[bytes]:
+    return wb.person_crops(_video, _card)
+
+MAX_CARDS = 12
+if len(cards) > MAX_CARDS and not st.toggle(f"Show all {len(cards)} people",
+                                             key="events.all_cards"):
+    st.caption(f"Showing the first {MAX_CARDS} of {len(cards)} people.")
+    cards = cards[:MAX_CARDS]
 for row_start in range(0, len(cards), 3):
     cols = st.columns(3)
     for col, card in zip(cols, cards[row_start:row_start + 3]):
@@ -111,6 +121,10 @@ for row_start in range(0, len(cards), 3):
                 st.caption("Actions: " + " → ".join(
                     f"{wb.mmss(t)} {a}" for t, a in card.action_history[:12])
                     + (" …" if len(card.action_history) > 12 else ""))
-            thumbs = [b for b in (res.frame(o) for o in card.thumbnails) if b]
-            if thumbs:
-                st.image(thumbs, width=120)
+            crops = _crops(card.video_id, card.summary.obj_id, str(video_row.updated_at),
+                           video_row, card)
+            frames = [b for b in (res.frame(o) for o in card.thumbnails) if b]
+            if crops:
+                st.image(crops, width=90)
+            if frames:
+                st.image(frames, width=120, caption=["highlight"] * len(frames))

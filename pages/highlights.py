@@ -48,12 +48,13 @@ def show_large(item: "wb.HighlightItem") -> None:
         if top[1].button("Close", key="highlights.close", icon=":material/close:"):
             st.session_state["highlights.open"] = None
             st.rerun()
+        video = next((v for v in videos if v.video_id == e.video_id), None)
         pic, info = st.columns([3, 2], gap="medium")
         img = res.frame(item.frame)
         if img is None:
             pic.warning("The annotated frame is missing from storage; re-run the analysis.")
         else:
-            pic.image(img, caption=item.caption, width="stretch")
+            pic.image(img, caption=item.caption, width=wb.player_width(video, 480))
         a = dict(e.attributes)
         details = {
             "event": f"{e.event_type} (event {e.event_id})",
@@ -64,20 +65,20 @@ def show_large(item: "wb.HighlightItem") -> None:
             "person": f"{e.gender}, {e.age_group}"
                       + (f" (about {a['age']:.0f})" if a.get("age") is not None else ""),
         }
-        for key in ("reason", "other_obj_ids", "start_t_s", "end_t_s"):
+        for key, label in (("reason", "why"), ("other_obj_ids", "other tracks involved"),
+                           ("start_t_s", "episode from"), ("end_t_s", "episode until")):
             if a.get(key) not in (None, "", []):
                 val = a[key]
-                details[key.replace("_", " ")] = (wb.mmss(val) if key.endswith("t_s") else val)
+                details[label] = wb.mmss(val) if key.endswith("t_s") else val
         if a.get("scene_analysis"):
             details["scene"] = a["scene_analysis"]
         info.markdown("\n".join(f"- **{k}**: {v}" for k, v in details.items()))
-        video = next((v for v in videos if v.video_id == e.video_id), None)
         media = wb.video_media(svc, video) if video is not None else None
         start = max(0, int(e.t_s) - 2)
         if media is None:
             info.caption("The source video is not reachable from here, so it cannot be played.")
         else:
-            info.video(media, start_time=start)
+            info.video(media, start_time=start, width=wb.player_width(video))
             info.caption(f"Plays from {wb.mmss(start)}, 2 s before the event.")
         if info.button("Open the video's page", key="highlights.detail",
                        icon=":material/movie:"):

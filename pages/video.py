@@ -98,7 +98,7 @@ with left:
         st.info("The source video is not reachable from here, so it cannot be played.")
     else:
         start = max(0, int(event.t_s) - 2) if event is not None else 0
-        st.video(media, start_time=start)
+        st.video(media, start_time=start, width=wb.player_width(video))
         if event is not None:
             st.caption(f"Plays from {wb.mmss(start)}, 2 s before event {event.event_id}.")
 with right:

@@ -8,10 +8,10 @@ so they do not depend on the person's size or distance):
 * **lying**: the torso or the body axis is far from vertical (``LYING_MIN_TORSO_DEG``), or, when
   the torso is not seen, a wide box (height/width <= ``LYING_MAX_BOX_ASPECT``) whose visible
   keypoints spread sideways.
-* **sitting**: upright torso and thighs near horizontal (``SITTING_MIN_THIGH_DEG``), or hips and
-  knees at almost the same height; or upright torso with the legs hidden and the box no taller
-  than an upper body (``SITTING_MAX_BOX_ASPECT_NO_LEGS``) while the person does not move (people
-  at desks or tables).
+* **sitting**: upright torso and thighs near horizontal (``SITTING_MIN_THIGH_DEG``); or upright
+  torso with the legs hidden (``LEGS_MIN_MEAN_SCORE``), or unclear (``LEGS_CLEAR_MEAN_SCORE``)
+  with a box no taller than ``SITTING_MAX_HEIGHT_PER_TORSO`` torso lengths (a standing body is
+  ~3.3-3.5): people at desks or tables, unless they move.
 * otherwise **standing**, and **walking** / **running** when the track's feet point moves faster
   than ``WALK_MIN_SPEED_BH_S`` / ``RUN_MIN_SPEED_BH_S`` body heights per second over the last
   ``MOTION_WINDOW_S`` seconds of its history.
@@ -51,6 +51,7 @@ class Posture:
     upright: bool
     lying: bool
     sitting: bool
+    cut_at_bottom: bool = False  # the box touches the frame's bottom edge (partly out of view)
 
     @property
     def label(self) -> Action:
@@ -76,9 +77,12 @@ def _angle_from_vertical(top: np.ndarray, bottom: np.ndarray) -> float | None:
         math.atan2(abs(dx), -dy))
 
 
-def posture(keypoints, xyxy) -> Posture:
+def posture(keypoints, xyxy, frame_height: int | None = None) -> Posture:
+    """Posture of one person; ``frame_height`` lets a box cut by the frame's bottom edge (a
+    person walking out of the picture) not count as a wide, lying body."""
     kp = np.asarray(keypoints, np.float32).reshape(17, 3)
     x0, y0, x1, y1 = (float(v) for v in xyxy)
+    cut = frame_height is not None and y1 >= frame_height * (1 - T.EDGE_MARGIN_FRAC)
     w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
     aspect = h / w
     sh, hip = _mid(kp, _LS, _RS), _mid(kp, _LH, _RH)
@@ -93,22 +97,29 @@ def posture(keypoints, xyxy) -> Posture:
             if a is not None:
                 thighs.append(a)
     thigh = float(np.mean(thighs)) if thighs else None
-    legs_seen = knee is not None or ankle is not None
+    # legs count as seen only when knees and ankles are found with some confidence: under a
+    # desk MoveNet still guesses legs, but with low scores
+    legs_seen = float(np.mean(kp[[_LK, _RK, _LA, _RA], 2])) >= T.LEGS_MIN_MEAN_SCORE
+    torso_len = float(np.hypot(*(sh - hip))) if sh is not None and hip is not None else None
 
-    # Lying: a horizontal torso or body axis; without a torso, a wide box of spread keypoints.
-    horizontal = [a for a in (torso, axis) if a is not None]
-    if horizontal:
-        lying = max(horizontal) >= T.LYING_MIN_TORSO_DEG and aspect <= T.LYING_MAX_ASPECT_WITH_KP
-    else:
-        lying = aspect <= T.LYING_MAX_BOX_ASPECT
-    upright = (not lying) and (torso is None or torso <= T.UPRIGHT_MAX_TORSO_DEG) and \
-        aspect >= T.UPRIGHT_MIN_BOX_ASPECT
+    # Lying: a horizontal torso (the body axis when the torso is not seen: a person sitting with
+    # straight legs has a horizontal shoulder->ankle axis but an upright torso); or a wide box
+    # whose torso is not clearly upright (lying along the camera's axis looks short and wide).
+    tilt = torso if torso is not None else axis
+    lying = tilt is not None and tilt >= T.LYING_MIN_TORSO_DEG and aspect <= T.LYING_MAX_ASPECT_WITH_KP
+    if not lying and aspect <= T.LYING_MAX_BOX_ASPECT and not cut:
+        lying = torso is None or torso >= T.LYING_WIDE_BOX_MIN_TORSO_DEG
     sitting = False
     if not lying and (torso is None or torso <= T.UPRIGHT_MAX_TORSO_DEG):
-        if thigh is not None and thigh >= T.SITTING_MIN_THIGH_DEG:
+        if thigh is not None and thigh >= T.SITTING_MIN_THIGH_DEG and legs_seen:
             sitting = True
-        elif not legs_seen and hip is not None and aspect <= T.SITTING_MAX_BOX_ASPECT_NO_LEGS:
-            sitting = True
+        elif not legs_seen and hip is not None:
+            sitting = True  # an upper body whose legs are hidden (desk, table)
+        elif (float(np.mean(kp[[_LK, _RK, _LA, _RA], 2])) < T.LEGS_CLEAR_MEAN_SCORE and torso_len
+              and h <= T.SITTING_MAX_HEIGHT_PER_TORSO * torso_len):
+            sitting = True  # legs unclear and the box no taller than an upper body
+    upright = (not lying) and (not sitting) and (torso is None or torso <= T.UPRIGHT_MAX_TORSO_DEG) \
+        and aspect >= T.UPRIGHT_MIN_BOX_ASPECT
     if ankle is not None:
         feet = (float(ankle[0]), float(ankle[1]))
     else:
@@ -116,7 +127,7 @@ def posture(keypoints, xyxy) -> Posture:
     centre_y = float(hip[1]) if hip is not None else (y0 + y1) / 2
     scale = h if upright else max(w, h)
     return Posture(torso, axis, thigh, aspect, scale, feet, centre_y, legs_seen, upright, lying,
-                   sitting)
+                   sitting, cut)
 
 
 def track_speed_bh_s(history: Sequence[PersonObservation], now: PersonObservation | None = None,
@@ -131,13 +142,14 @@ def track_speed_bh_s(history: Sequence[PersonObservation], now: PersonObservatio
         recent = obs[-2:]
     a, b = recent[0], recent[-1]
     dt = b.t_s - a.t_s
-    if dt <= 0:
-        return None
+    if dt < T.MOTION_MIN_SPAN_S:
+        return None  # over short spans detection jitter dominates
     pa, pb = posture(a.keypoints, a.xyxy), posture(b.keypoints, b.xyxy)
     scale = max(1.0, (pa.height_px + pb.height_px) / 2)
     dx, dy = pb.feet_xy[0] - pa.feet_xy[0], pb.feet_xy[1] - pa.feet_xy[1]
-    # moving toward/away from the camera changes the apparent size more than the position
-    dz = abs(math.log(max(pb.height_px, 1.0) / max(pa.height_px, 1.0)))
+    # moving toward/away from the camera changes the apparent size more than the position: a
+    # relative size change of x means a move of ~x times the distance, ~DEPTH_... body heights
+    dz = T.DEPTH_BH_PER_LOG_SIZE * abs(math.log(max(pb.height_px, 1.0) / max(pa.height_px, 1.0)))
     return (math.hypot(dx, dy) / scale + dz) / dt
 
 
@@ -151,7 +163,7 @@ class PoseRules:
         out: list[ActionEstimate] = []
         ids = persons.tracker_id if persons.tracker_id is not None else np.full(len(persons), -1)
         for i in range(len(persons)):
-            p = posture(persons.keypoints[i], persons.xyxy[i])
+            p = posture(persons.keypoints[i], persons.xyxy[i], frame.height)
             past = list(history.get(int(ids[i]), ())) if ids[i] >= 0 else []
             out.append(self._classify(p, persons, i, frame.t_s, past))
         return out

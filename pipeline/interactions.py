@@ -23,7 +23,7 @@ running episode can be found from the regular samples alone. The engine gets den
 one of two documented ways:
 
 * ``interaction_frame_skip(fps, duration_s, frame_skip)``: short clips (up to
-  ``DENSE_CLIP_MAX_S``) are analysed whole at a skip giving ``DENSE_SAMPLES_PER_S`` samples/s;
+  ``DENSE_CLIP_MAX_S``) are analysed whole at ``DENSE_SAMPLE_DT_S`` between samples;
 * ``dense_windows(observations, sampled_fps)``: in longer videos, the time windows where people
   are close together (candidate fights); the engine decodes the frames in between
   (``sampling.read_frames``), detects and tracks them, and passes the dense observations here.
@@ -42,7 +42,7 @@ from pipeline.records import KP, Episode, EventType, PersonObservation
 
 # Dense sampling for interactions (see module docstring).
 DENSE_CLIP_MAX_S = 10.0  # clips up to this long are analysed whole at the dense rate
-DENSE_SAMPLES_PER_S = 7.0  # ~0.14 s between samples: a punch spans one or two intervals
+DENSE_SAMPLE_DT_S = 0.13  # ~7.5 samples/s: a punch spans one or two intervals
 DENSE_WINDOW_PAD_S = 1.0  # seconds added before/after a candidate window
 
 _LS, _RS, _LE, _RE, _LW, _RW = (KP[k] for k in (
@@ -71,7 +71,7 @@ def interaction_frame_skip(fps: float, duration_s: float, frame_skip: int) -> in
     ``frame_skip`` for long videos, a denser skip for clips up to ``DENSE_CLIP_MAX_S``."""
     if duration_s <= 0 or duration_s > DENSE_CLIP_MAX_S or fps <= 0:
         return frame_skip
-    return max(1, min(frame_skip, int(round(fps / DENSE_SAMPLES_PER_S))))
+    return max(1, min(frame_skip, int(round(fps * DENSE_SAMPLE_DT_S))))
 
 
 def dense_windows(observations: Sequence[PersonObservation], sampled_fps: float,

@@ -19,9 +19,9 @@ from typing import Callable
 from pipeline import thresholds as T
 from pipeline.errors import Cancelled, PipelineError, StageError
 from pipeline.records import (
-    Action, Frame, PersonDetections, PersonObservation, RunProgress, RunResult, SceneCaption,
+    Frame, PersonDetections, PersonObservation, RunProgress, RunResult, SceneCaption,
 )
-from pipeline.sampling import VideoFrames, probe_video
+from pipeline.sampling import VideoFrames, probe_video, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,23 @@ def _observations(frame: Frame, persons: PersonDetections, attrs, orients, actio
     return rows
 
 
+def effective_frame_skip(info, frame_skip: int) -> int:
+    """The frame skip actually used: ``frame_skip``, except that short clips are analysed at a
+    denser rate so that fast interactions (fights) can be measured
+    (``interactions.interaction_frame_skip``)."""
+    if info.is_image:
+        return 1
+    try:
+        from pipeline.interactions import interaction_frame_skip
+    except ImportError:
+        return frame_skip
+    skip = interaction_frame_skip(info.fps, info.duration_s, frame_skip)
+    if skip != frame_skip:
+        log.info("short clip (%.1f s): analysing every %d frames instead of %d", info.duration_s,
+                 skip, frame_skip)
+    return skip
+
+
 def run_video(path: Path, output_dir: Path, settings, backends=None,
               on_progress: Callable[[RunProgress], None] | None = None,
               should_stop: Callable[[], bool] | None = None) -> RunResult:
@@ -102,11 +119,12 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
 
         backends = load_backends(settings)
     stop = should_stop or (lambda: False)
-    frames = VideoFrames(path, settings.frame_skip, info)
+    frame_skip = effective_frame_skip(info, settings.frame_skip)
+    frames = VideoFrames(path, frame_skip, info)
     total = frames.expected_samples
     progress = _Progress(on_progress, total)
     progress(0.0, "starting", 0, force=True)
-    sampled_fps = 1.0 if info.is_image else info.fps / settings.frame_skip
+    sampled_fps = 1.0 if info.is_image else info.fps / frame_skip
     tracker = PersonTracker(sampled_fps)
     stage_ms: dict[str, float] = defaultdict(float)
     history: dict[int, deque[PersonObservation]] = {}
@@ -157,11 +175,16 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     progress(ANALYSIS_SHARE, "finding events", done, force=True)
     if stop():
         raise Cancelled(f"analysis of {path.name} was stopped; nothing was written")
+    def reader(start: int, end: int, step: int) -> list[Frame]:
+        return read_frames(path, start, end, step, info, frames.keyframes)
+
     t = time.perf_counter()
-    episodes = hl.find_episodes(observations, info, sampled_fps, detector=backends.detector)
+    episodes = hl.find_episodes(observations, info, sampled_fps, detector=backends.detector,
+                                reader=reader)
     stage_ms["highlights"] += (time.perf_counter() - t) * 1000.0
     t = time.perf_counter()
-    clean = postprocess.clean(observations, episodes, frames_sampled=done, sampled_fps=sampled_fps)
+    clean = postprocess.clean(observations, episodes, frames_sampled=done, sampled_fps=sampled_fps,
+                              video_duration_s=info.duration_s)
     stage_ms["postprocess"] += (time.perf_counter() - t) * 1000.0
     progress(0.95, "writing outputs", done, force=True)
     if stop():
@@ -169,7 +192,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     t = time.perf_counter()
     written = outputs.write_outputs(
         output_dir, info=info, observations=observations, events=clean.events,
-        episodes=clean.episodes, detector=backends.detector, should_stop=stop)
+        episodes=clean.episodes, reader=reader, detector=backends.detector, should_stop=stop)
     stage_ms["outputs"] += (time.perf_counter() - t) * 1000.0
     result = RunResult(
         video=info, output_dir=output_dir, observations=tuple(observations),
@@ -182,5 +205,3 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     progress(1.0, "done", done, force=True)
     return result
 
-
-__all__ = ["run_video", "Action"]

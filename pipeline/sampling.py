@@ -58,15 +58,19 @@ def _open_container(path: Path):
     try:
         container = av.open(str(path), mode="r")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
-        reason = str(e).split(":")[0] if "moov atom" not in str(e) else "moov atom not found"
+        reason = getattr(e, "strerror", None) or str(e).split(":")[0]
+        if "moov atom" in str(e):
+            reason = "its index (moov atom) is missing"
+        elif "end of file" in str(reason).lower():
+            reason = "it ends before any frame"
         raise VideoOpenError(
-            f"input {path} is not a readable video ({reason}; it may be truncated, damaged or not "
-            f"a video at all); {_FIX}"
+            f"input {path} is not a readable video ({reason}; it may be truncated, damaged, empty "
+            f"or not a video at all); {_FIX}"
         ) from None
     if not container.streams.video:
         container.close()
         raise VideoOpenError(
-            f"input {path} has no video stream (audio or data only); {_FIX}"
+            f"input {path} has no video stream with frames (audio/data only, or no frames); {_FIX}"
         )
     return container
 

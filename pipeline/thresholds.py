@@ -15,10 +15,12 @@ DET_MIN_PERSON_SCORE = 0.12  # candidates kept for the tracker: lying or blurred
 #   0.12-0.3; such low scores only continue an existing track, never start one (see TRACK_*)
 DET_TILE_WHEN_PEOPLE = 5  # the model returns at most 6: at 5+ there may be more -> tiles
 DET_SMALL_PERSON_FRAC = 0.25  # median box height below this fraction of the frame -> 2x2 tiles
+DET_TILE_LONG_SIDE = 512  # tiles hold small people: a larger input keeps their detail
 DET_TILE_OVERLAP = 0.3  # tiles overlap by this fraction of their size
 DET_NMS_IOU = 0.5  # two boxes with more IoU are one person
 DET_NMS_IOMIN = 0.8  # ...or when the smaller box lies this much inside the larger one
 KP_MIN_SCORE = 0.25  # keypoints below this score are treated as unseen
+EDGE_MARGIN_FRAC = 0.02  # a box within this fraction of the frame's bottom edge is cut by it
 
 # --- tracking (ByteTrack on sampled frames, ~0.5-1.5 fps) -----------------------------------
 TRACK_ACTIVATION_SCORE = 0.25  # a detection this confident may start a track (MoveNet's scores
@@ -31,7 +33,10 @@ TRACK_LOST_S = 6.0  # keep a lost track this long (seconds of video) before drop
 TRACK_RELINK_BH = 1.0  # a new track whose centre is within this many (old) box heights of a
 #   track lost less than TRACK_LOST_S ago continues it (falls reshape the box; walkers at 0.5 fps)
 TRACK_MIN_OBSERVATIONS = 2  # tracks seen fewer times are noise (unless the video has fewer samples)
+TRACK_MIN_DURATION_S = 1.0  # tracks seen for a shorter time (first to last sighting) are passers-by
+#   at the frame edge or detector ghosts: too short to describe (relaxed for shorter videos)
 TRACK_MIN_PRESENCE_FRAC = 0.3  # tracks present in fewer of the samples of their span flicker
+ACTION_SMOOTH_SAMPLES = 3  # per-track action: centred majority vote over this many samples
 
 # --- posture and motion (pose rules, pipeline/actions.py) -----------------------------------
 UPRIGHT_MAX_TORSO_DEG = 35.0  # torso (hip-mid -> shoulder-mid) within this of vertical: upright
@@ -39,18 +44,34 @@ UPRIGHT_MIN_BOX_ASPECT = 1.2  # an upright adult's box is clearly taller than wi
 LYING_MIN_TORSO_DEG = 60.0  # torso or body axis this far from vertical: a horizontal body
 LYING_MAX_ASPECT_WITH_KP = 1.6  # ...and a box no taller than this x its width (a bent-over
 #   standing person has a tilted torso but a tall box)
-LYING_MAX_BOX_ASPECT = 0.8  # without torso keypoints: a box this wide supports lying
+LYING_MAX_BOX_ASPECT = 0.8  # a box this wide (height/width) is lying unless the torso is seen
+LYING_WIDE_BOX_MIN_TORSO_DEG = 30.0  # ...clearly upright (under this angle: sitting on the floor)
 SITTING_MIN_THIGH_DEG = 50.0  # upright torso with thighs this far from vertical: sitting
-SITTING_MAX_BOX_ASPECT_NO_LEGS = 1.6  # legs hidden (desk/table) and a box no taller than an
-#   upper body: sitting
+SITTING_MAX_HEIGHT_PER_TORSO = 3.2  # legs hidden and a box at most this many torso lengths
+#   tall: an upper body (sitting at a desk); a whole standing body is ~3.3-3.5 torso lengths
+LEGS_MIN_MEAN_SCORE = 0.3  # mean knee+ankle score below this: the legs are hidden (MoveNet
+#   still guesses legs under a desk, at ~0.1-0.27; clearly seen legs score 0.5-0.85)
+LEGS_CLEAR_MEAN_SCORE = 0.4  # below this the legs are unclear: trust the box height rule
 WALK_MIN_SPEED_BH_S = 0.25  # feet point speed in body heights per second: walking (normal walking
 #   is ~0.7 BH/s; detection jitter of a still person stays under ~0.1 BH/s)
 RUN_MIN_SPEED_BH_S = 1.5  # running is ~1.8 BH/s and up
 MOTION_WINDOW_S = 3.0  # history window for speed estimates
+DEPTH_BH_PER_LOG_SIZE = 3.0  # walking toward the camera: body heights moved per unit change of
+#   log(box height) (= camera distance / body height, ~3 for people 4-6 m away)
+MOTION_MIN_SPAN_S = 0.9  # speeds are measured over at least this much time (jitter)
 
-# --- falls and collapse (highlights) --------------------------------------------------------
-FALL_MAX_TRANSITION_S = 2.0  # upright -> lying within this time is a fall
+# --- falls and collapse (highlights, pipeline/highlights.py) --------------------------------
+FALL_MAX_TRANSITION_S = 2.0  # upright -> down within this time is a fall (a fall takes ~0.5-1.5 s;
+#   sitting or lying down on purpose takes longer)
+FALL_MIN_DROP_BH = 0.3  # hips fall by at least this many standing body heights (standing hips
+#   are ~0.5 BH above the floor; a person on the floor has dropped 0.35-0.65 BH in the clips)
+FALL_ONSET_DROP_BH = 0.08  # hips still within this of standing height: the fall has not begun
+FALL_MIN_DOWN_S = 1.0  # not upright again within this time after going down (squats, stumbles)
+FALL_REFINE_STEP_S = 0.1  # decode every this many seconds between two samples to time a fall
+DOWN_MAX_BOX_ASPECT = 1.0  # a box no taller than wide: the person is on the floor (or sprawled)
 COLLAPSE_MIN_LYING_S = 3.0  # lying on the floor this long is a collapse
+COLLAPSE_MAX_GAP_S = 1.5  # missed detections of a lying person up to this long do not break it
+EPISODE_MERGE_GAP_S = 2.0  # same-type episodes of one track this close are one episode
 
 # =============================================================================================
 # Faces, age/gender, orientation, interactions (pipeline/faces.py, attributes.py,

@@ -67,6 +67,7 @@ class PersonTracker:
         self._last_t: float | None = None
         self._alias: dict[int, int] = {}  # ByteTrack id -> stable id
         self._last_seen: dict[int, tuple[float, np.ndarray]] = {}  # stable id -> (t_s, xyxy)
+        self._scale: dict[int, float] = {}  # stable id -> body size (px), slowly decaying max
         self._raw_of: dict[int, int] = {}  # stable id -> ByteTrack id currently carrying it
 
     def update(self, persons: PersonDetections, t_s: float) -> PersonDetections:
@@ -107,7 +108,8 @@ class PersonTracker:
                 for b, sid in enumerate(lost):
                     box = self._last_seen[sid][1]
                     c_old = (box[:2] + box[2:]) / 2
-                    size = max(box[3] - box[1], box[2] - box[0], 1.0)
+                    # the track's recent body size: a last box may be a partial detection
+                    size = max(box[3] - box[1], box[2] - box[0], self._scale.get(sid, 0.0), 1.0)
                     d = float(np.hypot(*(c_new - c_old))) / size
                     if d <= T.TRACK_RELINK_BH:
                         cost[a, b] = d
@@ -125,12 +127,15 @@ class PersonTracker:
         for i, sid in enumerate(ids):
             if sid >= 0:
                 self._last_seen[int(sid)] = (float(t_s), np.asarray(xyxy[i], np.float32).copy())
+                size = float(max(xyxy[i][3] - xyxy[i][1], xyxy[i][2] - xyxy[i][0]))
+                self._scale[int(sid)] = max(size, 0.8 * self._scale.get(int(sid), 0.0))
                 if raw[i] >= 0:
                     self._raw_of[int(sid)] = int(raw[i])
                     self._alias.setdefault(int(raw[i]), int(sid))
         # forget tracks lost for good (memory stays bounded on long videos)
         for sid in [s for s, (t, _) in self._last_seen.items() if t_s - t > T.TRACK_LOST_S]:
             del self._last_seen[sid]
+            self._scale.pop(sid, None)
         return ids
 
 

@@ -196,6 +196,35 @@ def _upload_highlights(storage, video_name: str, result: RunResult,
     return thumbs
 
 
+def _usage(backends, *more) -> dict[str, dict[str, int]]:
+    """Token counts of the cloud backends (Claude scenes, Titan...) that keep a ``usage``
+    counter (``snapshot() -> {model: {calls, input_tokens, output_tokens}}``)."""
+    out: dict[str, dict[str, int]] = {}
+    objs = [getattr(backends, n, None) for n in ("detector", "attributes", "orientation", "action",
+                                                  "scene")] + list(more)
+    seen = set()
+    for o in objs:
+        usage = getattr(o, "usage", None)
+        if usage is None or id(usage) in seen or not hasattr(usage, "snapshot"):
+            continue
+        seen.add(id(usage))
+        for model, row in usage.snapshot().items():
+            acc = out.setdefault(model, {})
+            for k, v in row.items():
+                acc[k] = acc.get(k, 0) + int(v)
+    return out
+
+
+def _usage_delta(before: dict, after: dict) -> dict:
+    """This job's share of the counters (backends are reused across jobs)."""
+    delta = {}
+    for model, row in after.items():
+        d = {k: v - before.get(model, {}).get(k, 0) for k, v in row.items()}
+        if any(d.values()):
+            delta[model] = d
+    return delta
+
+
 def _finish(conn_factory, video_id: int, status: JobStatus, reason: str | None,
             primary=None, token_usage=None) -> bool:
     """Record the end state; on a broken connection retry on fresh ones (a few seconds)."""
@@ -272,15 +301,20 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                 progress.set_span(SPAN_ANALYSIS)
                 from pipeline.run import run_video
 
-                result = run_video(Path(local_path), out_dir, settings,
-                                   **({"backends": backends} if backends is not None else {}),
+                if backends is None:
+                    from pipeline.backends.registry import load_backends
+
+                    progress.report(SPAN_ANALYSIS[0], "loading models", force=True)
+                    backends = load_backends(settings)
+                embedder = load_embedder(settings)
+                usage_before = _usage(backends, embedder)
+                result = run_video(Path(local_path), out_dir, settings, backends=backends,
                                    on_progress=progress, should_stop=progress.should_stop)
             store.set_video_info(conn, vid, result.video)
             thumbs = _upload_highlights(storage, vname, result, progress, progress.should_stop)
 
             frame_size = (result.video.width, result.video.height)
             sentences = [event_sentence(e, frame_size) for e in result.events]
-            embedder = load_embedder(settings)
             progress.set_span(SPAN_EMBED)
             vecs = embed_texts(embedder, sentences, on_progress=progress,
                                should_stop=progress.should_stop) if sentences else None
@@ -292,7 +326,7 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                 events=result.events, sentences=sentences, thumbnails=thumbs, vectors=vecs,
                 model=embedder.name if vecs is not None else None, tracks=result.tracks))
             store.finish_video(conn, vid, JobStatus.COMPLETED,
-                               token_usage=getattr(result, "token_usage", None))
+                               token_usage=_usage_delta(usage_before, _usage(backends, embedder)))
         except Cancelled as e:
             if progress.lost is not None:
                 reason = (f"lost the database connection mid-run ({_one_line(progress.lost)}); "

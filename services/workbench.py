@@ -487,6 +487,13 @@ def video_media(svc: Services, video: VideoRecord) -> str | None:
     return str(p) if p is not None and p.is_file() else None
 
 
+def player_width(video: VideoRecord | None, portrait_px: int = 360) -> int | str:
+    """Portrait phone videos at a readable size instead of the column's full width."""
+    if video is not None and video.width and video.height and video.height > video.width:
+        return portrait_px
+    return "stretch"
+
+
 # --- tracks ------------------------------------------------------------------------------------
 
 
@@ -498,7 +505,8 @@ class TrackCard:
     summary: TrackSummary
     age_group: str
     action_history: tuple[tuple[float, str], ...]  # (t_s, action) at each change
-    thumbnails: tuple[StoredObject, ...] = ()
+    thumbnails: tuple[StoredObject, ...] = ()  # the track's highlight frames
+    samples: tuple[tuple[int, tuple[float, float, float, float]], ...] = ()  # (frame, bbox xywh)
 
     @property
     def title(self) -> str:
@@ -542,9 +550,49 @@ def track_cards(settings: Settings, video_id: int) -> list[TrackCard]:
                 history.append((e.t_s, e.action))
         thumbs = tuple(StoredObject(e.thumbnail_bucket, e.thumbnail_key)
                        for e in evs if e.thumbnail_key)[:4]
+        people = [e for e in evs if e.event_type == "person" and e.bbox[2] > 0]
+        picks = [people[round(i * (len(people) - 1) / 2)] for i in range(3)] if people else []
+        samples = tuple(dict.fromkeys((e.frame_number, e.bbox) for e in picks))
         cards.append(TrackCard(video_id=int(video_id), summary=t, age_group=t.age_group.value,
-                               action_history=tuple(history), thumbnails=thumbs))
+                               action_history=tuple(history), thumbnails=thumbs,
+                               samples=samples))
     return cards
+
+
+def person_crops(video: VideoRecord, card: TrackCard, height_px: int = 160) -> list[bytes]:
+    """JPEG crops of the track's person at a few of its frames (start, middle, end), read from
+    the source video when it is a local file; [] otherwise (S3 sources show highlight frames)."""
+    uri = video.source_uri or ""
+    path = Path(uri)
+    if not card.samples or uri.startswith(("s3://", "local:")) or not path.is_file():
+        return []
+    from PIL import Image
+
+    from pipeline.sampling import probe_video, read_frames
+
+    try:
+        info = probe_video(path)
+        out = []
+        for frame_number, (x, y, w, h) in card.samples:
+            frames = read_frames(path, frame_number, frame_number, 1, info=info)
+            if not frames:
+                continue
+            img = frames[0].image
+            H, W = img.shape[:2]
+            pad_w, pad_h = 0.1 * w, 0.05 * h
+            x0, y0 = max(0, int(x - pad_w)), max(0, int(y - pad_h))
+            x1, y1 = min(W, int(x + w + pad_w)), min(H, int(y + h + pad_h))
+            if x1 - x0 < 4 or y1 - y0 < 4:
+                continue
+            crop = Image.fromarray(img[y0:y1, x0:x1])
+            crop.thumbnail((height_px * 2, height_px))
+            buf = io.BytesIO()
+            crop.save(buf, format="JPEG", quality=85)
+            out.append(buf.getvalue())
+        return out
+    except PipelineError as e:  # the file changed or went away since the analysis
+        log.warning("no person crops from %s: %s", path, e)
+        return []
 
 
 # --- search ------------------------------------------------------------------------------------

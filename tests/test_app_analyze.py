@@ -68,8 +68,9 @@ def test_a_reload_during_a_run_shows_the_live_progress_and_can_cancel(app, db_se
     first.number_input(key="analyze.frame_skip").set_value(2)
     first.button(key="analyze.start").click().run()
     vid = first.session_state["analyze.video_id"]
-    wait_for(lambda: (lambda v: v.status is JobStatus.PROCESSING and (v.frames_done or 0) > 0)(
-        workbench.get_video(db_settings, vid)), timeout=120, what="the job to be running")
+    wait_for(lambda: (lambda v: v.status is JobStatus.PROCESSING and (v.frames_done or 0) > 1
+                      and v.eta_s is not None)(workbench.get_video(db_settings, vid)),
+             timeout=120, what="the job to be running with an ETA")
 
     reloaded = new_app().run()  # a page reload: a new session with empty session state
     assert "analyze.video_id" not in reloaded.session_state
@@ -98,7 +99,7 @@ def test_upload_is_stored_then_analysed(app, db_settings):
     data = testdata_path("clips/intel/people-detection.mp4").read_bytes()
     at = new_app().run()
     at.radio(key="analyze.origin").set_value("Upload").run()
-    at.get("file_uploader")[0].upload("empty room.mp4", data, "video/mp4")
+    at.file_uploader[0].upload("empty room.mp4", data, "video/mp4")
     at.button(key="analyze.start").click().run()
     assert not at.exception, at.exception
     assert not at.error, texts(at, "error")

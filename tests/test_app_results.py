@@ -65,7 +65,7 @@ def _fall_onset(gt) -> float:
 def test_highlights_show_the_fall_and_open_it_large(done, at, gt):
     at.switch_page("pages/highlights.py").run()
     assert not at.exception, at.exception
-    assert len(at.main.get("imgs")) >= 1
+    assert len(at.main.get("image")) >= 1
     cards = [m for m in texts(at, "markdown") if "track" in m and MMSS.search(m)]
     assert any(any(t in c for t in FALL_TYPES) for c in cards), cards
 
@@ -104,6 +104,7 @@ def test_events_table_charts_download_and_track_cards(done, at):
     assert metrics["Events"] == str(len(stored))
     assert any(m.startswith("**Track ") for m in texts(at, "markdown"))
     assert any("Age:" in m and "Gender:" in m for m in texts(at, "markdown"))
+    assert at.main.get("image"), "track cards show crops of the person"
 
     at.multiselect(key="events.actions").set_value(["lying"]).run()
     assert not at.exception
@@ -125,7 +126,7 @@ def test_events_csv_is_the_filtered_table(done):
 def test_search_gives_a_cited_answer_that_links_to_the_frame(done, at):
     at.switch_page("pages/search.py").run()
     at.text_input(key="search.query").input("a person falls down")
-    at.get("form_submit_button")[0].click().run()
+    at.form_submit_button[0].click().run()
     assert not at.exception, at.exception
     assert not at.error, texts(at, "error")
     answer = [m for m in texts(at, "markdown") if "](video?video_id=" in m]
@@ -145,12 +146,12 @@ def test_search_gives_a_cited_answer_that_links_to_the_frame(done, at):
 
 def test_search_error_and_nothing_found_states(done, at):
     at.switch_page("pages/search.py").run()
-    at.get("form_submit_button")[0].click().run()  # empty question
+    at.form_submit_button[0].click().run()  # empty question
     assert not at.exception
     assert any("query is empty" in e for e in texts(at, "error"))
 
     at.text_input(key="search.query").input("invoice totals of the quarterly tax report")
-    at.get("form_submit_button")[0].click().run()
+    at.form_submit_button[0].click().run()
     assert not at.exception
     assert any("nothing" in w.lower() or "no " in w.lower() for w in texts(at, "warning")), \
         texts(at, "warning")

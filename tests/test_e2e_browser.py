@@ -99,6 +99,7 @@ def test_analyst_flow_in_a_real_browser(server):
     from playwright.sync_api import expect, sync_playwright
 
     url, log = server
+    expect.set_options(timeout=60_000)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -106,7 +107,8 @@ def test_analyst_flow_in_a_real_browser(server):
             page.set_default_timeout(60_000)
             page.goto(url)
             page.get_by_role("heading", name="Analyze a video").wait_for()
-            expect(page.get_by_text("Fall01.mp4").first).to_be_visible()
+            expect(page.get_by_role("combobox", name="Video in the library folder")) \
+                .to_have_value("Fall01.mp4")
             _shot(page, "1_analyze")
 
             page.get_by_role("button", name="Start analysis").click()
@@ -133,6 +135,7 @@ def test_analyst_flow_in_a_real_browser(server):
                             f"{log.read_text()[-3000:]}")
             assert len(set(seen)) >= 2, f"the progress bar did not move: {seen}"
             assert seen == sorted(seen), f"progress went backwards: {seen}"
+            expect(page.get_by_role("link", name="Open highlights")).to_be_visible()
             _shot(page, "3_done")
 
             _nav(page, "Highlights")
@@ -141,7 +144,8 @@ def test_analyst_flow_in_a_real_browser(server):
                                  has_text=re.compile(r"(falling|collapse) · \d\d:\d\d · track"))
             expect(cards.first).to_be_visible()
             _shot(page, "4_highlights")
-            page.get_by_role("button", name="Open").first.click()
+            page.locator('[data-testid="stMain"] [data-testid="stButton"] button',
+                         has_text=re.compile(r"Open$")).first.click()
             page.locator('[data-testid="stVideo"]').first.wait_for()
             _shot(page, "5_highlight_open")
 

@@ -85,7 +85,7 @@ def test_running_is_an_anomaly_and_walking_is_not():
 
 def test_dense_sampling_requests():
     assert interaction_frame_skip(30.0, 3.0, 20) == 4  # short clip: ~7 samples/s
-    assert interaction_frame_skip(25.0, 2.4, 20) == 4
+    assert interaction_frame_skip(25.0, 2.4, 20) == 3
     assert interaction_frame_skip(30.0, 600.0, 20) == 20  # long video: regular skip...
     assert interaction_frame_skip(30.0, 3.0, 2) == 2  # ...and never sparser than asked
     wins = dense_windows(_scene(0.67, 3, 120, 0) + [_person(300, 20.0, 1)], 1.5)

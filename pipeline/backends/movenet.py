@@ -114,8 +114,8 @@ class MoveNetDetector:
         n = len(rows)
         if n == 0:
             return 1, 1
-        heights = rows[:, 54] - rows[:, 52]
-        small = float(np.median(heights)) < T.DET_SMALL_PERSON_FRAC * h
+        sizes = np.maximum(rows[:, 54] - rows[:, 52], rows[:, 53] - rows[:, 51])  # lying: width
+        small = float(np.median(sizes)) < T.DET_SMALL_PERSON_FRAC * max(h, w)
         crowded = n >= T.DET_TILE_WHEN_PEOPLE
         if not (small or crowded):
             return 1, 1
@@ -136,7 +136,7 @@ class MoveNetDetector:
                 x0 = 0 if gc == 1 else int(round(c * (w - tw) / (gc - 1)))
                 y0 = 0 if gr == 1 else int(round(r * (h - th) / (gr - 1)))
                 x1, y1 = min(w, x0 + tw), min(h, y0 + th)
-                rows = self._run(image[y0:y1, x0:x1])
+                rows = self._run(image[y0:y1, x0:x1], T.DET_TILE_LONG_SIDE)
                 if not len(rows):
                     continue
                 rows = rows.copy()

@@ -1,0 +1,244 @@
+"""Falls and collapses from tracked poses, the in-between-frame refinement, merging with the
+interaction episodes, and one highlight per episode per track.
+
+Rules (thresholds in ``pipeline.thresholds``, section "falls and collapse"):
+
+* **standing reference**: a track's observation that is upright (torso near vertical, a tall
+  box, not sitting); its hip height and box height are the reference for a drop.
+* **down**: lying (see ``actions.posture``) or a box at most ``DOWN_MAX_BOX_ASPECT`` times as
+  tall as wide (a person on the floor seen end-on, or sprawled sitting after a backward fall),
+  unless the box touches the frame's bottom edge (people walking out of view look short).
+* **falling**: a down observation whose hips are at least ``FALL_MIN_DROP_BH`` body heights
+  (body lengths for a lying reference: rolling off a bed) below those of a standing or lying
+  reference at most ``FALL_MAX_TRANSITION_S`` (plus one sample
+  interval, since the fall happens between samples) earlier, and the person is not upright again
+  within ``FALL_MIN_DOWN_S`` (squats, bending and sitting down fail one of these tests).
+  The frames between the reference and the down observation are then decoded (every
+  ``FALL_REFINE_STEP_S``) and the detector run on them: the onset is the last frame whose hips
+  are still within ``FALL_ONSET_DROP_BH`` of standing height, and the transition (onset to the
+  first down frame) must take at most ``FALL_MAX_TRANSITION_S``, which confirms the fall.
+* **collapse**: lying for at least ``COLLAPSE_MIN_LYING_S`` (gaps of missed detections up to
+  ``COLLAPSE_MAX_GAP_S`` bridged), with or without a fall seen; its moment is when lying began.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from pipeline import thresholds as T
+from pipeline.actions import Posture, posture
+from pipeline.records import Episode, EventType, Frame, PersonObservation, VideoInfo
+
+log = logging.getLogger(__name__)
+
+FrameReader = Callable[[int, int, int], list[Frame]]  # (start_frame, end_frame, step) -> frames
+
+
+@dataclass(frozen=True)
+class _P:
+    """A track's observation with its posture."""
+
+    t_s: float
+    frame_number: int
+    xyxy: tuple[float, float, float, float]
+    p: Posture
+
+    @property
+    def down(self) -> bool:
+        return _is_down(self.p)
+
+
+def _is_down(p: Posture) -> bool:
+    # a box cut by the bottom edge is short because the person walks out of view, not down
+    return p.lying or (p.box_aspect <= T.DOWN_MAX_BOX_ASPECT and not p.cut_at_bottom)
+
+
+def _by_track(observations: Sequence[PersonObservation], frame_height: int | None = None,
+              ) -> dict[int, list[_P]]:
+    tracks: dict[int, list[_P]] = {}
+    for o in observations:
+        if o.obj_id < 0:
+            continue
+        tracks.setdefault(o.obj_id, []).append(
+            _P(o.t_s, o.frame_number, o.xyxy, posture(o.keypoints, o.xyxy, frame_height)))
+    for v in tracks.values():
+        v.sort(key=lambda s: s.t_s)
+    return tracks
+
+
+def _drop_bh(ref: _P, cur_centre_y: float, scale: float | None = None) -> float:
+    return (cur_centre_y - ref.p.centre_y) / max(scale or ref.p.height_px, 1.0)
+
+
+# --- falls ---------------------------------------------------------------------------------
+def _fall_candidates(seq: list[_P], sample_dt: float) -> list[tuple[_P, _P, float]]:
+    """(standing reference, first down observation, body scale px) that look like a fall."""
+    out = []
+    window = T.FALL_MAX_TRANSITION_S + sample_dt
+    last_fall_t = -1e9
+    for j, cur in enumerate(seq):
+        if not cur.down or cur.t_s - last_fall_t < T.FALL_MIN_DOWN_S + window:
+            continue
+        # standing, or lying higher up (rolling off a bed or a sofa onto the floor)
+        refs = [s for s in seq[:j] if (s.p.upright or s.p.lying)
+                and 0 < cur.t_s - s.t_s <= window + 1e-6]
+        if not refs:
+            continue
+        # the reference is the moment with the highest hips: during the fall the body may still
+        # look upright while already dropping. The scale is the largest body height seen (a
+        # partly detected person has a small box).
+        scale = max(s.p.height_px for s in refs)
+        ref = min(refs, key=lambda s: (s.p.centre_y, -s.t_s))
+        if _drop_bh(ref, cur.p.centre_y, scale) < T.FALL_MIN_DROP_BH:
+            continue
+        # not upright again soon after (a squat or a stumble gets straight back up)
+        later = [s for s in seq[j + 1:] if s.t_s - cur.t_s <= T.FALL_MIN_DOWN_S + 1e-6]
+        if any(s.p.upright and _drop_bh(ref, s.p.centre_y, scale) < T.FALL_ONSET_DROP_BH * 2
+               for s in later):
+            continue
+        out.append((ref, cur, scale))
+        last_fall_t = cur.t_s
+    return out
+
+
+def _nearest(persons, box: np.ndarray) -> int | None:
+    if not len(persons):
+        return None
+    c = (box[:2] + box[2:]) / 2
+    size = max(box[2] - box[0], box[3] - box[1], 1.0)
+    cs = (persons.xyxy[:, :2] + persons.xyxy[:, 2:]) / 2
+    d = np.hypot(*(cs - c).T) / size
+    i = int(np.argmin(d))
+    return i if d[i] <= T.TRACK_RELINK_BH else None
+
+
+def _refine(ref: _P, down: _P, scale: float, reader: FrameReader | None, detector, fps: float,
+            ) -> tuple[float, int, float, str] | None:
+    """Decode the frames between ``ref`` and ``down``: (onset_t, onset_frame, duration_s, how)
+    or None when the in-between frames contradict a fall (the transition takes too long)."""
+    if reader is None or detector is None or down.frame_number - ref.frame_number <= 1:
+        return ref.t_s, ref.frame_number, down.t_s - ref.t_s, "sampled frames"
+    step = max(1, int(round(fps * T.FALL_REFINE_STEP_S)))
+    frames = reader(ref.frame_number + step, down.frame_number - 1, step)
+    onset_t, onset_f = ref.t_s, ref.frame_number
+    first_down_t = down.t_s
+    prev_box = np.asarray(ref.xyxy, np.float32)
+    seen = 0
+    for fr in frames:
+        persons = detector.detect([fr])[0]
+        i = _nearest(persons, prev_box)
+        if i is None:
+            continue
+        seen += 1
+        prev_box = persons.xyxy[i]
+        p = posture(persons.keypoints[i], persons.xyxy[i], fr.height)
+        drop = _drop_bh(ref, p.centre_y, scale)
+        is_down = _is_down(p) and drop >= T.FALL_MIN_DROP_BH
+        if is_down:
+            first_down_t = min(first_down_t, fr.t_s)
+            break
+        if drop < T.FALL_ONSET_DROP_BH and (ref.p.lying or not p.lying):
+            onset_t, onset_f = fr.t_s, fr.frame_number
+    duration = first_down_t - onset_t
+    if duration > T.FALL_MAX_TRANSITION_S + 1e-6:
+        return None
+    return onset_t, onset_f, duration, f"{seen} in-between frames"
+
+
+def find_falls(seq: list[_P], obj_id: int, sample_dt: float, fps: float,
+               reader: FrameReader | None, detector) -> list[Episode]:
+    episodes = []
+    for ref, down, scale in _fall_candidates(seq, sample_dt):
+        refined = _refine(ref, down, scale, reader, detector, fps)
+        if refined is None:
+            log.debug("track %d: drop at %.2fs too slow for a fall", obj_id, down.t_s)
+            continue
+        onset_t, onset_f, duration, how = refined
+        drop = _drop_bh(ref, down.p.centre_y, scale)
+        conf = float(np.clip(0.5 + 0.5 * min(1.0, drop / (2 * T.FALL_MIN_DROP_BH))
+                             * (1.0 if down.p.lying else 0.8), 0, 1))
+        end = max(s.t_s for s in seq if s.t_s >= down.t_s and s.down) if seq else down.t_s
+        episodes.append(Episode(
+            event_type=EventType.FALLING, obj_id=obj_id, start_t_s=round(onset_t, 3),
+            end_t_s=round(max(end, down.t_s), 3), peak_t_s=round(onset_t, 3),
+            peak_frame_number=int(onset_f), confidence=round(conf, 3),
+            reason=f"{'upright' if ref.p.upright else 'lying'} -> "
+                   f"{'lying' if down.p.lying else 'down'} in {duration:.1f} s, "
+                   f"hips dropped {drop:.2f} body heights ({how})"))
+    return episodes
+
+
+# --- collapse ------------------------------------------------------------------------------
+def find_collapses(seq: list[_P], obj_id: int, sample_dt: float) -> list[Episode]:
+    episodes = []
+    max_gap = max(T.COLLAPSE_MAX_GAP_S, 1.5 * sample_dt)
+    run: list[_P] = []
+
+    def flush():
+        if len(run) >= 2 and run[-1].t_s - run[0].t_s >= T.COLLAPSE_MIN_LYING_S - 1e-6:
+            dur = run[-1].t_s - run[0].t_s
+            conf = float(np.clip(0.5 + 0.1 * dur, 0, 0.95))
+            episodes.append(Episode(
+                event_type=EventType.COLLAPSE, obj_id=obj_id, start_t_s=round(run[0].t_s, 3),
+                end_t_s=round(run[-1].t_s, 3), peak_t_s=round(run[0].t_s, 3),
+                peak_frame_number=run[0].frame_number, confidence=round(conf, 3),
+                reason=f"lying for {dur:.1f} s"))
+
+    for s in seq:
+        if s.p.lying and (not run or s.t_s - run[-1].t_s <= max_gap):
+            run.append(s)
+        elif s.p.lying:
+            flush()
+            run = [s]
+        elif not s.p.lying and run and s.t_s - run[-1].t_s > 0:
+            if s.p.upright or s.p.sitting:
+                flush()
+                run = []
+    flush()
+    return episodes
+
+
+# --- all episodes ----------------------------------------------------------------------------
+def merge_episodes(episodes: Sequence[Episode], gap_s: float = T.EPISODE_MERGE_GAP_S) -> list[Episode]:
+    """One episode per event type per track per stretch of time: overlapping or nearby episodes
+    (``gap_s``) of the same type and track are merged, keeping the earliest peak."""
+    out: list[Episode] = []
+    for e in sorted(episodes, key=lambda e: (e.event_type.value, e.obj_id, e.start_t_s)):
+        last = out[-1] if out else None
+        if (last is not None and last.event_type == e.event_type and last.obj_id == e.obj_id
+                and e.start_t_s <= last.end_t_s + gap_s):
+            best = last if last.confidence >= e.confidence else e
+            out[-1] = Episode(
+                event_type=e.event_type, obj_id=e.obj_id, start_t_s=last.start_t_s,
+                end_t_s=max(last.end_t_s, e.end_t_s), peak_t_s=last.peak_t_s,
+                peak_frame_number=last.peak_frame_number,
+                confidence=max(last.confidence, e.confidence),
+                other_obj_ids=tuple(sorted(set(last.other_obj_ids) | set(e.other_obj_ids))),
+                reason=best.reason)
+        else:
+            out.append(e)
+    return sorted(out, key=lambda e: (e.peak_t_s, e.obj_id, e.event_type.value))
+
+
+def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sampled_fps: float,
+                  detector=None, reader: FrameReader | None = None,
+                  extra_observations: Sequence[PersonObservation] | None = None) -> list[Episode]:
+    """Falls, collapses and (when ``pipeline.interactions`` is present) violent / grabbing /
+    anomaly episodes, merged to one per episode per track."""
+    sample_dt = 1.0 / max(sampled_fps, 1e-6)
+    tracks = _by_track(observations, info.height)
+    episodes: list[Episode] = []
+    for oid, seq in tracks.items():
+        episodes += find_falls(seq, oid, sample_dt, info.fps, reader, detector)
+        episodes += find_collapses(seq, oid, sample_dt)
+    try:
+        from pipeline.interactions import find_interaction_episodes
+    except ImportError:  # the interactions module is optional
+        find_interaction_episodes = None
+    if find_interaction_episodes is not None:
+        obs = list(extra_observations) if extra_observations else list(observations)
+        episodes += find_interaction_episodes(obs, (info.width, info.height), sampled_fps)
+    return merge_episodes(episodes)

@@ -1,0 +1,64 @@
+"""pipeline/backends/minilm.py and services/embeddings.py: the real offline MiniLM model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.records import Action, AgeGroup, Event, EventType, Gender
+from services.embeddings import embed_texts, event_sentence, load_embedder
+from settings import Settings
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    import torch
+
+    torch.set_num_threads(1)
+    return load_embedder(Settings())
+
+
+def test_minilm_is_offline_384d_normalised(embedder):
+    assert embedder.name == "all-MiniLM-L6-v2" and embedder.dim == 384
+    v = embedder.embed(["a man fell to the floor", "a person falls down", "a cat on a sofa"])
+    assert v.shape == (3, 384) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert v[0] @ v[1] > v[0] @ v[2] + 0.2  # meaning, not letters
+    assert load_embedder(Settings()) is embedder  # one per process
+    assert embedder.embed([]).shape == (0, 384)
+
+
+def test_event_sentence():
+    e = Event(EventType.FALLING, 15.2, 380, 3, (10.0, 0.0, 100.0, 200.0), AgeGroup.MIDDLE,
+              Gender.FEMALE, Action.FALLING, 0.9, age=30.4, orientation_deg=5.0,
+              scene_description="One person  is visible\nin a room")
+    s = event_sentence(e, (640, 480))
+    assert s.startswith("at 00:15 a woman, about 30, fell down to the floor")
+    assert "near the left edge" in s and "facing the camera" in s
+    assert s.endswith("; scene: One person is visible in a room")
+    p = Event(EventType.PERSON, 75.0, 1, 1, (500.0, 0.0, 600.0, 200.0), AgeGroup.OLD, Gender.MALE,
+              Action.WALKING, 0.7, orientation_deg=180.0)
+    assert event_sentence(p, (640, 480)) == (
+        "at 01:15 an older man was walking near the right edge, with the back to the camera, facing away")
+    u = Event(EventType.VIOLENT, 1.0, 1, 1, (0.0, 0.0, 1.0, 1.0), AgeGroup.UNKNOWN, Gender.UNKNOWN,
+              Action.VIOLENT, 0.7)
+    assert event_sentence(u).startswith("at 00:01 a person was fighting with another person")
+
+
+def test_embed_texts_batches_with_progress(embedder):
+    seen = []
+    texts = [f"person {i} walking" for i in range(10)]
+    v = embed_texts(embedder, texts, batch_size=4, on_progress=seen.append)
+    assert v.shape == (10, 384)
+    assert [p.frames_done for p in seen] == [4, 8, 10] and seen[-1].fraction == 1.0
+    assert np.allclose(v[3], embedder.embed([texts[3]])[0], atol=1e-5)
+    from pipeline.errors import Cancelled
+
+    with pytest.raises(Cancelled):
+        embed_texts(embedder, texts, batch_size=4, should_stop=lambda: True)
+
+
+def test_unknown_embedder_names_the_setting():
+    from pipeline.errors import BackendUnavailable
+
+    with pytest.raises(BackendUnavailable, match="VA_EMBEDDER"):
+        load_embedder(Settings(embedder="nope"))

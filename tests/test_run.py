@@ -1,0 +1,121 @@
+"""run_video end to end on real clips: progress, cancel, records, zero/some people."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from conftest import testdata_path as data_path
+from pipeline.errors import BackendUnavailable, Cancelled, VideoOpenError
+from pipeline.records import Action, EventType
+from pipeline.run import run_video
+from settings import Settings
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from pipeline.backends.registry import load_backends
+
+    settings = Settings(cpu_threads=2)
+    return settings, load_backends(settings)
+
+
+def test_progress_records_and_outputs(engine, tmp_path):
+    settings, backends = engine
+    seen = []
+    result = run_video(data_path("clips/intel/classroom.mp4"), tmp_path / "out", settings,
+                       backends=backends, on_progress=seen.append)
+    fr = [p.fraction for p in seen]
+    assert fr[0] == 0.0 and fr[-1] == 1.0 and seen[-1].stage == "done"
+    assert fr == sorted(fr)
+    assert all(p.frames_done <= p.frames_total for p in seen)
+    assert any(p.eta_s is not None for p in seen)
+    assert seen[-1].frames_done == result.frames_sampled > 0
+    assert set(result.backends) == {"detector", "attributes", "orientation", "action", "scene"}
+    assert result.backends["detector"] == "movenet"
+    assert {"decode", "detector", "tracking", "action", "outputs"} <= set(result.stage_ms)
+    assert all(v >= 0 for v in result.stage_ms.values())
+    # classroom: 4 people (+/- 1), mostly sitting (ground truth)
+    assert 3 <= len(result.tracks) <= 5, result.tracks
+    acts = [e.action for e in result.events if e.event_type is EventType.PERSON]
+    assert sum(a is Action.SITTING for a in acts) >= 0.75 * len(acts)
+    out = result.output_dir
+    for name in ("results_final.csv", "processed_results.csv", "highlights.json"):
+        assert (out / name).is_file()
+    rows = list(csv.DictReader(open(out / "results_final.csv")))
+    assert len(rows) == len(result.observations)
+    assert sum(bool(r["scene_description"]) for r in rows) >= 1  # scene every 10 samples
+    assert rows[0]["keypoints"].startswith("[[") and rows[0]["orientation"] != ""
+
+
+def test_empty_room_gives_no_person(engine, tmp_path, gt):
+    settings, backends = engine
+    assert gt["clips/intel/people-detection.mp4"]["persons"] == 0
+    # (a passer-by leaves through the left door within the first ~0.6 s; tracks shorter than
+    # TRACK_MIN_DURATION_S are dropped as transient)
+    result = run_video(data_path("clips/intel/people-detection.mp4"), tmp_path / "o", settings,
+                       backends=backends)
+    assert result.tracks == ()
+    assert [e for e in result.events if e.event_type is EventType.PERSON] == []
+    assert result.highlights == ()
+
+
+def test_still_image(engine, tmp_path):
+    settings, backends = engine
+    result = run_video(data_path("images/astronaut.png"), tmp_path / "o", settings, backends=backends)
+    assert result.frames_sampled == 1 and result.video.is_image
+    assert len(result.tracks) == 1
+
+
+def test_cancel_leaves_nothing(engine, tmp_path):
+    settings, backends = engine
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    out = tmp_path / "out"
+    with pytest.raises(Cancelled) as ei:
+        run_video(data_path("clips/intel/classroom.mp4"), out, settings, backends=backends,
+                  should_stop=stop)
+    assert "nothing was written" in str(ei.value)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cancel_while_writing_keeps_the_previous_outputs(engine, tmp_path):
+    settings, backends = engine
+    out = tmp_path / "out"
+    run_video(data_path("clips/intel/people-detection.mp4"), out, settings, backends=backends)
+    before = sorted(p.name for p in out.iterdir())
+    stamp = (out / "results_final.csv").read_text()
+    flag = {"stop": False}
+
+    def progress(p):
+        if p.stage == "writing outputs":
+            flag["stop"] = True
+
+    with pytest.raises(Cancelled):
+        run_video(data_path("clips/intel/classroom.mp4"), out, settings, backends=backends,
+                  on_progress=progress, should_stop=lambda: flag["stop"])
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert (out / "results_final.csv").read_text() == stamp
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary folder left
+
+
+def test_bad_input_writes_nothing(engine, tmp_path):
+    settings, backends = engine
+    bad = tmp_path / "x.mp4"
+    bad.write_text("not a video")
+    with pytest.raises(VideoOpenError):
+        run_video(bad, tmp_path / "out", settings, backends=backends)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_backend_name(tmp_path):
+    with pytest.raises(BackendUnavailable) as ei:
+        run_video(data_path("clips/intel/classroom.mp4"), tmp_path / "out",
+                  Settings(attributes="nope"))
+    assert "VA_ATTRIBUTES" in str(ei.value)
+    assert not (tmp_path / "out").exists()
