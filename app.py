@@ -23,6 +23,7 @@ PAGES = [
     st.Page("pages/video.py", title="Video detail", icon=":material/movie:"),
 ]
 page = st.navigation(PAGES)
+res.services()  # settings + database: a setup problem is one plain error here, and stops
 
 
 @st.fragment(run_every=2.0)

@@ -139,14 +139,20 @@ def hybrid_search_sql(model: str, dim: int, with_vector: bool = True):
 
     vexpr = sql.SQL("(ee.embedding::vector({}))").format(sql.Literal(int(dim)))
     filt, _ = _filter_sql(None)
+    # The ORDER BY compares with the bound parameter itself (not a CTE column) so that the
+    # model's partial HNSW index drives the scan; filters are checked per candidate (EXISTS on
+    # the event's primary key) and iterative index scans keep fetching until enough pass.
+    qv = sql.SQL("%(qvec)s::vector({})").format(sql.Literal(int(dim)))
     semantic = sql.SQL(
         "semantic AS ("
-        " SELECT event_id, similarity, row_number() OVER (ORDER BY distance) AS rank FROM ("
-        "  SELECT ee.event_id, ({vexpr_raw} <=> q.v) AS distance, 1 - ({vexpr_raw} <=> q.v) AS similarity"
-        "  FROM event_embedding ee JOIN db_event e ON e.event_id = ee.event_id, q"
-        "  WHERE ee.{model_pred} AND " + filt +
-        "  ORDER BY {vexpr_raw} <=> q.v LIMIT %(cand)s) s)"
-    ).format(vexpr_raw=vexpr, model_pred=vectors.model_filter(model))
+        " SELECT event_id, 1 - distance AS similarity, row_number() OVER (ORDER BY distance) AS rank"
+        " FROM ("
+        "  SELECT ee.event_id, ({vexpr_raw} <=> {qv}) AS distance"
+        "  FROM event_embedding ee"
+        "  WHERE ee.{model_pred} AND EXISTS (SELECT 1 FROM db_event e WHERE e.event_id = ee.event_id"
+        "   AND " + filt + ")"
+        "  ORDER BY {vexpr_raw} <=> {qv} LIMIT %(cand)s) s)"
+    ).format(vexpr_raw=vexpr, model_pred=vectors.model_filter(model), qv=qv)
     if not with_vector:
         semantic = sql.SQL(
             "semantic AS (SELECT NULL::bigint AS event_id, NULL::float8 AS similarity,"

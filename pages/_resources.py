@@ -27,7 +27,8 @@ def _ensure_app_navigation() -> None:
     """Streamlit runs a folder named ``pages/`` beside the entry file in its old multipage mode
     until the entry file's ``st.navigation`` has run once in the process: on a fresh server whose
     first visitor opens a link such as ``/video?video_id=3`` the page would run alone (no app
-    shell, a file-list sidebar). Leave that mode and rerun through ``app.py``."""
+    shell, a file-list sidebar). Leave that mode and rerun through ``app.py``. (AppTest resets
+    the flag before each of its runs; there the page simply runs as it is.)"""
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # a Streamlit without the old mode
@@ -59,12 +60,22 @@ def runner() -> "workbench.JobRunner":
         st.stop()
 
 
+@st.cache_resource(show_spinner="Loading the search model…")
+def _search_embedder(key: str, _settings):
+    return workbench.load_search_embedder(_settings)
+
+
+def search_embedder() -> "workbench.SearchEmbedder":
+    s = services().settings
+    return _search_embedder(workbench.settings_key(s), s)
+
+
 def show_error(e: BaseException, what: str = "") -> None:
     """One plain line for a problem the analyst can fix; never a stack trace."""
     st.error(f"{what}: {e}" if what else str(e), icon=":material/error:")
 
 
-@st.cache_data(show_spinner=False, max_entries=1024, ttl=600)
+@st.cache_data(show_spinner=False, max_entries=1024, ttl=60)
 def _frame(uri: str, _obj) -> bytes | None:
     return workbench.frame_bytes(services(), _obj)
 

@@ -32,8 +32,13 @@ if caps.notes:
 origins = []
 if caps.library:
     origins.append("Library folder")
+@st.cache_data(ttl=15, show_spinner=False)
+def _stored(key: str, _svc) -> list["wb.VideoSource"]:
+    return wb.stored_videos(_svc)  # an S3 listing: not on every rerun
+
+
 try:
-    stored = wb.stored_videos(svc)
+    stored = _stored(wb.settings_key(settings), svc)
     stored_error = None
 except wb.USER_ERRORS as e:
     stored, stored_error = [], e
@@ -111,6 +116,7 @@ with right:
         try:
             if upload is not None:
                 source = wb.save_upload(svc, upload.name, upload.getvalue())
+                _stored.clear()
             if source is None:
                 st.warning("Pick or upload a video first.")
             else:

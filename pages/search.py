@@ -30,13 +30,14 @@ if not videos:
 with st.form("search.form", border=True):
     query = st.text_input("Question", key="search.query", max_chars=2000,
                           placeholder="e.g. when did someone fall near the counter?")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns(5)
     vids = c1.multiselect("Videos", list(names), key="search.videos", placeholder="All videos",
                           format_func=lambda i: f"{names[i]} (video {i})")
     types = c2.multiselect("Event types", wb.EVENT_TYPES, key="search.types",
                            placeholder="All")
-    genders = c3.multiselect("Gender", wb.GENDERS, key="search.genders", placeholder="Any")
-    ages = c4.multiselect("Age group", wb.AGE_GROUPS, key="search.ages", placeholder="Any")
+    actions = c3.multiselect("Actions", wb.ACTIONS, key="search.actions", placeholder="All")
+    genders = c4.multiselect("Gender", wb.GENDERS, key="search.genders", placeholder="Any")
+    ages = c5.multiselect("Age group", wb.AGE_GROUPS, key="search.ages", placeholder="Any")
     top_k = st.slider("How many moments", 3, 30, 8, key="search.top_k")
     submitted = st.form_submit_button("Search", type="primary", icon=":material/search:")
 
@@ -46,11 +47,12 @@ if not (caps.bedrock or caps.openai):
 
 if submitted:
     filters = wb.SearchFilters(video_ids=tuple(vids), event_types=tuple(types),
-                               genders=tuple(genders), age_groups=tuple(ages))
+                               actions=tuple(actions), genders=tuple(genders),
+                               age_groups=tuple(ages))
     try:
         with st.spinner("Searching…"):
-            st.session_state["search.result"] = wb.run_search(settings, query, filters,
-                                                              top_k=int(top_k))
+            st.session_state["search.result"] = wb.run_search(
+                settings, query, filters, top_k=int(top_k), embedder=res.search_embedder())
     except wb.USER_ERRORS as e:
         st.session_state["search.result"] = None
         res.show_error(e, "Search failed")

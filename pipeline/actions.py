@@ -107,8 +107,11 @@ def posture(keypoints, xyxy, frame_height: int | None = None) -> Posture:
     # whose torso is not clearly upright (lying along the camera's axis looks short and wide).
     tilt = torso if torso is not None else axis
     lying = tilt is not None and tilt >= T.LYING_MIN_TORSO_DEG and aspect <= T.LYING_MAX_ASPECT_WITH_KP
-    if not lying and aspect <= T.LYING_MAX_BOX_ASPECT and not cut:
-        lying = torso is None or torso >= T.LYING_WIDE_BOX_MIN_TORSO_DEG
+    if not lying and aspect <= T.LYING_MAX_BOX_ASPECT:
+        if cut:  # legs cut off by the frame look wide too: need a tilted body to say lying
+            lying = tilt is not None and tilt >= T.LYING_WIDE_BOX_MIN_TORSO_DEG
+        else:
+            lying = torso is None or torso >= T.LYING_WIDE_BOX_MIN_TORSO_DEG
     sitting = False
     if not lying and (torso is None or torso <= T.UPRIGHT_MAX_TORSO_DEG):
         if thigh is not None and thigh >= T.SITTING_MIN_THIGH_DEG and legs_seen:

@@ -23,7 +23,7 @@ Rules (thresholds in ``pipeline.thresholds``, section "falls and collapse"):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -52,8 +52,16 @@ class _P:
 
 
 def _is_down(p: Posture) -> bool:
-    # a box cut by the bottom edge is short because the person walks out of view, not down
-    return p.lying or (p.box_aspect <= T.DOWN_MAX_BOX_ASPECT and not p.cut_at_bottom)
+    if p.lying:
+        return True
+    if p.box_aspect > T.DOWN_MAX_BOX_ASPECT:
+        return False
+    if p.cut_at_bottom:
+        # a box cut by the bottom edge may be short because the person walks out of view:
+        # only a visibly tilted body counts as down
+        tilt = p.torso_deg if p.torso_deg is not None else p.axis_deg
+        return tilt is not None and tilt > T.UPRIGHT_MAX_TORSO_DEG
+    return True
 
 
 def _by_track(observations: Sequence[PersonObservation], frame_height: int | None = None,
@@ -223,11 +231,69 @@ def merge_episodes(episodes: Sequence[Episode], gap_s: float = T.EPISODE_MERGE_G
     return sorted(out, key=lambda e: (e.peak_t_s, e.obj_id, e.event_type.value))
 
 
+def dense_observations(windows: Sequence[tuple[float, float]], main: Sequence[PersonObservation],
+                       info: VideoInfo, reader: FrameReader, detector, dt_s: float,
+                       ) -> list[PersonObservation]:
+    """People in the frames of ``windows`` (start_s, end_s) every ``dt_s``: detected, tracked
+    with a tracker of their own, and named after the main pass's tracks (nearest box at the
+    nearest sampled frame). Used where interactions need denser samples than the run's."""
+    from pipeline.tracking import PersonTracker
+
+    step = max(1, int(round(info.fps * dt_s)))
+    by_frame: dict[int, list[PersonObservation]] = {}
+    for o in main:
+        by_frame.setdefault(o.frame_number, []).append(o)
+    sampled = sorted(by_frame)
+    out: list[PersonObservation] = []
+    for start_s, end_s in windows:
+        a, b = int(start_s * info.fps), int(end_s * info.fps)
+        tracker = PersonTracker(info.fps / step)
+        rows: list[PersonObservation] = []
+        votes: dict[int, dict[int, int]] = {}
+        for fr in reader(a, b, step):
+            persons = tracker.update(detector.detect([fr])[0], fr.t_s)
+            if not sampled:
+                break
+            near = min(sampled, key=lambda f: abs(f - fr.frame_number))
+            ref = by_frame[near]
+            for i in range(len(persons)):
+                tid = int(persons.tracker_id[i])
+                if tid < 0:
+                    continue
+                box = persons.xyxy[i]
+                c = (box[:2] + box[2:]) / 2
+                best, best_d = None, T.TRACK_RELINK_BH
+                for o in ref:
+                    ob = np.asarray(o.xyxy)
+                    size = max(ob[2] - ob[0], ob[3] - ob[1], 1.0)
+                    d = float(np.hypot(*(c - (ob[:2] + ob[2:]) / 2))) / size
+                    if d < best_d:
+                        best, best_d = o.obj_id, d
+                if best is not None:
+                    votes.setdefault(tid, {}).setdefault(best, 0)
+                    votes[tid][best] += 1
+                rows.append(PersonObservation(
+                    frame_number=fr.frame_number, t_s=fr.t_s, obj_id=tid,
+                    xyxy=tuple(float(v) for v in box), det_confidence=float(persons.confidence[i]),
+                    keypoints=tuple(tuple(float(v) for v in k) for k in persons.keypoints[i])))
+        # window track -> main track by majority vote; unmatched ones get ids of their own
+        fresh = max([o.obj_id for o in main] + [0]) + 1_000
+        mapping = {}
+        for tid in {r.obj_id for r in rows}:
+            v = votes.get(tid)
+            mapping[tid] = max(v, key=v.get) if v else fresh + tid
+        out += [replace(r, obj_id=mapping[r.obj_id]) for r in rows]
+    return out
+
+
 def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sampled_fps: float,
-                  detector=None, reader: FrameReader | None = None,
-                  extra_observations: Sequence[PersonObservation] | None = None) -> list[Episode]:
+                  detector=None, reader: FrameReader | None = None) -> list[Episode]:
     """Falls, collapses and (when ``pipeline.interactions`` is present) violent / grabbing /
-    anomaly episodes, merged to one per episode per track."""
+    anomaly episodes, merged to one per episode per track.
+
+    Interactions need samples ~0.13 s apart; when the run sampled more sparsely, the frames of
+    the windows where people come close (``interactions.dense_windows``) are decoded and
+    analysed densely for them."""
     sample_dt = 1.0 / max(sampled_fps, 1e-6)
     tracks = _by_track(observations, info.height)
     episodes: list[Episode] = []
@@ -235,10 +301,19 @@ def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sa
         episodes += find_falls(seq, oid, sample_dt, info.fps, reader, detector)
         episodes += find_collapses(seq, oid, sample_dt)
     try:
-        from pipeline.interactions import find_interaction_episodes
+        from pipeline import interactions
     except ImportError:  # the interactions module is optional
-        find_interaction_episodes = None
-    if find_interaction_episodes is not None:
-        obs = list(extra_observations) if extra_observations else list(observations)
-        episodes += find_interaction_episodes(obs, (info.width, info.height), sampled_fps)
+        interactions = None
+    if interactions is not None:
+        obs, fps = list(observations), sampled_fps
+        dense_dt = getattr(interactions, "DENSE_SAMPLE_DT_S", None)
+        if (dense_dt and reader is not None and detector is not None
+                and sample_dt > 2 * dense_dt and hasattr(interactions, "dense_windows")):
+            windows = interactions.dense_windows(observations, sampled_fps)
+            if windows:
+                extra = dense_observations(windows, observations, info, reader, detector, dense_dt)
+                outside = [o for o in obs if not any(a <= o.t_s <= b for a, b in windows)]
+                obs = sorted(outside + extra, key=lambda o: (o.t_s, o.obj_id))
+                fps = 1.0 / dense_dt
+        episodes += interactions.find_interaction_episodes(obs, (info.width, info.height), fps)
     return merge_episodes(episodes)

@@ -53,7 +53,7 @@ def kept_track_ids(observations: Sequence[PersonObservation], frames_sampled: in
                 if observations else 0.0)
     if video_duration_s is not None:
         span_all = max(span_all, video_duration_s)
-    min_dur = min(T.TRACK_MIN_DURATION_S, 0.5 * span_all)
+    min_dur = 0.0 if frames_sampled <= 1 else min(T.TRACK_MIN_DURATION_S, 0.5 * span_all)
     keep = set()
     for oid, obs in by_track.items():
         if protected and oid in protected:

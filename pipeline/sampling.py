@@ -170,7 +170,7 @@ class VideoFrames:
             container.close()
         if index == 0:
             raise VideoOpenError(
-                f"input {self.path} has no decodable frames (empty or damaged video stream); {_FIX}"
+                f"input {self.path} has no decodable frames (an empty, truncated or damaged video stream); {_FIX}"
             )
         if self.info.frame_count and index < self.info.frame_count:
             # Frames the header promises but the data does not deliver (truncated file).

@@ -10,7 +10,6 @@ Pages get one runner per process from ``st.cache_resource`` (see ``pages/_resour
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import threading
@@ -81,13 +80,12 @@ class JobRunner:
     """
 
     def __init__(self, settings, *, analyze: Analyze, store: JobStore,
-                 backend_loader: Callable[[Any], Any] | None = None,
-                 pass_backends: bool = True):
+                 backend_loader: Callable[[Any], Any] | None = None):
         self.settings = settings
         self._analyze = analyze
         self._store = store
         self._backend_loader = backend_loader
-        self._pass_backends = pass_backends and backend_loader is not None
+        self._pass_backends = backend_loader is not None
         self._queue: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._waiting: dict[int, JobRequest] = {}  # video_id -> request, insertion-ordered
@@ -98,14 +96,14 @@ class JobRunner:
         self._idle.set()
         self._backends_key: tuple | None = None
         self._backends: Any = None
-        self._seq = itertools.count(1)
         self._thread = threading.Thread(target=self._work, name="va-analysis-worker", daemon=True)
         self._thread.start()
 
     # --- API used by pages (through services.workbench) ---------------------------------------
     def submit(self, source: str, options: AnalysisOptions | None = None, *, name: str | None = None,
                video_id: int | None = None) -> int:
-        """Queue an analysis; returns its ``video_id`` (the row exists, status pending)."""
+        """Queue an analysis; returns its ``video_id``. The row exists when this returns (a new
+        video's status is 'pending'; the job sets 'processing' when the worker reaches it)."""
         options = options or AnalysisOptions()
         options.apply(self.settings)  # unknown values fail here, in the caller's thread
         name = name or Path(source.split("?", 1)[0]).name
@@ -211,6 +209,10 @@ class JobRunner:
                 raise Cancelled("cancelled before it started")
             self._analyze(req.source, settings, **kwargs)
             log.info("video %s done in %.1f s", req.video_id, time.monotonic() - started)
+        except JobConflict as e:
+            # Another process (the CLI, a second server) is analysing this video right now: its
+            # state in db_video is that job's, so leave it alone.
+            log.warning("video %s not started: %s", req.video_id, e)
         except Cancelled:
             log.info("video %s cancelled", req.video_id)
             self._safe_status(req.video_id, JobStatus.CANCELLED, "cancelled by the analyst",

@@ -12,9 +12,9 @@ import io
 import logging
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import pandas as pd
 
@@ -84,10 +84,8 @@ def settings_key(settings: Settings) -> str:
 
 
 def open_services(settings: Settings) -> Services:
-    """Open the database (embedded PostgreSQL when none is configured), migrate it and clean up
-    what a previous process left behind: jobs 'processing' with no live worker are marked
-    failed by ``mark_stale_jobs``; queued ('pending') jobs of a previous run of the app are
-    marked failed too, since the queue lived in that process."""
+    """Open the database (embedded PostgreSQL when none is configured) and migrate it; jobs left
+    'processing' by a worker that is gone are marked failed (``mark_stale_jobs``)."""
     database.get_pool(settings)
     stale = database.mark_stale_jobs(settings)
     if stale:
@@ -96,15 +94,16 @@ def open_services(settings: Settings) -> Services:
 
 
 def make_runner(services: Services) -> JobRunner:
-    """The single analysis worker of this process (it loads and keeps the models)."""
+    """The single analysis worker of this process (it loads and keeps the models). Queued
+    ('pending') jobs of an earlier run of the app are marked failed first: their queue lived in
+    that process."""
     from pipeline.backends.registry import load_backends
     from services.ingest import analyze_source
 
     store = DbJobStore(services.settings)
     store.fail_orphaned_pending()
     runner = JobRunner(services.settings, analyze=analyze_source, store=store,
-                       backend_loader=load_backends,
-                       pass_backends=_accepts_backends(analyze_source))
+                       backend_loader=load_backends)
     _RUNNERS.append(runner)
     return runner
 
@@ -116,15 +115,6 @@ def shutdown_runners(timeout: float = 30.0) -> None:
     """Cancel and stop every runner this process made (tests; the app's process exit)."""
     while _RUNNERS:
         _RUNNERS.pop().shutdown(timeout)
-
-
-def _accepts_backends(fn) -> bool:
-    import inspect
-
-    try:
-        return "backends" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 class DbJobStore:
@@ -156,16 +146,24 @@ class DbJobStore:
             if v is not None and v.status in ACTIVE:
                 store.finish_video(conn, video_id, status, error)
 
-    def fail_orphaned_pending(self) -> list[int]:
+    def fail_orphaned_pending(self, min_age_s: float = 60.0) -> list[int]:
+        """Fail 'pending' rows older than ``min_age_s`` (a CLI run holds 'pending' only for the
+        instant between creating its row and taking the video's lock)."""
+        from datetime import datetime, timezone
+
         from db import queries, store
 
+        now = datetime.now(timezone.utc)
+        failed = []
         with database.pooled(self.settings) as conn:
-            rows = queries.list_videos(conn, statuses=[JobStatus.PENDING.value])
-            for v in rows:
+            for v in queries.list_videos(conn, statuses=[JobStatus.PENDING.value]):
+                if v.updated_at is not None and (now - v.updated_at).total_seconds() < min_age_s:
+                    continue
                 store.finish_video(conn, v.video_id, JobStatus.FAILED,
                                    "the workbench restarted before this queued analysis began; "
                                    "start it again")
-        return [v.video_id for v in rows]
+                failed.append(v.video_id)
+        return failed
 
 
 # --- capabilities ------------------------------------------------------------------------------
@@ -190,6 +188,11 @@ class Capabilities:
 
 
 def _cuda_available() -> bool:
+    """A CUDA GPU torch can use. Machines with no NVIDIA device skip importing torch."""
+    import shutil
+
+    if not (Path("/dev/nvidia0").exists() or shutil.which("nvidia-smi")):
+        return False
     try:
         import torch
     except ImportError:
@@ -623,12 +626,37 @@ def split_citations(text: str) -> tuple[tuple[str, int | None], ...]:
     return tuple(out)
 
 
+class SearchEmbedder:
+    """The UI's own query embedder (the worker keeps its own for the jobs), serialised by a
+    lock so several browser sessions can search at once; same ``name``/``dim`` as the model."""
+
+    def __init__(self, inner):
+        import threading
+
+        self._inner = inner
+        self._lock = threading.Lock()
+        self.name = inner.name
+        self.dim = inner.dim
+
+    def embed(self, texts):
+        with self._lock:
+            return self._inner.embed(texts)
+
+
+def load_search_embedder(settings: Settings) -> SearchEmbedder:
+    """Build the query embedder (held in ``st.cache_resource`` by the pages)."""
+    from pipeline.backends.registry import load_backend
+
+    return SearchEmbedder(load_backend("embedder", settings.embedder, settings))
+
+
 def run_search(settings: Settings, query: str, filters: SearchFilters | None = None,
-               top_k: int = 10, with_answer: bool = True) -> SearchView:
+               top_k: int = 10, with_answer: bool = True,
+               embedder: SearchEmbedder | None = None) -> SearchView:
     from services import search as search_service
 
     hits = tuple(search_service.search(query, filters or SearchFilters(), top_k,
-                                       settings=settings))
+                                       settings=settings, embedder=embedder))
     answer = None
     if with_answer:
         from services import answer as answer_service

@@ -80,7 +80,7 @@ def test_database_unreachable_is_one_plain_error_on_every_page(monkeypatch, tmp_
         for page in PAGES:
             at.switch_page(page).run()
             assert not at.exception, (page, at.exception)
-            errors = texts(at, "error")
+            errors = texts(at.main, "error")
             assert errors, page
             assert "cannot reach PostgreSQL" in errors[0] and "DATABASE_URL" in errors[0]
             assert "Traceback" not in errors[0] and "\n" not in errors[0]

@@ -105,6 +105,12 @@ def test_analyst_flow_in_a_real_browser(server):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(60_000)
+            # A deep link as the fresh server's first request (a citation opened after a
+            # restart) still gets the app's navigation, not Streamlit's file-list sidebar.
+            page.goto(f"{url}/search")
+            page.get_by_role("heading", name="Search").first.wait_for()
+            expect(page.locator('[data-testid="stSidebarNav"] a', has_text="Video detail")) \
+                .to_be_visible()
             page.goto(url)
             page.get_by_role("heading", name="Analyze a video").wait_for()
             expect(page.get_by_role("combobox", name="Video in the library folder")) \
@@ -139,7 +145,12 @@ def test_analyst_flow_in_a_real_browser(server):
             _shot(page, "3_done")
 
             _nav(page, "Highlights")
-            page.locator('[data-testid="stImage"] img').first.wait_for()
+            page.locator('[data-testid="stImage"] img, [data-testid="stMain"] '
+                         '[data-testid="stAlert"]').first.wait_for()
+            if page.get_by_text("No highlights for these filters").count():
+                _shot(page, "4_no_highlights")
+                pytest.fail("Fall01 gave no highlight: the engine's fall rules must find its "
+                            "fall (issue 2)")
             cards = page.locator('[data-testid="stMarkdownContainer"]',
                                  has_text=re.compile(r"(falling|collapse) · \d\d:\d\d · track"))
             expect(cards.first).to_be_visible()

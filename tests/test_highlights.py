@@ -93,3 +93,26 @@ def test_merge_keeps_one_episode_per_track_and_type():
                      ("falling", 2, 4.2)]
     assert max(e.confidence for e in merged if e.obj_id == 1 and e.peak_t_s == 4.0
                and e.event_type is EventType.FALLING) == 0.9
+
+
+@pytest.mark.slow
+def test_sparse_run_gets_dense_windows_for_interactions(engine):
+    """At the default skip a fight happens between samples; the windows where people are close
+    are decoded densely so the interaction rules still see it (fi001: a fight, ground truth)."""
+    from pipeline.highlights import find_episodes
+    from pipeline.run import _observations
+    from pipeline.sampling import VideoFrames, read_frames
+    from pipeline.tracking import PersonTracker
+
+    settings, b = engine
+    v = VideoFrames(data_path("clips/fight/fi001.mp4"), 20)  # 25 fps: 0.8 s between samples
+    tracker = PersonTracker(v.info.fps / 20)
+    obs = []
+    for f in v:
+        p = tracker.update(b.detector.detect([f])[0], f.t_s)
+        p = p[p.tracker_id >= 0] if len(p) else p
+        obs += _observations(f, p, b.attributes.estimate(f, p), b.orientation.estimate(f, p),
+                             b.action.recognize(f, p, {}))
+    eps = find_episodes(obs, v.info, v.info.fps / 20, detector=b.detector,
+                        reader=lambda s, e, st: read_frames(v.info.path, s, e, st, v.info, v.keyframes))
+    assert any(e.event_type is EventType.VIOLENT for e in eps), eps

@@ -53,10 +53,11 @@ def test_two_queued_analyses_both_finish_one_after_the_other(db_settings, runner
 
 def test_same_video_cannot_be_queued_twice(runner, tmp_path):
     (clip,) = link_clips(tmp_path / "lib", "clips/intel/classroom.mp4")
-    workbench.start_analysis(runner, str(clip))
+    vid = workbench.start_analysis(runner, str(clip))
     with pytest.raises(JobConflict, match="already queued or running"):
         workbench.start_analysis(runner, str(clip))
-    assert runner.wait_idle(300)
+    assert runner.cancel(vid)
+    assert runner.wait_idle(120)
 
 
 def test_cancel_a_waiting_job_and_a_running_one(db_settings, runner, tmp_path):
@@ -126,10 +127,39 @@ def test_queued_jobs_of_a_previous_process_are_marked_failed_at_start(db_setting
 
     with database.pooled(db_settings) as conn:
         vid = store.create_video(conn, "left-behind.mp4", "/nowhere/left-behind.mp4")
+        fresh = store.create_video(conn, "just-created.mp4", "/nowhere/just-created.mp4")
+        # Queued five minutes ago by a process that is gone.
+        conn.execute("UPDATE db_video SET updated_at = now() - interval '5 minutes' "
+                     "WHERE video_id = %s", (vid,))
     workbench.make_runner(workbench.open_services(db_settings))
     try:
         v = _video(db_settings, vid)
         assert v.status is JobStatus.FAILED
         assert "restarted" in v.error_message and "start it again" in v.error_message
+        # A row created an instant ago may be a CLI run about to take its lock: left alone.
+        assert _video(db_settings, fresh).status is JobStatus.PENDING
     finally:
         workbench.shutdown_runners()
+
+
+def test_a_video_analysed_by_another_process_is_left_to_it(db_settings, runner, tmp_path):
+    """The CLI (or a second server) holds the video's job lock: the queued job does not start
+    and does not overwrite that job's state."""
+    import os
+
+    from db import store
+    from services import database, ingest
+
+    (clip,) = link_clips(tmp_path / "lib", "clips/intel/classroom.mp4")
+    other = database.connect(db_settings)  # the other worker's dedicated connection
+    try:
+        vid = ingest._find_or_create_video(db_settings, ingest.normalise_source(str(clip)),
+                                           clip.name, None)
+        assert store.try_lock_video(other, vid)
+        store.mark_processing(other, vid, os.getpid() + 1, "elsewhere")
+        assert workbench.start_analysis(runner, str(clip)) == vid
+        assert runner.wait_idle(60)
+        v = _video(db_settings, vid)
+        assert v.status is JobStatus.PROCESSING and v.worker.endswith("@elsewhere")
+    finally:
+        other.close()

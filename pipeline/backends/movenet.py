@@ -1,6 +1,6 @@
 """People and 17 keypoints with Google's MoveNet MultiPose Lightning (ONNX, CPU by default).
 
-Model I/O (models/README in ../shared): input ``input:0`` int32 [1,H,W,3] RGB 0..255 with H and W
+Model I/O (the shared models README): input ``input:0`` int32 [1,H,W,3] RGB 0..255 with H and W
 multiples of 32; output ``Identity:0`` [1,6,56]: 17 x (y, x, score) normalised to the input, then
 box (ymin, xmin, ymax, xmax), then the person score. At most 6 people per call.
 
