@@ -231,6 +231,36 @@ def merge_episodes(episodes: Sequence[Episode], gap_s: float = T.EPISODE_MERGE_G
     return sorted(out, key=lambda e: (e.peak_t_s, e.obj_id, e.event_type.value))
 
 
+def active_windows(windows: Sequence[tuple[float, float]],
+                   observations: Sequence[PersonObservation]) -> list[tuple[float, float]]:
+    """The windows in which at least two people are large enough (``DENSE_MIN_BODY_PX``) for
+    limb speeds to be measured above keypoint jitter: small, distant people (a campus seen
+    from a roof) would only add noise and cost."""
+    out = []
+    for a, b in windows:
+        per_frame: dict[int, int] = {}
+        for o in observations:
+            if a <= o.t_s <= b and o.xyxy[3] - o.xyxy[1] >= T.DENSE_MIN_BODY_PX:
+                per_frame[o.frame_number] = per_frame.get(o.frame_number, 0) + 1
+        if any(n >= 2 for n in per_frame.values()):
+            out.append((a, b))
+    return out
+
+
+def _within_budget(windows: list[tuple[float, float]], duration_s: float) -> list[tuple[float, float]]:
+    """The first windows whose total length stays within ``DENSE_MAX_FRACTION`` of the video
+    (a crowd close together all the time must not turn the run into a dense one)."""
+    budget = T.DENSE_MAX_FRACTION * max(duration_s, 0.0)
+    out, used = [], 0.0
+    for a, b in windows:
+        if used + (b - a) > budget:
+            log.info("dense re-analysis budget used up: %d window(s) skipped", len(windows) - len(out))
+            break
+        out.append((a, b))
+        used += b - a
+    return out
+
+
 def dense_observations(windows: Sequence[tuple[float, float]], main: Sequence[PersonObservation],
                        info: VideoInfo, reader: FrameReader, detector, dt_s: float,
                        ) -> list[PersonObservation]:
@@ -245,12 +275,16 @@ def dense_observations(windows: Sequence[tuple[float, float]], main: Sequence[Pe
         by_frame.setdefault(o.frame_number, []).append(o)
     sampled = sorted(by_frame)
     out: list[PersonObservation] = []
+    chunk = max(step, int(round(T.DENSE_CHUNK_S * info.fps)))
     for start_s, end_s in windows:
         a, b = int(start_s * info.fps), int(end_s * info.fps)
         tracker = PersonTracker(info.fps / step)
         rows: list[PersonObservation] = []
         votes: dict[int, dict[int, int]] = {}
-        for fr in reader(a, b, step):
+        # decoded in chunks so that memory does not grow with the window's length
+        frames = (fr for c0 in range(a, b + 1, chunk)
+                  for fr in reader(c0, min(b, c0 + chunk - 1), step))
+        for fr in frames:
             persons = tracker.update(detector.detect([fr])[0], fr.t_s)
             if not sampled:
                 break
@@ -292,8 +326,8 @@ def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sa
     anomaly episodes, merged to one per episode per track.
 
     Interactions need samples ~0.13 s apart; when the run sampled more sparsely, the frames of
-    the windows where people come close (``interactions.dense_windows``) are decoded and
-    analysed densely for them."""
+    the windows where people come close (``interactions.dense_windows``), large enough to
+    measure (``active_windows``), are decoded and analysed densely for them."""
     sample_dt = 1.0 / max(sampled_fps, 1e-6)
     tracks = _by_track(observations, info.height)
     episodes: list[Episode] = []
@@ -309,7 +343,9 @@ def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sa
         dense_dt = getattr(interactions, "DENSE_SAMPLE_DT_S", None)
         if (dense_dt and reader is not None and detector is not None
                 and sample_dt > 2 * dense_dt and hasattr(interactions, "dense_windows")):
-            windows = interactions.dense_windows(observations, sampled_fps)
+            windows = active_windows(interactions.dense_windows(observations, sampled_fps),
+                                     observations)
+            windows = _within_budget(windows, info.duration_s)
             if windows:
                 extra = dense_observations(windows, observations, info, reader, detector, dense_dt)
                 outside = [o for o in obs if not any(a <= o.t_s <= b for a, b in windows)]

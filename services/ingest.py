@@ -120,7 +120,10 @@ class _JobProgress:
         return bool(self.user_stop and self.user_stop())
 
 
-def _find_or_create_video(settings, source: str, name: str, video_id: int | None) -> int:
+def find_or_create_video(settings, source: str, name: str, video_id: int | None) -> int:
+    """The video's row id: ``video_id`` when given (it must exist), else the newest row with this
+    ``source`` (normalised URI), else a new pending row named ``name``. Two concurrent calls for one
+    new source create one row (a transaction-scoped advisory lock on the source)."""
     from db import store
     from services import database
 
@@ -276,7 +279,7 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     storage = get_storage(settings)
     database.get_pool(settings)  # reachable and migrated, or a one-line error naming the setting
     database.mark_stale_jobs(settings)
-    vid = _find_or_create_video(settings, source, vname, video_id)
+    vid = find_or_create_video(settings, source, vname, video_id)
 
     conn = database.connect(settings)  # holds the job's lock for its whole life
     try:

@@ -128,8 +128,8 @@ class DbJobStore:
         """The video's row (found by its source, or created with status pending)."""
         from services import ingest
 
-        return ingest._find_or_create_video(self.settings, ingest.normalise_source(source),
-                                            name, video_id)
+        return ingest.find_or_create_video(self.settings, ingest.normalise_source(source),
+                                           name, video_id)
 
     def set_status(self, video_id: int, status: JobStatus, error: str | None = None) -> None:
         from db import store

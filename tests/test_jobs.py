@@ -153,8 +153,8 @@ def test_a_video_analysed_by_another_process_is_left_to_it(db_settings, runner, 
     (clip,) = link_clips(tmp_path / "lib", "clips/intel/classroom.mp4")
     other = database.connect(db_settings)  # the other worker's dedicated connection
     try:
-        vid = ingest._find_or_create_video(db_settings, ingest.normalise_source(str(clip)),
-                                           clip.name, None)
+        vid = ingest.find_or_create_video(db_settings, ingest.normalise_source(str(clip)),
+                                          clip.name, None)
         assert store.try_lock_video(other, vid)
         store.mark_processing(other, vid, os.getpid() + 1, "elsewhere")
         assert workbench.start_analysis(runner, str(clip)) == vid
