@@ -79,23 +79,30 @@ def list_videos(conn, statuses: Sequence[str] = (), limit: int = 500) -> list[Vi
 
 
 def _filter_sql(filters: SearchFilters | None, alias: str = "e") -> tuple[str, dict]:
+    """``(sql, params)``: only the filters that are set, each a plain indexable comparison
+    (``video_id = ANY(...)``, ``"timestamp" >= ...``) so the planner can use the btree indexes and
+    estimate their selectivity; values are bound parameters. No filter gives ``TRUE``."""
     f = filters or SearchFilters()
-    p = {
-        "f_videos": list(f.video_ids), "f_tmin": f.t_min_s, "f_tmax": f.t_max_s,
-        "f_types": list(f.event_types), "f_actions": list(f.actions),
-        "f_genders": list(f.genders), "f_ages": list(f.age_groups),
-    }
     e = alias
-    sql_text = (
-        f"(cardinality(%(f_videos)s::bigint[]) = 0 OR {e}.video_id = ANY(%(f_videos)s::bigint[]))"
-        f" AND (%(f_tmin)s::float8 IS NULL OR {e}.\"timestamp\" >= %(f_tmin)s::float8)"
-        f" AND (%(f_tmax)s::float8 IS NULL OR {e}.\"timestamp\" <= %(f_tmax)s::float8)"
-        f" AND (cardinality(%(f_types)s::text[]) = 0 OR {e}.event_type = ANY(%(f_types)s::text[]))"
-        f" AND (cardinality(%(f_actions)s::text[]) = 0 OR {e}.action = ANY(%(f_actions)s::text[]))"
-        f" AND (cardinality(%(f_genders)s::text[]) = 0 OR {e}.gender = ANY(%(f_genders)s::text[]))"
-        f" AND (cardinality(%(f_ages)s::text[]) = 0 OR {e}.age_group = ANY(%(f_ages)s::text[]))"
-    )
-    return sql_text, p
+    conds: list[str] = []
+    p: dict = {}
+    if f.video_ids:
+        conds.append(f"{e}.video_id = ANY(%(f_videos)s::bigint[])")
+        p["f_videos"] = [int(v) for v in f.video_ids]
+    if f.t_min_s is not None:
+        conds.append(f'{e}."timestamp" >= %(f_tmin)s::float8')
+        p["f_tmin"] = float(f.t_min_s)
+    if f.t_max_s is not None:
+        conds.append(f'{e}."timestamp" <= %(f_tmax)s::float8')
+        p["f_tmax"] = float(f.t_max_s)
+    for key, col, values in (("f_types", "event_type", f.event_types),
+                             ("f_actions", "action", f.actions),
+                             ("f_genders", "gender", f.genders),
+                             ("f_ages", "age_group", f.age_groups)):
+        if values:
+            conds.append(f"{e}.{col} = ANY(%({key})s::text[])")
+            p[key] = [str(v) for v in values]
+    return (" AND ".join(conds) if conds else "TRUE"), p
 
 
 def list_events(conn, filters: SearchFilters | None = None, limit: int = 20000) -> list[StoredEvent]:
@@ -132,16 +139,22 @@ def count_events(conn, video_id: int | None = None) -> int:
     return int(row[0])
 
 
-def hybrid_search_sql(model: str, dim: int, with_vector: bool = True):
+def hybrid_search_sql(model: str, dim: int, with_vector: bool = True,
+                      filters: SearchFilters | None = None):
     """The fused query: HNSW cosine candidates and full-text candidates, combined with
-    reciprocal rank fusion in one statement."""
+    reciprocal rank fusion in one statement. Only the filters that are set appear in it (their
+    values are the ``f_*`` parameters of ``_filter_sql``)."""
     from psycopg import sql
 
     vexpr = sql.SQL("(ee.embedding::vector({}))").format(sql.Literal(int(dim)))
-    filt, _ = _filter_sql(None)
+    filt, fparams = _filter_sql(filters)
     # The ORDER BY compares with the bound parameter itself (not a CTE column) so that the
-    # model's partial HNSW index drives the scan; filters are checked per candidate (EXISTS on
-    # the event's primary key) and iterative index scans keep fetching until enough pass.
+    # model's partial HNSW index drives the scan. With filters, the planner picks per query: the
+    # HNSW scan checking each candidate's event (iterative index scans keep fetching until
+    # enough pass), or, for a selective filter (one video, a time range, a rare event type), the
+    # filtered events through their btree index and an exact distance on their vectors.
+    exists = ("" if not fparams else
+              " AND EXISTS (SELECT 1 FROM db_event e WHERE e.event_id = ee.event_id AND " + filt + ")")
     qv = sql.SQL("%(qvec)s::vector({})").format(sql.Literal(int(dim)))
     semantic = sql.SQL(
         "semantic AS ("
@@ -149,8 +162,7 @@ def hybrid_search_sql(model: str, dim: int, with_vector: bool = True):
         " FROM ("
         "  SELECT ee.event_id, ({vexpr_raw} <=> {qv}) AS distance"
         "  FROM event_embedding ee"
-        "  WHERE ee.{model_pred} AND EXISTS (SELECT 1 FROM db_event e WHERE e.event_id = ee.event_id"
-        "   AND " + filt + ")"
+        "  WHERE ee.{model_pred}" + exists +
         "  ORDER BY {vexpr_raw} <=> {qv} LIMIT %(cand)s) s)"
     ).format(vexpr_raw=vexpr, model_pred=vectors.model_filter(model), qv=qv)
     if not with_vector:
@@ -158,8 +170,7 @@ def hybrid_search_sql(model: str, dim: int, with_vector: bool = True):
             "semantic AS (SELECT NULL::bigint AS event_id, NULL::float8 AS similarity,"
             " NULL::bigint AS rank WHERE false)")
     q = sql.SQL(
-        "WITH q AS (SELECT {qvec} AS v,"
-        "  plainto_tsquery('english', %(text)s) AS tsq),"
+        "WITH q AS (SELECT plainto_tsquery('english', %(text)s) AS tsq),"
         " {semantic},"
         " lexical AS ("
         "  SELECT event_id, lex, row_number() OVER (ORDER BY lex DESC, event_id) AS rank FROM ("
@@ -177,12 +188,27 @@ def hybrid_search_sql(model: str, dim: int, with_vector: bool = True):
         " JOIN db_event e ON e.event_id = COALESCE(s.event_id, l.event_id)"
         " JOIN db_video v ON v.video_id = e.video_id"
         " ORDER BY score DESC, s.similarity DESC NULLS LAST, e.event_id LIMIT %(top_k)s"
-    ).format(
-        qvec=(sql.SQL("%(qvec)s::vector({})").format(sql.Literal(int(dim))) if with_vector
-              else sql.SQL("NULL::vector")),
-        semantic=semantic,
-    )
+    ).format(semantic=semantic)
     return q
+
+
+def search_params(text: str, query_vector: np.ndarray | None, filters: SearchFilters | None,
+                  top_k: int = 10, candidates: int = CANDIDATES) -> dict:
+    """The parameters of ``hybrid_search_sql`` (for ``hybrid_search`` and EXPLAIN in the bench)."""
+    _, params = _filter_sql(filters)
+    params.update({"text": text, "cand": int(candidates), "rrf_k": RRF_K, "top_k": int(top_k),
+                   "hl_bonus": HIGHLIGHT_BONUS, "lex_scan": LEXICAL_SCAN})
+    if query_vector is not None:
+        params["qvec"] = np.asarray(query_vector, dtype=np.float32)
+    return params
+
+
+def search_settings(conn, candidates: int = CANDIDATES) -> None:
+    """Per-transaction HNSW settings of a search, in one round trip: iterative index scans keep
+    filtered HNSW queries from returning too few rows; ef_search covers the candidates."""
+    conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+                 " set_config('hnsw.ef_search', %s, true)",
+                 (str(int(max(vectors.HNSW_EF_SEARCH, candidates))),))
 
 
 def hybrid_search(conn, text: str, query_vector: np.ndarray | None, model: str | None,
@@ -192,17 +218,14 @@ def hybrid_search(conn, text: str, query_vector: np.ndarray | None, model: str |
     fused with RRF. With no vector (no model/vectors stored) it is full text alone."""
     with_vector = query_vector is not None and model is not None
     dim = int(query_vector.shape[0]) if with_vector else 0
-    _, params = _filter_sql(filters)
-    params.update({"text": text, "cand": int(candidates), "rrf_k": RRF_K, "top_k": int(top_k),
-                   "hl_bonus": HIGHLIGHT_BONUS, "lex_scan": LEXICAL_SCAN})
-    if with_vector:
-        params["qvec"] = np.asarray(query_vector, dtype=np.float32)
-    query = hybrid_search_sql(model or "", dim, with_vector)
+    params = search_params(text, query_vector if with_vector else None, filters, top_k, candidates)
+    query = hybrid_search_sql(model or "", dim, with_vector, filters)
     with conn.transaction():
-        # Iterative index scans keep filtered HNSW queries from returning too few rows.
-        conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        conn.execute(f"SET LOCAL hnsw.ef_search = {int(max(vectors.HNSW_EF_SEARCH, candidates))}")
-        rows = conn.execute(query, params).fetchall()
+        search_settings(conn, candidates)
+        # Never a server-side prepared statement: a generic plan cannot see how selective this
+        # query's filter values are (one video vs. most events), and the choice between the HNSW
+        # scan and the exact path depends on it. Planning costs ~1 ms.
+        rows = conn.execute(query, params, prepare=False).fetchall()
     hits = []
     for r in rows:
         ev = _event(r[:18])

@@ -8,7 +8,7 @@ import logging
 import math
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -307,14 +307,12 @@ def reserve_event_ids(conn, n: int) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-def copy_events(conn, video_id: int, rows: Sequence[tuple],
+def copy_events(conn, video_id: int, rows: Iterable[tuple],
                 event_ids: Sequence[int] | None = None) -> None:
     """COPY rows of ``EVENT_COLUMNS`` (from ``event_row``) into db_event, in binary format.
-    With ``event_ids`` (from ``reserve_event_ids``) the rows get those ids."""
+    With ``event_ids`` (from ``reserve_event_ids``, one per row) the rows get those ids."""
     from psycopg.types.json import Jsonb
 
-    if event_ids is not None and len(event_ids) != len(rows):
-        raise ValueError(f"{len(rows)} rows need as many event ids, got {len(event_ids)}")
     cols = ", ".join(f'"{c}"' for c in (("event_id",) if event_ids is not None else ()) + EVENT_COLUMNS)
     types = list(_EVENT_COPY_TYPES if event_ids is not None else _EVENT_COPY_TYPES[1:])
     with conn.cursor() as cur:
@@ -325,8 +323,11 @@ def copy_events(conn, video_id: int, rows: Sequence[tuple],
                 for r in rows:
                     write(r[:15] + (Jsonb(r[15], _identity),) + r[16:])
             else:
-                for eid, r in zip(event_ids, rows):
-                    write((eid,) + r[:15] + (Jsonb(r[15], _identity),) + r[16:])
+                ids = iter(event_ids)
+                for r in rows:
+                    write((next(ids),) + r[:15] + (Jsonb(r[15], _identity),) + r[16:])
+                if next(ids, None) is not None:
+                    raise ValueError(f"more event ids ({len(event_ids)}) than rows")
 
 
 def copy_vectors(conn, pairs: Sequence[tuple[int, np.ndarray]], model: str, dim: int) -> None:
@@ -342,7 +343,8 @@ def replace_events(conn, video_id: int, batch: EventBatch) -> int:
     """Replace the video's events, vectors and tracks in ONE transaction (binary COPY for the
     bulk). Readers see the old set or the new one, never a mix. Returns the number of events.
 
-    The rows are built before the transaction starts, so its locks are held only for the COPY.
+    Rows are built while they stream: the client formats row k+1 while the server parses,
+    indexes and stores row k (two cores work at once).
     """
     n = len(batch.events)
     if not (len(batch.sentences) == len(batch.thumbnails) == n):
@@ -354,8 +356,8 @@ def replace_events(conn, video_id: int, batch: EventBatch) -> int:
             raise ValueError(f"vectors must be ({n}, dim) with a model name, got "
                              f"{None if batch.vectors is None else batch.vectors.shape}")
         vecs = np.ascontiguousarray(batch.vectors, dtype=np.float32)
-    rows = [event_row(video_id, i, e, s, t) for i, (e, s, t) in
-            enumerate(zip(batch.events, batch.sentences, batch.thumbnails))]
+    rows = (event_row(video_id, i, e, s, t) for i, (e, s, t) in
+            enumerate(zip(batch.events, batch.sentences, batch.thumbnails)))
     with conn.transaction():
         conn.execute("DELETE FROM db_event WHERE video_id = %s", (video_id,))
         conn.execute("DELETE FROM db_track WHERE video_id = %s", (video_id,))

@@ -15,7 +15,6 @@ import logging
 import tempfile
 import threading
 import time
-import tracemalloc
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ class Timing:
     frame_skip: int
     wall_s: float
     stage_ms: dict = field(default_factory=dict)
-    peak_py_mb: float = 0.0
+    peak_growth_mb: float = 0.0  # peak RSS minus RSS at the start of this measurement
     peak_rss_mb: float = 0.0
     persons: int = 0
     cpu_s: float = 0.0  # process CPU time (all threads): wall x cores when the machine is idle
@@ -79,15 +78,17 @@ class _RssPeak:
 
 
 def _measure(fn):
+    """(result, wall s, peak RSS growth MB over the start, peak RSS MB, CPU s). No tracemalloc:
+    tracing every allocation would slow the Python parts and distort the timings."""
+    import psutil
+
     gc.collect()
-    tracemalloc.start()
+    before = psutil.Process().memory_info().rss
     t0, c0 = time.perf_counter(), time.process_time()
     with _RssPeak() as rss:
         out = fn()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return out, wall, peak / 2**20, rss.peak / 2**20, cpu
+    return out, wall, max(0, rss.peak - before) / 2**20, rss.peak / 2**20, cpu
 
 
 def bench_engine(clip: Path, settings: Settings, backends) -> Timing:
@@ -104,9 +105,8 @@ def bench_engine(clip: Path, settings: Settings, backends) -> Timing:
 
 
 def bench_baseline(clip: Path, settings: Settings, backends, frame_skip: int) -> Timing:
-    """The naive way: seek and decode each sampled frame on its own, detect on the whole frame
-    only, and run the per-person stages one person at a time."""
-    from pipeline.backends.movenet import MoveNetDetector
+    """The naive way: seek and decode each sampled frame on its own (same detector), and run
+    the per-person stages one person at a time; no tracking, events or outputs."""
     from pipeline.sampling import probe_video, read_frames
 
     info = probe_video(clip)
@@ -115,10 +115,7 @@ def bench_baseline(clip: Path, settings: Settings, backends, frame_skip: int) ->
 
     def work():
         det = backends.detector
-        tiles = getattr(det, "tiles", None)
-        if isinstance(det, MoveNetDetector):
-            det.tiles = False
-        try:
+        if True:
             for fn in range(0, max(1, info.frame_count), frame_skip):
                 t = time.perf_counter()
                 frames = read_frames(clip, fn, fn, 1, info)  # a seek per sampled frame
@@ -141,13 +138,21 @@ def bench_baseline(clip: Path, settings: Settings, backends, frame_skip: int) ->
                     stage_ms["action"] += (time.perf_counter() - t) * 1000
                 count["frames"] += 1
                 count["persons"] += len(persons)
-        finally:
-            if tiles is not None:
-                det.tiles = tiles
 
     _, wall, py_mb, rss_mb, cpu = _measure(work)
     return Timing(clip.name, "baseline", info.duration_s, count["frames"], frame_skip, wall,
                   dict(stage_ms), py_mb, rss_mb, count["persons"], cpu)
+
+
+def warm_up(clip: Path, backends) -> None:
+    """One untimed pass of each model on the clip's first frame: onnxruntime plans each new
+    input shape on first use, which would otherwise be charged to whichever run comes first."""
+    from pipeline.sampling import iter_frames
+
+    frame = next(iter(iter_frames(clip, 1)))
+    persons = backends.detector.detect([frame])[0]
+    backends.attributes.estimate(frame, persons)
+    backends.orientation.estimate(frame, persons)
 
 
 STAGES = ("decode", "detector", "tracking", "attributes", "orientation", "action", "scene",
@@ -156,16 +161,16 @@ STAGES = ("decode", "detector", "tracking", "attributes", "orientation", "action
 
 def format_table(rows: list[Timing]) -> str:
     head = (f"{'clip':<22} {'mode':<8} {'skip':>4} {'frames':>6} {'fr/s':>6} {'x RT':>6} "
-            + " ".join(f"{s[:6]:>6}" for s in STAGES) + f" {'pyMB':>6} {'rssMB':>6} {'cpu_s':>6}")
+            + " ".join(f"{s[:6]:>6}" for s in STAGES) + f" {'+MB':>6} {'rssMB':>6} {'cpu_s':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
             f"{r.clip[:22]:<22} {r.mode:<8} {r.frame_skip:>4} {r.frames_sampled:>6} "
             f"{r.fps_sampled:>6.2f} {r.realtime:>6.2f} "
             + " ".join(f"{r.ms_per_frame(s):>6.1f}" for s in STAGES)
-            + f" {r.peak_py_mb:>6.1f} {r.peak_rss_mb:>6.0f} {r.cpu_s:>6.1f}")
-    lines.append("(stage columns: ms per sampled frame; x RT: video seconds per wall second; pyMB:"
-                 " tracemalloc peak; rssMB: peak resident memory; cpu_s: process CPU seconds)")
+            + f" {r.peak_growth_mb:>6.1f} {r.peak_rss_mb:>6.0f} {r.cpu_s:>6.1f}")
+    lines.append("(stage columns: ms per sampled frame; x RT: video seconds per wall second; +MB:"
+                 " peak memory growth during the run; rssMB: peak resident memory; cpu_s: process CPU seconds)")
     try:
         import os
 
@@ -206,6 +211,8 @@ def main(args: argparse.Namespace | None = None) -> int:
                              f"../shared/testdata beside the repository")
     backends = load_backends(settings)
     rows: list[Timing] = []
+    for clip in clips + ([LONG_CLIP] if not args.clips and LONG_CLIP.exists() else []):
+        warm_up(clip, backends)
     for clip in clips:
         e = bench_engine(clip, settings, backends)
         rows.append(e)

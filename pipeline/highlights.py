@@ -249,8 +249,9 @@ def active_windows(windows: Sequence[tuple[float, float]],
 
 def _within_budget(windows: list[tuple[float, float]], duration_s: float) -> list[tuple[float, float]]:
     """The first windows whose total length stays within ``DENSE_MAX_FRACTION`` of the video
-    (a crowd close together all the time must not turn the run into a dense one)."""
-    budget = T.DENSE_MAX_FRACTION * max(duration_s, 0.0)
+    (or ``DENSE_MIN_BUDGET_S``): a crowd close together all the time must not turn the run into
+    a dense one."""
+    budget = max(T.DENSE_MIN_BUDGET_S, T.DENSE_MAX_FRACTION * max(duration_s, 0.0))
     out, used = [], 0.0
     for a, b in windows:
         if used + (b - a) > budget:

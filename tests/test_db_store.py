@@ -163,3 +163,79 @@ def test_progress_and_finish(db_pool):
         v = queries.get_video(conn, vid)
         assert v.status is JobStatus.COMPLETED and v.progress == 100 and v.token_usage["input_tokens"] == 3
         assert conn.execute("SELECT to_regclass('db_event')").fetchone()[0] is not None
+
+
+def test_attributes_json_fast_path_matches_the_general_one():
+    """Keypoints are formatted in one go; the stored values equal the rounded ones, and
+    non-finite keypoints (not JSON) become null instead of failing the COPY."""
+    import json
+
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        kp = tuple((float(x), float(y), float(s)) for x, y, s in
+                   zip(rng.uniform(-5, 2000, 17), rng.uniform(0, 1100, 17), rng.uniform(0, 1, 17)))
+        e = make_event(1)
+        e = Event(**{**e.__dict__, "keypoints": kp, "extra": {"n": 2}})
+        got = json.loads(store._attributes_json(e))
+        want = store.event_attributes(e)
+        assert got == want
+    bad = Event(**{**make_event(2).__dict__, "keypoints": ((1.0, float("nan"), 0.5),) * 17})
+    got = json.loads(store._attributes_json(bad))
+    assert got["keypoints"][0] == [1.0, None, 0.5] and got["n"] == 3
+    odd = Event(**{**make_event(3).__dict__, "keypoints": ((1.0, 2.0),) * 3})  # not [x, y, s]
+    with pytest.raises(ValueError):
+        store._attributes_json(odd)
+
+
+def test_search_filters_are_plain_indexable_conditions(db_pool):
+    """Only the filters that are set appear in the SQL, as comparisons the planner can match to
+    the btree indexes (migration 0002 adds the action index); a selective filter is answered
+    through them."""
+    sql, params = queries._filter_sql(SearchFilters(video_ids=(3,), actions=("falling",)))
+    assert "cardinality" not in sql and " OR " not in sql
+    assert set(params) == {"f_videos", "f_actions"}
+    assert queries._filter_sql(None) == ("TRUE", {})
+    with db_pool.connection() as conn:
+        idx = {r[0] for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'db_event'")}
+        assert {"db_event_action_idx", "db_event_video_t_idx", "db_event_type_idx"} <= idx
+        rng = np.random.default_rng(2)
+        vids = []
+        for k in range(3):
+            vid = store.create_video(conn, f"v{k}.mp4", f"v{k}")
+            vids.append(vid)
+            evs = [make_event(i, action=Action.FALLING if i == 7 else Action.WALKING)
+                   for i in range(40)]
+            store.replace_events(conn, vid, store.EventBatch(
+                evs, [f"event {i}" for i in range(40)], [None] * 40, unit(rng, 40, 8), "m8"))
+        conn.execute("ANALYZE db_event")
+        hits = queries.hybrid_search(conn, "event", unit(rng, 1, 8)[0], "m8",
+                                     SearchFilters(video_ids=(vids[1],), t_min_s=5, t_max_s=20),
+                                     top_k=50)
+        assert hits and all(h.event.video_id == vids[1] and 5 <= h.event.t_s <= 20 for h in hits)
+        assert len(hits) == 16
+        hits = queries.hybrid_search(conn, "event", unit(rng, 1, 8)[0], "m8",
+                                     SearchFilters(actions=("falling",)), top_k=50)
+        assert sorted(h.event.video_id for h in hits) == vids
+        with conn.transaction():
+            conn.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(r[0] for r in conn.execute(
+                "EXPLAIN SELECT event_id FROM db_event e WHERE "
+                + queries._filter_sql(SearchFilters(actions=("falling",)))[0],
+                {"f_actions": ["falling"]}))
+        assert "db_event_action_idx" in plan
+
+
+def test_replace_events_with_reserved_ids_links_vectors_to_their_events(db_pool):
+    rng = np.random.default_rng(9)
+    with db_pool.connection() as conn:
+        vid = store.create_video(conn, "ids.mp4", "ids")
+        evs = [make_event(i) for i in range(25)]
+        vecs = unit(rng, 25, 8)
+        store.replace_events(conn, vid, store.EventBatch(
+            evs, [f"s{i}" for i in range(25)], [None] * 25, vecs, "m8"))
+        rows = conn.execute(
+            "SELECT e.seq, ee.embedding FROM db_event e JOIN event_embedding ee USING (event_id)"
+            " WHERE e.video_id = %s ORDER BY e.seq", (vid,)).fetchall()
+        assert [r[0] for r in rows] == list(range(25))
+        assert np.allclose(np.stack([np.asarray(r[1].to_numpy()) for r in rows]), vecs, atol=1e-6)

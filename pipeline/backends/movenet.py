@@ -56,6 +56,9 @@ class MoveNetDetector:
         so.intra_op_num_threads = max(1, int(threads))
         so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # no busy-waiting between ops: on a shared 2-core machine spinning threads steal the CPU
+        # the decoder and the other stages need
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.model_path), so,
                                                 providers=["CPUExecutionProvider"])
@@ -102,7 +105,6 @@ class MoveNetDetector:
         rows[:, 55] = out[:, 55]
         rows[:, [51, 53]] = np.clip(rows[:, [51, 53]], 0, w - 1)
         rows[:, [52, 54]] = np.clip(rows[:, [52, 54]], 0, h - 1)
-        rows[:, [0, 3]] = rows[:, [0, 3]]  # keep layout explicit
         kx = rows[:, 0:51:3]
         ky = rows[:, 1:51:3]
         rows[:, 0:51:3] = np.clip(kx, 0, w - 1)
