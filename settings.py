@@ -54,6 +54,7 @@ class Settings:
     models_dir: Path = DEFAULT_MODELS_DIR
     detector_weights: Path | None = None  # YOLOv8 person+face .pt
     mivolo_checkpoint: Path | None = None
+    mivolo_with_persons: bool = True  # feed body crops too when the checkpoint has a body branch
     mebow_cfg: Path | None = None
     mebow_weights: Path | None = None
     vlm_path: Path | None = None
@@ -118,6 +119,7 @@ class Settings:
             "VA_VLM_PATH", "VA_FACERES_PATH", "VA_DATA_DIR", "VA_LIBRARY_DIR", "VA_LOG_LEVEL",
             "VA_OPENAI_BASE_URL", "VA_OPENAI_MODEL", "VA_OPENAI_API_KEY", "VA_BEDROCK_CLAUDE_MODEL",
             "VA_BEDROCK_EMBED_MODEL", "VA_TEST_DATABASE_URL", "VA_CPU_THREADS",
+            "VA_MIVOLO_WITH_PERSONS",
         }
         unknown = sorted(k for k in env if k.startswith("VA_") and k not in known_va)
         if unknown:
@@ -127,6 +129,8 @@ class Settings:
 
         if (v := get("VA_FRAME_SKIP")) is not None:
             kw["frame_skip"] = _int("VA_FRAME_SKIP", v, minimum=1)
+        if (v := get("VA_MIVOLO_WITH_PERSONS")) is not None:
+            kw["mivolo_with_persons"] = _bool("VA_MIVOLO_WITH_PERSONS", v)
         if (v := get("VA_CPU_THREADS")) is not None:
             kw["cpu_threads"] = _int("VA_CPU_THREADS", v, minimum=1)
         if (v := get("VA_DEVICE")) is not None:

@@ -142,9 +142,10 @@ def _tune_embedded(server) -> None:
                 conn.execute(f"ALTER SYSTEM SET {k} = '{wanted[k]}'")
             if not changed:
                 return
-            conn.execute("SELECT pg_reload_conf()")
+            conn.execute("SELECT pg_reload_conf()")  # asynchronous: decide by each setting's context
             restart = bool(conn.execute(
-                "SELECT count(*) FROM pg_settings WHERE pending_restart").fetchone()[0])
+                "SELECT count(*) FROM pg_settings WHERE name = ANY(%s) AND context = 'postmaster'",
+                (changed,)).fetchone()[0])
     except psycopg.Error as e:  # tuning is an optimisation: never fail the start for it
         log.warning("could not tune the embedded PostgreSQL: %s", e)
         return

@@ -62,6 +62,7 @@ def _settings_for_run(args):
         scene=args.scene, detector_weights=args.detector_weights,
         mivolo_checkpoint=args.checkpoint, mebow_cfg=args.mebow_cfg,
         mebow_weights=args.mebow_weights, vlm_path=args.vlm_path,
+        mivolo_with_persons=args.with_persons or None,
     )
     # Seed compatibility: giving a heavy model's weights selects that backend.
     if args.detector_weights and not args.detector:

@@ -166,3 +166,19 @@ def test_errors_are_one_line(tmp_path, ckpt):
     if not torch.cuda.is_available():
         with pytest.raises(BackendUnavailable, match="no CUDA GPU"):
             load_backend("attributes", "mivolo", Settings(mivolo_checkpoint=ckpt, device="cuda"))
+
+
+def test_with_persons_off_feeds_faces_only(ckpt):
+    """Without the seed's --with-persons a face+body checkpoint runs faces only: body-only
+    people are unknown and the body channels are zeros."""
+    est = load_backend("attributes", "mivolo",
+                       Settings(mivolo_checkpoint=ckpt, mivolo_with_persons=False))
+    frame, persons = _astronaut()
+    seen = []
+    hook = est.model.register_forward_hook(lambda m, i, o: seen.append(i[0].detach().clone()))
+    out = est.estimate(frame, persons)
+    hook.remove()
+    assert len(seen) == 1 and seen[0].shape == (1, 6, 224, 224)  # only the person with a face
+    body = seen[0][:, 3:]
+    assert float((body - body.amin((2, 3), keepdim=True)).abs().max()) == 0.0  # a blank crop
+    assert out[0].gender in (Gender.MALE, Gender.FEMALE) and out[1] == Attributes()

@@ -143,10 +143,13 @@ def _body_cutout_mask(person_xyxy, face_xyxy, size: int):
 class MiVOLOEstimator:
     name = "mivolo"
 
-    def __init__(self, model: Any, meta: MiVOLOMeta, device: Any):
+    def __init__(self, model: Any, meta: MiVOLOMeta, device: Any, use_bodies: bool = True):
         self.model = model
         self.meta = meta
         self.device = device
+        # The seed's --with-persons: feed body crops to a face+body checkpoint. Without it the
+        # body channels get zeros (the authors' faces-only mode of the same checkpoint).
+        self.use_bodies = use_bodies and meta.with_persons
         self.dtype = None
         self._lock = threading.Lock()
 
@@ -160,7 +163,7 @@ class MiVOLOEstimator:
         faces_np = (persons.face_xyxy if persons.face_xyxy is not None
                     else np.full((n, 4), np.nan, np.float32)).astype(np.float32)
         has_face = ~np.isnan(faces_np[:, 0])
-        if self.meta.with_persons:
+        if self.use_bodies:
             wh = persons.xyxy[:, 2:] - persons.xyxy[:, :2]
             has_body = (wh >= MIN_PERSON_SIZE_PX).all(axis=1)
         else:
@@ -177,7 +180,9 @@ class MiVOLOEstimator:
             face_in = crop_boxes(img, fbox, (s, s), letterbox=True)
             face_in = face_in * torch.from_numpy(has_face).to(self.device)[:, None, None, None]
             parts = [face_in]
-            if self.meta.with_persons:
+            if self.meta.with_persons and not self.use_bodies:
+                parts.append(torch.zeros_like(face_in))
+            elif self.meta.with_persons:
                 body_in = crop_boxes(img, pbox, (s, s), letterbox=True)
                 inside, cut = _body_cutout_mask(pbox, fbox_all, s)
                 left = ((inside & ~cut).sum((1, 2)).float() / inside.sum((1, 2)).clamp(min=1).float())
@@ -223,4 +228,5 @@ def load_mivolo(settings: Any) -> MiVOLOEstimator:
     model, meta = load_checkpoint(path, device)
     log.info("mivolo %s on %s: input %d, persons=%s, only_age=%s", path.name, device,
              meta.input_size, meta.with_persons, meta.only_age)
-    return MiVOLOEstimator(model, meta, device)
+    return MiVOLOEstimator(model, meta, device,
+                           use_bodies=bool(getattr(settings, "mivolo_with_persons", True)))
