@@ -330,7 +330,7 @@ def copy_events(conn, video_id: int, rows: Iterable[tuple],
                     raise ValueError(f"more event ids ({len(event_ids)}) than rows")
 
 
-def copy_vectors(conn, pairs: Sequence[tuple[int, np.ndarray]], model: str, dim: int) -> None:
+def copy_vectors(conn, pairs: Iterable[tuple[int, np.ndarray]], model: str, dim: int) -> None:
     with conn.cursor() as cur:
         with cur.copy("COPY event_embedding (event_id, model, dim, embedding) FROM STDIN "
                       "WITH (FORMAT BINARY)") as cp:

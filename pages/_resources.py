@@ -90,3 +90,18 @@ def open_video(video_id: int, event_id: int | None = None) -> None:
     st.session_state["video.id"] = int(video_id)
     st.session_state["video.event_id"] = None if event_id is None else int(event_id)
     st.switch_page("pages/video.py")
+
+
+def analysed_videos_or_stop(settings, empty_message: str) -> list:
+    """The videos that have events; with none, a plain empty state pointing to Analyze and a
+    stopped page. Shared by the pages that browse results."""
+    try:
+        videos = [v for v in workbench.list_videos(settings) if v.n_events]
+    except workbench.USER_ERRORS as e:
+        show_error(e, "Cannot read the videos")
+        st.stop()
+    if not videos:
+        st.info(empty_message)
+        st.page_link("pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
+        st.stop()
+    return videos

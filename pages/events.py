@@ -14,17 +14,9 @@ settings = svc.settings
 
 st.title("Events")
 
-try:
-    videos = [v for v in wb.list_videos(settings) if v.n_events]
-except wb.USER_ERRORS as e:
-    res.show_error(e, "Cannot read the videos")
-    st.stop()
-
-if not videos:
-    st.info("No events yet. Analyse a video on the Analyze page; every person seen in every "
+videos = res.analysed_videos_or_stop(
+    settings, "No events yet. Analyse a video on the Analyze page; every person seen in every "
             "sampled frame becomes a row here.")
-    st.page_link("pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
-    st.stop()
 
 names = {v.video_id: v.name for v in videos}
 with st.expander("Filters", expanded=True, icon=":material/filter_list:"):

@@ -14,17 +14,9 @@ COLUMNS = 4
 
 st.title("Highlights")
 
-try:
-    videos = [v for v in wb.list_videos(settings) if v.n_events]
-except wb.USER_ERRORS as e:
-    res.show_error(e, "Cannot read the videos")
-    st.stop()
-
-if not videos:
-    st.info("Nothing analysed yet. Start an analysis on the Analyze page; the annotated frames of "
+videos = res.analysed_videos_or_stop(
+    settings, "Nothing analysed yet. Start an analysis on the Analyze page; the annotated frames of "
             "falls, collapses, fights, grabbing and anomalies appear here.")
-    st.page_link("pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
-    st.stop()
 
 names = {v.video_id: v.name for v in videos}
 f1, f2 = st.columns([3, 2])

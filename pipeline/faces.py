@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline import thresholds as T
-from pipeline.records import KP, PersonDetections
+from pipeline.records import KP, Attributes, PersonDetections
 
 _NOSE, _LEYE, _REYE, _LEAR, _REAR = KP["nose"], KP["left_eye"], KP["right_eye"], KP["left_ear"], KP["right_ear"]
 _LSH, _RSH = KP["left_shoulder"], KP["right_shoulder"]
@@ -124,3 +124,14 @@ def usable_faces(image: np.ndarray, face_xyxy: np.ndarray | None,
         if c is None or sharpness(c) < min_sharpness:
             ok[i] = False
     return ok, side
+
+
+def faces_to_estimate(image: np.ndarray, persons: PersonDetections
+                      ) -> tuple[np.ndarray, list[Attributes], np.ndarray]:
+    """What every face-crop attribute backend does first: the face boxes (the detector's, or
+    from keypoints), one ``Attributes`` per person carrying only the face size, and the indices
+    of the faces big and sharp enough to be worth a model call."""
+    faces = persons.face_xyxy if persons.face_xyxy is not None else face_boxes(persons.keypoints)
+    ok, side = usable_faces(image, faces)
+    out = [Attributes(face_size_px=float(s) if np.isfinite(s) else None) for s in side]
+    return faces, out, np.flatnonzero(ok)

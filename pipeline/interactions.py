@@ -7,8 +7,11 @@ live in ``pipeline.thresholds`` (section "interactions").
 * **violent**: two or more people close (box centres within ``VIOLENT_MAX_DISTANCE_BH`` mean body
   heights) while at least one of them moves a wrist or elbow fast relative to their own
   shoulders (``VIOLENT_MIN_LIMB_SPEED_BH_S``; walking arm swing is ~0.3-0.6 body heights/s, a
-  punch or shove 2+), sustained over ``VIOLENT_MIN_SAMPLES`` samples. One episode per pair, on
-  the more agitated person, the other in ``other_obj_ids``.
+  punch or shove 2+), sustained over ``VIOLENT_MIN_SAMPLES`` samples, and the other person moves
+  too during the episode (limbs at ``VIOLENT_PARTNER_MIN_LIMB_SPEED_BH_S`` or body at
+  ``VIOLENT_PARTNER_MIN_BODY_SPEED_BH_S``: a fight has two moving bodies; one person falling
+  beside a motionless one is not a fight). One episode per pair, on the more agitated person,
+  the other in ``other_obj_ids``.
 * **grabbing**: one arm reaching out: wrist far from its shoulder with a (nearly) straight elbow,
   and above the shoulder, raised well away from hanging (the shoulder-to-wrist drop under half
   the arm's length: reaching forward to a shelf), or far out to the side of the body, while the
@@ -214,6 +217,9 @@ def _violent(tracks: dict[int, list[_Sample]]) -> list[Episode]:
             sa, sb = peak
             lead, other = (sa, sb) if (sa.limb_speed or 0) >= (sb.limb_speed or 0) else (sb, sa)
             top = max(lead.limb_speed or 0.0, other.limb_speed or 0.0)
+            if not _partner_moves(tracks.get(other.obs.obj_id, ()), run[0][0].obs.t_s
+                                  - (run[0][0].dt or 0.0), run[-1][0].obs.t_s):
+                continue
             conf = _confidence(top / T.VIOLENT_MIN_LIMB_SPEED_BH_S, len(run), T.VIOLENT_MIN_SAMPLES)
             episodes.append(Episode(
                 event_type=EventType.VIOLENT, obj_id=lead.obs.obj_id,
@@ -223,6 +229,15 @@ def _violent(tracks: dict[int, list[_Sample]]) -> list[Episode]:
                 reason=f"{len(run)} samples of fast limbs ({top:.1f} body heights/s) "
                        f"with person {other.obs.obj_id} close by"))
     return _merge_violent(episodes)
+
+
+def _partner_moves(samples: Sequence[_Sample], start_s: float, end_s: float) -> bool:
+    """Whether a person moves their limbs or body during [start_s, end_s] (see the thresholds)."""
+    during = [s for s in samples if start_s - 1e-6 <= s.obs.t_s <= end_s + 1e-6]
+    limb = max((s.limb_speed or 0.0 for s in during), default=0.0)
+    body = max((s.body_speed or 0.0 for s in during), default=0.0)
+    return (limb >= T.VIOLENT_PARTNER_MIN_LIMB_SPEED_BH_S
+            or body >= T.VIOLENT_PARTNER_MIN_BODY_SPEED_BH_S)
 
 
 def _merge_violent(episodes: list[Episode]) -> list[Episode]:

