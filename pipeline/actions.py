@@ -15,7 +15,8 @@ so they do not depend on the person's size or distance):
 * otherwise **standing**, and **walking** / **running** when the track's feet point moves faster
   than ``WALK_MIN_SPEED_BH_S`` / ``RUN_MIN_SPEED_BH_S`` body heights per second over the last
   ``MOTION_WINDOW_S`` seconds of its history.
-* **falling** (a transition): lying now, upright within the last ``FALL_MAX_TRANSITION_S``.
+* **falling** (a transition): lying now, and the previous sample upright or the last upright
+  sighting within ``FALL_ACTION_HOLD_S`` (and within ``FALL_MAX_TRANSITION_S``).
   ``highlights.py`` times and confirms falls properly; this label is the per-frame view.
 """
 from __future__ import annotations
@@ -176,7 +177,11 @@ class PoseRules:
         kp_conf = float(np.mean(persons.keypoints[i, :, 2]))
         if p.lying:
             recent = [o for o in past if t_s - o.t_s <= T.FALL_MAX_TRANSITION_S + 1e-6]
-            if any(posture(o.keypoints, o.xyxy).upright for o in recent):
+            upright_t = [o.t_s for o in recent if posture(o.keypoints, o.xyxy).upright]
+            # falling is the transition: the first sample down after an upright one, and any
+            # sample within FALL_ACTION_HOLD_S of the last upright sighting (dense sampling)
+            if upright_t and (past[-1].t_s in upright_t
+                              or t_s - max(upright_t) <= T.FALL_ACTION_HOLD_S + 1e-6):
                 return ActionEstimate(Action.FALLING, round(min(1.0, 0.4 + kp_conf), 3))
             return ActionEstimate(Action.LYING, round(min(1.0, 0.3 + kp_conf), 3))
         here = PersonObservation(frame_number=-1, t_s=t_s, obj_id=-1,

@@ -83,18 +83,46 @@ def _claim(hit: Hit) -> str:
     return s[0].upper() + s[1:] if s else s
 
 
+MOMENT_GAP_S = 3.0  # hits of one track with the same action this close are one moment
+
+
+def group_moments(hits: Sequence[Hit]) -> list[list[Hit]]:
+    """Hits grouped into moments, best first: the per-frame rows of one person doing one thing
+    (a fall seen in 5 samples) are one moment, not five claims."""
+    groups: list[list[Hit]] = []
+    for h in hits:
+        e = h.event
+        for g in groups:
+            b = g[0].event
+            if (e.obj_id is not None and b.video_id == e.video_id and b.obj_id == e.obj_id
+                    and b.action == e.action
+                    and min(abs(e.t_s - o.event.t_s) for o in g) <= MOMENT_GAP_S):
+                g.append(h)
+                break
+        else:
+            groups.append([h])
+    return groups
+
+
 def extractive_answer(query: str, hits: Sequence[Hit]) -> Answer:
     """Written from the hits alone: one cited sentence per moment, best first."""
     if not hits:
         return Answer(text=NOTHING.format(q=_short(query)), relevant=False, source="extractive")
-    chosen = list(hits)[:MAX_CITED]
+    moments = group_moments(hits)
+    chosen = moments[:MAX_CITED]
     parts, cites = [], []
-    for h in chosen:
-        c = citation(h)
-        cites.append(c)
-        parts.append(f"{_claim(h)} in {h.video_name} {c.label}.")
+    for g in chosen:
+        best = g[0]
+        c = citation(best)
+        cites.extend(citation(h) for h in g)
+        also = ""
+        if len(g) > 1:
+            others = sorted(g[1:], key=lambda h: h.event.t_s)
+            also = f" (same moment: event{'s' if len(others) > 1 else ''} " + ", ".join(
+                str(h.event.event_id) for h in others) + ")"
+        parts.append(f"{_claim(best)} in {best.video_name} {c.label}{also}.")
     head = (f"{len(chosen)} matching moment{'s' if len(chosen) > 1 else ''}"
-            f"{f' (of {len(hits)})' if len(hits) > len(chosen) else ''}: ")
+            f"{f' (of {len(moments)})' if len(moments) > len(chosen) else ''}: ")
     return Answer(text=head + " ".join(parts), citations=tuple(cites), relevant=True,
                   source="extractive")
 

@@ -83,3 +83,22 @@ def test_llm_failure_falls_back(db_settings, embedder, corpus):
 def test_validate_llm_answer_unit():
     assert validate_llm_answer("", []) is None
     assert extractive_answer("x", []).relevant is False
+
+
+def test_per_frame_rows_of_one_moment_are_one_claim(db_settings, embedder):
+    """The falling rows of one person a few samples apart are one moment with all its events
+    cited, not one sentence each; another person's fall stays a claim of its own."""
+    from test_search import ev, store_video
+    from pipeline.records import Action, EventType
+
+    store_video(db_settings, embedder, "hall.mp4", [
+        ev(t, EventType.PERSON, Action.FALLING, obj=7) for t in (4.2, 4.4, 4.6, 4.8)
+    ] + [ev(30.0, EventType.PERSON, Action.FALLING, obj=8, x=400.0)])
+    hits = search("a person falls down", top_k=10, settings=db_settings, embedder=embedder,
+                  filters=None)
+    hits = [h for h in hits if h.video_name == "hall.mp4"]
+    a = answer("a person falls down", hits, settings=db_settings)
+    claims = [int(c) for c in re.findall(r"\[event (\d+), ", a.text)]
+    assert len(claims) == 2 and a.text.startswith("2 matching moments")
+    assert len(a.citations) == 5  # every row is still cited
+    assert "same moment: events" in a.text
