@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from pipeline import interactions
 from pipeline import thresholds as T
 from pipeline.actions import Posture, posture
 from pipeline.records import Episode, EventType, Frame, PersonObservation, VideoInfo
@@ -335,22 +336,16 @@ def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sa
     for oid, seq in tracks.items():
         episodes += find_falls(seq, oid, sample_dt, info.fps, reader, detector)
         episodes += find_collapses(seq, oid, sample_dt)
-    try:
-        from pipeline import interactions
-    except ImportError:  # the interactions module is optional
-        interactions = None
-    if interactions is not None:
-        obs, fps = list(observations), sampled_fps
-        dense_dt = getattr(interactions, "DENSE_SAMPLE_DT_S", None)
-        if (dense_dt and reader is not None and detector is not None
-                and sample_dt > 2 * dense_dt and hasattr(interactions, "dense_windows")):
-            windows = active_windows(interactions.dense_windows(observations, sampled_fps),
-                                     observations)
-            windows = _within_budget(windows, info.duration_s)
-            if windows:
-                extra = dense_observations(windows, observations, info, reader, detector, dense_dt)
-                outside = [o for o in obs if not any(a <= o.t_s <= b for a, b in windows)]
-                obs = sorted(outside + extra, key=lambda o: (o.t_s, o.obj_id))
-                fps = 1.0 / dense_dt
-        episodes += interactions.find_interaction_episodes(obs, (info.width, info.height), fps)
+    obs, fps = list(observations), sampled_fps
+    dense_dt = interactions.DENSE_SAMPLE_DT_S
+    if reader is not None and detector is not None and sample_dt > 2 * dense_dt:
+        windows = active_windows(interactions.dense_windows(observations, sampled_fps),
+                                 observations)
+        windows = _within_budget(windows, info.duration_s)
+        if windows:
+            extra = dense_observations(windows, observations, info, reader, detector, dense_dt)
+            outside = [o for o in obs if not any(a <= o.t_s <= b for a, b in windows)]
+            obs = sorted(outside + extra, key=lambda o: (o.t_s, o.obj_id))
+            fps = 1.0 / dense_dt
+    episodes += interactions.find_interaction_episodes(obs, (info.width, info.height), fps)
     return merge_episodes(episodes)

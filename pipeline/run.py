@@ -18,6 +18,7 @@ from typing import Callable
 
 from pipeline import thresholds as T
 from pipeline.errors import Cancelled, PipelineError, StageError
+from pipeline.interactions import interaction_frame_skip
 from pipeline.records import (
     Frame, PersonDetections, PersonObservation, RunProgress, RunResult, SceneCaption,
 )
@@ -92,10 +93,6 @@ def effective_frame_skip(info, frame_skip: int) -> int:
     (``interactions.interaction_frame_skip``)."""
     if info.is_image:
         return 1
-    try:
-        from pipeline.interactions import interaction_frame_skip
-    except ImportError:
-        return frame_skip
     skip = interaction_frame_skip(info.fps, info.duration_s, frame_skip)
     if skip != frame_skip:
         log.info("short clip (%.1f s): analysing every %d frames instead of %d", info.duration_s,
