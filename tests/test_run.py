@@ -119,3 +119,31 @@ def test_unknown_backend_name(tmp_path):
                   Settings(attributes="nope"))
     assert "VA_ATTRIBUTES" in str(ei.value)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("rel, gender, age", [
+    ("images/astronaut.png", "female", 37.5),  # Eileen Collins, born 1956, 1990s portrait
+    ("images/messi5.jpg", "male", 23.0),
+])
+def test_photos_read_gender_and_age_through_the_product(engine, tmp_path, rel, gender, age):
+    settings, backends = engine
+    result = run_video(data_path(rel), tmp_path / "o", settings, backends=backends)
+    assert len(result.tracks) == 1
+    t = result.tracks[0]
+    assert t.gender.value == gender and abs(t.age - age) <= 10, t
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rel, truth", [
+    ("clips/intel/face-demographics-walking.mp4", {"female": 1, "male": 1}),
+    ("clips/intel/classroom.mp4", {"female": 1, "male": 3}),
+])
+def test_clip_track_genders_are_right_or_unknown(engine, tmp_path, rel, truth):
+    """No track may get a gender the clip does not have more of than the truth allows."""
+    settings, backends = engine
+    result = run_video(data_path(rel), tmp_path / "o", settings, backends=backends)
+    got = {"female": 0, "male": 0}
+    for t in result.tracks:
+        if t.gender.value != "unknown":
+            got[t.gender.value] += 1
+    assert got["female"] <= truth["female"] and got["male"] <= truth["male"], result.tracks
