@@ -31,7 +31,7 @@ import numpy as np
 from pipeline import thresholds as T
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.records import (
-    Episode, Event, Frame, Highlight, PersonObservation, VideoInfo,
+    Episode, Event, EventType, Frame, Highlight, PersonObservation, VideoInfo,
 )
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,23 @@ def _people_at(frame: Frame, observations_by_frame: dict[int, list[PersonObserva
     return out
 
 
+def _fall_aftermath(e: Episode, observations: Sequence[PersonObservation], reader: FrameReader
+                    ) -> tuple[Frame, list[PersonObservation]] | None:
+    """The first sampled frame at least ``FALL_HIGHLIGHT_AFTER_S`` after a fall's onset in which
+    the track is seen, with the people sampled there."""
+    t_min = e.peak_t_s + T.FALL_HIGHLIGHT_AFTER_S
+    later = sorted((o for o in observations if o.obj_id == e.obj_id and
+                    t_min <= o.t_s <= max(e.end_t_s, t_min) + T.FALL_HIGHLIGHT_AFTER_S),
+                   key=lambda o: o.t_s)
+    if not later:
+        return None
+    f = later[0].frame_number
+    frames = reader(f, f, 1)
+    if not frames:
+        return None
+    return frames[0], [o for o in observations if o.frame_number == f]
+
+
 def render_highlights(dest: Path, episodes: Sequence[Episode],
                       observations: Sequence[PersonObservation], reader: FrameReader,
                       detector=None, should_stop: Callable[[], bool] | None = None,
@@ -195,6 +212,12 @@ def render_highlights(dest: Path, episodes: Sequence[Episode],
         people = _people_at(frame, by_frame, sampled, detector, e)
         img = annotate_frame(frame.image, people, focus_obj_id=e.obj_id, event=e.event_type.value,
                              caption=f"{e.peak_t_s:.1f}s {e.event_type.value} #{e.obj_id}")
+        after = _fall_aftermath(e, observations, reader) if e.event_type is EventType.FALLING else None
+        if after is not None:  # a fall's onset alone shows someone upright: show them down too
+            frame2, people2 = after
+            img2 = annotate_frame(frame2.image, people2, focus_obj_id=e.obj_id, event="down",
+                                  caption=f"{frame2.t_s:.1f}s on the floor #{e.obj_id}")
+            img = np.hstack([img, np.full((img.shape[0], 4, 3), 255, np.uint8), img2])
         name = highlight_name(e.peak_t_s, e.event_type.value, taken, e.obj_id)
         Image.fromarray(img).save(dest / name, quality=JPEG_QUALITY)
         out.append((e, Highlight(t_s=e.peak_t_s, frame_number=e.peak_frame_number,

@@ -64,6 +64,7 @@ MOTION_MIN_SPAN_S = 0.9  # speeds are measured over at least this much time (jit
 # --- falls and collapse (highlights, pipeline/highlights.py) --------------------------------
 FALL_MAX_TRANSITION_S = 2.0  # upright -> down within this time is a fall (a fall takes ~0.5-1.5 s;
 #   sitting or lying down on purpose takes longer)
+FALL_HIGHLIGHT_AFTER_S = 1.0  # a falling highlight shows the onset and the person this long after
 FALL_ACTION_HOLD_S = 1.0  # a person down is labelled "falling" (the per-frame action) for at most
 #   this long after the last upright sighting, or until the next sample; "lying" after that
 FALL_MIN_DROP_BH = 0.3  # hips fall by at least this many standing body heights (standing hips

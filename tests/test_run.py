@@ -147,3 +147,16 @@ def test_clip_track_genders_are_right_or_unknown(engine, tmp_path, rel, truth):
         if t.gender.value != "unknown":
             got[t.gender.value] += 1
     assert got["female"] <= truth["female"] and got["male"] <= truth["male"], result.tracks
+
+
+@pytest.mark.slow
+def test_fall_highlight_shows_the_onset_and_the_person_down(engine, tmp_path):
+    from PIL import Image
+
+    settings, backends = engine
+    result = run_video(data_path("clips/falls/Fall01.mp4"), tmp_path / "o", settings,
+                       backends=backends)
+    falls = [h for h in result.highlights if h.event_type is EventType.FALLING]
+    assert falls
+    w, h = Image.open(tmp_path / "o" / falls[0].file).size
+    assert h == result.video.height and w > 2 * result.video.width  # two panels side by side
