@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 log = logging.getLogger("va.cli")
@@ -143,6 +144,8 @@ def cmd_bench(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # platformdirs warns on every start where XDG_RUNTIME_DIR is unset (containers, CI): noise
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     args = build_parser().parse_args(argv)
     from pipeline.errors import Cancelled, PipelineError
     from settings import SettingsError
