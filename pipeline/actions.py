@@ -12,9 +12,11 @@ so they do not depend on the person's size or distance):
   torso with the legs hidden (``LEGS_MIN_MEAN_SCORE``), or unclear (``LEGS_CLEAR_MEAN_SCORE``)
   with a box no taller than ``SITTING_MAX_HEIGHT_PER_TORSO`` torso lengths (a standing body is
   ~3.3-3.5): people at desks or tables, unless they move.
-* otherwise **standing**, and **walking** / **running** when the track's feet point moves faster
-  than ``WALK_MIN_SPEED_BH_S`` / ``RUN_MIN_SPEED_BH_S`` body heights per second over the last
-  ``MOTION_WINDOW_S`` seconds of its history.
+* not upright and not lying: **sitting** when the box is wide (crouched or down on the floor,
+  e.g. after a fall), else **standing** when bent over, whatever the box's motion.
+* otherwise (upright) **standing**, and **walking** / **running** when the track's feet point
+  moves faster than ``WALK_MIN_SPEED_BH_S`` / ``RUN_MIN_SPEED_BH_S`` body heights per second over
+  the last ``MOTION_WINDOW_S`` seconds of its history.
 * **falling** (a transition): lying now, and the previous sample upright or the last upright
   sighting within ``FALL_ACTION_HOLD_S`` (and within ``FALL_MAX_TRANSITION_S``).
   ``highlights.py`` times and confirms falls properly; this label is the per-frame view.
@@ -190,8 +192,14 @@ class PoseRules:
                                  keypoints=tuple(tuple(float(v) for v in k)
                                                  for k in persons.keypoints[i]))
         speed = track_speed_bh_s(past, here)
+        if not p.upright and p.box_aspect < T.UPRIGHT_MIN_BOX_ASPECT:
+            # not lying, but crouched or down on the floor (a wide box): whatever the box's
+            # motion (getting up, a fall's aftermath), that is not walking
+            return ActionEstimate(Action.SITTING, round(min(1.0, 0.2 + kp_conf), 3))
         if p.sitting and (speed is None or speed < T.WALK_MIN_SPEED_BH_S):
             return ActionEstimate(Action.SITTING, round(min(1.0, 0.3 + kp_conf), 3))
+        if not p.upright and not p.sitting:  # bent over (a tall box, a tilted torso)
+            return ActionEstimate(Action.STANDING, round(min(1.0, 0.1 + kp_conf), 3))
         if speed is not None and speed >= T.RUN_MIN_SPEED_BH_S and p.upright:
             return ActionEstimate(Action.RUNNING, round(min(1.0, 0.3 + kp_conf), 3))
         if speed is not None and speed >= T.WALK_MIN_SPEED_BH_S:

@@ -6,7 +6,9 @@
   samples of their own time span (flicker), are dropped unless an episode names them.
 * Per track: age and gender aggregated over frames (``pipeline.attributes``: median age, majority
   gender with its share), and the action smoothed with a centred majority vote over
-  ``ACTION_SMOOTH_SAMPLES`` samples (transitions such as falling are kept as they are).
+  ``ACTION_SMOOTH_SAMPLES`` samples (transitions such as falling are kept as they are); rows
+  inside an episode carry its action (falling from the timed onset until the person is down,
+  violent / grabbing / anomaly over the episode).
 * One ``person`` event per kept observation, plus one event per episode (falling, collapse,
   violent, grabbing, anomaly) at the episode's peak.
 """
@@ -85,6 +87,33 @@ def _smooth_actions(obs: list[PersonObservation]) -> list[Action]:
     return out
 
 
+def _overlay_episodes(obs: list[PersonObservation], actions: list[Action],
+                      episodes: Sequence[Episode]) -> list[Action]:
+    """A track's rows inside one of its episodes carry the episode's action: violent, grabbing
+    and anomaly over the whole episode (the other people of a fight too); falling from the
+    timed onset until the person is first seen down (at most ``FALL_MAX_TRANSITION_S``)."""
+    out = list(actions)
+    oid = obs[0].obj_id if obs else None
+    for e in episodes:
+        if oid != e.obj_id and oid not in e.other_obj_ids:
+            continue
+        if e.event_type is EventType.FALLING:
+            if oid != e.obj_id:
+                continue
+            end = e.start_t_s + T.FALL_MAX_TRANSITION_S
+            for i, o in enumerate(obs):
+                if e.start_t_s - 1e-6 <= o.t_s <= end:
+                    if actions[i] in (Action.LYING, Action.SITTING) and o.t_s > e.start_t_s:
+                        break  # down: the fall is over
+                    out[i] = Action.FALLING
+        elif e.event_type in (EventType.VIOLENT, EventType.GRABBING, EventType.ANOMALY,
+                              EventType.THEFT):
+            for i, o in enumerate(obs):
+                if e.start_t_s - 1e-6 <= o.t_s <= e.end_t_s + 1e-6:
+                    out[i] = _EPISODE_ACTION[e.event_type]
+    return out
+
+
 def clean(observations: Sequence[PersonObservation], episodes: Sequence[Episode],
           frames_sampled: int, sampled_fps: float, video_duration_s: float | None = None) -> Cleaned:
     protected = {e.obj_id for e in episodes} | {o for e in episodes for o in e.other_obj_ids}
@@ -100,7 +129,7 @@ def clean(observations: Sequence[PersonObservation], episodes: Sequence[Episode]
     for oid, obs in sorted(by_track.items()):
         obs.sort(key=lambda o: (o.t_s, o.frame_number))
         age, spread, gender, gconf = summarize_attributes(obs)
-        actions = _smooth_actions(obs)
+        actions = _overlay_episodes(obs, _smooth_actions(obs), episodes)
         summaries[oid] = TrackSummary(
             obj_id=oid, first_t_s=obs[0].t_s, last_t_s=obs[-1].t_s, n_observations=len(obs),
             age=None if age is None else round(age, 1),
