@@ -6,6 +6,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from services import workbench as wb
+
 ORIENTATION_NAMES = {
     0: "0° facing the camera",
     90: "90° facing right",
@@ -37,11 +39,6 @@ def _empty(title: str, message: str) -> go.Figure:
     return fig
 
 
-def _mmss(t: float) -> str:
-    t = max(0, int(round(float(t))))
-    return f"{t // 60:02d}:{t % 60:02d}"
-
-
 def action_runs(events: pd.DataFrame) -> pd.DataFrame:
     """Consecutive same-action stretches per track: video, track, action, start_s, end_s."""
     cols = ["video", "track", "action", "start_s", "end_s"]
@@ -69,8 +66,8 @@ def timeline_figure(events: pd.DataFrame) -> go.Figure:
     if runs.empty:
         return _empty("Actions over time", "No events to show")
     runs["duration_s"] = (runs["end_s"] - runs["start_s"]).clip(lower=0.1)
-    runs["from"] = runs["start_s"].map(_mmss)
-    runs["to"] = runs["end_s"].map(_mmss)
+    runs["from"] = runs["start_s"].map(wb.mmss)
+    runs["to"] = runs["end_s"].map(wb.mmss)
     fig = px.bar(runs, base="start_s", x="duration_s", y="track", color="action",
                  orientation="h", hover_data={"from": True, "to": True, "duration_s": False,
                                               "start_s": False, "track": False},

@@ -95,6 +95,16 @@ class JobStatus(str, Enum):
     CANCELLED = "cancelled"
 
 
+def mmss(t_s: float | None) -> str:
+    """Seconds as mm:ss (h:mm:ss past an hour), the way analysts read video times; '--:--' when
+    unknown."""
+    if t_s is None or not np.isfinite(float(t_s)):
+        return "--:--"
+    s = max(0, int(round(float(t_s))))
+    h, rem = divmod(s, 3600)
+    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60:02d}:{rem % 60:02d}"
+
+
 def frozen_mapping(d: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(d or {}))
 
@@ -438,8 +448,7 @@ class Hit:
 
     @property
     def mmss(self) -> str:
-        s = max(0, int(round(self.event.t_s)))
-        return f"{s // 60:02d}:{s % 60:02d}"
+        return mmss(self.event.t_s)
 
 
 @dataclass(frozen=True)
@@ -457,8 +466,7 @@ class Citation:
 
     @property
     def label(self) -> str:
-        s = max(0, int(round(self.t_s)))
-        return f"[event {self.event_id}, {self.video_name} {s // 60:02d}:{s % 60:02d}]"
+        return f"[event {self.event_id}, {self.video_name} {mmss(self.t_s)}]"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from pipeline.records import Action, AgeGroup, Event, EventType, Gender, RunProgress
+from pipeline.records import Action, AgeGroup, Event, EventType, Gender, RunProgress, mmss
 
 log = logging.getLogger("va.services.embeddings")
 
@@ -46,11 +46,6 @@ _ACTION_PHRASES = {
 }
 _ORIENTATION = {0: "facing the camera", 90: "facing right", 180: "with the back to the camera, facing away",
                 270: "facing left"}
-
-
-def mmss(t_s: float) -> str:
-    s = max(0, int(round(float(t_s))))
-    return f"{s // 60:02d}:{s % 60:02d}"
 
 
 def _subject(gender: Gender, age: float | None, age_group: AgeGroup) -> str:

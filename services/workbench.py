@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from db.errors import DatabaseUnavailable as _DbUnavailable
 from pipeline.errors import PipelineError
 from pipeline.records import (
     Answer, Hit, JobStatus, SearchFilters, StoredEvent, StoredObject, TrackSummary, VideoRecord,
+    mmss,
 )
 from services import database
 from services.errors import ServiceError, StorageError
@@ -52,15 +52,6 @@ __all__ = [
 
 
 # --- formatting --------------------------------------------------------------------------------
-
-
-def mmss(t_s: float | None) -> str:
-    """Seconds as mm:ss (h:mm:ss past an hour); '--:--' when unknown."""
-    if t_s is None or not math.isfinite(float(t_s)):
-        return "--:--"
-    s = max(0, int(round(float(t_s))))
-    h, rem = divmod(s, 3600)
-    return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60:02d}:{rem % 60:02d}"
 
 
 # --- set-up ------------------------------------------------------------------------------------

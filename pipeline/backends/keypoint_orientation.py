@@ -39,7 +39,6 @@ def orientation_from_keypoints(kp: np.ndarray, box_height: float | None = None) 
         return Orientation(None, 0.0)
     sh_mid = (kp[_LS, :2] + kp[_RS, :2]) / 2
     sh_dx = float(kp[_LS, 0] - kp[_RS, 0])  # > 0: left shoulder on the image's right (frontal)
-    widths = [abs(sh_dx)]
     hips = seen[_LH] and seen[_RH]
     if hips:
         hip_mid = (kp[_LH, :2] + kp[_RH, :2]) / 2

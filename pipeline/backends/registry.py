@@ -8,7 +8,7 @@ from typing import Any
 
 from pipeline.errors import BackendUnavailable
 from pipeline.backends.protocols import (
-    ActionRecognizer, AttributeEstimator, Embedder, OrientationEstimator, PersonDetector,
+    ActionRecognizer, AttributeEstimator, OrientationEstimator, PersonDetector,
     SceneDescriber,
 )
 
