@@ -69,3 +69,10 @@ def test_standing_with_back_to_the_camera_reads_180():
     labels = [lab for t, lab in _clip_labels("clips/intel/one-by-one-person-detection_first30s.mp4", 90)
               if 8.5 <= t <= 17]
     assert labels and all(lab == 180 for lab in labels)
+
+
+def test_a_frontal_face_with_bright_ears_is_not_read_as_a_back():
+    """Fall01: the man walks toward the camera until the fall at 4.0 s. MoveNet often scores the
+    ears of such a face above its nose; the eyes are seen, so it is still a face."""
+    labels = [lab for t, lab in _clip_labels("clips/falls/Fall01.mp4", 4) if 1.3 <= t <= 4.4]
+    assert labels and sum(lab == 0 for lab in labels) >= 0.9 * len(labels), labels

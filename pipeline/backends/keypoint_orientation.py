@@ -55,13 +55,15 @@ def orientation_from_keypoints(kp: np.ndarray, box_height: float | None = None) 
     order = float(np.clip(sh_dx / full, -1, 1))
     if hips:
         order = 0.6 * order + 0.4 * float(np.clip((kp[_LH, 0] - kp[_RH, 0]) / (0.7 * full), -1, 1))
-    # (b) the face: a clearly seen nose and eye -> toward; a nose no better seen than the ears
-    # (the back of the head) or not seen -> away.
+    # (b) the face: a clearly seen nose and eye -> toward; a nose not seen, or no better seen
+    # than the ears with no eye seen either (the back of the head) -> away.
     nose, eye = float(kp[_N, 2]), float(max(kp[_LE, 2], kp[_RE, 2]))
     ears = float(max(kp[_LA, 2], kp[_RA, 2]))
     if nose >= T.ORIENT_FACE_SEEN and eye >= T.ORIENT_FACE_SEEN and nose > ears + 0.05:
         face_vote = min(1.0, 0.5 + (nose - ears) * 2)
-    elif nose < T.ORIENT_KP_MIN_SCORE or nose + 0.05 < ears:
+    elif nose < T.ORIENT_KP_MIN_SCORE or (nose + 0.05 < ears and eye < T.ORIENT_FACE_SEEN):
+        # (pose models often score the ears of a frontal face above its nose: with the eyes
+        # clearly seen that is still a face, so the ears alone never vote "away")
         face_vote = -min(1.0, 0.5 + (ears - nose) * 2)
     else:
         face_vote = 0.0
