@@ -28,6 +28,15 @@ def photo_attributes(estimator, rel: str):
     return estimator.estimate(Frame(0, 0.0, img), persons[best])[0]
 
 
+def assert_photo_reads_right(estimator, rel: str) -> None:
+    """The photo's gender with a confident score and its age within 10 years of the truth."""
+    gender, age = PHOTO_TRUTH[rel]
+    a = photo_attributes(estimator, rel)
+    assert a.gender is gender and a.gender_score >= 0.7
+    assert abs(a.age - age) <= 10
+    assert a.face_size_px >= 40
+
+
 def clip_track_genders(estimator, rel: str, frame_skip: int = 5) -> dict[int, Gender]:
     from pipeline.backends.movenet import load_movenet
     from pipeline.sampling import iter_frames, probe_video

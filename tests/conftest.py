@@ -43,3 +43,28 @@ def _no_network_models(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("YOLO_OFFLINE", "1")
+
+
+def tracked_frames(rel: str, detector, skip: int):
+    """(frame, tracked PersonDetections) for each sampled frame of a test clip, through the
+    product's sampling, detector and tracker."""
+    from pipeline.sampling import VideoFrames
+    from pipeline.tracking import PersonTracker
+
+    frames = VideoFrames(testdata_path(rel), skip)
+    tracker = PersonTracker(frames.info.fps / skip)
+    for f in frames:
+        yield f, tracker.update(detector.detect([f])[0], f.t_s)
+
+
+def make_video_without_frames(tmp_path: Path) -> Path:
+    """A valid container with a video stream but not a single frame."""
+    import av
+
+    p = tmp_path / "noframes.mkv"
+    c = av.open(str(p), "w")
+    s = c.add_stream("libx264", rate=25)
+    s.width, s.height = 64, 48
+    c.start_encoding()
+    c.close()
+    return p

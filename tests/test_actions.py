@@ -6,12 +6,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import testdata_path as data_path
+from conftest import tracked_frames
 from pipeline.actions import load_pose_rules, posture
 from pipeline.backends.movenet import load_movenet
 from pipeline.records import Action, PersonObservation
-from pipeline.sampling import VideoFrames
-from pipeline.tracking import PersonTracker
 from settings import Settings
 
 
@@ -22,13 +20,10 @@ def detector():
 
 def _actions(clip, detector, skip):
     """(t_s, obj_id, action) for every tracked person of every sampled frame."""
-    frames = VideoFrames(data_path(clip), skip)
-    tracker = PersonTracker(frames.info.fps / skip)
     rules = load_pose_rules(Settings())
     history: dict[int, list[PersonObservation]] = {}
     out = []
-    for f in frames:
-        p = tracker.update(detector.detect([f])[0], f.t_s)
+    for f, p in tracked_frames(clip, detector, skip):
         p = p[p.tracker_id >= 0] if len(p) else p
         acts = rules.recognize(f, p, history)
         for i, a in enumerate(acts):

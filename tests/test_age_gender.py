@@ -17,11 +17,7 @@ def estimator():
 
 @pytest.mark.parametrize("rel", sorted(S.PHOTO_TRUTH))
 def test_photo_gender_and_age(estimator, rel):
-    gender, age = S.PHOTO_TRUTH[rel]
-    a = S.photo_attributes(estimator, rel)
-    assert a.gender is gender and a.gender_score >= 0.7
-    assert abs(a.age - age) <= 10
-    assert a.face_size_px >= 40
+    S.assert_photo_reads_right(estimator, rel)
 
 
 def test_no_face_no_model_and_unknown(estimator):

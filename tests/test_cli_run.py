@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, testdata_path as data_path
+from conftest import REPO, make_video_without_frames, testdata_path as data_path
 
 
 def _cli(args, tmp_path, env_extra=None, timeout=300):
@@ -40,15 +40,7 @@ def _make_truncated(tmp_path: Path) -> Path:
 
 
 def _make_no_frames(tmp_path: Path) -> Path:
-    import av
-
-    p = tmp_path / "noframes.mkv"
-    c = av.open(str(p), "w")
-    s = c.add_stream("libx264", rate=25)
-    s.width, s.height = 64, 48
-    c.start_encoding()
-    c.close()
-    return p
+    return make_video_without_frames(tmp_path)
 
 
 def _file(name: str, data: bytes):

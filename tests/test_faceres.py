@@ -1,10 +1,8 @@
 """The 'faceres' attributes backend on real photos and clips (../shared/testdata)."""
-import numpy as np
 import pytest
 
 import attr_support as S
 import conftest
-from pipeline.records import Attributes, Frame, Gender, PersonDetections
 from pipeline.errors import BackendUnavailable
 
 
@@ -21,10 +19,7 @@ def estimator():
 
 @pytest.mark.parametrize("rel", sorted(S.PHOTO_TRUTH))
 def test_photo_gender_and_age(estimator, rel):
-    gender, age = S.PHOTO_TRUTH[rel]
-    a = S.photo_attributes(estimator, rel)
-    assert a.gender is gender and a.gender_score >= 0.7
-    assert abs(a.age - age) <= 10
+    S.assert_photo_reads_right(estimator, rel)
 
 
 @pytest.mark.parametrize("rel,n_male,n_female", [

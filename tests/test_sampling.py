@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import testdata_path as data_path
+from conftest import make_video_without_frames, testdata_path as data_path
 from pipeline.errors import VideoOpenError
 from pipeline.sampling import VideoFrames, iter_frames, probe_video, read_frames
 
@@ -131,14 +131,7 @@ def test_truncated_stream_decodes_what_it_can(tmp_path):
 
 
 def test_video_without_frames(tmp_path):
-    import av
-
-    p = tmp_path / "noframes.mkv"
-    c = av.open(str(p), "w")
-    s = c.add_stream("libx264", rate=25)
-    s.width, s.height = 64, 48
-    c.start_encoding()
-    c.close()
+    p = make_video_without_frames(tmp_path)
     _one_line_error(lambda: list(iter_frames(p, 1)))
 
 

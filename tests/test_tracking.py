@@ -4,10 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import testdata_path as data_path
+from conftest import tracked_frames
 from pipeline.backends.movenet import load_movenet
 from pipeline.records import PersonDetections
-from pipeline.sampling import VideoFrames
 from pipeline.tracking import PersonTracker
 from settings import Settings
 
@@ -18,13 +17,7 @@ def detector():
 
 
 def _track(clip, detector, skip):
-    frames = VideoFrames(data_path(clip), skip)
-    tracker = PersonTracker(frames.info.fps / skip)
-    out = []
-    for f in frames:
-        p = tracker.update(detector.detect([f])[0], f.t_s)
-        out.append((f.t_s, p))
-    return out
+    return [(f.t_s, p) for f, p in tracked_frames(clip, detector, skip)]
 
 
 def test_classroom_keeps_four_ids(detector):
