@@ -45,6 +45,7 @@ class Settings:
     device: str = "cpu"  # cpu | cuda
     cpu_threads: int = 2  # onnxruntime intra-op threads of CPU backends
     detector: str = "movenet"  # movenet | yolo
+    proposals: str = "yolov5"  # yolov5 | none: second detector for the dense passes (MoveNet only)
     attributes: str = "age_gender"  # age_gender | faceres | mivolo
     orientation: str = "keypoints"  # keypoints | mebow
     action: str = "pose_rules"  # pose_rules | vlm
@@ -119,7 +120,7 @@ class Settings:
             "VA_VLM_PATH", "VA_FACERES_PATH", "VA_DATA_DIR", "VA_LIBRARY_DIR", "VA_LOG_LEVEL",
             "VA_OPENAI_BASE_URL", "VA_OPENAI_MODEL", "VA_OPENAI_API_KEY", "VA_BEDROCK_CLAUDE_MODEL",
             "VA_BEDROCK_EMBED_MODEL", "VA_TEST_DATABASE_URL", "VA_CPU_THREADS",
-            "VA_MIVOLO_WITH_PERSONS",
+            "VA_MIVOLO_WITH_PERSONS", "VA_PROPOSALS",
         }
         unknown = sorted(k for k in env if k.startswith("VA_") and k not in known_va)
         if unknown:
@@ -138,7 +139,8 @@ class Settings:
                 raise SettingsError(f"VA_DEVICE={v!r} is not supported; use cpu or cuda")
             kw["device"] = v
         for attr, name in [
-            ("detector", "VA_DETECTOR"), ("attributes", "VA_ATTRIBUTES"),
+            ("detector", "VA_DETECTOR"), ("proposals", "VA_PROPOSALS"),
+            ("attributes", "VA_ATTRIBUTES"),
             ("orientation", "VA_ORIENTATION"), ("action", "VA_ACTION"), ("scene", "VA_SCENE"),
             ("embedder", "VA_EMBEDDER"), ("answerer", "VA_ANSWERER"), ("log_level", "VA_LOG_LEVEL"),
             ("openai_base_url", "VA_OPENAI_BASE_URL"), ("openai_model", "VA_OPENAI_MODEL"),

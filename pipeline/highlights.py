@@ -323,13 +323,15 @@ def dense_observations(windows: Sequence[tuple[float, float]], main: Sequence[Pe
 
 
 def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sampled_fps: float,
-                  detector=None, reader: FrameReader | None = None) -> list[Episode]:
+                  detector=None, reader: FrameReader | None = None,
+                  dense_detector=None) -> list[Episode]:
     """Falls, collapses and (when ``pipeline.interactions`` is present) violent / grabbing /
     anomaly episodes, merged to one per episode per track.
 
     Interactions need samples ~0.13 s apart; when the run sampled more sparsely, the frames of
     the windows where people come close (``interactions.dense_windows``), large enough to
-    measure (``active_windows``), are decoded and analysed densely for them."""
+    measure (``active_windows``), are decoded and analysed densely for them with
+    ``dense_detector`` (default ``detector``). Fall onsets are refined with ``detector``."""
     sample_dt = 1.0 / max(sampled_fps, 1e-6)
     tracks = _by_track(observations, info.height)
     episodes: list[Episode] = []
@@ -343,7 +345,8 @@ def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sa
                                  observations)
         windows = _within_budget(windows, info.duration_s)
         if windows:
-            extra = dense_observations(windows, observations, info, reader, detector, dense_dt)
+            extra = dense_observations(windows, observations, info, reader,
+                                       dense_detector or detector, dense_dt)
             outside = [o for o in obs if not any(a <= o.t_s <= b for a, b in windows)]
             obs = sorted(outside + extra, key=lambda o: (o.t_s, o.obj_id))
             fps = 1.0 / dense_dt

@@ -139,7 +139,7 @@ def _pair_distance_bh(a: PersonObservation, b: PersonObservation, scales: dict[i
 def _usable(kp: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
     w, h = frame_size
     m = T.INTER_BORDER_FRAC
-    return ((kp[:, 2] >= T.INTER_KP_MIN_SCORE) & (kp[:, 0] > m * w) & (kp[:, 0] < (1 - m) * w)
+    return ((kp[:, 2] >= T.LIMB_KP_MIN_SCORE) & (kp[:, 0] > m * w) & (kp[:, 0] < (1 - m) * w)
             & (kp[:, 1] > m * h) & (kp[:, 1] < (1 - m) * h))
 
 

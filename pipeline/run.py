@@ -117,6 +117,8 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
         backends = load_backends(settings)
     stop = should_stop or (lambda: False)
     frame_skip = effective_frame_skip(info, settings.frame_skip)
+    # a short clip is sampled densely for interactions: its pass uses the dense detector
+    detector = backends.dense if frame_skip < settings.frame_skip else backends.detector
     frames = VideoFrames(path, frame_skip, info)
     total = frames.expected_samples
     progress = _Progress(on_progress, total)
@@ -141,7 +143,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
             stage_ms["decode"] += (time.perf_counter() - t) * 1000.0
             break
         stage_ms["decode"] += (time.perf_counter() - t) * 1000.0
-        persons = _stage("detector", stage_ms, lambda f: backends.detector.detect([f])[0], frame)
+        persons = _stage("detector", stage_ms, lambda f: detector.detect([f])[0], frame)
         persons = _stage("tracking", stage_ms, tracker.update, persons, frame.t_s)
         if persons.tracker_id is not None and len(persons):
             persons = persons[persons.tracker_id >= 0]  # low-score detections matching no track
@@ -177,7 +179,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
 
     t = time.perf_counter()
     episodes = hl.find_episodes(observations, info, sampled_fps, detector=backends.detector,
-                                reader=reader)
+                                reader=reader, dense_detector=backends.dense)
     stage_ms["highlights"] += (time.perf_counter() - t) * 1000.0
     t = time.perf_counter()
     clean = postprocess.clean(observations, episodes, frames_sampled=done, sampled_fps=sampled_fps,
@@ -189,7 +191,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     t = time.perf_counter()
     written = outputs.write_outputs(
         output_dir, info=info, observations=observations, events=clean.events,
-        episodes=clean.episodes, reader=reader, detector=backends.detector, should_stop=stop)
+        episodes=clean.episodes, reader=reader, detector=backends.dense, should_stop=stop)
     stage_ms["outputs"] += (time.perf_counter() - t) * 1000.0
     result = RunResult(
         video=info, output_dir=output_dir, observations=tuple(observations),

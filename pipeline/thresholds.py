@@ -23,6 +23,14 @@ DET_NMS_IOMIN = 0.8  # ...or when the smaller box lies this much inside the larg
 KP_MIN_SCORE = 0.25  # keypoints below this score are treated as unseen
 EDGE_MARGIN_FRAC = 0.02  # a box within this fraction of the frame's bottom edge is cut by it
 
+# --- second person detector for the dense passes (``backends/proposals.py``) ----------------
+PROP_MIN_SCORE = 0.3  # YOLOv5s person score (objectness x class): lower adds coats, chairs, posters
+PROP_NMS_IOU = 0.5  # YOLOv5s boxes overlapping more are one person
+PROP_MATCH_IOU = 0.3  # a YOLOv5s box overlapping a MoveNet person this much is that person...
+PROP_MATCH_IOMIN = 0.7  # ...or lying this much inside one (a part of them)
+PROP_CROP_PAD = 1.25  # Thunder sees a square crop this much larger than the box's long side
+PROP_MIN_POSE_SCORE = 0.15  # mean of the 10 best Thunder keypoint scores: below, no pose -> drop
+
 # --- tracking (ByteTrack on sampled frames, ~0.5-1.5 fps) -----------------------------------
 TRACK_ACTIVATION_SCORE = 0.2  # a detection this confident may start a track (MoveNet's scores
 #   for real people in surveillance footage are often only 0.25-0.5)
@@ -120,13 +128,20 @@ ORIENT_FACE_SEEN = 0.35  # mean score of nose + best eye above this: face toward
 # --- interactions: violent, grabbing, anomaly (pipeline/interactions.py) -------------------
 # Body scale: a track's 80th-percentile box height (robust to boxes cut by the frame edge).
 # Limb speed: wrist/elbow motion relative to the shoulder midpoint, body heights per second.
-INTER_KP_MIN_SCORE = 0.3  # limb keypoints below this score are not used
+INTER_KP_MIN_SCORE = 0.3  # grabbing: arm keypoints below this score are not used
+LIMB_KP_MIN_SCORE = 0.2  # limb speed (violent): keypoints below this score are not used. Fighters
+#   in dark or IR footage score 0.2-0.3 on their arms (a 0.3 floor hid fi001's and fi020's
+#   fighters); the jitter such keypoints add is answered by VIOLENT_MIN_LIMB_SPEED_BH_S (0.15
+#   lets in enough wrong arms to make calm crowds in nofi001 / nofi053 "violent")
 INTER_MIN_DT_S = 0.11  # ...and at least this far apart (shorter: keypoint jitter dominates)
 INTER_MAX_DT_S = 0.4  # speeds only between samples at most this far apart (denser sampling)
 INTER_BORDER_FRAC = 0.02  # keypoints this close to the frame edge are unreliable
 # Violent: walking arm swing is ~0.3-0.6 body heights/s; a punch or shove moves the wrist
 # ~0.3 body heights in ~0.15 s (2+ /s). Sustained: at least 2 fast samples of a close pair.
-VIOLENT_MIN_LIMB_SPEED_BH_S = 0.65
+# 1.0 sits well above arm swing and keypoint jitter (0.65 made nofi075, two people walking past
+# each other close to the camera, "violent"); fights reach 1.3-3.3 (fi001/fi003/fi010/fi020
+# stay violent from 0.9 to 1.3, no nofi clip is at any of them).
+VIOLENT_MIN_LIMB_SPEED_BH_S = 1.0
 VIOLENT_MAX_DISTANCE_BH = 1.8  # box centres within this many (mean) body heights: "close"
 VIOLENT_MIN_SAMPLES = 2
 VIOLENT_MAX_GAP_S = 0.8  # fast samples further apart than this start a new episode

@@ -105,8 +105,10 @@ def test_dense_sampling_requests():
 # --- real clips -------------------------------------------------------------------------------
 
 def _observations(rel):
-    """Detector + tracker of the product at the interaction frame skip."""
+    """Dense detector (MoveNet + YOLOv5s/Thunder) + tracker of the product at the interaction
+    frame skip."""
     from pipeline.backends.movenet import load_movenet
+    from pipeline.backends.registry import load_dense_detector
     from pipeline.sampling import iter_frames, probe_video
     from pipeline.tracking import PersonTracker
     from settings import Settings
@@ -114,11 +116,13 @@ def _observations(rel):
     path = conftest.testdata_path(rel)
     info = probe_video(path)
     skip = interaction_frame_skip(info.fps, info.duration_s, 20)
-    det = load_movenet(Settings())
+    settings = Settings()
+    movenet = load_movenet(settings)
+    det = load_dense_detector(movenet, settings) or movenet
     tracker = PersonTracker(info.fps / skip)
     obs = []
     for fr in iter_frames(path, skip):
-        p = tracker.update(det.detect_image(fr.image), fr.t_s)
+        p = tracker.update(det.detect([fr])[0], fr.t_s)
         for i in range(len(p)):
             if p.tracker_id[i] >= 0:
                 obs.append(PersonObservation(fr.frame_number, fr.t_s, int(p.tracker_id[i]),
@@ -136,15 +140,10 @@ def _has_violent(rel):
 def test_fight_clips():
     fights = [_has_violent(f"clips/fight/{c}.mp4") for c in ("fi001", "fi003", "fi010", "fi020")]
     calm = [_has_violent(f"clips/fight/{c}.mp4") for c in ("nofi001", "nofi053", "nofi064", "nofi075")]
-    # Issue target: >= 3 of 4; reached: fi001 and fi003. In fi010 MoveNet does not detect the
-    # fighters (white-clad people on the floor kicking, mid-frame; the detected ones are
-    # bystanders) and in fi020 it sees one person of the brawl at a time (dark clothes in a
-    # crowded shop), so no close pair with fast limbs exists. Larger inputs, tiles, CLAHE and a
-    # lower score floor add at most one low-score box per frame there; per-box optical-flow
-    # energy (Farneback, articulated residual and surround incoherence) of fi010/fi020 overlaps
-    # the nofi clips' (people walking close to the camera), so it cannot separate them either.
-    assert fights[:2] == [True, True], fights
-    assert sum(fights) >= 2, fights
+    # Issue target: a violent highlight on >= 3 of the 4 fights, <= 1 of the 4 calm clips.
+    # Measured: 4 of 4 and 0 of 4. MoveNet alone finds 3 (not fi020: dark clothes in a dark,
+    # crowded shop); the YOLOv5s + Thunder supplement of the dense passes adds fi020's puncher.
+    assert sum(fights) >= 3, fights
     assert sum(calm) <= 1, calm
 
 

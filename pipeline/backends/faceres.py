@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import thresholds as T
+from pipeline.backends.onnx_common import cpu_session
 from pipeline.errors import BackendUnavailable
 from pipeline.faces import crop, faces_to_estimate
 from pipeline.records import Attributes, Frame, Gender, PersonDetections
@@ -82,19 +83,8 @@ def load_faceres(settings) -> FaceResEstimator:
             f"HSE-FaceRes weights not found at {path}; set VA_FACERES_PATH to an existing "
             ".onnx file or use VA_ATTRIBUTES=age_gender"
         )
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = min(2, os.cpu_count() or 1)
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own exception types for bad files
-        raise BackendUnavailable(
-            f"{path} is not a readable ONNX model ({type(e).__name__}); set VA_FACERES_PATH to "
-            "the HSE-FaceRes faceres.onnx file"
-        ) from e
+    session = cpu_session(path, min(2, os.cpu_count() or 1), "HSE-FaceRes weights",
+                          "set VA_FACERES_PATH to the HSE-FaceRes faceres.onnx file")
     names_in = {i.name for i in session.get_inputs()}
     names_out = {o.name for o in session.get_outputs()}
     if _INPUT not in names_in or not {_GENDER, _AGE} <= names_out:

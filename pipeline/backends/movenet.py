@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from pipeline import thresholds as T
-from pipeline.errors import BackendUnavailable
+from pipeline.backends.onnx_common import cpu_session
 from pipeline.records import Frame, PersonDetections
 
 log = logging.getLogger(__name__)
@@ -44,30 +44,11 @@ class MoveNetDetector:
 
     def __init__(self, model_path: Path, threads: int = 2, long_side: int = T.DET_INPUT_LONG_SIDE,
                  min_person_score: float = T.DET_MIN_PERSON_SCORE, tiles: bool = True):
-        import onnxruntime as ort
-
         self.model_path = Path(model_path)
-        if not self.model_path.is_file():
-            raise BackendUnavailable(
-                f"MoveNet weights {self.model_path} are missing; restore models/{MODEL_FILE} from "
-                f"the repository or set VA_MODELS_DIR to the folder that holds it"
-            )
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = max(1, int(threads))
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # no busy-waiting between ops: on a shared 2-core machine spinning threads steal the CPU
-        # the decoder and the other stages need
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(self.model_path), so,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
-            first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-            raise BackendUnavailable(
-                f"MoveNet weights {self.model_path} are unreadable ({first}); restore "
-                f"models/{MODEL_FILE} from the repository (git checkout models/) or set VA_MODELS_DIR"
-            ) from None
+        self.session = cpu_session(
+            self.model_path, threads, "MoveNet weights",
+            f"restore models/{MODEL_FILE} from the repository (git checkout models/) or set "
+            f"VA_MODELS_DIR to the folder that holds it")
         self.input_name = self.session.get_inputs()[0].name
         self.long_side = int(long_side)
         self.min_person_score = float(min_person_score)

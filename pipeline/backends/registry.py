@@ -17,6 +17,9 @@ REGISTRY: dict[str, dict[str, str]] = {
         "movenet": "pipeline.backends.movenet:load_movenet",
         "yolo": "pipeline.backends.yolo:load_yolo",
     },
+    "proposals": {  # second detector for the dense passes; "none" switches it off
+        "yolov5": "pipeline.backends.proposals:load_yolov5_proposals",
+    },
     "attributes": {
         "age_gender": "pipeline.backends.age_gender:load_age_gender",
         "faceres": "pipeline.backends.faceres:load_faceres",
@@ -42,7 +45,7 @@ REGISTRY: dict[str, dict[str, str]] = {
 }
 
 SETTING_FOR_STAGE = {
-    "detector": "VA_DETECTOR", "attributes": "VA_ATTRIBUTES", "orientation": "VA_ORIENTATION",
+    "detector": "VA_DETECTOR", "proposals": "VA_PROPOSALS", "attributes": "VA_ATTRIBUTES", "orientation": "VA_ORIENTATION",
     "action": "VA_ACTION", "scene": "VA_SCENE", "embedder": "VA_EMBEDDER",
 }
 
@@ -76,12 +79,19 @@ class Backends:
     orientation: OrientationEstimator
     action: ActionRecognizer
     scene: SceneDescriber
+    dense_detector: PersonDetector | None = None  # for the dense passes; None: ``detector``
+
+    @property
+    def dense(self) -> PersonDetector:
+        """The detector for frames sampled densely for interactions (short clips, the windows
+        where people come close): ``detector`` supplemented by a second one (VA_PROPOSALS)."""
+        return self.dense_detector or self.detector
 
     def names(self) -> dict[str, str]:
         return {
-            "detector": self.detector.name, "attributes": self.attributes.name,
-            "orientation": self.orientation.name, "action": self.action.name,
-            "scene": self.scene.name,
+            "detector": self.detector.name, "dense_detector": self.dense.name,
+            "attributes": self.attributes.name, "orientation": self.orientation.name,
+            "action": self.action.name, "scene": self.scene.name,
         }
 
 
@@ -89,13 +99,31 @@ def load_backends(settings: Any) -> Backends:
     """All analysis backends named by ``settings`` (not the embedder, which search owns)."""
     if settings.device == "cuda":
         _require_cuda()
+    detector = load_backend("detector", settings.detector, settings)
     return Backends(
-        detector=load_backend("detector", settings.detector, settings),
+        detector=detector,
+        dense_detector=load_dense_detector(detector, settings),
         attributes=load_backend("attributes", settings.attributes, settings),
         orientation=load_backend("orientation", settings.orientation, settings),
         action=load_backend("action", settings.action, settings),
         scene=load_backend("scene", settings.scene, settings),
     )
+
+
+def load_dense_detector(detector: PersonDetector, settings: Any) -> PersonDetector | None:
+    """MoveNet supplemented by the proposals backend (YOLOv5s + Thunder) for the dense passes;
+    None (the main detector alone) for VA_PROPOSALS=none or a detector that finds people itself
+    (YOLOv8 person+face)."""
+    name = getattr(settings, "proposals", "none")
+    if name == "none":
+        return None
+    if name not in REGISTRY["proposals"]:
+        raise BackendUnavailable(
+            f"unknown proposals backend {name!r}; choose one of "
+            f"{sorted(REGISTRY['proposals']) + ['none']} (setting VA_PROPOSALS)")
+    if settings.detector != "movenet":
+        return None
+    return load_backend("proposals", name, settings).around(detector)
 
 
 def _require_cuda() -> None:

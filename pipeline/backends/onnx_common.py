@@ -1,0 +1,35 @@
+"""One way to open an ONNX model on the CPU for every ONNX backend (MoveNet, YOLOv5 proposals,
+MoveNet Thunder, HSE-FaceRes): a missing or unreadable file is a ``BackendUnavailable`` whose
+message names the file and the fix."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.errors import BackendUnavailable
+
+
+def cpu_session(path: Path, threads: int, what: str, fix: str):
+    """An onnxruntime ``InferenceSession`` on the CPU for ``path``.
+
+    ``what`` names the model in errors ("MoveNet weights"), ``fix`` says what the user should do.
+    Threads do not spin between ops: on a shared 2-core machine spinning threads steal the CPU
+    the decoder and the other stages need."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise BackendUnavailable(f"{what} {path} are missing; {fix}")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = max(1, int(threads))
+    so.inter_op_num_threads = 1
+    # converted TF graphs warn about a deprecated resize attribute at load (harmless, and the
+    # session's own level does not cover load-time messages)
+    ort.set_default_logger_severity(3)
+    so.log_severity_level = 3
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise BackendUnavailable(f"{what} {path} are unreadable ({first}); {fix}") from None

