@@ -118,7 +118,8 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     stop = should_stop or (lambda: False)
     frame_skip = effective_frame_skip(info, settings.frame_skip)
     # a short clip is sampled densely for interactions: its pass uses the dense detector
-    detector = backends.dense if frame_skip < settings.frame_skip else backends.detector
+    dense = not info.is_image and frame_skip < settings.frame_skip
+    detector = backends.dense if dense else backends.detector
     frames = VideoFrames(path, frame_skip, info)
     total = frames.expected_samples
     progress = _Progress(on_progress, total)

@@ -1,6 +1,6 @@
-"""Violent / grabbing / anomaly rules: synthetic pose sequences for each rule, then the real
-fight clips and pedestrians through the product's detector and tracker (slow)."""
-import math
+"""Violent / grabbing / anomaly rules: synthetic pose sequences for each rule, then walking
+pedestrians through the product's dense detector and tracker (slow). The real fight clips are
+checked end to end in test_highlights."""
 
 import numpy as np
 import pytest
@@ -129,22 +129,6 @@ def _observations(rel):
                                              tuple(map(float, p.xyxy[i])), float(p.confidence[i]),
                                              tuple(map(tuple, p.keypoints[i].tolist()))))
     return obs, (info.width, info.height), info.fps / skip
-
-
-def _has_violent(rel):
-    obs, size, fps = _observations(rel)
-    return EventType.VIOLENT in _types(find_interaction_episodes(obs, size, fps))
-
-
-@pytest.mark.slow
-def test_fight_clips():
-    fights = [_has_violent(f"clips/fight/{c}.mp4") for c in ("fi001", "fi003", "fi010", "fi020")]
-    calm = [_has_violent(f"clips/fight/{c}.mp4") for c in ("nofi001", "nofi053", "nofi064", "nofi075")]
-    # Issue target: a violent highlight on >= 3 of the 4 fights, <= 1 of the 4 calm clips.
-    # Measured: 4 of 4 and 0 of 4. MoveNet alone finds 3 (not fi020: dark clothes in a dark,
-    # crowded shop); the YOLOv5s + Thunder supplement of the dense passes adds fi020's puncher.
-    assert sum(fights) >= 3, fights
-    assert sum(calm) <= 1, calm
 
 
 @pytest.mark.slow
