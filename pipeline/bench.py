@@ -105,39 +105,40 @@ def bench_engine(clip: Path, settings: Settings, backends) -> Timing:
 
 
 def bench_baseline(clip: Path, settings: Settings, backends, frame_skip: int) -> Timing:
-    """The naive way: seek and decode each sampled frame on its own (same detector), and run
-    the per-person stages one person at a time; no tracking, events or outputs."""
+    """The naive way: seek and decode each sampled frame on its own (the detector the engine
+    used on this clip: the dense one for a short clip), and run the per-person stages one person
+    at a time; no tracking, events or outputs."""
     from pipeline.sampling import probe_video, read_frames
 
     info = probe_video(clip)
     stage_ms: dict[str, float] = defaultdict(float)
     count = {"frames": 0, "persons": 0}
 
+    det = backends.dense if frame_skip < settings.frame_skip else backends.detector
+
     def work():
-        det = backends.detector
-        if True:
-            for fn in range(0, max(1, info.frame_count), frame_skip):
-                t = time.perf_counter()
-                frames = read_frames(clip, fn, fn, 1, info)  # a seek per sampled frame
-                stage_ms["decode"] += (time.perf_counter() - t) * 1000
-                if not frames:
-                    continue
-                frame = frames[0]
-                t = time.perf_counter()
-                persons = det.detect([frame])[0]
-                stage_ms["detector"] += (time.perf_counter() - t) * 1000
-                for i in range(len(persons)):
-                    one = persons[i]
-                    for stage, fn_ in (("attributes", backends.attributes.estimate),
-                                       ("orientation", backends.orientation.estimate)):
-                        t = time.perf_counter()
-                        fn_(frame, one)
-                        stage_ms[stage] += (time.perf_counter() - t) * 1000
+        for fn in range(0, max(1, info.frame_count), frame_skip):
+            t = time.perf_counter()
+            frames = read_frames(clip, fn, fn, 1, info)  # a seek per sampled frame
+            stage_ms["decode"] += (time.perf_counter() - t) * 1000
+            if not frames:
+                continue
+            frame = frames[0]
+            t = time.perf_counter()
+            persons = det.detect([frame])[0]
+            stage_ms["detector"] += (time.perf_counter() - t) * 1000
+            for i in range(len(persons)):
+                one = persons[i]
+                for stage, fn_ in (("attributes", backends.attributes.estimate),
+                                   ("orientation", backends.orientation.estimate)):
                     t = time.perf_counter()
-                    backends.action.recognize(frame, one, {})
-                    stage_ms["action"] += (time.perf_counter() - t) * 1000
-                count["frames"] += 1
-                count["persons"] += len(persons)
+                    fn_(frame, one)
+                    stage_ms[stage] += (time.perf_counter() - t) * 1000
+                t = time.perf_counter()
+                backends.action.recognize(frame, one, {})
+                stage_ms["action"] += (time.perf_counter() - t) * 1000
+            count["frames"] += 1
+            count["persons"] += len(persons)
 
     _, wall, py_mb, rss_mb, cpu = _measure(work)
     return Timing(clip.name, "baseline", info.duration_s, count["frames"], frame_skip, wall,
@@ -146,10 +147,14 @@ def bench_baseline(clip: Path, settings: Settings, backends, frame_skip: int) ->
 
 def warm_up(clip: Path, backends) -> None:
     """One untimed pass of each model on the clip's first frame: onnxruntime plans each new
-    input shape on first use, which would otherwise be charged to whichever run comes first."""
+    input shape on first use, and the tracker imports supervision (~1 s) when first built; both
+    would otherwise be charged to whichever run comes first."""
     from pipeline.sampling import iter_frames
+    from pipeline.tracking import PersonTracker
 
+    PersonTracker(1.0)
     frame = next(iter(iter_frames(clip, 1)))
+    backends.dense.detect([frame])
     persons = backends.detector.detect([frame])[0]
     backends.attributes.estimate(frame, persons)
     backends.orientation.estimate(frame, persons)

@@ -252,7 +252,7 @@ def main(argv=None) -> int:
                 sl = slice(nxt + k * per, nxt + (k + 1) * per)
                 store.replace_events(conn, vid, store.EventBatch(
                     events[sl], sentences[sl], [None] * per))
-        out.append(m.line(n_ev, f"full store, replace_events, events only", naive_full)
+        out.append(m.line(n_ev, "full store, replace_events, events only", naive_full)
                    + f" ({per}/video)")
         nxt += n_ev
         nv = args.ingest_vector_events

@@ -1,7 +1,6 @@
 """db/store.py and db/queries.py against a real PostgreSQL with pgvector (embedded fixture)."""
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest

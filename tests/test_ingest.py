@@ -2,7 +2,6 @@
 fixture) and a real S3 API (moto server), with the faults the issue lists."""
 from __future__ import annotations
 
-import io
 import os
 import signal
 import socket

@@ -1,7 +1,6 @@
 """MoveNet MultiPose backend on real photos and frames; missing/unreadable weights."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import json
 
-import numpy as np
 import pytest
 
 from conftest import testdata_path as data_path
@@ -12,7 +11,7 @@ from pipeline.outputs import (
     PROCESSED_COLUMNS, RESULTS_COLUMNS, highlight_name, write_outputs,
 )
 from pipeline.records import (
-    Action, AgeGroup, Episode, Event, EventType, Frame, Gender, PersonObservation, VideoInfo,
+    Action, AgeGroup, Episode, Event, EventType, Gender, PersonObservation,
 )
 from pipeline.sampling import probe_video, read_frames
 

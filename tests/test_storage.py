@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 
-import boto3
 import pytest
 
 from pipeline.records import StoredObject
