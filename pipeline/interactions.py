@@ -11,7 +11,9 @@ live in ``pipeline.thresholds`` (section "interactions").
   too during the episode (limbs at ``VIOLENT_PARTNER_MIN_LIMB_SPEED_BH_S`` or body at
   ``VIOLENT_PARTNER_MIN_BODY_SPEED_BH_S``: a fight has two moving bodies; one person falling
   beside a motionless one is not a fight). One episode per pair, on the more agitated person,
-  the other in ``other_obj_ids``.
+  the other in ``other_obj_ids``. Limb keypoints count from ``LIMB_KP_MIN_SCORE``. Both people
+  need keypoints, so the dense passes also run a second person detector
+  (``backends/proposals.py``) for the fighters MoveNet misses.
 * **grabbing**: one arm reaching out: wrist far from its shoulder with a (nearly) straight elbow,
   and above the shoulder, raised well away from hanging (the shoulder-to-wrist drop under half
   the arm's length: reaching forward to a shelf), or far out to the side of the body, while the
