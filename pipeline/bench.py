@@ -108,13 +108,14 @@ def bench_baseline(clip: Path, settings: Settings, backends, frame_skip: int) ->
     """The naive way: seek and decode each sampled frame on its own (the detector the engine
     used on this clip: the dense one for a short clip), and run the per-person stages one person
     at a time; no tracking, events or outputs."""
+    from pipeline.run import pass_detector
     from pipeline.sampling import probe_video, read_frames
 
     info = probe_video(clip)
     stage_ms: dict[str, float] = defaultdict(float)
     count = {"frames": 0, "persons": 0}
 
-    det = backends.dense if frame_skip < settings.frame_skip else backends.detector
+    det = pass_detector(info, frame_skip, settings, backends)
 
     def work():
         for fn in range(0, max(1, info.frame_count), frame_skip):
@@ -154,8 +155,7 @@ def warm_up(clip: Path, backends) -> None:
 
     PersonTracker(1.0)
     frame = next(iter(iter_frames(clip, 1)))
-    backends.dense.detect([frame])
-    persons = backends.detector.detect([frame])[0]
+    persons = backends.dense.detect([frame])[0]  # runs the main detector too
     backends.attributes.estimate(frame, persons)
     backends.orientation.estimate(frame, persons)
 

@@ -290,15 +290,7 @@ def _grabbing(tracks: dict[int, list[_Sample]], violent_spans) -> list[Episode]:
     for tid, samples in tracks.items():
         reach = [s for s in samples if _reaching(s) and not any(
             v_id == tid and a <= s.obs.t_s <= b for v_id, a, b in violent_spans)]
-        # consecutive reaching samples (no non-reaching sample of this track in between)
-        index = {id(s): i for i, s in enumerate(samples)}
-        runs: list[list[_Sample]] = []
-        for s in reach:
-            if runs and index[id(s)] == index[id(runs[-1][-1])] + 1:
-                runs[-1].append(s)
-            else:
-                runs.append([s])
-        for run in runs:
+        for run in _consecutive(samples, reach):
             held = run[-1].obs.t_s - run[0].obs.t_s
             if len(run) < 2 or held < T.GRAB_MIN_HOLD_S:
                 continue
@@ -319,14 +311,7 @@ def _running(tracks: dict[int, list[_Sample]]) -> list[Episode]:
     for tid, samples in tracks.items():
         fast = [s for s in samples if s.body_speed is not None
                 and s.body_speed >= T.ANOMALY_RUN_SPEED_BH_S]
-        index = {id(s): i for i, s in enumerate(samples)}
-        runs: list[list[_Sample]] = []
-        for s in fast:
-            if runs and index[id(s)] == index[id(runs[-1][-1])] + 1:
-                runs[-1].append(s)
-            else:
-                runs.append([s])
-        for run in runs:
+        for run in _consecutive(samples, fast):
             if len(run) < T.ANOMALY_MIN_INTERVALS:
                 continue
             peak = max(run, key=lambda s: s.body_speed or 0.0)
@@ -342,6 +327,19 @@ def _running(tracks: dict[int, list[_Sample]]) -> list[Episode]:
 
 
 # --- helpers --------------------------------------------------------------------------------
+
+def _consecutive(samples: list[_Sample], chosen: list[_Sample]) -> list[list[_Sample]]:
+    """``chosen`` (a subsequence of a track's ``samples``) cut into runs of samples that follow
+    each other in the track (no unchosen sample of the track in between)."""
+    index = {id(s): i for i, s in enumerate(samples)}
+    runs: list[list[_Sample]] = []
+    for s in chosen:
+        if runs and index[id(s)] == index[id(runs[-1][-1])] + 1:
+            runs[-1].append(s)
+        else:
+            runs.append([s])
+    return runs
+
 
 def _runs(items, time_of, max_gap_s: float) -> list[list]:
     runs: list[list] = []

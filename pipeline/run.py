@@ -87,6 +87,14 @@ def _observations(frame: Frame, persons: PersonDetections, attrs, orients, actio
     return rows
 
 
+def pass_detector(info, frame_skip: int, settings, backends):
+    """The detector of the sampled pass: a clip sampled densely for interactions (shorter than
+    ``DENSE_CLIP_MAX_S``, so ``frame_skip`` is below the setting) uses the dense one; stills and
+    regularly sampled videos use the main detector."""
+    dense = not info.is_image and frame_skip < settings.frame_skip
+    return backends.dense if dense else backends.detector
+
+
 def effective_frame_skip(info, frame_skip: int) -> int:
     """The frame skip actually used: ``frame_skip``, except that short clips are analysed at a
     denser rate so that fast interactions (fights) can be measured
@@ -117,9 +125,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
         backends = load_backends(settings)
     stop = should_stop or (lambda: False)
     frame_skip = effective_frame_skip(info, settings.frame_skip)
-    # a short clip is sampled densely for interactions: its pass uses the dense detector
-    dense = not info.is_image and frame_skip < settings.frame_skip
-    detector = backends.dense if dense else backends.detector
+    detector = pass_detector(info, frame_skip, settings, backends)
     frames = VideoFrames(path, frame_skip, info)
     total = frames.expected_samples
     progress = _Progress(on_progress, total)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import conftest
-from pipeline.backends.movenet import _iou_matrix, load_movenet
+from pipeline.backends.movenet import iou_matrix, load_movenet
 from pipeline.backends.proposals import (
     THUNDER_FILE, YOLO_FILE, ThunderPose, YoloV5Persons, load_yolov5_proposals,
 )
@@ -75,7 +75,7 @@ def test_supplement_adds_the_fighters_movenet_misses_without_doubling_anyone():
         np.testing.assert_array_equal(both.xyxy[:len(base)], base.xyxy)  # MoveNet's kept as is
         new = both.xyxy[len(base):]
         if len(new) and len(base):
-            iou, _ = _iou_matrix(new, base.xyxy)
+            iou, _ = iou_matrix(new, base.xyxy)
             assert iou.max() < 0.3
         added += len(new)
     # fi020 (dark, crowded shop): MoveNet sees at most one of the brawling men per frame

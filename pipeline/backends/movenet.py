@@ -158,7 +158,7 @@ class MoveNetDetector:
         return [self.detect_image(f.image) for f in frames]
 
 
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """IoU and intersection-over-smaller-area between two sets of xyxy boxes."""
     x1 = np.maximum(a[:, None, 0], b[None, :, 0])
     y1 = np.maximum(a[:, None, 1], b[None, :, 1])
@@ -179,7 +179,7 @@ def _nms(rows: np.ndarray) -> np.ndarray:
     order = np.argsort(-rows[:, 55])
     rows = rows[order]
     boxes = rows[:, 51:55]
-    iou, iom = _iou_matrix(boxes, boxes)
+    iou, iom = iou_matrix(boxes, boxes)
     keep: list[int] = []
     suppressed = np.zeros(len(rows), bool)
     for i in range(len(rows)):

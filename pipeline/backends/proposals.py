@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 
 from pipeline import thresholds as T
-from pipeline.backends.movenet import _iou_matrix
+from pipeline.backends.movenet import iou_matrix
 from pipeline.backends.onnx_common import cpu_session
 from pipeline.records import Frame, PersonDetections
 
@@ -125,7 +125,7 @@ class SupplementedDetector:
         if not len(boxes):
             return found
         if len(found):
-            iou, iom = _iou_matrix(boxes, found.xyxy)
+            iou, iom = iou_matrix(boxes, found.xyxy)
             missed = (iou.max(axis=1) < T.PROP_MATCH_IOU) & (iom.max(axis=1) < T.PROP_MATCH_IOMIN)
             boxes, scores = boxes[missed], scores[missed]
         new_xyxy, new_conf, new_kp = [], [], []

@@ -45,8 +45,9 @@ REGISTRY: dict[str, dict[str, str]] = {
 }
 
 SETTING_FOR_STAGE = {
-    "detector": "VA_DETECTOR", "proposals": "VA_PROPOSALS", "attributes": "VA_ATTRIBUTES", "orientation": "VA_ORIENTATION",
-    "action": "VA_ACTION", "scene": "VA_SCENE", "embedder": "VA_EMBEDDER",
+    "detector": "VA_DETECTOR", "proposals": "VA_PROPOSALS", "attributes": "VA_ATTRIBUTES",
+    "orientation": "VA_ORIENTATION", "action": "VA_ACTION", "scene": "VA_SCENE",
+    "embedder": "VA_EMBEDDER",
 }
 
 
