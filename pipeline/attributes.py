@@ -1,7 +1,9 @@
-"""Per-track aggregation of per-frame age/gender.
+"""Per-track aggregation of per-frame age/gender: the last trust gate, disagreement across a
+track's frames.
 
-A track's age is the median over its confident frames (those where the backend returned an
-age, i.e. the face passed the size/blur gate), with the inter-quartile range as its spread. Its
+Per frame, the backends answer only what passes ``pipeline.faces``' gates (size, blur, colour,
+head turn and tilt, mirror image, margin). A track's age is the median over its frames with an
+age, with the inter-quartile range as its spread. Its
 gender is the majority among frames with a trusted gender, reported with the majority's share as
 its confidence, and only when at least ``ATTR_MIN_AGREEING_FRAMES`` frames agree (one for a
 one-frame track such as a still image) and the share reaches ``ATTR_MIN_GENDER_SHARE``;

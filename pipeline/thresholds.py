@@ -112,8 +112,29 @@ FACE_MIN_SIDE_PX = 40.0
 # too blurred (motion, focus, compression) for a trustworthy answer.
 FACE_MIN_SHARPNESS = 20.0
 
-# --- per-frame age/gender acceptance (backends) --------------------------------------------
-GENDER_MIN_SCORE = 0.70  # a frame's gender below this probability is UNKNOWN
+# --- per-frame age/gender trust gates (pipeline/faces.py: abstentions) ---------------------
+# Measured with scripts/eval_demographics.py on every labelled face of the shared test data
+# (README, "Demographics"): the seed answered 12 % of the faces with 66 % precision.
+# P(male) is the mean of the face and its mirror image; below this confidence: UNKNOWN.
+GENDER_MIN_SCORE = 0.70
+# Mean over the frame of max(R,G,B) - min(R,G,B), 0..255. Grayscale photos are 0; in the 237
+# surveillance-fight clips, black-and-white and infrared footage sits at 0-3.6 (31 clips, codec
+# noise and coloured overlays), the faintest colour footage at 4.5 and up, every colour clip of
+# the test data at 13.7 or more. Below 5 the gender networks see no skin or lip colour and read
+# grey men as women at 0.96-0.99 (basketball1.png), so gender is withheld (age is kept).
+FACE_MIN_FRAME_CHROMA = 5.0
+# Head turn: |nose x - eyes' mid x| / eye distance = (nose depth / eye distance) x tan(turn);
+# the nose tip sits ~0.6 eye distances in front of the eyes, so 0.35 is a ~30 degree turn. On
+# the dev set, 0.5 adds 2 answers (both wrong), no limit adds 8 (2 right); half and full profiles
+# mostly read female (the models were trained on near-frontal faces). A profile gives no age.
+FACE_MAX_YAW = 0.35
+# Eye line tilt. The 5-point alignment undoes some roll, but in the dev clips a head tilted over
+# 20 degrees is a person bending or falling (motion blur, odd light): at 20 the one wrong frame
+# reading of Fall01 (21 degrees) goes, 15 also drops a right one. A tilted face gives no age.
+FACE_MAX_ROLL_DEG = 20.0
+FACE_MEASURE_MIN_SIDE_PX = 12.0  # scripts/eval_demographics.py runs the model down to this side
+# Mirror image: a face whose P(male) and its mirror's fall on opposite sides of 0.5 is UNKNOWN
+# (no threshold: the decision itself must survive a left-right flip).
 
 # --- per-track aggregation (pipeline/attributes.py) ---------------------------------------
 ATTR_MIN_AGREEING_FRAMES = 2  # confident frames that must agree (1 for a one-frame track)

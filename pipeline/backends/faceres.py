@@ -4,8 +4,9 @@ from one ONNX network, fed face crops from ``pipeline.faces``.
 The weights are NOT shipped with the product (their upstream licence is not stated; treat them as
 evaluation-only): point ``VA_FACERES_PATH`` at the ``.onnx`` file. Input ``input_1:0`` float32
 [N,224,224,3] RGB 0..255; outputs P(male) [N,1] and a softmax over ages 0..99 [N,100] (the
-reported age is its expectation). Small or blurred faces are dropped before the model runs, every
-usable face of a frame is one batch, and a gender below ``GENDER_MIN_SCORE`` is UNKNOWN.
+reported age is its expectation). Small, blurred, turned or tilted faces are dropped before the
+model runs; every other face of a frame and its mirror image are one batch; the trust gates of
+``pipeline.faces.to_attributes`` decide what is answered.
 """
 from __future__ import annotations
 
@@ -15,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import thresholds as T
 from pipeline.backends.onnx_common import cpu_session
 from pipeline.errors import BackendUnavailable
-from pipeline.faces import crop, faces_to_estimate
-from pipeline.records import Attributes, Frame, Gender, PersonDetections
+from pipeline.faces import FaceReading, crop, faces_to_read, to_attributes
+from pipeline.records import Attributes, Frame, PersonDetections
 
 log = logging.getLogger(__name__)
 
@@ -34,38 +34,43 @@ class FaceResEstimator:
 
     name = "faceres"
 
-    def __init__(self, session) -> None:
+    def __init__(self, session, flip: bool = True) -> None:
         self._session = session
+        self.flip = flip
         self._ages = np.arange(100, dtype=np.float32)
 
     def estimate(self, frame: Frame, persons: PersonDetections) -> list[Attributes]:
+        return [to_attributes(r) for r in self.read(frame, persons)]
+
+    def read(self, frame: Frame, persons: PersonDetections, run_all: bool = False
+             ) -> list[FaceReading | None]:
+        """One ``FaceReading`` per person (None: no face seen); the network sees every selected
+        face, and its mirror image, in one batch."""
         import cv2
 
-        n = len(persons)
-        if n == 0:
+        if len(persons) == 0:
             return []
-        faces, out, idx = faces_to_estimate(frame.image, persons)
-        idx = [i for i in idx if crop(frame.image, faces[i]) is not None]
+        faces, views, sel = faces_to_read(frame.image, persons, run_all=run_all)
+        out: list[FaceReading | None] = [None if v is None else FaceReading(v) for v in views]
+        idx = [i for i in sel if crop(frame.image, faces[i]) is not None]
         if not idx:
             return out
-        batch = np.stack([
-            cv2.resize(crop(frame.image, faces[i]), (INPUT_SIDE, INPUT_SIDE),
-                       interpolation=cv2.INTER_AREA if out[i].face_size_px > INPUT_SIDE else cv2.INTER_LINEAR)
-            for i in idx
-        ]).astype(np.float32)
+        crops = []
+        for i in idx:
+            c = crop(frame.image, faces[i])
+            interp = cv2.INTER_AREA if views[i].side_px > INPUT_SIDE else cv2.INTER_LINEAR
+            crops.append(cv2.resize(c, (INPUT_SIDE, INPUT_SIDE), interpolation=interp))
+        batch = np.stack(crops).astype(np.float32)
+        if self.flip:
+            batch = np.concatenate([batch, batch[:, :, ::-1]])
         p_male, p_age = self._session.run([_GENDER, _AGE], {_INPUT: batch})
         ages = p_age @ self._ages
+        n = len(idx)
         for k, i in enumerate(idx):
-            pm = float(p_male[k, 0])
-            gender = Gender.MALE if pm >= 0.5 else Gender.FEMALE
-            score = max(pm, 1.0 - pm)
-            trusted = score >= T.GENDER_MIN_SCORE
-            out[i] = Attributes(
-                age=float(ages[k]),
-                gender=gender if trusted else Gender.UNKNOWN,
-                gender_score=score if trusted else None,
-                face_size_px=out[i].face_size_px,
-            )
+            out[i] = FaceReading(
+                views[i], p_male=float(p_male[k, 0]), age=float(ages[k]),
+                p_male_flip=float(p_male[n + k, 0]) if self.flip else None,
+                age_flip=float(ages[n + k]) if self.flip else None)
         return out
 
 
