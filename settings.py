@@ -28,6 +28,16 @@ def _bool(name: str, raw: str) -> bool:
     raise SettingsError(f"{name}={raw!r} is not a boolean; set it to 1 or 0")
 
 
+def _float(name: str, raw: str, minimum_exclusive: float | None = None) -> float:
+    try:
+        v = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number; set it to e.g. 1.5") from None
+    if v != v or (minimum_exclusive is not None and v <= minimum_exclusive):
+        raise SettingsError(f"{name}={raw!r} must be a number above {minimum_exclusive}")
+    return v
+
+
 def _int(name: str, raw: str, minimum: int | None = None) -> int:
     try:
         v = int(raw)
@@ -41,7 +51,10 @@ def _int(name: str, raw: str, minimum: int | None = None) -> int:
 @dataclass(frozen=True)
 class Settings:
     # --- analysis ---------------------------------------------------------------------------
-    frame_skip: int = 20
+    #: Sampled frames per second of video (the seed's rate: every 20th frame of 30 fps video).
+    sample_fps: float = 1.5
+    #: Analyse every Nth frame: when set (VA_FRAME_SKIP, --frame-skip) it wins over sample_fps.
+    frame_skip: int | None = None
     device: str = "cpu"  # cpu | cuda
     cpu_threads: int = 2  # onnxruntime intra-op threads of CPU backends
     detector: str = "movenet"  # movenet | yolo
@@ -78,6 +91,15 @@ class Settings:
     openai_api_key: str | None = None
     # --- misc -------------------------------------------------------------------------------
     log_level: str = "INFO"
+
+    def frame_skip_for(self, fps: float) -> int:
+        """The frame skip of a video at ``fps``: ``frame_skip`` when given, else the skip that
+        samples closest to ``sample_fps`` (10 fps -> 7, 25 fps -> 17, 30 fps -> 20)."""
+        if self.frame_skip is not None:
+            return int(self.frame_skip)
+        if not fps or fps <= 0 or self.sample_fps <= 0:
+            return 1
+        return max(1, int(round(float(fps) / float(self.sample_fps))))
 
     @property
     def embedded_database(self) -> bool:
@@ -120,7 +142,7 @@ class Settings:
             "VA_VLM_PATH", "VA_FACERES_PATH", "VA_DATA_DIR", "VA_LIBRARY_DIR", "VA_LOG_LEVEL",
             "VA_OPENAI_BASE_URL", "VA_OPENAI_MODEL", "VA_OPENAI_API_KEY", "VA_BEDROCK_CLAUDE_MODEL",
             "VA_BEDROCK_EMBED_MODEL", "VA_TEST_DATABASE_URL", "VA_CPU_THREADS",
-            "VA_MIVOLO_WITH_PERSONS", "VA_PROPOSALS",
+            "VA_MIVOLO_WITH_PERSONS", "VA_PROPOSALS", "VA_SAMPLE_FPS",
         }
         unknown = sorted(k for k in env if k.startswith("VA_") and k not in known_va)
         if unknown:
@@ -130,6 +152,8 @@ class Settings:
 
         if (v := get("VA_FRAME_SKIP")) is not None:
             kw["frame_skip"] = _int("VA_FRAME_SKIP", v, minimum=1)
+        if (v := get("VA_SAMPLE_FPS")) is not None:
+            kw["sample_fps"] = _float("VA_SAMPLE_FPS", v, minimum_exclusive=0.0)
         if (v := get("VA_MIVOLO_WITH_PERSONS")) is not None:
             kw["mivolo_with_persons"] = _bool("VA_MIVOLO_WITH_PERSONS", v)
         if (v := get("VA_CPU_THREADS")) is not None:

@@ -89,9 +89,9 @@ def _observations(frame: Frame, persons: PersonDetections, attrs, orients, actio
 
 def pass_detector(info, frame_skip: int, settings, backends):
     """The detector of the sampled pass: a clip sampled densely for interactions (shorter than
-    ``DENSE_CLIP_MAX_S``, so ``frame_skip`` is below the setting) uses the dense one; stills and
+    ``DENSE_CLIP_MAX_S``, so ``frame_skip`` is below the setting's) uses the dense one; stills and
     regularly sampled videos use the main detector."""
-    dense = not info.is_image and frame_skip < settings.frame_skip
+    dense = not info.is_image and frame_skip < settings.frame_skip_for(info.fps)
     return backends.dense if dense else backends.detector
 
 
@@ -124,7 +124,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
 
         backends = load_backends(settings)
     stop = should_stop or (lambda: False)
-    frame_skip = effective_frame_skip(info, settings.frame_skip)
+    frame_skip = effective_frame_skip(info, settings.frame_skip_for(info.fps))
     detector = pass_detector(info, frame_skip, settings, backends)
     frames = VideoFrames(path, frame_skip, info)
     total = frames.expected_samples

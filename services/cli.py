@@ -21,7 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--video-id", type=int, default=None, help="db_video id to (re)analyse")
     r.add_argument("--output", type=Path, default=None,
                    help="folder for results_final.csv, processed_results.csv, highlights/")
-    r.add_argument("--frame-skip", type=int, default=None, help="analyse every Nth frame (20)")
+    r.add_argument("--sample-fps", type=float, default=None,
+                   help="sampled frames per second of video (1.5, the seed's rate: every 20th "
+                        "frame at 30 fps, every 7th at 10 fps)")
+    r.add_argument("--frame-skip", type=int, default=None,
+                   help="analyse every Nth frame; wins over --sample-fps when given")
     r.add_argument("--device", choices=["cpu", "cuda"], default=None)
     r.add_argument("--detector", default=None, help="movenet (default) | yolo")
     r.add_argument("--attributes", default=None, help="age_gender (default) | faceres | mivolo")
@@ -58,7 +62,7 @@ def _settings_for_run(args):
 
     settings = Settings.from_env()
     over = dict(
-        frame_skip=args.frame_skip, device=args.device, detector=args.detector,
+        frame_skip=args.frame_skip, sample_fps=args.sample_fps, device=args.device, detector=args.detector,
         attributes=args.attributes, orientation=args.orientation, action=args.action,
         scene=args.scene, detector_weights=args.detector_weights,
         mivolo_checkpoint=args.checkpoint, mebow_cfg=args.mebow_cfg,
@@ -78,6 +82,10 @@ def _settings_for_run(args):
         from settings import SettingsError
 
         raise SettingsError(f"--frame-skip {args.frame_skip} must be 1 or more")
+    if args.sample_fps is not None and not args.sample_fps > 0:
+        from settings import SettingsError
+
+        raise SettingsError(f"--sample-fps {args.sample_fps} must be above 0 (e.g. 1.5)")
     return settings.with_overrides(**over)
 
 

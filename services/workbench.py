@@ -25,6 +25,7 @@ from pipeline.records import (
 )
 from services import database
 from services.errors import ServiceError, StorageError
+from services.estimate import estimate_source
 from services.jobs import AnalysisOptions, JobRunner, QueueSnapshot
 from settings import Settings, SettingsError
 
@@ -45,7 +46,7 @@ GENDERS = ("female", "male", "unknown")
 AGE_GROUPS = ("young", "middle", "old", "unknown")
 
 __all__ = [
-    "USER_ERRORS", "AnalysisOptions", "JobRunner", "QueueSnapshot", "Services", "VideoSource",
+    "USER_ERRORS", "AnalysisOptions", "estimate_source", "JobRunner", "QueueSnapshot", "Services", "VideoSource",
     "Capabilities", "JobView", "HighlightItem", "TrackCard", "SearchView", "SearchFilters",
     "VideoRecord", "StoredEvent", "Hit", "Answer",
 ]
