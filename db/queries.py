@@ -10,9 +10,8 @@ from typing import Sequence
 import numpy as np
 
 from db import vectors
-from pipeline.records import (
-    Gender, Hit, JobStatus, SearchFilters, StoredEvent, TrackSummary, VideoRecord, frozen_mapping,
-)
+from pipeline.records import Gender, JobStatus, TrackSummary, frozen_mapping
+from db.records import Hit, SearchFilters, StoredEvent, VideoRecord
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 CANDIDATES = 100  # rows each side (vector, full text) contributes before fusion

@@ -13,7 +13,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from db import vectors
-from pipeline.records import Event, JobStatus, StoredObject, TrackSummary, VideoInfo
+from pipeline.records import Event, JobStatus, TrackSummary, VideoInfo
+from db.records import StoredObject
 
 log = logging.getLogger("va.db.store")
 

@@ -19,7 +19,9 @@ import logging
 import re
 from typing import Protocol, Sequence, runtime_checkable
 
-from pipeline.records import Answer, ChatReply, Citation, Hit
+from pipeline.records import ChatReply
+from db.records import Hit
+from services.records import Answer, Citation
 
 log = logging.getLogger("va.services.answer")
 

@@ -6,7 +6,8 @@ from typing import Iterable
 
 import pandas as pd
 
-from pipeline.records import SearchFilters, StoredEvent, StoredObject, mmss
+from pipeline.records import mmss
+from db.records import SearchFilters, StoredEvent, StoredObject
 from services import database
 from services.job_views import list_videos
 from settings import Settings

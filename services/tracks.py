@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.records import (
-    SearchFilters, StoredEvent, StoredObject, TrackSummary, VideoRecord, mmss,
-)
+from pipeline.records import TrackSummary, mmss
+from db.records import SearchFilters, StoredEvent, StoredObject, VideoRecord
 from services import database
 from settings import Settings
 

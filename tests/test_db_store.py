@@ -7,9 +7,9 @@ import pytest
 
 from db import connection, queries, store, vectors
 from pipeline.records import (
-    Action, AgeGroup, Event, EventType, Gender, JobStatus, SearchFilters, StoredObject,
-    TrackSummary, VideoInfo,
+    Action, AgeGroup, Event, EventType, Gender, JobStatus, TrackSummary, VideoInfo,
 )
+from db.records import SearchFilters, StoredObject
 
 pytestmark = pytest.mark.db
 

@@ -18,7 +18,8 @@ import pytest
 import conftest
 from conftest import REPO
 from db import queries, store
-from pipeline.records import JobStatus, SearchFilters
+from pipeline.records import JobStatus
+from db.records import SearchFilters
 from services import database
 from services.errors import DatabaseUnavailable, InvalidName, JobConflict, StorageError
 from services.ingest import analyze_source, mark_stale_jobs

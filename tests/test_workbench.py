@@ -9,7 +9,9 @@ import pytest
 
 from app_support import link_clips
 from app_pages import _charts as charts
-from pipeline.records import Citation, StoredEvent, frozen_mapping
+from pipeline.records import frozen_mapping
+from db.records import StoredEvent
+from services.records import Citation
 from services import workbench as wb
 from services.errors import StorageError
 from settings import Settings
