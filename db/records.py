@@ -54,7 +54,20 @@ class StoredEvent:
     thumbnail_bucket: str | None = None  # None: the local storage folder
     thumbnail_key: str | None = None
     sentence: str = ""
-    attributes: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))
+    orientation_deg: float | None = None
+    orientation_label: int | None = None  # 0/90/180/270, the nearest of the four
+    track_ids: tuple[int, ...] = ()  # the tracks involved: obj_id first, then a fight's others
+    raw_action: str | None = None  # the frame's own reading before per-track smoothing
+    action_confidence: float | None = None
+    scene_description: str | None = None
+    age: float | None = None
+    start_t_s: float | None = None  # a highlight's episode
+    end_t_s: float | None = None
+    attributes: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))  # open-ended
+
+    @property
+    def other_track_ids(self) -> tuple[int, ...]:
+        return tuple(t for t in self.track_ids if t != self.obj_id)
 
 
 @dataclass(frozen=True)

@@ -281,7 +281,13 @@ class TrackSummary:
 
 @dataclass(frozen=True)
 class Event:
-    """A cleaned row of processed_results.csv (ready for ``db_event``)."""
+    """A cleaned row of processed_results.csv (ready for ``db_event``).
+
+    ``track_ids`` are the tracks involved (``obj_id`` first; a fight's other people after it).
+    ``raw_action`` / ``action_confidence`` are the frame's own reading before per-track smoothing
+    (person rows). ``start_t_s`` / ``end_t_s`` are a highlight's episode. ``extra`` holds only
+    what is open-ended (rule evidence, per-frame readings).
+    """
 
     event_type: EventType
     t_s: float
@@ -297,11 +303,20 @@ class Event:
     scene_description: str | None = None
     keypoints: tuple[tuple[float, float, float], ...] = ()
     highlight_file: str | None = None  # relative path under the output's highlights/
+    track_ids: tuple[int, ...] = ()
+    raw_action: Action | None = None
+    action_confidence: float | None = None
+    start_t_s: float | None = None
+    end_t_s: float | None = None
     extra: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))
 
     @property
     def orientation_label(self) -> int | None:
         return Orientation(self.orientation_deg).label
+
+    @property
+    def other_track_ids(self) -> tuple[int, ...]:
+        return tuple(t for t in self.track_ids if t != self.obj_id)
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,8 @@ def test_capabilities_follow_the_configuration(tmp_path):
 def _event(eid, t, obj, action, etype="person", gender="male", age_group="young", orient=0):
     return StoredEvent(event_id=eid, video_id=1, event_type=etype, t_s=t, frame_number=int(t * 30),
                        bbox=(10, 20, 50, 120), age_group=age_group, gender=gender, action=action,
-                       confidence=0.8, obj_id=obj,
-                       attributes=frozen_mapping({"orientation": orient, "age": 25.0}))
+                       confidence=0.8, obj_id=obj, orientation_label=orient,
+                       orientation_deg=float(orient), age=25.0, track_ids=(obj,))
 
 
 def test_event_table_and_charts_from_stored_events():
