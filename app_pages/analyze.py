@@ -13,12 +13,7 @@ settings = svc.settings
 runner = res.runner()
 
 
-@st.cache_resource(show_spinner=False)
-def _capabilities(key: str, _settings) -> "wb.Capabilities":
-    return wb.capabilities(_settings)
-
-
-caps = _capabilities(wb.settings_key(settings), settings)
+caps = res.capabilities(settings)
 
 st.title("Analyze a video")
 
@@ -32,13 +27,8 @@ if caps.notes:
 origins = []
 if caps.library:
     origins.append("Library folder")
-@st.cache_data(ttl=15, show_spinner=False)
-def _stored(key: str, _svc) -> list["wb.VideoSource"]:
-    return wb.stored_videos(_svc)  # an S3 listing: not on every rerun
-
-
 try:
-    stored = _stored(wb.settings_key(settings), svc)
+    stored = res.stored_videos(svc)
     stored_error = None
 except wb.USER_ERRORS as e:
     stored, stored_error = [], e
@@ -116,7 +106,7 @@ with right:
         try:
             if upload is not None:
                 source = wb.save_upload(svc, upload.name, upload.getvalue())
-                _stored.clear()
+                res.forget_stored_videos()
             if source is None:
                 st.warning("Pick or upload a video first.")
             else:
