@@ -58,3 +58,18 @@ def test_sampling_rate_gives_the_frame_skip_and_frame_skip_wins():
     assert Settings.from_env({"VA_SAMPLE_FPS": "3"}).frame_skip_for(30.0) == 10
     both = Settings.from_env({"VA_SAMPLE_FPS": "3", "VA_FRAME_SKIP": "4"})
     assert both.frame_skip_for(30.0) == 4 and both.frame_skip_for(10.0) == 4
+
+
+def test_every_field_has_its_variable():
+    """A new field is a new VA_<FIELD> variable, with no list to update beside it."""
+    from dataclasses import fields
+
+    from settings import SEED_FIELDS
+
+    for f in fields(Settings):
+        if f.name in SEED_FIELDS:
+            continue
+        raw = {"bool": "1", "int": "3", "float": "2.5"}.get(str(f.type).split("|")[0].strip(), "cpu")
+        s = Settings.from_env({"VA_" + f.name.upper(): raw})
+        got = getattr(s, f.name)
+        assert str(got) in (raw, "True", str(Path(raw))), (f.name, got)
