@@ -357,6 +357,29 @@ class RunResult:
     frames_skipped_undecodable: int = 0
     stage_ms: Mapping[str, float] = field(default_factory=dict)  # total ms per stage
     backends: Mapping[str, str] = field(default_factory=dict)  # stage -> backend name
+    frames_decoded: int = 0
+    #: (first, last) timestamp of the sampled frames analysed, seconds: what the result covers.
+    covered_s: tuple[float, float] | None = None
+
+    #: A run that decoded less than this share of the video's frames completes with a warning.
+    MIN_DECODED_SHARE = 0.95
+
+    @property
+    def decoded_share(self) -> float:
+        total = self.frames_decoded + self.frames_skipped_undecodable
+        return 1.0 if total <= 0 else self.frames_decoded / total
+
+    @property
+    def decode_warning(self) -> str | None:
+        """One line when part of the video could not be decoded, naming the time covered."""
+        if self.decoded_share >= self.MIN_DECODED_SHARE:
+            return None
+        total = self.frames_decoded + self.frames_skipped_undecodable
+        a, b = self.covered_s or (0.0, 0.0)
+        dur = self.video.duration_s
+        return (f"only {self.frames_decoded} of {total} frames ({self.decoded_share:.0%}) could "
+                f"be decoded (damaged or truncated file); the results cover {a:.1f}-{b:.1f} s"
+                + (f" of {dur:.1f} s" if dur else ""))
 
 
 # --- Stored records: ``db/`` maps these to and from rows; services and pages use them. ---------
@@ -388,6 +411,13 @@ class VideoRecord:
     worker: str | None = None  # "pid@host" of the process running it
     token_usage: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))
     n_events: int | None = None
+    #: The completed result's warning (e.g. only part of the frames could be decoded).
+    warning: str | None = None
+    #: The latest attempt when it failed or was cancelled after the result shown (``None`` when
+    #: the latest attempt is the result): the video keeps its completed result and status.
+    last_attempt_status: JobStatus | None = None
+    last_attempt_error: str | None = None
+    last_attempt_at: Any = None
 
 
 @dataclass(frozen=True)
@@ -493,8 +523,10 @@ class IngestOutcome:
     embedding_model: str | None
     output_dir: Path | None
     elapsed_s: float
+    warning: str | None = None
 
     def summary(self) -> str:
         return (f"video {self.video_id} ({self.name}): {self.status.value}; {self.n_events} events, "
                 f"{self.n_highlights} highlights, {self.n_embedded} embedded with "
-                f"{self.embedding_model} in {self.elapsed_s:.1f} s -> {self.output_dir}")
+                f"{self.embedding_model} in {self.elapsed_s:.1f} s -> {self.output_dir}"
+                + (f"; warning: {self.warning}" if self.warning else ""))
