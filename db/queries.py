@@ -10,9 +10,8 @@ from typing import Sequence
 import numpy as np
 
 from db import vectors
-from pipeline.records import (
-    Gender, Hit, JobStatus, SearchFilters, StoredEvent, TrackSummary, VideoRecord, frozen_mapping,
-)
+from pipeline.records import Gender, JobStatus, TrackSummary, frozen_mapping
+from db.records import Hit, SearchFilters, StoredEvent, VideoRecord
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 CANDIDATES = 100  # rows each side (vector, full text) contributes before fusion
@@ -42,8 +41,11 @@ _LAST_ATTEMPT = (
 _EVENT_COLS = (
     'e.event_id, e.video_id, e.event_type, e."timestamp", e.frame_number, e.bbox_x, e.bbox_y,'
     " e.bbox_width, e.bbox_height, e.age_group, e.gender, e.action, e.confidence, e.obj_id,"
-    " e.s3_thumbnail_bucket, e.s3_thumbnail_key, e.sentence, e.attributes"
+    " e.s3_thumbnail_bucket, e.s3_thumbnail_key, e.sentence, e.attributes, e.orientation_deg,"
+    " e.orientation_label, e.track_ids, e.raw_action, e.action_confidence, e.scene_description,"
+    " e.age, e.start_t_s, e.end_t_s"
 )
+_N_EVENT_COLS = 27
 
 
 def _video(row, n_events: int | None = None) -> VideoRecord:
@@ -62,13 +64,18 @@ def _video(row, n_events: int | None = None) -> VideoRecord:
 
 
 def _event(row) -> StoredEvent:
-    (eid, vid, et, t, fn, bx, by, bw, bh, ag, g, a, conf, obj, bucket, key, sentence, attrs) = row
+    (eid, vid, et, t, fn, bx, by, bw, bh, ag, g, a, conf, obj, bucket, key, sentence, attrs,
+     odeg, olabel, tracks, raw, aconf, scene, age, t0, t1) = row
     return StoredEvent(
         event_id=int(eid), video_id=int(vid), event_type=et, t_s=float(t), frame_number=int(fn),
         bbox=(float(bx or 0), float(by or 0), float(bw or 0), float(bh or 0)),
         age_group=ag or "unknown", gender=g or "unknown", action=a or "unknown",
         confidence=float(conf or 0.0), obj_id=obj, thumbnail_bucket=bucket, thumbnail_key=key,
-        sentence=sentence or "", attributes=frozen_mapping(attrs or {}),
+        sentence=sentence or "", orientation_deg=odeg,
+        orientation_label=None if olabel is None else int(olabel),
+        track_ids=tuple(int(t) for t in tracks or ()), raw_action=raw, action_confidence=aconf,
+        scene_description=scene, age=age, start_t_s=t0, end_t_s=t1,
+        attributes=frozen_mapping(attrs or {}),
     )
 
 
@@ -238,8 +245,8 @@ def hybrid_search(conn, text: str, query_vector: np.ndarray | None, model: str |
         rows = conn.execute(query, params, prepare=False).fetchall()
     hits = []
     for r in rows:
-        ev = _event(r[:18])
-        name, score, sim, srank, lrank, _lex = r[18:]
+        ev = _event(r[:_N_EVENT_COLS])
+        name, score, sim, srank, lrank, _lex = r[_N_EVENT_COLS:]
         hits.append(Hit(event=ev, video_name=name, score=float(score),
                         similarity=None if sim is None else float(sim),
                         semantic_rank=None if srank is None else int(srank),

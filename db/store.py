@@ -13,7 +13,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from db import vectors
-from pipeline.records import Event, JobStatus, StoredObject, TrackSummary, VideoInfo
+from pipeline.records import Event, JobStatus, TrackSummary, VideoInfo
+from db.records import StoredObject
 
 log = logging.getLogger("va.db.store")
 
@@ -23,6 +24,8 @@ EVENT_COLUMNS = (
     "video_id", "seq", "event_type", "timestamp", "frame_number", "bbox_x", "bbox_y",
     "bbox_width", "bbox_height", "age_group", "gender", "action", "confidence",
     "s3_thumbnail_bucket", "s3_thumbnail_key", "attributes", "obj_id", "sentence",
+    "orientation_deg", "orientation_label", "track_ids", "raw_action", "action_confidence",
+    "scene_description", "age", "start_t_s", "end_t_s",
 )
 
 
@@ -268,7 +271,8 @@ def mark_stale_jobs(conn, reason: str | None = None) -> list[int]:
 
 
 def event_attributes(event: Event) -> dict[str, Any]:
-    """The JSONB ``attributes`` of an event row (the seed's orientation/scene_analysis keys)."""
+    """The JSONB ``attributes`` of an event row: only what is open-ended (keypoints, the
+    highlight file, ``event.extra``); every other field has its own column."""
     attrs = _base_attributes(event)
     attrs["keypoints"] = [[round(float(x), 1), round(float(y), 1), round(float(s), 3)]
                           for x, y, s in event.keypoints]
@@ -278,14 +282,12 @@ def event_attributes(event: Event) -> dict[str, Any]:
 
 
 def _base_attributes(event: Event) -> dict[str, Any]:
-    return {
-        "obj_id": int(event.obj_id),
-        "orientation": event.orientation_label,
-        "orientation_deg": None if event.orientation_deg is None else round(float(event.orientation_deg), 1),
-        "scene_analysis": event.scene_description,
-        "age": None if event.age is None or not math.isfinite(event.age) else round(float(event.age), 1),
-        "highlight_file": event.highlight_file,
-    }
+    return {"highlight_file": event.highlight_file}
+
+
+def _round(v: Any, digits: int) -> float | None:
+    f = _finite(v)
+    return None if f is None else round(f, digits)
 
 
 def _json_default(o: Any) -> Any:
@@ -310,6 +312,11 @@ def event_row(video_id: int, seq: int, event: Event, sentence: str,
         None if thumbnail is None else thumbnail.key,
         _clean_text(_attributes_json(event)),
         int(event.obj_id), _clean_text(sentence) or "",
+        _round(event.orientation_deg, 1), event.orientation_label,
+        [int(t) for t in (event.track_ids or (event.obj_id,))],
+        None if event.raw_action is None else _enum_value(event.raw_action),
+        _finite(event.action_confidence), _clean_text(event.scene_description),
+        _round(event.age, 1), _finite(event.start_t_s), _finite(event.end_t_s),
     )
 
 
@@ -385,7 +392,8 @@ class EventBatch:
 #: server than text (no number parsing, no escaping) and the client dumps in C.
 _EVENT_COPY_TYPES = ("int8", "int8", "int4", "text", "float8", "int4", "float4", "float4",
                      "float4", "float4", "text", "text", "text", "float4", "text", "text", "jsonb",
-                     "int4", "text")
+                     "int4", "text", "float4", "int2", "int4[]", "text", "float4", "text",
+                     "float4", "float8", "float8")
 
 
 def _identity(s: str) -> str:

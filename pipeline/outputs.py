@@ -109,6 +109,12 @@ def event_attributes(e: Event) -> dict:
         "orientation_label": e.orientation_label, "scene_analysis": e.scene_description,
         "keypoints": [list(k) for k in e.keypoints], "highlight_file": e.highlight_file,
     }
+    if e.raw_action is not None:
+        attrs["raw_action"] = e.raw_action.value
+        attrs["action_confidence"] = e.action_confidence
+    if e.start_t_s is not None or e.end_t_s is not None:
+        attrs.update(start_t_s=e.start_t_s, end_t_s=e.end_t_s,
+                     other_obj_ids=list(e.other_track_ids))
     attrs.update({k: _jsonable(v) for k, v in dict(e.extra).items()})
     return attrs
 

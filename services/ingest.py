@@ -26,9 +26,9 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from pipeline.errors import Cancelled, PipelineError
-from pipeline.records import (
-    Event, EventType, IngestOutcome, JobStatus, RunProgress, RunResult, StoredObject,
-)
+from pipeline.records import Event, EventType, JobStatus, RunProgress, RunResult
+from db.records import StoredObject
+from services.records import IngestOutcome
 from services.errors import DatabaseUnavailable, JobConflict, ServiceError
 
 log = logging.getLogger("va.services.ingest")

@@ -6,7 +6,7 @@ the next job with the same choices) and never calls Streamlit. A job's state liv
 so a page reload or a second browser sees the running job. The runner itself only keeps what
 cannot live in the database: the queue, the cancel flags and the loaded models.
 
-Pages get one runner per process from ``st.cache_resource`` (see ``pages/_resources.py``).
+Pages get one runner per process from ``st.cache_resource`` (see ``app_pages/_resources.py``).
 """
 from __future__ import annotations
 
@@ -239,10 +239,9 @@ class JobRunner:
             log.exception("could not record status %s for video %s", status.value, video_id)
 
     def _backends_for(self, settings) -> Any:
-        key = (settings.device, settings.detector, settings.attributes, settings.orientation,
-               settings.action, settings.scene, settings.detector_weights,
-               settings.mivolo_checkpoint, settings.mebow_cfg, settings.mebow_weights,
-               settings.vlm_path, settings.faceres_path, settings.models_dir)
+        from pipeline.backends.registry import backends_key
+
+        key = backends_key(settings)  # every setting the chosen backends read
         if key != self._backends_key:
             self._backends = None  # free the old models before loading new ones
             self._backends = self._backend_loader(settings)

@@ -24,7 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pipeline.records import RunProgress, StoredObject
+from pipeline.records import RunProgress
+from db.records import StoredObject
 from services.errors import InvalidName, StorageError
 
 log = logging.getLogger("va.services.storage")

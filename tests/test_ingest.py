@@ -16,9 +16,10 @@ import boto3
 import pytest
 
 import conftest
-from conftest import REPO
+from conftest import REPO, stored_video
 from db import queries, store
-from pipeline.records import JobStatus, SearchFilters
+from pipeline.records import JobStatus
+from db.records import SearchFilters
 from services import database
 from services.errors import DatabaseUnavailable, InvalidName, JobConflict, StorageError
 from services.ingest import analyze_source, mark_stale_jobs
@@ -34,8 +35,7 @@ def _few_threads():
 
 
 def _video(settings, video_id):
-    with database.pooled(settings) as conn:
-        return queries.get_video(conn, video_id)
+    return stored_video(settings, video_id)
 
 
 def _events(settings, video_id):

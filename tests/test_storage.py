@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from pipeline.records import StoredObject
+from db.records import StoredObject
 from services import storage
 from services.errors import InvalidName, StorageError
 
