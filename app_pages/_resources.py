@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from services import workbench
+from services.text import error_text
 
 
 @st.cache_resource(show_spinner=False)
@@ -29,7 +30,7 @@ def services() -> "workbench.Services":
         s = _settings()
         return _services(workbench.settings_key(s), s)
     except workbench.USER_ERRORS as e:
-        st.error(f"The workbench cannot start: {e}")
+        st.error(f"The workbench cannot start: {error_text(e, None)}")
         st.stop()
 
 
@@ -38,7 +39,7 @@ def runner() -> "workbench.JobRunner":
     try:
         return _runner(workbench.settings_key(svc.settings), svc)
     except workbench.USER_ERRORS as e:
-        st.error(f"The analysis worker cannot start: {e}")
+        st.error(f"The analysis worker cannot start: {error_text(e, None)}")
         st.stop()
 
 
@@ -54,7 +55,8 @@ def search_embedder() -> "workbench.SearchEmbedder":
 
 def show_error(e: BaseException, what: str = "") -> None:
     """One plain line for a problem the analyst can fix; never a stack trace."""
-    st.error(f"{what}: {e}" if what else str(e), icon=":material/error:")
+    st.error(f"{error_text(what)}: {error_text(e, None)}" if what else error_text(e, None),
+             icon=":material/error:")
 
 
 @st.cache_data(show_spinner=False, max_entries=1024, ttl=60)
