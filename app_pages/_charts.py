@@ -129,3 +129,43 @@ def orientation_figure(events: pd.DataFrame) -> go.Figure:
         direction="clockwise", rotation=90, tickvals=[0, 90, 180, 270],
         ticktext=["facing camera", "facing right", "back", "facing left"])))
     return fig
+
+
+def video_timeline_figure(incidents, people: list[tuple[float, int]],
+                          duration_s: float | None) -> go.Figure:
+    """One video's timeline: its incidents as spans (click one to play it) above the number of
+    people seen over time. ``incidents`` are ``services.review.Incident``s."""
+    from plotly.subplots import make_subplots
+
+    tf = wb.timefmt
+    end = max([float(duration_s or 0.0)] + [i.end_s for i in incidents]
+              + [t for t, _ in people] + [1.0])
+    min_w = max(0.15, end / 150)  # an instant still shows as a clickable span
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.4, 0.6],
+                        vertical_spacing=0.08)
+    for kind in _present(list(EVENT_COLORS), [i.event.event_type for i in incidents]):
+        mine = [i for i in incidents if i.event.event_type == kind]
+        fig.add_trace(go.Bar(
+            name=kind, orientation="h", y=[kind] * len(mine),
+            base=[i.start_s for i in mine], x=[max(min_w, i.end_s - i.start_s) for i in mine],
+            marker_color=EVENT_COLORS.get(kind, "#7f7f7f"),
+            customdata=[[i.event_id] for i in mine],
+            hovertext=[f"{kind} {i.time_text} · {i.tracks_text} · {i.state_label}"
+                       for i in mine], hoverinfo="text"), row=1, col=1)
+    if people:
+        fig.add_trace(go.Scatter(
+            name="people", x=[t for t, _ in people], y=[n for _, n in people],
+            mode="lines", line_shape="hv", line_color="#1f6feb",
+            hovertext=[f"{tf.at(t, duration_s)}: {n} people" for t, n in people],
+            hoverinfo="text"), row=2, col=1)
+    fig.update_xaxes(range=[0, end], row=1, col=1)
+    fig.update_xaxes(range=[0, end], title_text="time in the video (s)", row=2, col=1)
+    fig.update_yaxes(title_text="people", rangemode="tozero", row=2, col=1)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), showlegend=False,
+                      barmode="overlay", clickmode="event+select",
+                      title=dict(text="Incidents (click one to play it) and people over time",
+                                 font=dict(size=14)))
+    if not incidents:
+        fig.add_annotation(text="no incident", xref="x domain", yref="y domain", x=0.5, y=0.5,
+                           showarrow=False, row=1, col=1)
+    return fig

@@ -3,6 +3,8 @@ connection and the single analysis worker. The plain factories live in ``service
 (no Streamlit there); this module only wraps them and turns setup problems into ``st.error``."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from services import workbench
@@ -87,3 +89,19 @@ def analysed_videos_or_stop(settings, empty_message: str) -> list:
         st.page_link("app_pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
         st.stop()
     return videos
+
+
+ICON = str(Path(__file__).resolve().parents[1] / "assets" / "icon.png")
+
+#: Filter widgets whose values survive leaving their page. Streamlit forgets a widget's value
+#: when a run does not draw it (another page); writing the value back on every run keeps it.
+PERSISTENT_PREFIXES = ("events.", "review.", "search.")
+PERSISTENT_SUFFIXES = ("videos", "types", "actions", "genders", "ages", "time", "unreviewed",
+                       "min_conf", "query", "top_k", "cards_video", "all_cards")
+
+
+def keep_filters() -> None:
+    for key in list(st.session_state.keys()):
+        if (isinstance(key, str) and key.startswith(PERSISTENT_PREFIXES)
+                and key.rsplit(".", 1)[-1] in PERSISTENT_SUFFIXES):
+            st.session_state[key] = st.session_state[key]

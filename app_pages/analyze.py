@@ -160,7 +160,7 @@ def live_jobs() -> None:
             st.success(f"{done.name} is done: {done.n_events or 0} events.",
                        icon=":material/check_circle:")
             c1, c2, c3 = st.columns(3)
-            c1.page_link("app_pages/highlights.py", label="Open highlights",
+            c1.page_link("app_pages/review.py", label="Review the incidents",
                          icon=":material/photo_library:")
             c2.page_link("app_pages/events.py", label="Open events and charts",
                          icon=":material/table_chart:")

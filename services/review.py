@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from db.reviews import ReviewCount, ReviewMark, ReviewState
+from db.reviews import NOTE_MAX_CHARS, ReviewCount, ReviewMark, ReviewState
 from pipeline.records import EventType, SearchFilters, StoredEvent, StoredObject
 from services import database, timefmt
 from services.errors import ServiceError
@@ -289,3 +289,21 @@ def accuracy(settings, video_ids: Sequence[int] = (),
     by_type = dict(sorted(by_type.items(), key=lambda kv: order.get(kv[0], 99)))
     return (_rows("type", by_type, detector_precision(settings.models_dir)),
             _rows("video", by_video, None))
+
+
+# --- one video's timeline ----------------------------------------------------------------------
+
+
+def people_over_time(settings, video_id: int) -> list[tuple[float, int]]:
+    """(t_s, people seen) at every sampled time of the video: the distinct tracks of its person
+    rows at that time."""
+    from db import queries
+
+    with database.pooled(settings) as conn:
+        events = queries.list_events(conn, SearchFilters(video_ids=(int(video_id),),
+                                                         event_types=("person",)))
+    seen: dict[float, set] = {}
+    for e in events:
+        seen.setdefault(round(e.t_s, 3), set()).add(e.obj_id if e.obj_id is not None
+                                                     else ("row", e.event_id))
+    return [(t, len(ids)) for t, ids in sorted(seen.items())]

@@ -13,6 +13,8 @@ own (``app_pages/_resources.py`` wraps the factories in ``st.cache_resource``):
 - ``services.tracks``: people (tracks) and their crops
 - ``services.search_views``: search hits and cited answers
 - ``services.vocab``: the filter vocabularies
+- ``services.review``: incidents to review, the analyst's marks and accuracy (as ``review``)
+- ``services.timefmt``: times and counts as the pages write them (as ``timefmt``)
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pipeline.records import (
     Answer, Hit, JobStatus, SearchFilters, StoredEvent, StoredObject, TrackSummary, VideoRecord,
     mmss,
 )
+from services import review, text, timefmt
 from services.capabilities import Capabilities, _cuda_available, capabilities
 from services.errors import USER_ERRORS
 from services.events_table import (
@@ -29,7 +32,9 @@ from services.events_table import (
 from services.job_store import DbJobStore
 from services.job_views import JobView, get_video, job_views, list_videos, start_analysis
 from services.jobs import AnalysisOptions, JobRunner, QueueSnapshot
-from services.media import HighlightItem, frame_bytes, highlights, player_width, video_media
+from services.media import (
+    HighlightItem, frame_bytes, highlights, media_kind, player_width, still_bytes, video_media,
+)
 from services.search_views import (
     SearchEmbedder, SearchView, load_search_embedder, run_search, split_citations,
 )
@@ -44,6 +49,7 @@ from services.tracks import TrackCard, person_crops, track_cards
 from services.vocab import ACTIONS, ACTIVE, AGE_GROUPS, EVENT_TYPES, GENDERS, HIGHLIGHT_TYPES
 
 __all__ = [
+    "review", "text", "timefmt",
     "ACTIONS", "ACTIVE", "AGE_GROUPS", "EVENT_TABLE_COLUMNS", "EVENT_TYPES", "GENDERS",
     "HIGHLIGHT_TYPES", "USER_ERRORS", "VIDEO_EXTENSIONS", "AnalysisOptions", "Answer",
     "Capabilities", "DbJobStore", "EventQuery", "Hit", "HighlightItem", "JobRunner", "JobStatus",
@@ -54,5 +60,5 @@ __all__ = [
     "load_search_embedder", "load_settings", "make_runner", "mmss", "open_services",
     "person_crops", "player_width", "run_search", "save_upload", "settings_key",
     "shutdown_runners", "split_citations", "start_analysis", "stored_videos", "track_cards",
-    "video_media", "video_names", "_RUNNERS", "_cuda_available",
+    "video_media", "video_names", "media_kind", "still_bytes", "_RUNNERS", "_cuda_available",
 ]
