@@ -105,3 +105,11 @@ def keep_filters() -> None:
         if (isinstance(key, str) and key.startswith(PERSISTENT_PREFIXES)
                 and key.rsplit(".", 1)[-1] in PERSISTENT_SUFFIXES):
             st.session_state[key] = st.session_state[key]
+
+
+NEEDS_VLM = ("theft", "paying")
+
+
+def offered(values, caps) -> list[str]:
+    """Filter values the analyst can get here: theft and paying only with the VLM backend."""
+    return [v for v in values if caps.vlm or v not in NEEDS_VLM]

@@ -36,7 +36,8 @@ from services.media import (
     HighlightItem, frame_bytes, highlights, media_kind, player_width, still_bytes, video_media,
 )
 from services.search_views import (
-    SearchEmbedder, SearchView, load_search_embedder, run_search, split_citations,
+    HitGroup, SearchEmbedder, SearchView, hit_thumbnail, load_search_embedder, run_search,
+    split_citations,
 )
 from services.setup import (
     _RUNNERS, Services, load_settings, make_runner, open_services, settings_key,
@@ -49,7 +50,7 @@ from services.tracks import TrackCard, person_crops, track_cards
 from services.vocab import ACTIONS, ACTIVE, AGE_GROUPS, EVENT_TYPES, GENDERS, HIGHLIGHT_TYPES
 
 __all__ = [
-    "review", "text", "timefmt",
+    "review", "text", "timefmt", "HitGroup", "hit_thumbnail",
     "ACTIONS", "ACTIVE", "AGE_GROUPS", "EVENT_TABLE_COLUMNS", "EVENT_TYPES", "GENDERS",
     "HIGHLIGHT_TYPES", "USER_ERRORS", "VIDEO_EXTENSIONS", "AnalysisOptions", "Answer",
     "Capabilities", "DbJobStore", "EventQuery", "Hit", "HighlightItem", "JobRunner", "JobStatus",

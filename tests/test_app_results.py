@@ -17,7 +17,7 @@ from app_support import (
 from services import workbench
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
-MMSS = re.compile(r"\b\d\d:\d\d\b")
+MMSS = re.compile(r"\b\d+:\d\d(\.\d)?\b")  # m:ss.s on short clips
 FALL_TYPES = {"falling", "collapse"}
 
 
@@ -96,7 +96,8 @@ def test_events_table_charts_download_and_track_cards(done, at):
     (table,) = at.dataframe
     df = table.value
     assert len(df) == len(stored) > 0
-    assert set(df["time"]) <= {workbench.mmss(e.t_s) for e in stored}
+    dur = workbench.get_video(done.settings, done.video_id).duration_s
+    assert set(df["time"]) <= {workbench.timefmt.at(e.t_s, dur) for e in stored}
     assert all(MMSS.fullmatch(t) for t in df["time"])
     assert len(at.main.get("plotly_chart")) == 4  # timeline, counts, age x gender, orientation
     assert at.get("download_button")
@@ -129,14 +130,16 @@ def test_search_gives_a_cited_answer_that_links_to_the_frame(done, at):
     at.form_submit_button[0].click().run()
     assert not at.exception, at.exception
     assert not at.error, texts(at, "error")
-    answer = [m for m in texts(at, "markdown") if "](video?video_id=" in m]
+    answer = [m for m in texts(at, "markdown") if 'href="video?video_id=' in m]
+    assert all('target="_self"' in m for m in answer)  # citations open in this tab
     assert answer, texts(at, "markdown")
     cited = [int(x) for x in re.findall(r"event_id=(\d+)", answer[0])]
     assert cited
     result = at.session_state["search.result"]
     top3 = [h.event.event_type for h in result.hits[:3]]
     assert FALL_TYPES & set(top3), top3
-    assert all(MMSS.search(m) for m in texts(at, "markdown") if m.startswith("**Fall01.mp4**"))
+    assert all(MMSS.search(m) for m in texts(at, "markdown") if m.startswith("**Fall01\\.mp4**"))
+    assert any(h.startswith("Matching moments") for h in texts(at, "subheader"))
 
     at.button(key=f"search.cite.{cited[0]}").click().run()
     assert not at.exception, at.exception
@@ -155,6 +158,12 @@ def test_search_error_and_nothing_found_states(done, at):
     assert not at.exception
     assert any("nothing" in w.lower() or "no " in w.lower() for w in texts(at, "warning")), \
         texts(at, "warning")
+    # Unrelated moments are not called matches (issue 13, defect 2).
+    heads = texts(at, "subheader")
+    assert not any(h.startswith("Matching moments") for h in heads), heads
+    assert any(h.startswith("Closest moments, below the threshold") for h in heads), heads
+    assert all(c.startswith("closest, below the threshold") for c in texts(at, "caption")
+               if c.startswith(("closest", "event ")))
 
 
 def test_video_page_opens_from_a_citation_link(done):
