@@ -14,6 +14,7 @@ own (``app_pages/_resources.py`` wraps the factories in ``st.cache_resource``):
 - ``services.search_views``: search hits and cited answers
 - ``services.vocab``: the filter vocabularies
 - ``services.review``: incidents to review, the analyst's marks and accuracy (as ``review``)
+- ``services.housekeeping``: a picked video's facts, deleting videos, clearing failed jobs
 - ``services.timefmt``: times and counts as the pages write them (as ``timefmt``)
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pipeline.records import (
     Answer, Hit, JobStatus, SearchFilters, StoredEvent, StoredObject, TrackSummary, VideoRecord,
     mmss,
 )
-from services import review, text, timefmt
+from services import housekeeping, review, text, timefmt
 from services.capabilities import Capabilities, _cuda_available, capabilities
 from services.errors import USER_ERRORS
 from services.events_table import (
@@ -50,7 +51,7 @@ from services.tracks import TrackCard, person_crops, track_cards
 from services.vocab import ACTIONS, ACTIVE, AGE_GROUPS, EVENT_TYPES, GENDERS, HIGHLIGHT_TYPES
 
 __all__ = [
-    "review", "text", "timefmt", "HitGroup", "hit_thumbnail",
+    "housekeeping", "review", "text", "timefmt", "HitGroup", "hit_thumbnail",
     "ACTIONS", "ACTIVE", "AGE_GROUPS", "EVENT_TABLE_COLUMNS", "EVENT_TYPES", "GENDERS",
     "HIGHLIGHT_TYPES", "USER_ERRORS", "VIDEO_EXTENSIONS", "AnalysisOptions", "Answer",
     "Capabilities", "DbJobStore", "EventQuery", "Hit", "HighlightItem", "JobRunner", "JobStatus",

@@ -119,3 +119,19 @@ def test_a_broken_file_gets_no_black_player(seeded):
     assert not at.main.get("video") and not at.main.get("plotly_chart")
     assert any("No player" in t for t in texts(at, "info"))
     assert any("The analysis failed" in t for t in texts(at, "error"))
+
+
+def test_analyze_clears_failed_jobs_and_deletes_a_video(seeded):
+    settings, ids = seeded
+    from services import workbench
+
+    at = new_app().run()
+    assert not at.exception, at.exception
+    at.button(key="analyze.clear_failed").click().run()
+    assert not at.exception, at.exception
+    left = {v.video_id for v in workbench.list_videos(settings)}
+    assert ids["bad"] not in left and ids["clip"] in left
+    at.selectbox(key="analyze.delete_pick").set_value(ids["clip"]).run()
+    at.button(key="analyze.delete_video").click().run()
+    assert not at.exception, at.exception
+    assert ids["clip"] not in {v.video_id for v in workbench.list_videos(settings)}
