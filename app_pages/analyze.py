@@ -171,7 +171,9 @@ def live_jobs() -> None:
                 if not runner.cancel(j.video_id):
                     st.warning("This job is run by another process; it cannot be cancelled "
                                "from here.")
-    last = st.session_state.get("analyze.video_id")
+    # The job started in this session; after a reload (a new session) the newest job, so its
+    # outcome and links are not lost.
+    last = st.session_state.get("analyze.video_id") or (jobs[0].video_id if jobs else None)
     done = next((j for j in jobs if j.video_id == last and not j.active), None)
     if done is not None:
         if done.status == "completed":

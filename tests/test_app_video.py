@@ -127,6 +127,8 @@ def test_analyze_clears_failed_jobs_and_deletes_a_video(seeded):
 
     at = new_app().run()
     assert not at.exception, at.exception
+    # A fresh session (a reload) still shows how the newest job ended (defect 6).
+    assert any("bad.mp4 failed" in t for t in texts(at, "error")), texts(at, "error")
     at.button(key="analyze.clear_failed").click().run()
     assert not at.exception, at.exception
     left = {v.video_id for v in workbench.list_videos(settings)}
