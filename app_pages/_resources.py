@@ -91,6 +91,37 @@ def analysed_videos_or_stop(settings, empty_message: str) -> list:
     return videos
 
 
+@st.cache_resource(show_spinner=False)
+def _capabilities(key: str, _settings) -> "workbench.Capabilities":
+    return workbench.capabilities(_settings)
+
+
+def capabilities(settings) -> "workbench.Capabilities":
+    """What the analyst may pick (probing for a GPU once per configuration)."""
+    return _capabilities(workbench.settings_key(settings), settings)
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _stored(key: str, _svc) -> list["workbench.VideoSource"]:
+    return workbench.stored_videos(_svc)
+
+
+def stored_videos(svc) -> list["workbench.VideoSource"]:
+    """Stored videos (an S3 listing: not on every rerun, at most 15 s old)."""
+    return _stored(workbench.settings_key(svc.settings), svc)
+
+
+def forget_stored_videos() -> None:
+    """After an upload: the next listing reads the storage again."""
+    _stored.clear()
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def person_crops(video_id: int, obj_id: int, version: str, _video, _card) -> list[bytes]:
+    """Crops of a track's person, cached per (video, track, video version)."""
+    return workbench.person_crops(_video, _card)
+
+
 ICON = str(Path(__file__).resolve().parents[1] / "assets" / "icon.png")
 
 #: Filter widgets whose values survive leaving their page. Streamlit forgets a widget's value
@@ -113,3 +144,16 @@ NEEDS_VLM = ("theft", "paying")
 def offered(values, caps) -> list[str]:
     """Filter values the analyst can get here: theft and paying only with the VLM backend."""
     return [v for v in values if caps.vlm or v not in NEEDS_VLM]
+
+
+@st.cache_data(show_spinner=False, max_entries=512, ttl=600)
+def _hit_picture(event_id: int, source: str | None, _hit) -> bytes | None:
+    return workbench.hit_thumbnail(services().settings, _hit, source)
+
+
+def hit_picture(hit, source_uri: str | None) -> bytes | None:
+    """A search hit's picture: its highlight frame, else the person's crop from the video."""
+    e = hit.event
+    if e.thumbnail_key:
+        return frame(workbench.StoredObject(e.thumbnail_bucket, e.thumbnail_key))
+    return _hit_picture(e.event_id, source_uri, hit)

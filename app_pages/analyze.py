@@ -13,12 +13,7 @@ settings = svc.settings
 runner = res.runner()
 
 
-@st.cache_resource(show_spinner=False)
-def _capabilities(key: str, _settings) -> "wb.Capabilities":
-    return wb.capabilities(_settings)
-
-
-caps = _capabilities(wb.settings_key(settings), settings)
+caps = res.capabilities(settings)
 
 st.title("Analyze a video")
 
@@ -32,13 +27,8 @@ if caps.notes:
 origins = []
 if caps.library:
     origins.append("Library folder")
-@st.cache_data(ttl=15, show_spinner=False)
-def _stored(key: str, _svc) -> list["wb.VideoSource"]:
-    return wb.stored_videos(_svc)  # an S3 listing: not on every rerun
-
-
 try:
-    stored = _stored(wb.settings_key(settings), svc)
+    stored = res.stored_videos(svc)
     stored_error = None
 except wb.USER_ERRORS as e:
     stored, stored_error = [], e
@@ -94,7 +84,7 @@ with left:
                 if st.button("Delete the file", key="analyze.delete_upload", type="primary"):
                     try:
                         wb.housekeeping.delete_upload(settings, source.uri)
-                        _stored.clear()
+                        res.forget_stored_videos()
                         st.rerun()
                     except wb.USER_ERRORS as e:
                         res.show_error(e, "Could not delete it")
@@ -134,7 +124,7 @@ with right:
         try:
             if upload is not None:
                 source = wb.save_upload(svc, upload.name, upload.getvalue())
-                _stored.clear()
+                res.forget_stored_videos()
             if source is None:
                 st.warning("Pick or upload a video first.")
             else:
@@ -163,7 +153,7 @@ def live_jobs() -> None:
     for j in active:
         c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
         with c1:
-            st.markdown(f"**{j.name}** (video {j.video_id}) — {j.status}")
+            st.markdown(f"**{j.name}** (video {j.video_id}) — {j.status.value}")
             st.progress(min(1.0, j.percent / 100.0), text=j.progress_text)
         with c2:
             if st.button("Cancel", key=f"analyze.cancel.{j.video_id}",
@@ -176,7 +166,7 @@ def live_jobs() -> None:
     last = st.session_state.get("analyze.video_id") or (jobs[0].video_id if jobs else None)
     done = next((j for j in jobs if j.video_id == last and not j.active), None)
     if done is not None:
-        if done.status == "completed":
+        if done.status is wb.JobStatus.COMPLETED:
             st.success(f"{done.name} is done: {wb.timefmt.counted(done.n_events or 0, 'event')}.",
                        icon=":material/check_circle:")
             c1, c2, c3 = st.columns(3)
@@ -185,9 +175,9 @@ def live_jobs() -> None:
             c2.page_link("app_pages/events.py", label="Open events and charts",
                          icon=":material/table_chart:")
             c3.page_link("app_pages/video.py", label="Open the video", icon=":material/movie:")
-        elif done.status == "failed":
+        elif done.status is wb.JobStatus.FAILED:
             st.error(f"{done.name} failed: {done.error or 'no reason recorded'}")
-        elif done.status == "cancelled":
+        elif done.status is wb.JobStatus.CANCELLED:
             st.warning(f"{done.name} was cancelled.")
 
     st.subheader("Queue and history")
@@ -195,7 +185,7 @@ def live_jobs() -> None:
         st.info("No videos analysed yet. Pick a video above and press Start analysis.")
         return
     st.dataframe(
-        [{"video": j.video_id, "name": j.name, "status": j.status,
+        [{"video": j.video_id, "name": j.name, "status": j.status.value,
           "progress": round(j.percent), "stage": j.stage,
           "frames": f"{j.frames_done or 0}/{j.frames_total}" if j.frames_total else "",
           "ETA": wb.mmss(j.eta_s) if j.active and j.eta_s is not None else "",
@@ -205,12 +195,12 @@ def live_jobs() -> None:
             "progress", min_value=0, max_value=100, format="%d%%")},
         key="analyze.queue")
     h1, h2 = st.columns([1, 2], vertical_alignment="bottom")
-    failed = [j for j in jobs if j.status in ("failed", "cancelled")]
+    failed = [j for j in jobs if j.status in (wb.JobStatus.FAILED, wb.JobStatus.CANCELLED)]
     if h1.button(f"Clear failed jobs ({len(failed)})", key="analyze.clear_failed",
                  icon=":material/delete_sweep:", disabled=not failed):
         try:
             n = wb.housekeeping.clear_failed(settings)
-            _stored.clear()
+            res.forget_stored_videos()
             st.toast(f"Cleared {wb.timefmt.counted(n, 'failed job')}.")
             st.rerun()
         except wb.USER_ERRORS as e:
@@ -225,7 +215,7 @@ def live_jobs() -> None:
         if st.button("Delete", key="analyze.delete_video", type="primary"):
             try:
                 st.toast(wb.housekeeping.delete_video(settings, int(pick)))
-                _stored.clear()
+                res.forget_stored_videos()
                 st.rerun()
             except wb.USER_ERRORS as e:
                 res.show_error(e, "Could not delete it")

@@ -21,7 +21,7 @@ videos = res.analysed_videos_or_stop(
     settings, "Nothing analysed yet. Start an analysis on the Analyze page; falls, collapses, "
               "fights, grabbing and anomalies appear here to review.")
 by_id = {v.video_id: v for v in videos}
-caps = wb.capabilities(settings, check_cuda=False)
+caps = res.capabilities(settings)
 TYPES = [t for t in rv.INCIDENT_TYPES if t != "theft" or caps.vlm]
 
 # --- filters -----------------------------------------------------------------------------------

@@ -106,11 +106,6 @@ else:
                 res.open_video(by_event[c.event_id].event.video_id, c.event_id)
 
 
-@st.cache_data(show_spinner=False, max_entries=512, ttl=600)
-def _crop(event_id: int, source: str | None, _hit) -> bytes | None:
-    return wb.hit_thumbnail(settings, _hit, source)
-
-
 groups = result.groups
 matches = [g for g in groups if g.relevant]
 closest = [g for g in groups if not g.relevant]
@@ -126,8 +121,7 @@ def show_group(g: "wb.HitGroup", below: bool) -> None:
     dur = durations.get(e.video_id)
     with st.container(border=True):
         c1, c2, c3 = st.columns([1, 4, 1], vertical_alignment="center")
-        img = (res.frame(wb.HighlightItem(e, hit.video_name).frame) if e.thumbnail_key
-               else _crop(e.event_id, sources.get(e.video_id), hit))
+        img = res.hit_picture(hit, sources.get(e.video_id))
         if img is not None:
             c1.image(img, width="stretch")
         else:

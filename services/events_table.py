@@ -6,7 +6,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from pipeline.records import SearchFilters, StoredEvent, StoredObject
+from db.records import SearchFilters, StoredEvent, StoredObject
 from services import database
 from services.job_views import list_videos
 from settings import Settings
@@ -58,21 +58,20 @@ def events_table(events: Iterable[StoredEvent], video_names: dict[int, str],
     marks = marks or {}
     rows = []
     for e in events:
-        a = dict(e.attributes)
-        orient = a.get("orientation")
         rows.append({
             "event_id": e.event_id, "video_id": e.video_id,
             "video": video_names.get(e.video_id, f"video {e.video_id}"),
-            "time": timefmt.at(e.t_s, durations.get(e.video_id)), "t_s": round(e.t_s, 2), "frame_number": e.frame_number,
-            "event_type": e.event_type, "obj_id": e.obj_id if e.obj_id is not None
-            else a.get("obj_id"), "action": e.action, "confidence": round(e.confidence, 3),
+            "time": timefmt.at(e.t_s, durations.get(e.video_id)), "t_s": round(e.t_s, 2),
+            "frame_number": e.frame_number,
+            "event_type": e.event_type, "obj_id": e.obj_id, "action": e.action,
+            "confidence": round(e.confidence, 3),
             "review": (None if e.event_type == "person"
                        else review.mark_text(marks.get(e.event_id))),
-            "age_group": e.age_group, "age": a.get("age"), "gender": e.gender,
-            "orientation": None if orient is None else int(orient),
-            "orientation_deg": a.get("orientation_deg"),
+            "age_group": e.age_group, "age": e.age,
+            "gender": e.gender, "orientation": e.orientation_label,
+            "orientation_deg": e.orientation_deg,
             "bbox_x": e.bbox[0], "bbox_y": e.bbox[1], "bbox_width": e.bbox[2],
-            "bbox_height": e.bbox[3], "scene": a.get("scene_analysis"),
+            "bbox_height": e.bbox[3], "scene": e.scene_description,
             "thumbnail": (StoredObject(e.thumbnail_bucket, e.thumbnail_key).uri
                           if e.thumbnail_key else None),
         })

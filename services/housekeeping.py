@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.records import JobStatus, StoredObject
+from db.records import StoredObject
+from pipeline.records import JobStatus
 from services import database, timefmt
 from services.errors import JobConflict, ServiceError
 

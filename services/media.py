@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from pipeline.records import StoredEvent, StoredObject, VideoRecord, mmss
+from pipeline.records import mmss
+from db.records import StoredEvent, StoredObject, VideoRecord
 from services.errors import StorageError
 from services.events_table import EventQuery, list_events, video_names
 from services.setup import Services

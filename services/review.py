@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from db.records import SearchFilters, StoredEvent, StoredObject
 from db.reviews import NOTE_MAX_CHARS, ReviewCount, ReviewMark, ReviewState
-from pipeline.records import EventType, SearchFilters, StoredEvent, StoredObject
+from pipeline.records import EventType
 from services import database, timefmt
 from services.errors import ServiceError
 
@@ -77,19 +78,10 @@ def detector_precision(models_dir: Path | str) -> dict[str, Precision]:
 
 
 def track_ids(e: StoredEvent) -> tuple[int, ...]:
-    """The tracks involved in an event: its typed ``track_ids`` when the record has them, else
-    the stored attributes (``track_ids``, or ``obj_id`` plus ``other_obj_ids``)."""
-    typed = getattr(e, "track_ids", None)
-    if typed:
-        return tuple(int(i) for i in typed)
-    a = dict(e.attributes)
-    ids: list[int] = []
-    if a.get("track_ids"):
-        ids = [int(i) for i in a["track_ids"]]
-    else:
-        if e.obj_id is not None:
-            ids.append(int(e.obj_id))
-        ids += [int(i) for i in (a.get("other_obj_ids") or [])]
+    """The tracks involved in an event: its ``track_ids`` (obj_id first), else its obj_id."""
+    ids = [int(i) for i in (e.track_ids or ())]
+    if not ids and e.obj_id is not None:
+        ids = [int(e.obj_id)]
     return tuple(dict.fromkeys(ids))
 
 
@@ -144,11 +136,8 @@ class IncidentFilter:
 
 
 def _episode(e: StoredEvent) -> tuple[float, float]:
-    a = dict(e.attributes)
-    start = getattr(e, "start_t_s", None) or a.get("start_t_s")
-    end = getattr(e, "end_t_s", None) or a.get("end_t_s")
-    start = e.t_s if start is None else float(start)
-    end = e.t_s if end is None else float(end)
+    start = e.t_s if e.start_t_s is None else float(e.start_t_s)
+    end = e.t_s if e.end_t_s is None else float(e.end_t_s)
     return min(start, e.t_s), max(end, e.t_s)
 
 

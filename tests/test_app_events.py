@@ -29,11 +29,11 @@ def seeded(db_settings, db_pool, monkeypatch):
                 for obj in (1, 2):
                     conn.execute(
                         'INSERT INTO db_event (video_id, seq, event_type, "timestamp",'
-                        " frame_number, confidence, obj_id, attributes, action, bbox_width,"
-                        " bbox_height) VALUES (%s, %s, 'person', %s, %s, 0.9, %s, %s, %s, 10,"
-                        " 30)", (vid, seq, t, int(t * 25), obj,
-                                 json.dumps({"orientation": 0 if obj == 1 else 90}),
-                                 "walking" if obj == 1 else "standing"))
+                        " frame_number, confidence, obj_id, orientation_label, action,"
+                        " bbox_width, bbox_height, track_ids) VALUES (%s, %s, 'person', %s, %s,"
+                        " 0.9, %s, %s, %s, 10, 30, %s)",
+                        (vid, seq, t, int(t * 25), obj, 0 if obj == 1 else 90,
+                         "walking" if obj == 1 else "standing", [obj]))
                     seq += 1
             for obj in (1, 2):
                 conn.execute("INSERT INTO db_track (video_id, obj_id, first_t_s, last_t_s,"

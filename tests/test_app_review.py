@@ -37,10 +37,11 @@ def seeded(db_settings, db_pool, monkeypatch):
             (storage / key).write_bytes(_jpeg())
             return conn.execute(
                 'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
-                " confidence, obj_id, attributes, s3_thumbnail_key, action) VALUES"
-                " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING event_id",
-                (vid, seq, kind, t, int(t * 30), conf, obj, json.dumps(attrs), key, kind)
-            ).fetchone()[0]
+                " confidence, obj_id, s3_thumbnail_key, action, track_ids, start_t_s, end_t_s)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING event_id",
+                (vid, seq, kind, t, int(t * 30), conf, obj, key, kind,
+                 [obj] + attrs.get("other_obj_ids", []), attrs.get("start_t_s"),
+                 attrs.get("end_t_s"))).fetchone()[0]
 
         fight_v = video("fi003.mp4", 2.9)
         fall_v = video("Fall01.mp4", 7.2)

@@ -57,9 +57,11 @@ def seeded(db_settings, db_pool, monkeypatch, tmp_path):
                                      "other_obj_ids": [2]})]):
             conn.execute(
                 'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
-                " confidence, obj_id, attributes, action) VALUES (%s, %s, %s, %s, %s, 0.9, %s,"
-                " %s, %s)", (vid, seq, kind, t, int(t * 10), obj, json.dumps(attrs),
-                             "walking" if kind == "person" else kind))
+                " confidence, obj_id, action, track_ids, start_t_s, end_t_s) VALUES (%s, %s,"
+                " %s, %s, %s, 0.9, %s, %s, %s, %s, %s)",
+                (vid, seq, kind, t, int(t * 10), obj, "walking" if kind == "person" else kind,
+                 [obj] + attrs.get("other_obj_ids", []), attrs.get("start_t_s"),
+                 attrs.get("end_t_s")))
         ids = {"clip": vid,
                "photo": video("photo.png", photo, "completed", None, 0.0, 1),
                "bad": video("bad.mp4", bad, "failed")}

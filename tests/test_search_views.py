@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.records import Hit, StoredEvent
+from db.records import Hit, StoredEvent
 from services import search_views
 
 
