@@ -63,3 +63,18 @@ def test_a_person_hit_gets_a_crop_from_the_video(tmp_path):
         is None
     assert search_views.hit_thumbnail(Settings(), _hit(1, 0.5, "x"), str(tmp_path / "gone")) \
         is None
+
+
+def test_track_crops_come_from_neighbouring_samples_around_the_clearest_view():
+    """issue 13, defect 11: crops of one track at its start, middle and end showed two or three
+    different people at 0.5 sampled fps; neighbouring samples around the largest box do not
+    straddle a switch far apart in time."""
+    from services.tracks import crop_picks
+
+    rows = [_hit(i + 1, float(i * 2), "x", bbox=(0, 0, 10 + (30 if i == 6 else i), 40),
+                 frame=i * 60).event for i in range(10)]
+    assert [e.frame_number for e in crop_picks(rows)] == [300, 360, 420]
+    assert [e.frame_number for e in crop_picks(rows[:2])] == [0, 60]
+    assert crop_picks([]) == []
+    rows[0] = _hit(1, 0.0, "x", bbox=(0, 0, 99, 99)).event
+    assert [e.frame_number for e in crop_picks(rows)] == [0, 60, 120]
