@@ -463,6 +463,10 @@ def replace_events(conn, video_id: int, batch: EventBatch) -> int:
     rows = (event_row(video_id, i, e, s, t) for i, (e, s, t) in
             enumerate(zip(batch.events, batch.sentences, batch.thumbnails)))
     with conn.transaction():
+        # Bulk work scales with the events (vectors go into the HNSW graph one by one): no
+        # server-side statement bound here; the caller bounds the whole switch (db.connection
+        # .deadline), which also catches a frozen server.
+        conn.execute("SET LOCAL statement_timeout = 0")
         conn.execute("DELETE FROM db_event WHERE video_id = %s", (video_id,))
         conn.execute("DELETE FROM db_track WHERE video_id = %s", (video_id,))
         ids = reserve_event_ids(conn, n) if vecs is not None and n else None

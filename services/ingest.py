@@ -35,6 +35,11 @@ log = logging.getLogger("va.services.ingest")
 
 PROGRESS_EVERY_PCT = 5.0
 PROGRESS_EVERY_S = 2.0
+#: Client-side bounds on the job's database calls (a frozen server never answers; see
+#: db.connection.deadline): a progress write, the start of an attempt, the final switch.
+PROGRESS_WRITE_TIMEOUT_S = 20.0
+START_TIMEOUT_S = 30.0
+SWITCH_TIMEOUT_S = 120.0
 # Share of the job's 0-100 % per step.
 SPAN_DOWNLOAD = (0.0, 5.0)
 SPAN_ANALYSIS = (5.0, 85.0)
@@ -104,11 +109,15 @@ class _JobProgress:
         if due and self.lost is None:
             from db import store
 
+            from db.connection import deadline
+            from db.errors import DatabaseUnavailable as _DbGone
+
             try:
-                store.write_progress(self.conn, self.video_id, pct, stage, frames_done,
-                                     frames_total, eta_s)
+                with deadline(self.conn, PROGRESS_WRITE_TIMEOUT_S, "writing the job's progress"):
+                    store.write_progress(self.conn, self.video_id, pct, stage, frames_done,
+                                         frames_total, eta_s)
                 self.writes += 1
-            except psycopg.Error as e:
+            except (psycopg.Error, _DbGone) as e:
                 self.lost = e
                 log.error("video %s: progress write failed (%s); stopping the run",
                           self.video_id, _one_line(e))
@@ -324,6 +333,8 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     embedder = load_embedder(settings)
     vid = find_or_create_video(settings, source, vname, video_id)
 
+    from db.connection import deadline
+
     conn = database.connect(settings)  # holds the job's lock for its whole life
     run_id = None
     had_result = False
@@ -331,7 +342,9 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     out_complete: Path | None = None
     committed = False
     try:
-        if not store.try_lock_video(conn, vid):
+        with deadline(conn, START_TIMEOUT_S, "taking the video's job lock"):
+            locked = store.try_lock_video(conn, vid)
+        if not locked:
             if not wait:
                 raise JobConflict(
                     f"video {vid} ({vname}) is already being analysed by "
@@ -339,9 +352,10 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                     f"cancel it")
             log.info("video %s is being analysed elsewhere; waiting for it", vid)
             store.lock_video(conn, vid)
-        had_result = store.completed_run_of(conn, vid) is not None
-        store.set_source(conn, vid, vname, source)
-        run_id = store.mark_processing(conn, vid, os.getpid(), socket.gethostname())
+        with deadline(conn, START_TIMEOUT_S, "starting the job"):
+            had_result = store.completed_run_of(conn, vid) is not None
+            store.set_source(conn, vid, vname, source)
+            run_id = store.mark_processing(conn, vid, os.getpid(), socket.gethostname())
         progress = _JobProgress(conn, vid, on_progress, should_stop)
         progress.report(0.0, "starting", force=True)
         try:
@@ -370,8 +384,9 @@ def analyze_source(source: str, settings, video_id: int | None = None,
             if progress.should_stop():
                 raise Cancelled("stopped before storing the events")
             progress.report(98.0, "storing events", len(sentences), len(sentences), force=True)
-            old_thumbs = store.thumbnail_keys(conn, vid)
-            with conn.transaction():  # the switch: events, frames, video info and run at once
+            with deadline(conn, SWITCH_TIMEOUT_S + len(sentences) / 200.0, "storing the events"), \
+                    conn.transaction():  # the switch: events, frames, video info and run at once
+                old_thumbs = store.thumbnail_keys(conn, vid)
                 n = store.replace_events(conn, vid, store.EventBatch(
                     events=result.events, sentences=sentences, thumbnails=thumbs, vectors=vecs,
                     model=embedder.name if vecs is not None else None, tracks=result.tracks))
