@@ -76,6 +76,16 @@ class Settings:
     openai_base_url: str | None = None
     openai_model: str | None = None
     openai_api_key: str | None = None
+    # --- jobs (services/jobs.py, services/batch.py) -----------------------------------------
+    workers: str = "local"  # local: the app starts a worker itself | external: workers run elsewhere
+    executor: str = "queue"  # queue: procrastinate workers | batch: one AWS Batch job per video
+    worker_concurrency: int = 1  # jobs one local worker runs at once
+    max_attempts: int = 3  # runs started per job before a job whose worker keeps dying fails
+    stalled_after_s: float = 15.0  # a worker silent this long is dead; its job is retried
+    batch_job_queue: str | None = None
+    batch_job_definition: str | None = None
+    job_video_id: int | None = None  # set by the Batch submission in the container environment
+    job_source: str | None = None
     # --- misc -------------------------------------------------------------------------------
     log_level: str = "INFO"
 
@@ -121,6 +131,9 @@ class Settings:
             "VA_OPENAI_BASE_URL", "VA_OPENAI_MODEL", "VA_OPENAI_API_KEY", "VA_BEDROCK_CLAUDE_MODEL",
             "VA_BEDROCK_EMBED_MODEL", "VA_TEST_DATABASE_URL", "VA_CPU_THREADS",
             "VA_MIVOLO_WITH_PERSONS", "VA_PROPOSALS",
+            "VA_WORKERS", "VA_EXECUTOR", "VA_WORKER_CONCURRENCY", "VA_MAX_ATTEMPTS",
+            "VA_STALLED_AFTER_S", "VA_BATCH_JOB_QUEUE", "VA_BATCH_JOB_DEFINITION",
+            "VA_JOB_VIDEO_ID", "VA_JOB_SOURCE",
         }
         unknown = sorted(k for k in env if k.startswith("VA_") and k not in known_va)
         if unknown:
@@ -134,6 +147,33 @@ class Settings:
             kw["mivolo_with_persons"] = _bool("VA_MIVOLO_WITH_PERSONS", v)
         if (v := get("VA_CPU_THREADS")) is not None:
             kw["cpu_threads"] = _int("VA_CPU_THREADS", v, minimum=1)
+        if (v := get("VA_WORKERS")) is not None:
+            if v not in {"local", "external"}:
+                raise SettingsError(f"VA_WORKERS={v!r} is not supported; use local (the app runs "
+                                    f"a worker itself) or external (python -m pipeline worker)")
+            kw["workers"] = v
+        if (v := get("VA_EXECUTOR")) is not None:
+            if v not in {"queue", "batch"}:
+                raise SettingsError(f"VA_EXECUTOR={v!r} is not supported; use queue or batch")
+            kw["executor"] = v
+        if (v := get("VA_WORKER_CONCURRENCY")) is not None:
+            kw["worker_concurrency"] = _int("VA_WORKER_CONCURRENCY", v, minimum=1)
+        if (v := get("VA_MAX_ATTEMPTS")) is not None:
+            kw["max_attempts"] = _int("VA_MAX_ATTEMPTS", v, minimum=1)
+        if (v := get("VA_STALLED_AFTER_S")) is not None:
+            kw["stalled_after_s"] = float(_int("VA_STALLED_AFTER_S", v, minimum=5))
+        if (v := get("VA_JOB_VIDEO_ID")) is not None:
+            kw["job_video_id"] = _int("VA_JOB_VIDEO_ID", v, minimum=1)
+        for attr, name in [("batch_job_queue", "VA_BATCH_JOB_QUEUE"),
+                           ("batch_job_definition", "VA_BATCH_JOB_DEFINITION"),
+                           ("job_source", "VA_JOB_SOURCE")]:
+            if (v := get(name)) is not None:
+                kw[attr] = v
+        if kw.get("executor") == "batch" and not (kw.get("batch_job_queue")
+                                                  and kw.get("batch_job_definition")):
+            raise SettingsError("VA_EXECUTOR=batch needs VA_BATCH_JOB_QUEUE and "
+                                "VA_BATCH_JOB_DEFINITION (the AWS Batch job queue and job "
+                                "definition to submit to)")
         if (v := get("VA_DEVICE")) is not None:
             if v not in {"cpu", "cuda"}:
                 raise SettingsError(f"VA_DEVICE={v!r} is not supported; use cpu or cuda")

@@ -29,7 +29,7 @@ _VIDEO_COLS = (
     "v.video_id, v.name, v.source_uri, v.analysis_status, v.analysis_progress, v.stage,"
     " v.frames_done, v.frames_total, v.eta_s, v.fps, v.duration_s, v.frame_count, v.width,"
     " v.height, v.error_message, v.started_at, v.finished_at, v.updated_at, v.heartbeat_at,"
-    " v.worker_pid, v.worker_host, v.token_usage"
+    " v.worker_pid, v.worker_host, v.token_usage, v.attempts"
 )
 _EVENT_COLS = (
     'e.event_id, e.video_id, e.event_type, e."timestamp", e.frame_number, e.bbox_x, e.bbox_y,'
@@ -40,14 +40,14 @@ _EVENT_COLS = (
 
 def _video(row, n_events: int | None = None) -> VideoRecord:
     (vid, name, uri, status, progress, stage, fd, ft, eta, fps, dur, fc, w, h, err, started,
-     finished, updated, heartbeat, pid, host, tokens) = row
+     finished, updated, heartbeat, pid, host, tokens, attempts) = row
     return VideoRecord(
         video_id=int(vid), name=name, source_uri=uri, status=JobStatus(status),
         progress=float(progress), stage=stage, frames_done=fd, frames_total=ft, eta_s=eta, fps=fps,
         duration_s=dur, frame_count=fc, width=w, height=h, error_message=err, started_at=started,
         finished_at=finished, updated_at=updated, heartbeat_at=heartbeat,
         worker=None if pid is None else f"{pid}@{host}", token_usage=frozen_mapping(tokens or {}),
-        n_events=n_events,
+        n_events=n_events, attempts=int(attempts or 0),
     )
 
 

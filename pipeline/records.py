@@ -89,6 +89,7 @@ class AgeGroup(str, Enum):
 
 class JobStatus(str, Enum):
     PENDING = "pending"
+    QUEUED = "queued"  # waiting in the job queue for a worker (services/jobs.py)
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -388,6 +389,7 @@ class VideoRecord:
     worker: str | None = None  # "pid@host" of the process running it
     token_usage: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))
     n_events: int | None = None
+    attempts: int = 0  # runs of this job a worker started (a killed worker's job is retried)
 
 
 @dataclass(frozen=True)

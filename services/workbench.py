@@ -3,7 +3,7 @@
 Plain functions and small frozen records; no Streamlit here (``pages/_resources.py`` wraps the
 factories in ``st.cache_resource``). It composes the real services: the database reads in
 ``db.queries`` (through ``services.database``), files in ``services.storage``, analyses through
-``services.jobs.JobRunner`` -> ``services.ingest.analyze_source``, and ``services.search`` /
+``services.jobs`` (procrastinate workers) -> ``services.ingest.analyze_source``, and ``services.search`` /
 ``services.answer`` for questions. It adds no analysis logic of its own.
 """
 from __future__ import annotations
@@ -25,7 +25,9 @@ from pipeline.records import (
 )
 from services import database
 from services.errors import ServiceError, StorageError
-from services.jobs import AnalysisOptions, JobRunner, QueueSnapshot
+from services.jobs import (
+    AnalysisOptions, DbJobStore, JobClient, NoQueue, QueueSnapshot, make_client,
+)
 from settings import Settings, SettingsError
 
 log = logging.getLogger("va.workbench")
@@ -36,7 +38,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",
                     ".jpg", ".jpeg", ".png")
-ACTIVE = (JobStatus.PENDING, JobStatus.PROCESSING)
+ACTIVE = (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.PROCESSING)
 HIGHLIGHT_TYPES = ("falling", "collapse", "violent", "grabbing", "theft", "anomaly")
 EVENT_TYPES = ("person",) + HIGHLIGHT_TYPES
 ACTIONS = ("standing", "walking", "running", "sitting", "lying", "falling", "violent",
@@ -45,7 +47,7 @@ GENDERS = ("female", "male", "unknown")
 AGE_GROUPS = ("young", "middle", "old", "unknown")
 
 __all__ = [
-    "USER_ERRORS", "AnalysisOptions", "JobRunner", "QueueSnapshot", "Services", "VideoSource",
+    "USER_ERRORS", "AnalysisOptions", "JobClient", "DbJobStore", "QueueSnapshot", "Services", "VideoSource",
     "Capabilities", "JobView", "HighlightItem", "TrackCard", "SearchView", "SearchFilters",
     "VideoRecord", "StoredEvent", "Hit", "Answer",
 ]
@@ -84,77 +86,21 @@ def open_services(settings: Settings) -> Services:
     return Services(settings)
 
 
-def make_runner(services: Services) -> JobRunner:
-    """The single analysis worker of this process (it loads and keeps the models). Queued
-    ('pending') jobs of an earlier run of the app are marked failed first: their queue lived in
-    that process."""
-    from pipeline.backends.registry import load_backends
-    from services.ingest import analyze_source
-
-    store = DbJobStore(services.settings)
-    store.fail_orphaned_pending()
-    runner = JobRunner(services.settings, analyze=analyze_source, store=store,
-                       backend_loader=load_backends)
-    _RUNNERS.append(runner)
-    return runner
+def make_runner(services: Services) -> JobClient:
+    """This process's job client: it enqueues and cancels; with ``VA_WORKERS=local`` (the
+    default) it also runs a worker in this process (``services.jobs``)."""
+    client = make_client(services.settings)
+    _RUNNERS.append(client)
+    return client
 
 
-_RUNNERS: list[JobRunner] = []
+_RUNNERS: list[JobClient] = []
 
 
 def shutdown_runners(timeout: float = 30.0) -> None:
-    """Cancel and stop every runner this process made (tests; the app's process exit)."""
+    """Stop every local worker this process started (tests; the app's process exit)."""
     while _RUNNERS:
         _RUNNERS.pop().shutdown(timeout)
-
-
-class DbJobStore:
-    """The runner's writes to ``db_video`` (queued / cancelled before start / crashed), through
-    the db layer's own functions."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-
-    def create_pending(self, source: str, name: str, video_id: int | None) -> int:
-        """The video's row (found by its source, or created with status pending)."""
-        from services import ingest
-
-        return ingest.find_or_create_video(self.settings, ingest.normalise_source(source),
-                                           name, video_id)
-
-    def set_status(self, video_id: int, status: JobStatus, error: str | None = None) -> None:
-        from db import store
-
-        with database.pooled(self.settings) as conn:
-            store.finish_video(conn, video_id, status, error)
-
-    def finish_if_active(self, video_id: int, status: JobStatus, error: str | None) -> None:
-        """End the job only if the job itself did not record an end state."""
-        from db import queries, store
-
-        with database.pooled(self.settings) as conn:
-            v = queries.get_video(conn, video_id)
-            if v is not None and v.status in ACTIVE:
-                store.finish_video(conn, video_id, status, error)
-
-    def fail_orphaned_pending(self, min_age_s: float = 60.0) -> list[int]:
-        """Fail 'pending' rows older than ``min_age_s`` (a CLI run holds 'pending' only for the
-        instant between creating its row and taking the video's lock)."""
-        from datetime import datetime, timezone
-
-        from db import queries, store
-
-        now = datetime.now(timezone.utc)
-        failed = []
-        with database.pooled(self.settings) as conn:
-            for v in queries.list_videos(conn, statuses=[JobStatus.PENDING.value]):
-                if v.updated_at is not None and (now - v.updated_at).total_seconds() < min_age_s:
-                    continue
-                store.finish_video(conn, v.video_id, JobStatus.FAILED,
-                                   "the workbench restarted before this queued analysis began; "
-                                   "start it again")
-                failed.append(v.video_id)
-        return failed
 
 
 # --- capabilities ------------------------------------------------------------------------------
@@ -293,6 +239,8 @@ class JobView:
     error: str | None
     n_events: int | None
     active: bool
+    attempts: int = 0
+    worker: str | None = None
 
     @property
     def progress_text(self) -> str:
@@ -320,27 +268,38 @@ def get_video(settings: Settings, video_id: int) -> VideoRecord | None:
 
 def job_views(settings: Settings, snapshot: QueueSnapshot | None = None,
               limit: int = 50) -> list[JobView]:
-    """All jobs, newest first: the database's state, with this process's queue on top (a video
-    waiting in the queue shows 'queued')."""
-    waiting = {r.video_id for r in snapshot.waiting} if snapshot else set()
+    """All jobs, newest first, as stored in ``db_video`` ('queued' included). Jobs whose worker
+    stopped heartbeating are retried or failed first (at most every few seconds per process), so
+    a running app never keeps showing a dead job as 'processing'."""
+    _recover_throttled(settings)
     out = []
     for v in list_videos(settings)[:limit]:
         status = v.status.value
-        if v.video_id in waiting and v.status is not JobStatus.PROCESSING:
-            status = "queued"
-        active = v.status in ACTIVE or v.video_id in waiting
+        queued = v.status is JobStatus.QUEUED
         out.append(JobView(
             video_id=v.video_id, name=v.name, status=status,
-            percent=0.0 if status == "queued" else float(v.progress),
-            stage=("waiting in the queue" if status == "queued" else (v.stage or status)),
+            percent=0.0 if queued else float(v.progress),
+            stage=v.stage or ("waiting in the queue" if queued else status),
             frames_done=v.frames_done, frames_total=v.frames_total, eta_s=v.eta_s,
-            error=v.error_message, n_events=v.n_events, active=active))
+            error=v.error_message, n_events=v.n_events, active=v.status in ACTIVE,
+            attempts=v.attempts, worker=v.worker))
     return out
 
 
-def start_analysis(runner: JobRunner, source: VideoSource | str,
+_RECOVERY: dict[str, JobClient] = {}
+
+
+def _recover_throttled(settings: Settings) -> None:
+    key = settings_key(settings)
+    client = _RECOVERY.get(key)
+    if client is None:
+        client = _RECOVERY.setdefault(key, JobClient(settings, queue=NoQueue()))
+    client.recover()
+
+
+def start_analysis(runner: JobClient, source: VideoSource | str,
                    options: AnalysisOptions | None = None) -> int:
-    """Queue an analysis on the worker; returns the video's id. Bad names fail here, at once."""
+    """Queue an analysis for a worker; returns the video's id. Bad names fail here, at once."""
     from services.ingest import source_name
 
     uri = source.uri if isinstance(source, VideoSource) else str(source)
