@@ -7,7 +7,7 @@ an error, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -17,6 +17,32 @@ DEFAULT_MODELS_DIR = REPO_ROOT / "models"
 
 class SettingsError(ValueError):
     """A setting has a value the program cannot use. The message names the variable and the fix."""
+
+
+#: Fields read from the seed's own names (below), not from VA_<FIELD>.
+SEED_FIELDS = frozenset({"s3_bucket_videos", "s3_bucket_highlights", "s3_endpoint_url",
+                         "aws_region", "database_url", "bedrock_region"})
+#: VA_* names read elsewhere (the tests' database), accepted here so they are not typos.
+EXTRA_VA_NAMES = frozenset({"VA_TEST_DATABASE_URL"})
+
+
+def _env_name(f) -> str:
+    return "VA_" + f.name.upper()
+
+
+def _parse(f, name: str, raw: str):
+    """A field's value from its variable, by the field's type and metadata (min, choices)."""
+    kind = str(f.type).split("|")[0].strip()
+    if kind == "bool":
+        return _bool(name, raw)
+    if kind == "int":
+        return _int(name, raw, minimum=f.metadata.get("min"))
+    if kind == "Path":
+        return Path(raw).expanduser()
+    choices = f.metadata.get("choices")
+    if choices and raw not in choices:
+        raise SettingsError(f"{name}={raw!r} is not supported; use {' or '.join(choices)}")
+    return raw
 
 
 def _bool(name: str, raw: str) -> bool:
@@ -41,9 +67,9 @@ def _int(name: str, raw: str, minimum: int | None = None) -> int:
 @dataclass(frozen=True)
 class Settings:
     # --- analysis ---------------------------------------------------------------------------
-    frame_skip: int = 20
-    device: str = "cpu"  # cpu | cuda
-    cpu_threads: int = 2  # onnxruntime intra-op threads of CPU backends
+    frame_skip: int = field(default=20, metadata={"min": 1})
+    device: str = field(default="cpu", metadata={"choices": ("cpu", "cuda")})
+    cpu_threads: int = field(default=2, metadata={"min": 1})  # onnxruntime threads (CPU backends)
     detector: str = "movenet"  # movenet | yolo
     proposals: str = "yolov5"  # yolov5 | none: second detector for the dense passes (MoveNet only)
     attributes: str = "age_gender"  # age_gender | faceres | mivolo
@@ -76,15 +102,19 @@ class Settings:
     openai_base_url: str | None = None
     openai_model: str | None = None
     openai_api_key: str | None = None
-    # --- jobs (services/jobs.py, services/batch.py) -----------------------------------------
-    workers: str = "local"  # local: the app starts a worker itself | external: workers run elsewhere
-    executor: str = "queue"  # queue: procrastinate workers | batch: one AWS Batch job per video
-    worker_concurrency: int = 1  # jobs one local worker runs at once
-    max_attempts: int = 3  # runs started per job before a job whose worker keeps dying fails
-    stalled_after_s: float = 15.0  # a worker silent this long is dead; its job is retried
+    # --- jobs (services/jobs.py, services/worker.py, services/batch.py) -----------------------
+    #: local: the app runs a worker itself | external: workers run elsewhere (pipeline worker)
+    workers: str = field(default="local", metadata={"choices": ("local", "external")})
+    #: queue: procrastinate workers | batch: one AWS Batch job per video
+    executor: str = field(default="queue", metadata={"choices": ("queue", "batch")})
+    worker_concurrency: int = field(default=1, metadata={"min": 1})  # jobs a local worker runs
+    max_attempts: int = field(default=3, metadata={"min": 1})  # runs started per job, at most
+    #: A worker silent this long (seconds) is dead: its job is retried by another worker.
+    stalled_after_s: int = field(default=15, metadata={"min": 5})
     batch_job_queue: str | None = None
     batch_job_definition: str | None = None
-    job_video_id: int | None = None  # set by the Batch submission in the container environment
+    #: Set by an AWS Batch submission in the container environment (``pipeline run``).
+    job_video_id: int | None = field(default=None, metadata={"min": 1})
     job_source: str | None = None
     # --- misc -------------------------------------------------------------------------------
     log_level: str = "INFO"
@@ -123,82 +153,17 @@ class Settings:
             v = env.get(name)
             return v if v not in (None, "") else None
 
-        known_va = {
-            "VA_FRAME_SKIP", "VA_DEVICE", "VA_DETECTOR", "VA_ATTRIBUTES", "VA_ORIENTATION",
-            "VA_ACTION", "VA_SCENE", "VA_EMBEDDER", "VA_ANSWERER", "VA_MODELS_DIR",
-            "VA_DETECTOR_WEIGHTS", "VA_MIVOLO_CHECKPOINT", "VA_MEBOW_CFG", "VA_MEBOW_WEIGHTS",
-            "VA_VLM_PATH", "VA_FACERES_PATH", "VA_DATA_DIR", "VA_LIBRARY_DIR", "VA_LOG_LEVEL",
-            "VA_OPENAI_BASE_URL", "VA_OPENAI_MODEL", "VA_OPENAI_API_KEY", "VA_BEDROCK_CLAUDE_MODEL",
-            "VA_BEDROCK_EMBED_MODEL", "VA_TEST_DATABASE_URL", "VA_CPU_THREADS",
-            "VA_MIVOLO_WITH_PERSONS", "VA_PROPOSALS",
-            "VA_WORKERS", "VA_EXECUTOR", "VA_WORKER_CONCURRENCY", "VA_MAX_ATTEMPTS",
-            "VA_STALLED_AFTER_S", "VA_BATCH_JOB_QUEUE", "VA_BATCH_JOB_DEFINITION",
-            "VA_JOB_VIDEO_ID", "VA_JOB_SOURCE",
-        }
+        known_va = {_env_name(f) for f in fields(cls) if f.name not in SEED_FIELDS}
+        known_va |= EXTRA_VA_NAMES
         unknown = sorted(k for k in env if k.startswith("VA_") and k not in known_va)
         if unknown:
             raise SettingsError(
                 f"unknown environment variable(s) {unknown}; known VA_* names: {sorted(known_va)}"
             )
-
-        if (v := get("VA_FRAME_SKIP")) is not None:
-            kw["frame_skip"] = _int("VA_FRAME_SKIP", v, minimum=1)
-        if (v := get("VA_MIVOLO_WITH_PERSONS")) is not None:
-            kw["mivolo_with_persons"] = _bool("VA_MIVOLO_WITH_PERSONS", v)
-        if (v := get("VA_CPU_THREADS")) is not None:
-            kw["cpu_threads"] = _int("VA_CPU_THREADS", v, minimum=1)
-        if (v := get("VA_WORKERS")) is not None:
-            if v not in {"local", "external"}:
-                raise SettingsError(f"VA_WORKERS={v!r} is not supported; use local (the app runs "
-                                    f"a worker itself) or external (python -m pipeline worker)")
-            kw["workers"] = v
-        if (v := get("VA_EXECUTOR")) is not None:
-            if v not in {"queue", "batch"}:
-                raise SettingsError(f"VA_EXECUTOR={v!r} is not supported; use queue or batch")
-            kw["executor"] = v
-        if (v := get("VA_WORKER_CONCURRENCY")) is not None:
-            kw["worker_concurrency"] = _int("VA_WORKER_CONCURRENCY", v, minimum=1)
-        if (v := get("VA_MAX_ATTEMPTS")) is not None:
-            kw["max_attempts"] = _int("VA_MAX_ATTEMPTS", v, minimum=1)
-        if (v := get("VA_STALLED_AFTER_S")) is not None:
-            kw["stalled_after_s"] = float(_int("VA_STALLED_AFTER_S", v, minimum=5))
-        if (v := get("VA_JOB_VIDEO_ID")) is not None:
-            kw["job_video_id"] = _int("VA_JOB_VIDEO_ID", v, minimum=1)
-        for attr, name in [("batch_job_queue", "VA_BATCH_JOB_QUEUE"),
-                           ("batch_job_definition", "VA_BATCH_JOB_DEFINITION"),
-                           ("job_source", "VA_JOB_SOURCE")]:
-            if (v := get(name)) is not None:
-                kw[attr] = v
-        if kw.get("executor") == "batch" and not (kw.get("batch_job_queue")
-                                                  and kw.get("batch_job_definition")):
-            raise SettingsError("VA_EXECUTOR=batch needs VA_BATCH_JOB_QUEUE and "
-                                "VA_BATCH_JOB_DEFINITION (the AWS Batch job queue and job "
-                                "definition to submit to)")
-        if (v := get("VA_DEVICE")) is not None:
-            if v not in {"cpu", "cuda"}:
-                raise SettingsError(f"VA_DEVICE={v!r} is not supported; use cpu or cuda")
-            kw["device"] = v
-        for attr, name in [
-            ("detector", "VA_DETECTOR"), ("proposals", "VA_PROPOSALS"),
-            ("attributes", "VA_ATTRIBUTES"),
-            ("orientation", "VA_ORIENTATION"), ("action", "VA_ACTION"), ("scene", "VA_SCENE"),
-            ("embedder", "VA_EMBEDDER"), ("answerer", "VA_ANSWERER"), ("log_level", "VA_LOG_LEVEL"),
-            ("openai_base_url", "VA_OPENAI_BASE_URL"), ("openai_model", "VA_OPENAI_MODEL"),
-            ("openai_api_key", "VA_OPENAI_API_KEY"),
-            ("bedrock_claude_model", "VA_BEDROCK_CLAUDE_MODEL"),
-            ("bedrock_embed_model", "VA_BEDROCK_EMBED_MODEL"),
-        ]:
-            if (v := get(name)) is not None:
-                kw[attr] = v
-        for attr, name in [
-            ("models_dir", "VA_MODELS_DIR"), ("detector_weights", "VA_DETECTOR_WEIGHTS"),
-            ("mivolo_checkpoint", "VA_MIVOLO_CHECKPOINT"), ("mebow_cfg", "VA_MEBOW_CFG"),
-            ("mebow_weights", "VA_MEBOW_WEIGHTS"), ("vlm_path", "VA_VLM_PATH"),
-            ("faceres_path", "VA_FACERES_PATH"), ("data_dir", "VA_DATA_DIR"),
-            ("library_dir", "VA_LIBRARY_DIR"),
-        ]:
-            if (v := get(name)) is not None:
-                kw[attr] = Path(v).expanduser()
+        for f in fields(cls):
+            if f.name in SEED_FIELDS or (v := get(_env_name(f))) is None:
+                continue
+            kw[f.name] = _parse(f, _env_name(f), v)
 
         # Seed names.
         kw["s3_bucket_videos"] = get("S3_BUCKET_VIDEOS")
@@ -208,6 +173,11 @@ class Settings:
             kw["aws_region"] = v
         kw["bedrock_region"] = get("AWS_BEDROCK_REGION")
         kw["database_url"] = get("DATABASE_URL") or _postgres_url_from_parts(get)
+        if kw.get("executor") == "batch" and not (kw.get("batch_job_queue")
+                                                  and kw.get("batch_job_definition")):
+            raise SettingsError("VA_EXECUTOR=batch needs VA_BATCH_JOB_QUEUE and "
+                                "VA_BATCH_JOB_DEFINITION (the AWS Batch job queue and job "
+                                "definition to submit to)")
         return cls(**kw)
 
 

@@ -37,7 +37,7 @@ def mark_queued(conn, video_id: int, stage: str = "waiting for a worker") -> Non
     conn.execute(
         "UPDATE db_video SET analysis_status = 'queued', analysis_progress = 0, stage = %s,"
         " frames_done = NULL, frames_total = NULL, eta_s = NULL, error_message = NULL,"
-        " finished_at = NULL, attempts = 0, queue_job_id = NULL, batch_job_id = NULL,"
+        " attempts = 0, queue_job_id = NULL, batch_job_id = NULL,"
         " updated_at = now() WHERE video_id = %s", (stage, video_id))
 
 
@@ -102,10 +102,13 @@ def recover_stalled(conn, stalled_after_s: float, max_attempts: int,
                 if started < max_attempts:
                     conn.execute("SELECT procrastinate_retry_job_v2(%s, now(), NULL, NULL, NULL)",
                                  (job_id,))
+                    why = (f"the worker stopped during attempt {started} (killed or its machine "
+                           f"lost); queued again for another worker")
+                    _end_dead_attempt(conn, video_id, why)
                     conn.execute(
-                        "UPDATE db_video SET analysis_status = 'queued', stage = %s, eta_s = NULL,"
-                        " error_message = NULL, updated_at = now() WHERE video_id = %s"
-                        " AND analysis_status IN ('queued', 'processing', 'pending')",
+                        "UPDATE db_video SET analysis_status = 'queued', analysis_progress = 0,"
+                        " stage = %s, eta_s = NULL, error_message = NULL, updated_at = now()"
+                        " WHERE video_id = %s",
                         (f"worker stopped during attempt {started}; waiting for another worker",
                          video_id))
                     retried.append(int(video_id))
@@ -117,28 +120,31 @@ def recover_stalled(conn, stalled_after_s: float, max_attempts: int,
                     why = (f"the worker stopped without finishing, {started} time(s) (killed or "
                            f"its machine lost); gave up after {max_attempts} attempts; start the "
                            f"analysis again")
-                    conn.execute(
-                        "UPDATE db_video SET analysis_status = 'failed', stage = 'failed',"
-                        " eta_s = NULL, error_message = %s, finished_at = now(),"
-                        " updated_at = now() WHERE video_id = %s"
-                        " AND analysis_status IN ('queued', 'processing', 'pending')",
-                        (why, video_id))
+                    _end_dead_attempt(conn, video_id, why)
                     failed.append(int(video_id))
                     log.warning("video %s: %s", video_id, why)
             finally:
                 store.unlock_video(conn, video_id)
         # Queued rows whose job is gone (deleted, or cancelled by hand in procrastinate).
         orphaned = [int(r[0]) for r in conn.execute(
-            "UPDATE db_video v SET analysis_status = 'failed', stage = 'failed',"
-            " error_message = 'its queued job no longer exists; start the analysis again',"
-            " finished_at = now(), updated_at = now()"
+            "SELECT v.video_id FROM db_video v"
             " WHERE v.analysis_status = 'queued' AND v.batch_job_id IS NULL"
             "   AND v.updated_at < now() - make_interval(secs => %s)"
             "   AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j"
             "                   WHERE j.lock = 'video:' || v.video_id::text"
             "                     AND j.status IN ('todo', 'doing'))"
-            " RETURNING v.video_id", (float(orphan_after_s),)).fetchall()]
+            " FOR UPDATE OF v SKIP LOCKED", (float(orphan_after_s),)).fetchall()]
+        for video_id in orphaned:
+            store.end_attempt(conn, video_id, JobStatus.FAILED,
+                              "its queued job no longer exists; start the analysis again")
     return Recovered(tuple(retried), tuple(failed), tuple(orphaned))
+
+
+def _end_dead_attempt(conn, video_id: int, why: str) -> None:
+    """The dead worker's attempt ends failed with the reason (``db_run``); a video with a
+    completed result keeps it (runs are attempts, 0004)."""
+    if job_status(conn, video_id) in (JobStatus.PROCESSING, JobStatus.QUEUED, JobStatus.PENDING):
+        store.end_attempt(conn, video_id, JobStatus.FAILED, why)
 
 
 def list_jobs(conn, limit: int = 200) -> list[tuple]:

@@ -175,14 +175,14 @@ def _sigterm_as_interrupt() -> None:
 
 
 def cmd_worker(args) -> int:
-    from services.jobs import JobExecutor, LocalWorker
+    from services.worker import JobExecutor, LocalWorker
     from settings import Settings, SettingsError
 
     settings = Settings.from_env()
     if args.concurrency is not None and args.concurrency < 1:
         raise SettingsError(f"--concurrency {args.concurrency} must be 1 or more")
     if args.device == "cuda":
-        from services.workbench import _cuda_available
+        from services.capabilities import _cuda_available
 
         if not _cuda_available():
             raise SettingsError("--device cuda but no CUDA GPU is visible to torch; run the worker "
@@ -202,7 +202,7 @@ def cmd_worker(args) -> int:
 
 
 def worker_label() -> str:
-    from services.jobs import worker_name
+    from services.worker import worker_name
 
     return worker_name()
 
@@ -278,7 +278,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("cancelled by the user (Ctrl-C); nothing was written", file=sys.stderr)
+        # Stopped outside a stored job (--no-store, or before the job began): say what is there.
+        out = getattr(args, "output", None)
+        done = out is not None and (Path(out) / "processed_results.csv").is_file()
+        print("cancelled by the user (Ctrl-C); " + (
+            f"the files in {out} are from a complete analysis" if done else
+            "no output file was written and nothing was stored"), file=sys.stderr)
         return 130
     except Exception as e:  # domain errors from services (db, storage) carry their own message
         from db.errors import DatabaseUnavailable

@@ -8,8 +8,8 @@ own database (embedded or ``DATABASE_URL``).
 - **Workers** (``python -m pipeline worker`` on any machine that reaches the database and the
   storage, or the app's own local worker, ``VA_WORKERS=local``, the default) run the job through
   ``services.ingest.analyze_source``, which writes status, progress, stage and worker into
-  ``db_video``; the worker writes the attempt number. A worker keeps loaded models for the next
-  job with the same choices (one set per concurrent job).
+  ``db_video``; the worker writes the attempt number (``services.worker``). A worker keeps loaded
+  models for the next job with the same choices (one set per concurrent job).
 - **Cancel** asks procrastinate to abort: a waiting job is cancelled at once; a running one sees
   ``should_abort()`` within about a second (LISTEN/NOTIFY, polled every second as a fallback)
   on whichever worker runs it, and stops at the next frame.
@@ -18,20 +18,18 @@ own database (embedded or ``DATABASE_URL``).
   fails after ``VA_MAX_ATTEMPTS`` started runs, and ``db_video`` says which. Nothing stays
   'processing'.
 - ``VA_EXECUTOR=batch`` submits each job to AWS Batch instead (``services.batch``).
+
+The database side is ``services.job_store.DbJobStore`` (SQL in ``db.jobs``).
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from pipeline.errors import Cancelled, PipelineError
 from pipeline.records import JobStatus
 from services.errors import JobConflict, ServiceError
 
@@ -39,10 +37,6 @@ log = logging.getLogger("va.jobs")
 
 TASK_NAME = "analyse_video"
 DEFAULT_QUEUE = "analysis"
-HEARTBEAT_S = 2.0  # a worker's heartbeat period (procrastinate_workers.last_heartbeat)
-ABORT_POLL_S = 1.0  # fallback poll for cancel requests (NOTIFY usually arrives first)
-FETCH_POLL_S = 2.0  # fallback poll for new jobs (NOTIFY usually arrives first)
-RECOVER_EVERY_S = 3.0  # how often a worker looks for jobs of dead workers
 APP_RECOVER_EVERY_S = 5.0  # the same, from the app's job list, at most this often
 
 
@@ -100,95 +94,6 @@ class JobStore(Protocol):
     def set_status(self, video_id: int, status: JobStatus, error: str | None = None) -> None: ...
 
     def finish_if_active(self, video_id: int, status: JobStatus, error: str | None) -> None: ...
-
-
-class DbJobStore:
-    """``JobStore`` on the product's database (``db.jobs`` / ``db.store`` SQL)."""
-
-    def __init__(self, settings):
-        self.settings = settings
-
-    def _conn(self):
-        from services import database
-
-        return database.pooled(self.settings)
-
-    def create_pending(self, source: str, name: str, video_id: int | None) -> int:
-        from services import ingest
-
-        return ingest.find_or_create_video(self.settings, ingest.normalise_source(source), name,
-                                           video_id)
-
-    def is_active(self, video_id: int) -> bool:
-        from db import jobs, store
-
-        with self._conn() as conn:
-            if jobs.active_job(conn, video_id) is not None:
-                return True
-            # A CLI run (python -m pipeline run) holds the video's lock without a queue job.
-            if not store.try_lock_video(conn, video_id):
-                return True
-            store.unlock_video(conn, video_id)
-            return False
-
-    def mark_queued(self, video_id: int) -> None:
-        from db import jobs
-
-        with self._conn() as conn:
-            jobs.mark_queued(conn, video_id)
-
-    def set_queue_job(self, video_id: int, job_id: int | None = None,
-                      batch_job_id: str | None = None) -> None:
-        from db import jobs
-
-        with self._conn() as conn:
-            jobs.set_queue_job(conn, video_id, job_id, batch_job_id)
-
-    def queue_job_of(self, video_id: int) -> tuple[int | None, str | None]:
-        from db import jobs
-
-        with self._conn() as conn:
-            return jobs.queue_job_of(conn, video_id)
-
-    def active_queue_job(self, video_id: int) -> int | None:
-        from db import jobs
-
-        with self._conn() as conn:
-            return jobs.active_job(conn, video_id)
-
-    def start_attempt(self, video_id: int, attempt: int, job_id: int | None) -> None:
-        from db import jobs
-
-        with self._conn() as conn:
-            jobs.start_attempt(conn, video_id, attempt, job_id)
-
-    def set_status(self, video_id: int, status: JobStatus, error: str | None = None) -> None:
-        from db import store
-
-        with self._conn() as conn:
-            store.finish_video(conn, video_id, status, error)
-
-    def finish_if_active(self, video_id: int, status: JobStatus, error: str | None) -> None:
-        """End the job only if the job itself did not record an end state."""
-        from db import jobs, store
-
-        with self._conn() as conn:
-            if jobs.job_status(conn, video_id) in (JobStatus.PENDING, JobStatus.QUEUED,
-                                                  JobStatus.PROCESSING):
-                store.finish_video(conn, video_id, status, error)
-
-    def recover_stalled(self) -> Any:
-        """Jobs of dead workers back to the queue (or failed after the attempts); 'processing'
-        rows of dead CLI runs failed. Returns ``db.jobs.Recovered``."""
-        from db import jobs, store
-
-        s = self.settings
-        with self._conn() as conn:
-            done = jobs.recover_stalled(conn, s.stalled_after_s, s.max_attempts)
-            stale = store.mark_stale_jobs(conn)
-        if stale:
-            log.warning("marked %d stale job(s) failed: %s", len(stale), stale)
-        return done
 
 
 # --- the queue (procrastinate) ------------------------------------------------------------------
@@ -312,10 +217,14 @@ class JobClient:
     it also runs a ``LocalWorker`` in this process, so one command does everything."""
 
     def __init__(self, settings, *, queue: JobQueue | None = None, store: JobStore | None = None,
-                 local_worker: "LocalWorker | None" = None):
+                 local_worker: Any = None):
         self.settings = settings
         self.queue = queue if queue is not None else queue_for(settings)
-        self.store = store if store is not None else DbJobStore(settings)
+        if store is None:
+            from services.job_store import DbJobStore
+
+            store = DbJobStore(settings)
+        self.store = store
         self.local_worker = local_worker
         self._last_recover = 0.0
         self._submitted: list[int] = []
@@ -416,204 +325,14 @@ def _normalised(source: str) -> str:
     return normalise_source(source)
 
 
-# --- the worker side ---------------------------------------------------------------------------
-
-
-class _BackendPool:
-    """Loaded model sets, one per running job, kept for the next job with the same choices."""
-
-    def __init__(self, loader: Callable[[Any], Any] | None):
-        self.loader = loader
-        self._lock = threading.Lock()
-        self._key: tuple | None = None
-        self._free: list[Any] = []
-
-    @staticmethod
-    def key(settings) -> tuple:
-        return (settings.device, settings.detector, settings.proposals, settings.attributes,
-                settings.orientation, settings.action, settings.scene, settings.cpu_threads,
-                settings.detector_weights, settings.mivolo_checkpoint,
-                settings.mivolo_with_persons, settings.mebow_cfg, settings.mebow_weights,
-                settings.vlm_path, settings.faceres_path, settings.models_dir)
-
-    def acquire(self, settings) -> tuple[tuple, Any]:
-        k = self.key(settings)
-        with self._lock:
-            if k != self._key:
-                self._key, self._free = k, []  # free the old models before loading new ones
-            if self._free:
-                return k, self._free.pop()
-        return k, self.loader(settings) if self.loader is not None else None
-
-    def release(self, k: tuple, backends: Any) -> None:
-        with self._lock:
-            if k == self._key and backends is not None:
-                self._free.append(backends)
-
-
-class JobExecutor:
-    """The body of the ``analyse_video`` task on a worker: one attempt of one video's job.
-
-    ``analyze`` is ``services.ingest.analyze_source`` in the product; ``store`` writes the attempt
-    number and the end state when the job could not. ``device`` (``worker --device cuda``) wins
-    over the job's own choice: it is what this machine has."""
-
-    def __init__(self, settings, *, analyze: Callable[..., Any] | None = None,
-                 store: JobStore | None = None,
-                 backend_loader: Callable[[Any], Any] | None = None, device: str | None = None):
-        if analyze is None:
-            from services.ingest import analyze_source as analyze
-        self.settings = settings
-        self._analyze = analyze
-        self.store = store if store is not None else DbJobStore(settings)
-        self.device = device
-        self.backends = _BackendPool(backend_loader)
-
-    def run(self, context, *, video_id: int, source: str, name: str,
-            options: dict | None = None) -> str:
-        from procrastinate.exceptions import JobAborted
-
-        job = context.job
-        attempt = int(job.attempts or 0) + 1
-        settings = AnalysisOptions.from_json(options).apply(self.settings)
-        if self.device:
-            settings = settings.with_overrides(device=self.device)
-        self.store.start_attempt(video_id, attempt, job.id)
-        log.info("video %s: attempt %d on %s", video_id, attempt, context.worker_name)
-        key, backends = None, None
-        try:
-            if context.should_abort():
-                raise Cancelled("cancelled before it started")
-            key, backends = self.backends.acquire(settings)
-            kwargs: dict[str, Any] = dict(video_id=video_id, name=name,
-                                          should_stop=context.should_abort)
-            if backends is not None:
-                kwargs["backends"] = backends
-            outcome = self._analyze(source, settings, **kwargs)
-            return getattr(outcome, "summary", lambda: "done")()
-        except JobConflict as e:
-            # A CLI run (python -m pipeline run) is analysing this video: its state is its own.
-            log.warning("video %s not started: %s", video_id, e)
-            return f"skipped: {e}"
-        except Cancelled as e:
-            self._safe_finish(video_id, JobStatus.CANCELLED, f"cancelled: {e}")
-            raise JobAborted(str(e)) from e
-        except (PipelineError, ServiceError) as e:
-            self._safe_finish(video_id, JobStatus.FAILED, str(e))
-            raise
-        except Exception as e:  # a bug: record the job failed, the worker goes on
-            log.exception("video %s crashed", video_id)
-            self._safe_finish(video_id, JobStatus.FAILED,
-                              f"internal error ({type(e).__name__}: {e}); see the worker's log")
-            raise
-        finally:
-            if key is not None:
-                self.backends.release(key, backends)
-
-    def _safe_finish(self, video_id: int, status: JobStatus, error: str) -> None:
-        try:
-            self.store.finish_if_active(video_id, status, error)
-        except Exception:  # noqa: BLE001 - the database itself may be what failed
-            log.exception("could not record status %s for video %s", status.value, video_id)
-
-
-def worker_name() -> str:
-    return f"{os.getpid()}@{socket.gethostname()}"
-
-
-class LocalWorker:
-    """A procrastinate worker: in a background thread (the app's local worker) or in the
-    foreground (``python -m pipeline worker``). Besides running jobs it recovers the jobs of
-    dead workers every ``RECOVER_EVERY_S``."""
-
-    def __init__(self, settings, *, executor: JobExecutor | None = None,
-                 concurrency: int | None = None, queues: list[str] | None = None,
-                 wait: bool = True):
-        if executor is None:
-            from pipeline.backends.registry import load_backends
-
-            executor = JobExecutor(settings, backend_loader=load_backends)
-        self.settings = settings
-        self.executor = executor
-        self.concurrency = int(concurrency or settings.worker_concurrency)
-        self.queues = queues
-        self.wait = wait
-        self._worker = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._started = threading.Event()
-        self.error: BaseException | None = None
-
-    async def run_async(self, install_signal_handlers: bool) -> None:
-        from procrastinate.worker import Worker
-
-        app = make_app(self.settings, run=self.executor.run, max_size=self.concurrency + 4)
-        store = DbJobStore(self.settings)
-        async with app.open_async():
-            self._worker = Worker(
-                app, queues=self.queues, name=worker_name(), concurrency=self.concurrency,
-                wait=self.wait, install_signal_handlers=install_signal_handlers,
-                update_heartbeat_interval=HEARTBEAT_S,
-                stalled_worker_timeout=self.settings.stalled_after_s,
-                abort_job_polling_interval=ABORT_POLL_S,
-                fetch_job_polling_interval=FETCH_POLL_S)
-            self._loop = asyncio.get_running_loop()
-            recovery = asyncio.create_task(self._recover_forever(store))
-            self._started.set()
-            try:
-                await self._worker.run()
-            finally:
-                recovery.cancel()
-
-    async def _recover_forever(self, store: DbJobStore) -> None:
-        from procrastinate.utils import sync_to_async
-
-        while True:
-            try:
-                await sync_to_async(store.recover_stalled)
-            except Exception as e:  # noqa: BLE001 - keep running jobs; try again later
-                log.warning("stalled-job recovery failed: %s", e)
-            await asyncio.sleep(RECOVER_EVERY_S)
-
-    def run_forever(self) -> None:
-        """Foreground: until SIGINT/SIGTERM (running jobs finish first), or, with
-        ``wait=False``, until the queue is empty."""
-        asyncio.run(self.run_async(install_signal_handlers=True))
-
-    def start(self) -> "LocalWorker":
-        def target():
-            try:
-                asyncio.run(self.run_async(install_signal_handlers=False))
-            except BaseException as e:  # noqa: BLE001 - reported through is_alive/error
-                self.error = e
-                log.exception("the local worker stopped")
-            finally:
-                self._started.set()
-
-        self._thread = threading.Thread(target=target, name="va-job-worker", daemon=True)
-        self._thread.start()
-        self._started.wait(60)
-        if self.error is not None:
-            raise ServiceError(f"the local analysis worker could not start: {self.error}")
-        return self
-
-    def is_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop taking jobs; running jobs are asked to stop (they end cancelled)."""
-        w, loop = self._worker, self._loop
-        if w is not None and loop is not None and not loop.is_closed():
-            w.shutdown_graceful_timeout = 0.0
-            loop.call_soon_threadsafe(w.stop)
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-
 def make_client(settings, start_worker: bool | None = None) -> JobClient:
     """The app's job client; with ``VA_WORKERS=local`` (the default, queue executor) it starts a
     worker in this process, so ``streamlit run app.py`` alone analyses videos."""
     if start_worker is None:
         start_worker = settings.workers == "local" and settings.executor == "queue"
-    worker = LocalWorker(settings).start() if start_worker else None
+    worker = None
+    if start_worker:
+        from services.worker import LocalWorker
+
+        worker = LocalWorker(settings).start()
     return JobClient(settings, local_worker=worker)

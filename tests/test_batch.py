@@ -142,7 +142,7 @@ def test_batch_settings_are_required_and_read_from_the_environment():
 
 def test_the_container_runs_the_job_named_in_its_environment(monkeypatch, capsys):
     """What the image's ``python -m pipeline run --quiet`` does with the submitted environment."""
-    from pipeline.records import IngestOutcome
+    from services.records import IngestOutcome
     from services import cli, ingest
 
     for k in ("DATABASE_URL", "POSTGRES_HOST"):

@@ -1,4 +1,4 @@
-"""The job queue (services/jobs.py, db/jobs.py).
+"""The job queue (services/jobs.py, services/worker.py, services/job_store.py, db/jobs.py).
 
 First, fast tests with fakes (no database, no models, no timers): what the client writes when it
 queues and cancels, and what one attempt on a worker records for each way a job can end. Then the
@@ -17,8 +17,10 @@ import pytest
 from app_support import link_clips, wait_for
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.records import JobStatus
-from services import jobs, workbench
+from conftest import stored_video
+from services import job_views, jobs, workbench
 from services.errors import JobConflict
+from services.worker import JobExecutor
 from settings import Settings
 
 # --- fakes -------------------------------------------------------------------------------------
@@ -193,7 +195,7 @@ def _executor(analyze, loader=None, device=None):
     store = FakeStore()
     store.rows[7] = {"source": "/v.mp4", "name": "v.mp4", "status": JobStatus.PROCESSING,
                      "attempts": 0, "job": 3, "batch": None, "error": None}
-    ex = jobs.JobExecutor(_settings(), analyze=analyze, store=store, backend_loader=loader,
+    ex = JobExecutor(_settings(), analyze=analyze, store=store, backend_loader=loader,
                           device=device)
     return ex, store
 
@@ -289,9 +291,7 @@ def runner(db_settings):
 
 
 def _video(settings, vid):
-    v = workbench.get_video(settings, vid)
-    assert v is not None
-    return v
+    return stored_video(settings, vid)
 
 
 @pytest.mark.db
@@ -539,7 +539,7 @@ def test_a_running_app_stops_showing_a_dead_job_as_processing(db_settings, tmp_p
         vid = client.submit(str(clip))
         workbench.job_views(db_settings)  # the app is running and has shown the list
         _stall(db_settings, vid)
-        workbench._RECOVERY.clear()  # the next refresh is due (throttled to every few seconds)
+        job_views._RECOVERY.clear()  # the next refresh is due (throttled to every few seconds)
         (view,) = [j for j in workbench.job_views(db_settings) if j.video_id == vid]
         assert view.status == "queued" and "worker stopped" in view.stage
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _resources as res
+from app_pages import _resources as res
 from services import workbench as wb
 
 svc = res.services()
@@ -34,7 +34,7 @@ except wb.USER_ERRORS as e:
     st.stop()
 if not videos:
     st.info("No videos yet. Start an analysis on the Analyze page.")
-    st.page_link("pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
+    st.page_link("app_pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
     st.stop()
 
 ids = [v.video_id for v in videos]
@@ -62,13 +62,13 @@ m[1].metric("Duration", wb.mmss(video.duration_s))
 m[2].metric("Frame rate", f"{video.fps:.2f} fps" if video.fps else "—")
 m[3].metric("Size", f"{video.width}×{video.height}" if video.width else "—")
 m[4].metric("Events", video.n_events or 0)
-if video.status.value in ("pending", "processing"):
+if video.status in wb.ACTIVE:
     st.progress(min(1.0, video.progress / 100.0),
                 text=f"{video.progress:.0f}% · {video.stage or video.status.value}")
     st.caption("The analysis is running; the Analyze page shows it live.")
-elif video.status.value == "failed":
+elif video.status is wb.JobStatus.FAILED:
     st.error(f"The analysis failed: {video.error_message or 'no reason recorded'}")
-elif video.status.value == "cancelled":
+elif video.status is wb.JobStatus.CANCELLED:
     st.warning("The analysis was cancelled; start it again on the Analyze page.")
 if video.token_usage:
     st.caption("Cloud model tokens: " + ", ".join(f"{k} {v}" for k, v in
