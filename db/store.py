@@ -494,3 +494,12 @@ def thumbnail_keys(conn, video_id: int) -> list[StoredObject]:
         "SELECT DISTINCT s3_thumbnail_bucket, s3_thumbnail_key FROM db_event"
         " WHERE video_id = %s AND s3_thumbnail_key IS NOT NULL", (video_id,)).fetchall()
     return [StoredObject(b, k) for b, k in rows]
+
+
+def delete_video(conn, video_id: int) -> list[StoredObject]:
+    """Delete a video's row and, by cascade, its events, vectors, tracks and review marks, in one
+    transaction. Returns its highlight frames for the caller to remove from storage."""
+    with conn.transaction():
+        frames = thumbnail_keys(conn, video_id)
+        conn.execute("DELETE FROM db_video WHERE video_id = %s", (int(video_id),))
+    return frames

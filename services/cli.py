@@ -264,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # platformdirs warns on every start where XDG_RUNTIME_DIR is unset (containers, CI): noise
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    from db.connection import install_log_redaction, redact
+
+    install_log_redaction()
     args = build_parser().parse_args(argv)
     from pipeline.errors import Cancelled, PipelineError
     from settings import SettingsError
@@ -272,10 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         return {"run": cmd_run, "search": cmd_search, "bench": cmd_bench, "worker": cmd_worker,
                 "enqueue": cmd_enqueue, "jobs": cmd_jobs}[args.command](args)
     except Cancelled as e:
-        print(f"cancelled: {e}", file=sys.stderr)
+        print(f"cancelled: {redact(str(e))}", file=sys.stderr)
         return 130
     except (PipelineError, SettingsError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         # Stopped outside a stored job (--no-store, or before the job began): say what is there.
@@ -290,6 +293,6 @@ def main(argv: list[str] | None = None) -> int:
         from services.errors import ServiceError
 
         if isinstance(e, (ServiceError, DatabaseUnavailable)):
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {redact(str(e))}", file=sys.stderr)
             return 2
         raise

@@ -43,7 +43,9 @@ SPAN_EMBED = (90.0, 98.0)
 
 
 def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
+    from db.connection import redact
+
+    text = redact(" ".join(str(e).split())) or type(e).__name__
     return text[:500]
 
 

@@ -22,6 +22,9 @@ class Services:
 
 
 def load_settings() -> Settings:
+    from db.connection import install_log_redaction
+
+    install_log_redaction()  # no connection-string password in the app's logs
     return Settings.from_env()
 
 
