@@ -21,7 +21,7 @@ def _services(key: str, _settings):
     return workbench.open_services(_settings)
 
 
-@st.cache_resource(show_spinner="Starting the analysis worker…")
+@st.cache_resource(show_spinner="Connecting to the job queue…")
 def _runner(key: str, _services):
     return workbench.make_runner(_services)
 
@@ -36,7 +36,7 @@ def services() -> "workbench.Services":
         st.stop()
 
 
-def runner() -> "workbench.JobRunner":
+def runner() -> "workbench.JobClient":
     svc = services()
     try:
         return _runner(workbench.settings_key(svc.settings), svc)

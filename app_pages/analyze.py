@@ -1,6 +1,7 @@
 """Analyze: pick a video (library folder, S3 ``videos/``, or an upload), choose options, start it
 in the background, watch the live progress and cancel it. Nothing here blocks: the work runs on
-the single worker thread, and the job's state is read back from the database every second."""
+a worker (this process's own, or ``python -m pipeline worker`` anywhere), and the job's state is
+read back from the database every second."""
 from __future__ import annotations
 
 import streamlit as st
@@ -159,8 +160,7 @@ def live_jobs() -> None:
             if st.button("Cancel", key=f"analyze.cancel.{j.video_id}",
                          icon=":material/stop_circle:"):
                 if not runner.cancel(j.video_id):
-                    st.warning("This job is run by another process; it cannot be cancelled "
-                               "from here.")
+                    st.warning("This job is no longer queued or running.")
     # The job started in this session; after a reload (a new session) the newest job, so its
     # outcome and links are not lost.
     last = st.session_state.get("analyze.video_id") or (jobs[0].video_id if jobs else None)
@@ -189,7 +189,8 @@ def live_jobs() -> None:
           "progress": round(j.percent), "stage": j.stage,
           "frames": f"{j.frames_done or 0}/{j.frames_total}" if j.frames_total else "",
           "ETA": wb.mmss(j.eta_s) if j.active and j.eta_s is not None else "",
-          "events": j.n_events or 0, "problem": j.error or ""} for j in jobs],
+          "events": j.n_events or 0, "attempts": j.attempts, "worker": j.worker or "",
+          "problem": j.error or ""} for j in jobs],
         hide_index=True, width="stretch",
         column_config={"progress": st.column_config.ProgressColumn(
             "progress", min_value=0, max_value=100, format="%d%%")},

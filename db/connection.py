@@ -337,6 +337,21 @@ def deadline(conn, seconds: float, what: str):
         timer.cancel()
 
 
+def _procrastinate_schema() -> str:
+    """procrastinate's own schema (its tables, types, functions and triggers, all prefixed
+    ``procrastinate_``), from the installed package (pinned in requirements.txt). Applied once,
+    under the migration lock, like the SQL files; a later procrastinate release's migrations would
+    be added here as further steps."""
+    from procrastinate.schema import SchemaManager
+
+    return SchemaManager.get_schema()
+
+
+#: Migrations whose SQL comes from a library rather than a file here, ordered with the files by
+#: name.
+CODE_MIGRATIONS = {"0005b_procrastinate_schema": _procrastinate_schema}
+
+
 def migrate(conn) -> list[str]:
     """Apply the migrations not yet applied. Safe to call from several processes at once."""
     import psycopg
@@ -353,15 +368,17 @@ def migrate(conn) -> list[str]:
                 " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
             done = {r[0] for r in conn.execute("SELECT name FROM schema_migration")}
-            for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-                if path.name in done:
+            steps = {p.name: p.read_text for p in MIGRATIONS_DIR.glob("*.sql")}
+            steps.update(CODE_MIGRATIONS)
+            for name in sorted(steps):
+                if name in done:
                     continue
-                log.info("applying migration %s", path.name)
+                log.info("applying migration %s", name)
                 try:
-                    conn.execute(path.read_text())
+                    conn.execute(steps[name]())
                 except psycopg.errors.FeatureNotSupported as e:
                     raise DatabaseUnavailable(
-                        f"migration {path.name} failed ({e}); the server needs the pgvector "
+                        f"migration {name} failed ({e}); the server needs the pgvector "
                         f"extension: install it there (CREATE EXTENSION vector) or use the "
                         f"embedded database (unset DATABASE_URL / POSTGRES_HOST)"
                     ) from e
@@ -370,8 +387,8 @@ def migrate(conn) -> list[str]:
                         f"the server has no pgvector extension ({e}); install pgvector there or "
                         f"unset DATABASE_URL / POSTGRES_HOST to use the embedded database"
                     ) from e
-                conn.execute("INSERT INTO schema_migration (name) VALUES (%s)", (path.name,))
-                applied.append(path.name)
+                conn.execute("INSERT INTO schema_migration (name) VALUES (%s)", (name,))
+                applied.append(name)
     finally:
         conn.autocommit = autocommit
     return applied

@@ -244,9 +244,12 @@ def mark_stale_jobs(conn, reason: str | None = None) -> list[int]:
     """Mark 'processing' rows whose worker is gone as failed. A live worker holds the video's
     advisory lock on its own connection; a row whose lock we can take has none."""
     stale: list[int] = []
+    # A job run by a queue worker is recovered by db.jobs.recover_stalled (retried or failed
+    # when the worker's heartbeat stops), not here.
     rows = conn.execute(
-        "SELECT video_id, worker_pid, worker_host, heartbeat_at FROM db_video"
-        " WHERE analysis_status = 'processing'").fetchall()
+        "SELECT video_id, worker_pid, worker_host, heartbeat_at FROM db_video v"
+        " WHERE analysis_status = 'processing' AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j"
+        " WHERE j.lock = 'video:' || v.video_id::text AND j.status = 'doing')").fetchall()
     for video_id, pid, host, heartbeat in rows:
         if not try_lock_video(conn, video_id):
             continue  # a worker is alive

@@ -3,8 +3,8 @@
 It re-exports the service modules of one concern each; no Streamlit here and no logic of its
 own (``app_pages/_resources.py`` wraps the factories in ``st.cache_resource``):
 
-- ``services.setup``: settings, the database opened and migrated, the analysis worker
-- ``services.job_store``: the worker's writes to ``db_video``
+- ``services.setup``: settings, the database opened and migrated, the job client (and worker)
+- ``services.job_store``: the job queue's writes to ``db_video``
 - ``services.capabilities``: which backends the analyst may pick
 - ``services.sources``: library, stored and uploaded videos
 - ``services.job_views``: videos and job state; starting an analysis
@@ -31,7 +31,7 @@ from services.events_table import (
 )
 from services.job_store import DbJobStore
 from services.job_views import JobView, get_video, job_views, list_videos, start_analysis
-from services.jobs import AnalysisOptions, JobRunner, QueueSnapshot
+from services.jobs import AnalysisOptions, JobClient, QueueSnapshot
 from services.media import (
     HighlightItem, frame_bytes, highlights, media_kind, player_width, still_bytes, video_media,
 )
@@ -56,7 +56,7 @@ __all__ = [
     "housekeeping", "review", "text", "timefmt", "HitGroup", "hit_thumbnail",
     "ACTION_COLOURS", "ACTIONS", "ACTIVE", "AGE_GROUPS", "EVENT_COLOURS", "EVENT_TABLE_COLUMNS",
     "EVENT_TYPES", "FINAL", "GENDER_COLOURS", "GENDERS", "HIGHLIGHT_TYPES", "ORIENTATION_LABELS", "USER_ERRORS", "VIDEO_EXTENSIONS", "AnalysisOptions", "Answer",
-    "Capabilities", "DbJobStore", "EventQuery", "Hit", "HighlightItem", "JobRunner", "JobStatus",
+    "Capabilities", "DbJobStore", "EventQuery", "Hit", "HighlightItem", "JobClient", "JobStatus",
     "JobView", "QueueSnapshot", "SearchEmbedder", "SearchFilters", "SearchView", "Services",
     "StoredEvent", "StoredObject", "TrackCard", "TrackSummary", "VideoRecord", "VideoSource",
     "capabilities", "events_csv", "events_table", "frame_bytes", "get_event", "get_video",
