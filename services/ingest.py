@@ -26,10 +26,12 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from pipeline.errors import Cancelled, PipelineError
-from pipeline.records import Event, EventType, JobStatus, RunProgress, RunResult
+from pipeline.records import JobStatus, RunProgress, RunResult
 from db.records import StoredObject
 from services.records import IngestOutcome
 from services.errors import DatabaseUnavailable, JobConflict, ServiceError
+from services.highlight_frames import upload_highlights
+from services.token_usage import usage as _usage, usage_delta as _usage_delta
 
 log = logging.getLogger("va.services.ingest")
 
@@ -154,94 +156,10 @@ def find_or_create_video(settings, source: str, name: str, video_id: int | None)
             return found if found is not None else store.create_video(conn, name, source)
 
 
-def _highlight_path(result: RunResult, rel: str) -> Path | None:
-    out = Path(result.output_dir)
-    for cand in (out / rel, out / "highlights" / rel):
-        if cand.is_file():
-            return cand
-    return None
-
-
-def _match_highlights(result: RunResult) -> list[str | None]:
-    """The highlight frame (relative file) of each event: its own ``highlight_file`` or the
-    run's highlight of the same type and track closest in time."""
-    by_key: dict[tuple[str, int], list] = {}
-    for h in result.highlights:
-        by_key.setdefault((EventType(h.event_type).value, int(h.obj_id)), []).append(h)
-    files: list[str | None] = []
-    for e in result.events:
-        if e.highlight_file:
-            files.append(e.highlight_file)
-            continue
-        et = EventType(e.event_type)
-        cands = by_key.get((et.value, int(e.obj_id)), []) if et is not EventType.PERSON else []
-        best = min(cands, key=lambda h: abs(h.t_s - e.t_s), default=None)
-        files.append(best.file if best is not None and abs(best.t_s - e.t_s) <= 1.0 else None)
-    return files
-
-
 def _upload_highlights(storage, video_id: int, run_id: int, result: RunResult,
                        progress: _JobProgress, should_stop) -> list[StoredObject | None]:
-    """Upload the run's highlight frames under ``highlights/{video_id}/run-{run_id}/``: beside,
-    never over, the frames the stored events point to."""
-    files = _match_highlights(result)
-    todo = [i for i, f in enumerate(files) if f]
-    thumbs: list[StoredObject | None] = [None] * len(files)
-    used: dict[str, StoredObject] = {}
-    for n, i in enumerate(todo, 1):
-        if should_stop():
-            raise Cancelled("stopped while uploading highlight frames")
-        e: Event = result.events[i]
-        path = _highlight_path(result, files[i])
-        if path is None:
-            log.warning("highlight frame %s of event %d is missing; stored without a frame",
-                        files[i], i)
-            continue
-        if str(path) in used:
-            thumbs[i] = used[str(path)]
-            continue
-        label = EventType(e.event_type).value if EventType(e.event_type) is not EventType.PERSON \
-            else getattr(e.action, "value", str(e.action))
-        from services.storage import highlight_key
-
-        key = highlight_key(video_id, run_id, e.t_s, label)
-        if any(o.key == key for o in used.values()):
-            label = f"{label}_{int(e.obj_id)}"
-        obj = storage.put_highlight(video_id, run_id, e.t_s, label, path)
-        used[str(path)] = obj
-        thumbs[i] = obj
-        progress.report(SPAN_UPLOAD[0] + (SPAN_UPLOAD[1] - SPAN_UPLOAD[0]) * n / len(todo),
-                        "uploading highlights", n, len(todo))
-    return thumbs
-
-
-def _usage(backends, *more) -> dict[str, dict[str, int]]:
-    """Token counts of the cloud backends (Claude scenes, Titan...) that keep a ``usage``
-    counter (``snapshot() -> {model: {calls, input_tokens, output_tokens}}``)."""
-    out: dict[str, dict[str, int]] = {}
-    objs = [getattr(backends, n, None) for n in ("detector", "attributes", "orientation", "action",
-                                                  "scene")] + list(more)
-    seen = set()
-    for o in objs:
-        usage = getattr(o, "usage", None)
-        if usage is None or id(usage) in seen or not hasattr(usage, "snapshot"):
-            continue
-        seen.add(id(usage))
-        for model, row in usage.snapshot().items():
-            acc = out.setdefault(model, {})
-            for k, v in row.items():
-                acc[k] = acc.get(k, 0) + int(v)
-    return out
-
-
-def _usage_delta(before: dict, after: dict) -> dict:
-    """This job's share of the counters (backends are reused across jobs)."""
-    delta = {}
-    for model, row in after.items():
-        d = {k: v - before.get(model, {}).get(k, 0) for k, v in row.items()}
-        if any(d.values()):
-            delta[model] = d
-    return delta
+    return upload_highlights(storage, video_id, run_id, result, progress, should_stop,
+                             SPAN_UPLOAD)
 
 
 def _finish(conn_factory, video_id: int, status: JobStatus, reason: str | None,
