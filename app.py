@@ -12,17 +12,19 @@ import streamlit as st
 from app_pages import _resources as res
 from services import workbench as wb
 
-st.set_page_config(page_title="Video analysis workbench", page_icon=":material/videocam:",
-                   layout="wide")
+# A local icon: a Material icon as the tab icon is fetched from a font host, and the workbench
+# contacts no outside host.
+st.set_page_config(page_title="Video analysis workbench", page_icon=res.ICON, layout="wide")
 
 PAGES = [
     st.Page("app_pages/analyze.py", title="Analyze", icon=":material/play_circle:", default=True),
-    st.Page("app_pages/highlights.py", title="Highlights", icon=":material/photo_library:"),
+    st.Page("app_pages/review.py", title="Review", icon=":material/fact_check:"),
     st.Page("app_pages/events.py", title="Events", icon=":material/table_chart:"),
     st.Page("app_pages/search.py", title="Search", icon=":material/search:"),
     st.Page("app_pages/video.py", title="Video detail", icon=":material/movie:"),
 ]
 page = st.navigation(PAGES)
+res.keep_filters()  # the pages' filters survive a visit to another page
 res.services()  # settings + database: a setup problem is one plain error here, and stops
 
 

@@ -117,6 +117,20 @@ class Settings:
     openai_base_url: str | None = None
     openai_model: str | None = None
     openai_api_key: str | None = None
+    # --- jobs (services/jobs.py, services/worker.py, services/batch.py) -----------------------
+    #: local: the app runs a worker itself | external: workers run elsewhere (pipeline worker)
+    workers: str = field(default="local", metadata={"choices": ("local", "external")})
+    #: queue: procrastinate workers | batch: one AWS Batch job per video
+    executor: str = field(default="queue", metadata={"choices": ("queue", "batch")})
+    worker_concurrency: int = field(default=1, metadata={"min": 1})  # jobs a local worker runs
+    max_attempts: int = field(default=3, metadata={"min": 1})  # runs started per job, at most
+    #: A worker silent this long (seconds) is dead: its job is retried by another worker.
+    stalled_after_s: int = field(default=15, metadata={"min": 5})
+    batch_job_queue: str | None = None
+    batch_job_definition: str | None = None
+    #: Set by an AWS Batch submission in the container environment (``pipeline run``).
+    job_video_id: int | None = field(default=None, metadata={"min": 1})
+    job_source: str | None = None
     # --- misc -------------------------------------------------------------------------------
     log_level: str = "INFO"
 
@@ -183,6 +197,11 @@ class Settings:
             kw["aws_region"] = v
         kw["bedrock_region"] = get("AWS_BEDROCK_REGION")
         kw["database_url"] = get("DATABASE_URL") or _postgres_url_from_parts(get)
+        if kw.get("executor") == "batch" and not (kw.get("batch_job_queue")
+                                                  and kw.get("batch_job_definition")):
+            raise SettingsError("VA_EXECUTOR=batch needs VA_BATCH_JOB_QUEUE and "
+                                "VA_BATCH_JOB_DEFINITION (the AWS Batch job queue and job "
+                                "definition to submit to)")
         return cls(**kw)
 
 

@@ -28,7 +28,15 @@ _VIDEO_COLS = (
     "v.video_id, v.name, v.source_uri, v.analysis_status, v.analysis_progress, v.stage,"
     " v.frames_done, v.frames_total, v.eta_s, v.fps, v.duration_s, v.frame_count, v.width,"
     " v.height, v.error_message, v.started_at, v.finished_at, v.updated_at, v.heartbeat_at,"
-    " v.worker_pid, v.worker_host, v.token_usage"
+    " v.worker_pid, v.worker_host, v.token_usage, v.warning,"
+    " la.status, la.error_message, la.finished_at, v.attempts"
+)
+#: The latest failed/cancelled attempt after the completed result (runs are attempts: 0004).
+_LAST_ATTEMPT = (
+    " LEFT JOIN LATERAL (SELECT r.status, r.error_message, r.finished_at FROM db_run r"
+    " WHERE r.video_id = v.video_id AND r.status IN ('failed', 'cancelled')"
+    " AND r.run_id > COALESCE(v.completed_run_id, 0) AND v.analysis_status = 'completed'"
+    " ORDER BY r.run_id DESC LIMIT 1) la ON TRUE"
 )
 _EVENT_COLS = (
     'e.event_id, e.video_id, e.event_type, e."timestamp", e.frame_number, e.bbox_x, e.bbox_y,'
@@ -42,14 +50,17 @@ _N_EVENT_COLS = 27
 
 def _video(row, n_events: int | None = None) -> VideoRecord:
     (vid, name, uri, status, progress, stage, fd, ft, eta, fps, dur, fc, w, h, err, started,
-     finished, updated, heartbeat, pid, host, tokens) = row
+     finished, updated, heartbeat, pid, host, tokens, warning, la_status, la_error, la_at,
+     attempts) = row
     return VideoRecord(
         video_id=int(vid), name=name, source_uri=uri, status=JobStatus(status),
         progress=float(progress), stage=stage, frames_done=fd, frames_total=ft, eta_s=eta, fps=fps,
         duration_s=dur, frame_count=fc, width=w, height=h, error_message=err, started_at=started,
         finished_at=finished, updated_at=updated, heartbeat_at=heartbeat,
         worker=None if pid is None else f"{pid}@{host}", token_usage=frozen_mapping(tokens or {}),
-        n_events=n_events,
+        n_events=n_events, warning=warning,
+        last_attempt_status=None if la_status is None else JobStatus(la_status),
+        last_attempt_error=la_error, last_attempt_at=la_at, attempts=int(attempts or 0),
     )
 
 
@@ -72,7 +83,7 @@ def _event(row) -> StoredEvent:
 def get_video(conn, video_id: int) -> VideoRecord | None:
     row = conn.execute(
         f"SELECT {_VIDEO_COLS}, (SELECT count(*) FROM db_event e WHERE e.video_id = v.video_id)"
-        " FROM db_video v WHERE v.video_id = %s", (video_id,)).fetchone()
+        f" FROM db_video v{_LAST_ATTEMPT} WHERE v.video_id = %s", (video_id,)).fetchone()
     return None if row is None else _video(row[:-1], int(row[-1]))
 
 
@@ -80,7 +91,7 @@ def list_videos(conn, statuses: Sequence[str] = (), limit: int = 500) -> list[Vi
     """Newest first, with their event counts."""
     rows = conn.execute(
         f"SELECT {_VIDEO_COLS}, (SELECT count(*) FROM db_event e WHERE e.video_id = v.video_id)"
-        " FROM db_video v WHERE (cardinality(%s::text[]) = 0 OR v.analysis_status = ANY(%s::text[]))"
+        f" FROM db_video v{_LAST_ATTEMPT} WHERE (cardinality(%s::text[]) = 0 OR v.analysis_status = ANY(%s::text[]))"
         " ORDER BY v.video_id DESC LIMIT %s", (list(statuses), list(statuses), limit)).fetchall()
     return [_video(r[:-1], int(r[-1])) for r in rows]
 

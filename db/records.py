@@ -34,6 +34,15 @@ class VideoRecord:
     worker: str | None = None  # "pid@host" of the process running it
     token_usage: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))
     n_events: int | None = None
+    #: The completed result's warning (e.g. only part of the frames could be decoded).
+    warning: str | None = None
+    #: The latest attempt when it failed or was cancelled after the result shown (``None`` when
+    #: the latest attempt is the result): the video keeps its completed result and status.
+    last_attempt_status: JobStatus | None = None
+    last_attempt_error: str | None = None
+    last_attempt_at: Any = None
+    #: Runs of the queued job a worker started (a killed worker's job is retried: 2, 3...).
+    attempts: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The only place that maps records to rows: videos (job state), events (COPY), their vectors
-and tracks. Functions take an open psycopg connection; the caller owns transactions and locks.
+"""The only place that maps records to rows: events (COPY), their vectors and tracks; videos
+(job state) in ``db/videos.py``, re-exported here. Functions take an open psycopg connection;
+the caller owns transactions and locks.
 """
 from __future__ import annotations
 
@@ -8,17 +9,22 @@ import logging
 import math
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from db import vectors
-from pipeline.records import Event, JobStatus, TrackSummary, VideoInfo
 from db.records import StoredObject
+from db.values import clean_text as _clean_text, enum_value as _enum_value, finite as _finite
+from db.videos import (  # noqa: F401 - the video functions, where callers have found them
+    RunCoverage, VIDEO_LOCK_CLASS, complete_run, completed_run_of, create_video, end_attempt,
+    find_video_by_source, finish_video, lock_video, mark_processing, mark_stale_jobs, set_source,
+    set_video_info, try_lock_video, unlock_video, video_exists, worker_of, write_progress,
+)
+from pipeline.records import Event, TrackSummary
 
 log = logging.getLogger("va.db.store")
 
-VIDEO_LOCK_CLASS = 0x5641  # advisory-lock namespace "VA": (class, video_id) = one job per video
 
 EVENT_COLUMNS = (
     "video_id", "seq", "event_type", "timestamp", "frame_number", "bbox_x", "bbox_y",
@@ -27,148 +33,6 @@ EVENT_COLUMNS = (
     "orientation_deg", "orientation_label", "track_ids", "raw_action", "action_confidence",
     "scene_description", "age", "start_t_s", "end_t_s",
 )
-
-
-def _finite(v: Any) -> float | None:
-    if v is None:
-        return None
-    f = float(v)
-    return f if math.isfinite(f) else None
-
-
-def _enum_value(v: Any) -> Any:
-    return getattr(v, "value", v)
-
-
-def _clean_text(s: str | None) -> str | None:
-    """PostgreSQL text cannot hold NUL; nothing else is altered."""
-    return None if s is None else s.replace("\x00", "")
-
-
-# --- videos ------------------------------------------------------------------------------------
-
-
-def create_video(conn, name: str, source_uri: str | None) -> int:
-    row = conn.execute(
-        "INSERT INTO db_video (name, source_uri) VALUES (%s, %s) RETURNING video_id",
-        (_clean_text(name), _clean_text(source_uri)),
-    ).fetchone()
-    return int(row[0])
-
-
-def find_video_by_source(conn, source_uri: str) -> int | None:
-    row = conn.execute(
-        "SELECT video_id FROM db_video WHERE source_uri = %s ORDER BY video_id DESC LIMIT 1",
-        (_clean_text(source_uri),),
-    ).fetchone()
-    return None if row is None else int(row[0])
-
-
-def video_exists(conn, video_id: int) -> bool:
-    return conn.execute("SELECT 1 FROM db_video WHERE video_id = %s", (video_id,)).fetchone() is not None
-
-
-def set_source(conn, video_id: int, name: str, source_uri: str) -> None:
-    conn.execute("UPDATE db_video SET name = %s, source_uri = %s, updated_at = now() "
-                 "WHERE video_id = %s", (_clean_text(name), _clean_text(source_uri), video_id))
-
-
-def try_lock_video(conn, video_id: int) -> bool:
-    """Take the per-video job lock on this (dedicated, session) connection. It is released when
-    the connection closes, so a killed worker never holds it."""
-    row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (VIDEO_LOCK_CLASS, int(video_id)))
-    return bool(row.fetchone()[0])
-
-
-def lock_video(conn, video_id: int) -> None:
-    """Wait for the per-video job lock."""
-    conn.execute("SELECT pg_advisory_lock(%s, %s)", (VIDEO_LOCK_CLASS, int(video_id)))
-
-
-def unlock_video(conn, video_id: int) -> None:
-    conn.execute("SELECT pg_advisory_unlock(%s, %s)", (VIDEO_LOCK_CLASS, int(video_id)))
-
-
-def worker_of(conn, video_id: int) -> str | None:
-    row = conn.execute("SELECT worker_pid, worker_host FROM db_video WHERE video_id = %s",
-                       (video_id,)).fetchone()
-    if row is None or row[0] is None:
-        return None
-    return f"{row[0]}@{row[1]}"
-
-
-def mark_processing(conn, video_id: int, worker_pid: int, worker_host: str) -> None:
-    conn.execute(
-        "UPDATE db_video SET analysis_status = 'processing', analysis_progress = 0, stage = 'starting',"
-        " frames_done = NULL, frames_total = NULL, eta_s = NULL, error_message = NULL,"
-        " started_at = now(), finished_at = NULL, worker_pid = %s, worker_host = %s,"
-        " heartbeat_at = now(), token_usage = '{}'::jsonb, updated_at = now() WHERE video_id = %s",
-        (worker_pid, worker_host, video_id),
-    )
-
-
-def write_progress(conn, video_id: int, percent: float, stage: str, frames_done: int | None,
-                   frames_total: int | None, eta_s: float | None) -> None:
-    conn.execute(
-        "UPDATE db_video SET analysis_progress = %s, stage = %s, frames_done = %s,"
-        " frames_total = %s, eta_s = %s, heartbeat_at = now(), updated_at = now()"
-        " WHERE video_id = %s AND analysis_status = 'processing'",
-        (max(0.0, min(100.0, float(percent))), stage, frames_done, frames_total, _finite(eta_s),
-         video_id),
-    )
-
-
-def set_video_info(conn, video_id: int, info: VideoInfo) -> None:
-    conn.execute(
-        "UPDATE db_video SET fps = %s, duration_s = %s, frame_count = %s, width = %s, height = %s,"
-        " updated_at = now() WHERE video_id = %s",
-        (_finite(info.fps), _finite(info.duration_s), int(info.frame_count), int(info.width),
-         int(info.height), video_id),
-    )
-
-
-def finish_video(conn, video_id: int, status: JobStatus, error_message: str | None = None,
-                 token_usage: Mapping[str, Any] | None = None) -> None:
-    """End a job: completed (progress 100), failed (with the reason) or cancelled."""
-    if status not in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
-        raise ValueError(f"finish_video needs a final status, got {status}")
-    conn.execute(
-        "UPDATE db_video SET analysis_status = %s,"
-        " analysis_progress = CASE WHEN %s THEN 100 ELSE analysis_progress END,"
-        " stage = %s, eta_s = NULL, error_message = %s, finished_at = now(), heartbeat_at = now(),"
-        " token_usage = COALESCE(%s::jsonb, token_usage), updated_at = now() WHERE video_id = %s",
-        (status.value, status is JobStatus.COMPLETED, status.value,
-         _clean_text(error_message), None if token_usage is None else json.dumps(dict(token_usage)),
-         video_id),
-    )
-
-
-def mark_stale_jobs(conn, reason: str | None = None) -> list[int]:
-    """Mark 'processing' rows whose worker is gone as failed. A live worker holds the video's
-    advisory lock on its own connection; a row whose lock we can take has none."""
-    stale: list[int] = []
-    rows = conn.execute(
-        "SELECT video_id, worker_pid, worker_host, heartbeat_at FROM db_video"
-        " WHERE analysis_status = 'processing'").fetchall()
-    for video_id, pid, host, heartbeat in rows:
-        if not try_lock_video(conn, video_id):
-            continue  # a worker is alive
-        try:
-            why = reason or (
-                f"the worker ({pid}@{host}) stopped without finishing (last heartbeat "
-                f"{heartbeat:%Y-%m-%d %H:%M:%S %Z}); start the analysis again"
-                if heartbeat is not None else
-                "the worker stopped without finishing; start the analysis again")
-            cur = conn.execute(
-                "UPDATE db_video SET analysis_status = 'failed', error_message = %s, stage = 'failed',"
-                " finished_at = now(), eta_s = NULL, updated_at = now()"
-                " WHERE video_id = %s AND analysis_status = 'processing'", (why, video_id))
-            if cur.rowcount:
-                stale.append(int(video_id))
-                log.warning("video %s: %s", video_id, why)
-        finally:
-            unlock_video(conn, video_id)
-    return stale
 
 
 # --- events ------------------------------------------------------------------------------------
@@ -367,6 +231,10 @@ def replace_events(conn, video_id: int, batch: EventBatch) -> int:
     rows = (event_row(video_id, i, e, s, t) for i, (e, s, t) in
             enumerate(zip(batch.events, batch.sentences, batch.thumbnails)))
     with conn.transaction():
+        # Bulk work scales with the events (vectors go into the HNSW graph one by one): no
+        # server-side statement bound here; the caller bounds the whole switch (db.connection
+        # .deadline), which also catches a frozen server.
+        conn.execute("SET LOCAL statement_timeout = 0")
         conn.execute("DELETE FROM db_event WHERE video_id = %s", (video_id,))
         conn.execute("DELETE FROM db_track WHERE video_id = %s", (video_id,))
         ids = reserve_event_ids(conn, n) if vecs is not None and n else None
@@ -395,3 +263,12 @@ def thumbnail_keys(conn, video_id: int) -> list[StoredObject]:
         "SELECT DISTINCT s3_thumbnail_bucket, s3_thumbnail_key FROM db_event"
         " WHERE video_id = %s AND s3_thumbnail_key IS NOT NULL", (video_id,)).fetchall()
     return [StoredObject(b, k) for b, k in rows]
+
+
+def delete_video(conn, video_id: int) -> list[StoredObject]:
+    """Delete a video's row and, by cascade, its events, vectors, tracks and review marks, in one
+    transaction. Returns its highlight frames for the caller to remove from storage."""
+    with conn.transaction():
+        frames = thumbnail_keys(conn, video_id)
+        conn.execute("DELETE FROM db_video WHERE video_id = %s", (int(video_id),))
+    return frames

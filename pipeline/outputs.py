@@ -209,7 +209,7 @@ def render_highlights(dest: Path, episodes: Sequence[Episode],
     out = []
     for e in episodes:
         if should_stop and should_stop():
-            raise Cancelled("the run was stopped while writing highlights; nothing was written")
+            raise Cancelled("the run was stopped while writing highlights; no output file was written")
         frames = reader(e.peak_frame_number, e.peak_frame_number, 1)
         if not frames:
             log.warning("highlight frame %d could not be decoded; skipped", e.peak_frame_number)
@@ -280,7 +280,7 @@ def write_outputs(output_dir: Path, info: VideoInfo, observations: Sequence[Pers
              "confidence": h.confidence, "file": h.file, "frame_number": h.frame_number,
              "start": h.start_t_s, "end": h.end_t_s} for h in highlights], indent=1))
         if should_stop and should_stop():
-            raise Cancelled("the run was stopped while writing outputs; nothing was written")
+            raise Cancelled("the run was stopped while writing outputs; no output file was written")
         _move_into_place(tmp, output_dir)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)

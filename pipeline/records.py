@@ -373,6 +373,29 @@ class RunResult:
     frames_skipped_undecodable: int = 0
     stage_ms: Mapping[str, float] = field(default_factory=dict)  # total ms per stage
     backends: Mapping[str, str] = field(default_factory=dict)  # stage -> backend name
+    frames_decoded: int = 0
+    #: (first, last) timestamp of the sampled frames analysed, seconds: what the result covers.
+    covered_s: tuple[float, float] | None = None
+
+    #: A run that decoded less than this share of the video's frames completes with a warning.
+    MIN_DECODED_SHARE = 0.95
+
+    @property
+    def decoded_share(self) -> float:
+        total = self.frames_decoded + self.frames_skipped_undecodable
+        return 1.0 if total <= 0 else self.frames_decoded / total
+
+    @property
+    def decode_warning(self) -> str | None:
+        """One line when part of the video could not be decoded, naming the time covered."""
+        if self.decoded_share >= self.MIN_DECODED_SHARE:
+            return None
+        total = self.frames_decoded + self.frames_skipped_undecodable
+        a, b = self.covered_s or (0.0, 0.0)
+        dur = self.video.duration_s
+        return (f"only {self.frames_decoded} of {total} frames ({self.decoded_share:.0%}) could "
+                f"be decoded (damaged or truncated file); the results cover {a:.1f}-{b:.1f} s"
+                + (f" of {dur:.1f} s" if dur else ""))
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,10 @@ class IngestOutcome:
     embedding_model: str | None
     output_dir: Path | None
     elapsed_s: float
+    warning: str | None = None
 
     def summary(self) -> str:
         return (f"video {self.video_id} ({self.name}): {self.status.value}; {self.n_events} events, "
                 f"{self.n_highlights} highlights, {self.n_embedded} embedded with "
-                f"{self.embedding_model} in {self.elapsed_s:.1f} s -> {self.output_dir}")
+                f"{self.embedding_model} in {self.elapsed_s:.1f} s -> {self.output_dir}"
+                + (f"; warning: {self.warning}" if self.warning else ""))

@@ -63,4 +63,17 @@ def md_text(s: object, max_chars: int | None = DEFAULT_MAX_CHARS) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
-__all__ = ["BIDI_CONTROLS", "md_text", "plain_text", "strip_bidi"]
+def redact_secrets(s: object) -> str:
+    """``s`` without connection-string passwords (URL ``user:pw@``, ``?password=``, key=value
+    ``password=``): for messages that may quote a ``DATABASE_URL``."""
+    from db.connection import redact
+
+    return redact("" if s is None else str(s))
+
+
+def error_text(e: BaseException | str, max_chars: int | None = DEFAULT_MAX_CHARS) -> str:
+    """An error for a page: secrets redacted, shown as literal text (markdown-escaped)."""
+    return md_text(redact_secrets(e), max_chars)
+
+
+__all__ = ["BIDI_CONTROLS", "error_text", "md_text", "plain_text", "redact_secrets", "strip_bidi"]

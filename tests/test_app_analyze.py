@@ -57,7 +57,7 @@ def test_start_from_the_library_shows_progress_then_done(app, db_settings):
     assert any("%" in t and "frames" in t for t in seen), seen  # the live bar was shown
     assert any("classroom.mp4 is done" in s for s in texts(at, "success"))
     labels = [str(p.proto.label) for p in at.main.get("page_link")]
-    assert "Open highlights" in labels and "Open events and charts" in labels
+    assert "Review the incidents" in labels and "Open events and charts" in labels
     # The queue lists it as completed with its events.
     (table,) = [d for d in at.dataframe if "status" in d.value.columns]
     row = table.value[table.value["video"] == vid].iloc[0]
