@@ -18,6 +18,12 @@ DET_SMALL_PERSON_FRAC = 0.25  # median box height below this fraction of the fra
 DET_TILE_LONG_SIDE = 384  # tiles hold small people; 2x2 tiles at 384 see them at ~1.7x the full
 #   pass's scale (512 finds ~10% more people in vtest for 1.5x the cost)
 DET_TILE_OVERLAP = 0.3  # tiles overlap by this fraction of their size
+DET_FULL_PASS_EVERY = 3  # between two sampled frames of small people (consecutive samples of
+#   one video) only the tiles that hold the previous frame's people run, and no full-frame pass; every 3rd sampled frame (~2 s at 1.5 fps)
+#   the full pass and every tile run again, so people who come in are found within ~2 s
+DET_TILE_MOTION_FRAC = 0.2  # a previous box grown by this fraction of its height on each side
+#   where a tile can hold it so (a brisk step between samples); the tiles overlap by ~100 px, so
+#   a larger margin would force both tiles for everyone near an inner border
 DET_NMS_IOU = 0.5  # two boxes with more IoU are one person
 DET_NMS_IOMIN = 0.8  # ...or when the smaller box lies this much inside the larger one
 KP_MIN_SCORE = 0.25  # keypoints below this score are treated as unseen
