@@ -170,7 +170,7 @@ def measure(clip: Path, mode: str, repo: Path, args: list[str], data_dir: Path,
     frame_skip = effective_frame_skip(info, settings.frame_skip_for(info.fps))
     duration_s = info.duration_s
     wall, rss, data = run_cli(repo, ["--input", str(clip)] + args, data_dir)
-    frames = int(data.get("frames_sampled") or -(-int(round(duration_s * 10)) // frame_skip))
+    frames = int(data.get("frames_sampled") or -(-max(1, info.frame_count) // frame_skip))
     return Timing(clip.name, mode, duration_s, frames, frame_skip, wall,
                   dict(data.get("stage_ms") or {}), rss, int(data.get("events") or 0),
                   int(data.get("embedded") or 0))

@@ -17,7 +17,12 @@ def local_path(settings, uri: str) -> Path | None:
     if uri.startswith("s3://"):
         return None
     if uri.startswith("local:"):
-        return Path(settings.data_dir) / "storage" / uri[len("local:"):]
+        from services.storage import validate_name
+
+        key = uri[len("local:"):]
+        for part in key.split("/"):
+            validate_name(part, "key part")  # no "..": a key never leaves the storage folder
+        return Path(settings.data_dir) / "storage" / key
     return Path(uri)
 
 
@@ -27,7 +32,12 @@ def estimate_source(settings, uri: str, sample_fps: float | None = None,
     None when the video is not local or cannot be read (the run itself will say why)."""
     from pipeline.sampling import probe_video
 
-    path = local_path(settings, uri)
+    from services.errors import ServiceError
+
+    try:
+        path = local_path(settings, uri)
+    except ServiceError:
+        return None
     if path is None or not path.is_file():
         return None
     try:

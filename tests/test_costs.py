@@ -43,3 +43,17 @@ def test_cost_table_round_trips_and_survives_a_bad_file(tmp_path):
     p.write_text("{not json")
     assert CostTable.load(p) == CostTable()
     assert CostTable.load().regular_ms_per_frame > 0  # the shipped table (written by the bench)
+
+
+def test_estimate_of_a_source(tmp_path):
+    from conftest import testdata_path
+    from services.estimate import estimate_source
+
+    s = Settings(data_dir=tmp_path)
+    clip = testdata_path("clips/pedestrians/vtest.avi")
+    e = estimate_source(s, str(clip), 1.5, COSTS)
+    assert (e.frame_skip, e.frames_sampled) == (7, 114)
+    assert estimate_source(s, str(clip), 0.5, COSTS).frames_sampled == 40  # every 20th
+    assert estimate_source(s, "s3://bucket/videos/x.mp4") is None  # not downloaded yet
+    assert estimate_source(s, "local:../../etc/passwd") is None
+    assert estimate_source(s, str(tmp_path / "missing.mp4")) is None
