@@ -81,8 +81,11 @@ def _picked() -> None:
 
 
 if not items:
+    filtered = bool(types or vids or min_conf > 0)
     st.info("Every incident here has been reviewed." if unreviewed and every
-            else "No incident matches these filters.")
+            else "No incident matches these filters." if filtered
+            else "No incident in the analysed videos: no fall, collapse, fight, grabbing or "
+                 "anomaly was found. The Events page shows everything that was seen.")
 else:
     ids = [i.event_id for i in items]
     if st.session_state.get("review.current") not in ids:
@@ -182,6 +185,8 @@ with a1:
     st.markdown("**Per event type**")
     if by_type:
         st.table(_accuracy_table(by_type, "type", True).set_index("type"))
+    else:
+        st.caption("No incidents yet.")
 with a2:
     st.markdown("**Per video**")
     if by_video:
