@@ -98,11 +98,15 @@ def server(pg_url, tmp_path):
 
 
 def _shot(page, name: str, doc: bool = False) -> None:
-    """A screenshot: the README's (docs/screenshots/NAME.png, the viewport) or an in-between one
-    (test-artifacts/, the full page)."""
-    if doc:
+    """A screenshot: the README's (docs/screenshots/NAME.jpg) or an in-between one
+    (test-artifacts/)."""
+    if doc:  # a tall window: Streamlit scrolls inside the page, so a full-page shot would not
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+        size = page.viewport_size
+        page.set_viewport_size({"width": size["width"], "height": 1800})
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.jpg"), type="jpeg", quality=80)
+        page.set_viewport_size(size)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"e2e_{name}.png"), full_page=True)
 
