@@ -99,10 +99,11 @@ def _settings_for_run(args):
         over["orientation"] = "mebow"
     if args.vlm_path and not args.action:
         over["action"] = "vlm"
-    if args.frame_skip is not None and args.frame_skip < 1:
-        from settings import SettingsError
+    from settings import MAX_FRAME_SKIP, SettingsError
 
-        raise SettingsError(f"--frame-skip {args.frame_skip} must be 1 or more")
+    if args.frame_skip is not None and not 1 <= args.frame_skip <= MAX_FRAME_SKIP:
+        raise SettingsError(f"--frame-skip {args.frame_skip} must be between 1 and "
+                            f"{MAX_FRAME_SKIP}")
     return settings.with_overrides(**over)
 
 
