@@ -9,10 +9,14 @@ once, idempotently, under an advisory lock. ``connect(settings)`` gives a dedica
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
 import re
+import socket
 import threading
+from contextlib import contextmanager
 import time
 from pathlib import Path
 
@@ -23,6 +27,14 @@ log = logging.getLogger("va.db")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_KEY = 0x5641_4D49  # "VAMI": serialises migrations between processes
 CONNECT_TIMEOUT_S = 5
+#: Server-side bound on one statement (bulk writes raise it for their transaction).
+STATEMENT_TIMEOUT_S = 60
+#: TCP keepalives: a peer that vanished (host down, cable cut) is noticed in about a minute.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+              "keepalives_count": 3}
+#: What every connection (dedicated or pooled) is opened with.
+CONNECT_KWARGS = {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "video-analysis",
+                  "options": f"-c statement_timeout={STATEMENT_TIMEOUT_S * 1000}", **KEEPALIVES}
 
 _lock = threading.Lock()
 _pools: dict[str, object] = {}
@@ -141,6 +153,7 @@ def start_embedded(pgdata: Path, cleanup_mode: str | None = "stop") -> str:
                 ) from e
             _tune_embedded(server)
             _embedded[pgdata] = server
+            atexit.register(_leave_frozen_server, server)  # runs before the library's stop
         return server.get_uri()
 
 
@@ -217,6 +230,23 @@ def _tune_embedded(server) -> None:
         f"see {server.log}, or set DATABASE_URL / POSTGRES_HOST to use a server")
 
 
+def _leave_frozen_server(server) -> None:
+    """At exit, the library stops the embedded server with ``pg_ctl -w stop``, which waits a
+    minute on a stopped (SIGSTOP) postmaster and then kills it. A frozen server is left as it
+    is, so Ctrl-C or the end of a job never hangs in the shutdown."""
+    try:
+        import psutil
+
+        info = getattr(server, "_postmaster_info", None)
+        proc = getattr(info, "process", None)
+        if proc is not None and proc.status() == psutil.STATUS_STOPPED:
+            log.warning("the embedded PostgreSQL (pid %s) is stopped (SIGSTOP); leaving it as it "
+                        "is", proc.pid)
+            server.cleanup_mode = None
+    except Exception:  # noqa: BLE001 - best effort at exit
+        pass
+
+
 def stop_embedded(pgdata: Path) -> None:
     """Stop an embedded server this process started (tests; normally atexit does it)."""
     pgdata = Path(pgdata).expanduser().resolve()
@@ -252,8 +282,7 @@ def connect_url(url: str, embedded: bool = False, autocommit: bool = True):
     import psycopg
 
     try:
-        conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S,
-                               application_name="video-analysis")
+        conn = psycopg.connect(url, autocommit=autocommit, **CONNECT_KWARGS)
     except psycopg.Error as e:
         raise _unreachable(url, e, embedded) from e
     try:
@@ -263,6 +292,49 @@ def connect_url(url: str, embedded: bool = False, autocommit: bool = True):
         migrate(conn)
         configure(conn)
     return conn
+
+
+class DatabaseTimeout(DatabaseUnavailable):
+    """The database did not answer within a client-side deadline (a frozen or hung server)."""
+
+
+@contextmanager
+def deadline(conn, seconds: float, what: str):
+    """Bound the statements run inside the block from the client's side: when ``seconds`` pass,
+    the connection's socket is shut down, the blocked call returns with an error, and
+    ``DatabaseTimeout`` names what was waiting. Server-side timeouts cannot help when the server
+    itself is frozen (SIGSTOP, a hung host), and TCP keepalives are answered by the kernel of a
+    stopped server's machine; this can. The connection is unusable afterwards."""
+    import psycopg
+
+    fired = threading.Event()
+
+    def fire() -> None:
+        fired.set()
+        try:
+            fd = conn.pgconn.socket
+            s = socket.socket(fileno=os.dup(fd))
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            finally:
+                s.close()
+        except Exception:  # noqa: BLE001 - already closed: nothing to unblock
+            pass
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except psycopg.Error as e:
+        if fired.is_set():
+            raise DatabaseTimeout(
+                f"the database did not answer within {seconds:.0f} s ({what}); it is frozen, "
+                f"overloaded or unreachable: check PostgreSQL (DATABASE_URL / POSTGRES_HOST) and "
+                f"start the analysis again") from e
+        raise
+    finally:
+        timer.cancel()
 
 
 def _procrastinate_schema() -> str:
@@ -289,6 +361,7 @@ def migrate(conn) -> list[str]:
     conn.autocommit = True
     try:
         with conn.transaction():
+            conn.execute("SET LOCAL statement_timeout = 0")  # index builds on big tables
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migration ("
@@ -338,7 +411,7 @@ def get_pool(settings, min_size: int = 1, max_size: int = 8):
 
     pool = ConnectionPool(
         url, min_size=min_size, max_size=max_size, configure=configure, open=False,
-        kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "video-analysis"},
+        kwargs=dict(CONNECT_KWARGS),
         check=ConnectionPool.check_connection, name="va",
     )
     try:
