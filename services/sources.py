@@ -46,10 +46,18 @@ def stored_videos(svc: Services) -> list[VideoSource]:
     storage folder (where uploads go)."""
     from services import storage
 
-    return [VideoSource(label=obj.key.removeprefix(storage.VIDEOS_PREFIX),
-                        uri=storage.source_uri(svc.settings, obj),
-                        origin="s3" if obj.bucket else "upload")
-            for obj in storage.list_videos(svc.settings)]
+    objs = storage.list_videos(svc.settings)
+    names = [obj.key.rsplit("/", 1)[-1] for obj in objs]
+    out = []
+    for obj, name in zip(objs, names):
+        rel = obj.key.removeprefix(storage.VIDEOS_PREFIX)
+        # Uploads live under videos/{content id}/{name}: the label is the name, with the start
+        # of the content id only when two different files share it.
+        label = name if names.count(name) == 1 or "/" not in rel else \
+            f"{name} ({rel.split('/', 1)[0][:8]})"
+        out.append(VideoSource(label=label, uri=storage.source_uri(svc.settings, obj),
+                               origin="s3" if obj.bucket else "upload"))
+    return out
 
 
 def save_upload(svc: Services, filename: str, data: bytes) -> VideoSource:
