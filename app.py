@@ -35,14 +35,15 @@ def _sidebar_jobs() -> None:
     try:
         jobs = [j for j in wb.job_views(svc.settings, res.runner().snapshot()) if j.active]
     except wb.USER_ERRORS as e:
-        st.caption(f"Job status unavailable: {e}")
+        st.caption(f"Job status unavailable: {wb.text.error_text(e)}")
         return
     if not jobs:
         st.caption("No analysis running.")
         return
     st.caption(f"{len(jobs)} analysis job(s) active")
     for j in jobs[:5]:
-        st.progress(min(1.0, j.percent / 100.0), text=f"{j.name}: {j.progress_text}")
+        st.progress(min(1.0, j.percent / 100.0),
+                    text=f"{wb.text.md_text(j.name)}: {j.progress_text}")
 
 
 with st.sidebar:

@@ -36,11 +36,13 @@ def _parse(f, name: str, raw: str):
     if kind == "bool":
         return _bool(name, raw)
     if kind == "int":
-        return _int(name, raw, minimum=f.metadata.get("min"))
+        return _int(name, raw, minimum=f.metadata.get("min"), maximum=f.metadata.get("max"))
     if kind == "float":
         return _float(name, raw, minimum_exclusive=f.metadata.get("above"))
     if kind == "Path":
         return Path(raw).expanduser()
+    if f.metadata.get("upper"):
+        raw = raw.strip().upper()
     choices = f.metadata.get("choices")
     if choices and raw not in choices:
         raise SettingsError(f"{name}={raw!r} is not supported; use {' or '.join(choices)}")
@@ -66,14 +68,22 @@ def _float(name: str, raw: str, minimum_exclusive: float | None = None) -> float
     return v
 
 
-def _int(name: str, raw: str, minimum: int | None = None) -> int:
+def _int(name: str, raw: str, minimum: int | None = None, maximum: int | None = None) -> int:
     try:
         v = int(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not an integer; set it to a whole number") from None
     if minimum is not None and v < minimum:
         raise SettingsError(f"{name}={v} is below {minimum}; set it to {minimum} or more")
+    if maximum is not None and v > maximum:
+        raise SettingsError(f"{name}={v} is above {maximum}; set it to {maximum} or less")
     return v
+
+
+#: Every 1000th frame is one frame every 33 s at 30 fps: beyond that the engine cannot track
+#: anyone or time any event (and a typo such as 20000 would sample one frame of a film).
+MAX_FRAME_SKIP = 1000
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -82,7 +92,7 @@ class Settings:
     #: Sampled frames per second of video (the seed's rate: every 20th frame of 30 fps video).
     sample_fps: float = field(default=1.5, metadata={"above": 0.0})
     #: Analyse every Nth frame: when set (VA_FRAME_SKIP, --frame-skip) it wins over sample_fps.
-    frame_skip: int | None = field(default=None, metadata={"min": 1})
+    frame_skip: int | None = field(default=None, metadata={"min": 1, "max": MAX_FRAME_SKIP})
     device: str = field(default="cpu", metadata={"choices": ("cpu", "cuda")})
     cpu_threads: int = field(default=2, metadata={"min": 1})  # onnxruntime threads (CPU backends)
     detector: str = "movenet"  # movenet | yolo
@@ -132,7 +142,7 @@ class Settings:
     job_video_id: int | None = field(default=None, metadata={"min": 1})
     job_source: str | None = None
     # --- misc -------------------------------------------------------------------------------
-    log_level: str = "INFO"
+    log_level: str = field(default="INFO", metadata={"choices": LOG_LEVELS, "upper": True})
 
     def frame_skip_for(self, fps: float) -> int:
         """The frame skip of a video at ``fps``: ``frame_skip`` when given, else the skip that
@@ -158,6 +168,22 @@ class Settings:
     @property
     def openai_enabled(self) -> bool:
         return bool(self.openai_base_url)
+
+    def __post_init__(self) -> None:
+        """Values set in code or by flags (``with_overrides``) obey the bounds the environment
+        does: a bad value is one line naming the variable and the fix."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None or isinstance(v, bool):
+                continue
+            if isinstance(v, int):
+                lo, hi = f.metadata.get("min"), f.metadata.get("max")
+                if (lo is not None and v < lo) or (hi is not None and v > hi):
+                    _int(_env_name(f), str(v), lo, hi)
+            elif isinstance(v, str) and f.metadata.get("choices"):
+                if v not in f.metadata["choices"]:
+                    raise SettingsError(f"{_env_name(f)}={v!r} is not supported; use "
+                                        f"{' or '.join(f.metadata['choices'])}")
 
     def with_overrides(self, **kw) -> "Settings":
         """A copy with some fields replaced (CLI flags, UI options)."""

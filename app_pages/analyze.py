@@ -9,6 +9,8 @@ import streamlit as st
 from app_pages import _resources as res
 from services import workbench as wb
 
+md = wb.text.md_text
+
 svc = res.services()
 settings = svc.settings
 runner = res.runner()
@@ -143,7 +145,7 @@ with right:
                 vid = wb.start_analysis(runner, source, options)
                 st.session_state["analyze.video_id"] = vid
                 st.session_state["video.id"] = vid
-                st.toast(f"Queued {source.label} (video {vid})", icon=":material/schedule:")
+                st.toast(f"Queued {md(source.label)} (video {vid})", icon=":material/schedule:")
         except wb.USER_ERRORS as e:
             res.show_error(e, "Could not start the analysis")
 
@@ -165,7 +167,7 @@ def live_jobs() -> None:
     for j in active:
         c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
         with c1:
-            st.markdown(f"**{j.name}** (video {j.video_id}) — {j.status.value}")
+            st.markdown(f"**{md(j.name)}** (video {j.video_id}) — {j.status.value}")
             st.progress(min(1.0, j.percent / 100.0), text=j.progress_text)
         with c2:
             if st.button("Cancel", key=f"analyze.cancel.{j.video_id}",
@@ -177,8 +179,18 @@ def live_jobs() -> None:
     last = st.session_state.get("analyze.video_id") or (jobs[0].video_id if jobs else None)
     done = next((j for j in jobs if j.video_id == last and not j.active), None)
     if done is not None:
-        if done.status is wb.JobStatus.COMPLETED:
-            st.success(f"{done.name} is done: {wb.timefmt.counted(done.n_events or 0, 'event')}.",
+        if done.status is wb.JobStatus.COMPLETED and done.last_attempt_status is not None:
+            # A re-run that failed or was cancelled: the earlier result is still the video's.
+            st.warning(f"The latest analysis of {md(done.name)} was "
+                       f"{done.last_attempt_status.value}: "
+                       f"{md(done.last_attempt_error or 'no reason recorded')}. The earlier "
+                       f"completed result is kept "
+                       f"({wb.timefmt.counted(done.n_events or 0, 'event')}).",
+                       icon=":material/history:")
+        elif done.status is wb.JobStatus.COMPLETED:
+            if done.warning:
+                st.warning(f"{md(done.name)}: {md(done.warning)}", icon=":material/warning:")
+            st.success(f"{md(done.name)} is done: {wb.timefmt.counted(done.n_events or 0, 'event')}.",
                        icon=":material/check_circle:")
             c1, c2, c3 = st.columns(3)
             c1.page_link("app_pages/review.py", label="Review the incidents",
@@ -187,9 +199,9 @@ def live_jobs() -> None:
                          icon=":material/table_chart:")
             c3.page_link("app_pages/video.py", label="Open the video", icon=":material/movie:")
         elif done.status is wb.JobStatus.FAILED:
-            st.error(f"{done.name} failed: {done.error or 'no reason recorded'}")
+            st.error(f"{md(done.name)} failed: {md(done.error or 'no reason recorded')}")
         elif done.status is wb.JobStatus.CANCELLED:
-            st.warning(f"{done.name} was cancelled.")
+            st.warning(f"{md(done.name)} was cancelled.")
 
     st.subheader("Queue and history")
     if not jobs:

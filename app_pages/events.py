@@ -51,6 +51,9 @@ try:
     evs = wb.list_events(settings, query)
     marks = wb.review.marks_for(settings, [e.event_id for e in evs if e.event_type != "person"])
     df = wb.events_table(evs, names, durations, marks)
+    if not df.empty:  # newest video first, each in time order
+        df = df.sort_values(["video_id", "t_s", "event_id"], ascending=[False, True, True],
+                            ignore_index=True)
 except wb.USER_ERRORS as e:
     res.show_error(e, "Cannot read the events")
     st.stop()
@@ -63,7 +66,7 @@ m = st.columns(4)
 m[0].metric("Events", len(df))
 m[1].metric("Videos", df["video_id"].nunique())
 m[2].metric("People (tracks)", df[["video_id", "obj_id"]].dropna().drop_duplicates().shape[0])
-m[3].metric("Highlights", int((df["event_type"] != "person").sum()))
+m[3].metric("Incidents", int((df["event_type"] != "person").sum()))
 
 st.dataframe(
     df.drop(columns=["t_s", "thumbnail"]), hide_index=True, width="stretch", height=320,

@@ -81,8 +81,11 @@ def _picked() -> None:
 
 
 if not items:
+    filtered = bool(types or vids or min_conf > 0)
     st.info("Every incident here has been reviewed." if unreviewed and every
-            else "No incident matches these filters.")
+            else "No incident matches these filters." if filtered
+            else "No incident in the analysed videos: no fall, collapse, fight, grabbing or "
+                 "anomaly was found. The Events page shows everything that was seen.")
 else:
     ids = [i.event_id for i in items]
     if st.session_state.get("review.current") not in ids:
@@ -117,23 +120,24 @@ else:
             f"- **involved**: {item.tracks_text}\n"
             f"- **confidence**: {e.confidence:.0%}\n"
             f"- **detector precision**: {prec.text if prec else 'not measured'}")
-        if prec is not None:
+        if prec is not None and prec.source:
             facts.caption(md(prec.how))
         mark = item.mark
         st.text_input("Note (optional)", key=f"review.note.{e.event_id}",
                       value=mark.note if mark else "", max_chars=rv.NOTE_MAX_CHARS,
                       placeholder="e.g. two friends hugging, not a fight")
-        b = st.columns(4)
+        b = st.columns(3)
         b[0].button("Confirm", key="review.confirm", icon=":material/check_circle:",
-                    shortcut="Y", type="primary", on_click=_mark,
+                    shortcut="Y", type="primary", width="stretch", on_click=_mark,
                     args=(e.event_id, "confirmed", next_id))
         b[1].button("False alarm", key="review.false_alarm", icon=":material/cancel:",
-                    shortcut="N", on_click=_mark, args=(e.event_id, "false_alarm", next_id))
+                    shortcut="N", width="stretch", on_click=_mark, args=(e.event_id, "false_alarm", next_id))
         b[2].button("Reviewed", key="review.reviewed", icon=":material/visibility:",
-                    shortcut="V", on_click=_mark, args=(e.event_id, "reviewed", next_id))
-        b[3].button("Clear mark", key="review.clear", icon=":material/undo:",
+                    shortcut="V", width="stretch", on_click=_mark, args=(e.event_id, "reviewed", next_id))
+        c = st.columns(3)
+        c[0].button("Clear mark", key="review.clear", icon=":material/undo:",
                     disabled=mark is None, on_click=_mark, args=(e.event_id, None, None))
-        if st.button("Open in the video", key="review.open", icon=":material/movie:"):
+        if c[1].button("Open in the video", key="review.open", icon=":material/movie:"):
             res.open_video(e.video_id, e.event_id)
 
     with right:
@@ -141,6 +145,7 @@ else:
             "state": [i.state_label for i in items],
             "type": [i.event.event_type for i in items],
             "time": [i.time_text for i in items],
+            "tracks": [", ".join(map(str, i.tracks)) for i in items],
             "video": [i.video_name for i in items],
             "confidence": [round(i.event.confidence, 2) for i in items],
         })
@@ -182,6 +187,8 @@ with a1:
     st.markdown("**Per event type**")
     if by_type:
         st.table(_accuracy_table(by_type, "type", True).set_index("type"))
+    else:
+        st.caption("No incidents yet.")
 with a2:
     st.markdown("**Per video**")
     if by_video:

@@ -86,9 +86,15 @@ if answer is None or not answer.relevant:
     st.warning(md(answer.text) if answer else "Nothing in the stored events matches this "
                "question.", icon=":material/search_off:")
 else:
+    def _plain(piece: str) -> str:  # escaped, keeping the spaces around the citations
+        core = piece.strip()
+        if not core:
+            return " " if piece else ""
+        return (" " if piece[0].isspace() else "") + md(core, max_chars=None) + (
+            " " if piece[-1].isspace() else "")
+
     text = "".join(citation_link(piece.replace("[", "").replace("]", ""), eid)
-                   if eid is not None else md(piece, max_chars=None)
-                   for piece, eid in result.segments)
+                   if eid is not None else _plain(piece) for piece, eid in result.segments)
     with st.container(border=True):
         st.markdown(text, unsafe_allow_html=True)  # every piece escaped above
         if answer.source != "extractive":

@@ -76,6 +76,12 @@ elif video.status is wb.JobStatus.FAILED:
     st.error(f"The analysis failed: {md(video.error_message or 'no reason recorded')}")
 elif video.status is wb.JobStatus.CANCELLED:
     st.warning("The analysis was cancelled; start it again on the Analyze page.")
+if video.status is wb.JobStatus.COMPLETED and video.last_attempt_status is not None:
+    st.warning(f"A later analysis was {video.last_attempt_status.value}: "
+               f"{md(video.last_attempt_error or 'no reason recorded')}. The results below are "
+               f"from the earlier completed analysis, which is kept.", icon=":material/history:")
+if video.warning:
+    st.warning(f"Partial result: {md(video.warning)}.", icon=":material/warning:")
 if video.token_usage:
     st.caption("Cloud model tokens: " + ", ".join(f"{k} {v}" for k, v in
                                                    dict(video.token_usage).items()))

@@ -179,7 +179,6 @@ def embedded_settings() -> dict[str, str]:
 def _tune_embedded(server) -> None:
     """Apply ``embedded_settings()`` (ALTER SYSTEM: kept in the data folder). shared_buffers needs
     a restart: done at once only when no other process uses this server, else at its next start."""
-    import os
 
     import psycopg
 
@@ -205,6 +204,18 @@ def _tune_embedded(server) -> None:
         return
     if not restart:
         return
+    # Under the library's inter-process lock (the one it holds to start or join a server): a
+    # process joining during the restart would otherwise find no server and start a second one
+    # on the same folder (both then wait for each other until pg_ctl's timeout).
+    import contextlib
+
+    with getattr(type(server), "_lock", None) or contextlib.nullcontext():
+        _restart_if_alone(server, changed)
+
+
+def _restart_if_alone(server, changed: list[str]) -> None:
+    import os
+
     try:
         handles = server.global_process_id_list.get()
     except Exception:  # noqa: BLE001 - unreadable handle list: do not risk other users

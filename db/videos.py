@@ -75,6 +75,11 @@ def mark_processing(conn, video_id: int, worker_pid: int, worker_host: str) -> i
     video's events, tracks, finished time and token usage stay those of its last completed run
     until this attempt completes (``complete_run``). Returns the run id."""
     with conn.transaction():
+        # The caller holds the video's job lock: an attempt still 'processing' is a dead one.
+        conn.execute(
+            "UPDATE db_run SET status = 'failed', finished_at = now(), error_message ="
+            " 'its worker stopped without finishing' WHERE video_id = %s"
+            " AND status = 'processing'", (video_id,))
         run_id = int(conn.execute(
             "INSERT INTO db_run (video_id, worker_pid, worker_host) VALUES (%s, %s, %s)"
             " RETURNING run_id", (video_id, worker_pid, worker_host)).fetchone()[0])

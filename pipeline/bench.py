@@ -37,7 +37,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from settings import REPO_ROOT, Settings
+from settings import MAX_FRAME_SKIP, REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
 
@@ -379,7 +379,7 @@ def main(args: argparse.Namespace | None = None) -> int:
                                 settings))
             continue
         # untimed: the database's first start (initdb, migrations) is a one-off
-        run_cli(REPO_ROOT, ["--input", str(clip), "--frame-skip", str(10 ** 6)], work / "new")
+        run_cli(REPO_ROOT, ["--input", str(clip), "--frame-skip", str(MAX_FRAME_SKIP)], work / "new")
         found["default"] = measure(clip, "default", REPO_ROOT, rate, work / "new", settings)
         found["no-store"] = measure(clip, "no-store", REPO_ROOT, rate + ["--no-store"],
                                     work / "new", settings)
@@ -389,7 +389,7 @@ def main(args: argparse.Namespace | None = None) -> int:
                 if prev.path is None:
                     print(f"previous default not measured: {prev.why}", file=sys.stderr)
                 else:
-                    run_cli(prev.path, ["--input", str(clip), "--frame-skip", str(10 ** 6)],
+                    run_cli(prev.path, ["--input", str(clip), "--frame-skip", str(MAX_FRAME_SKIP)],
                             work / "previous")
                     t = measure(clip, "previous", prev.path, ["--frame-skip", str(skip)],
                                 work / "previous", settings)

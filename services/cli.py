@@ -48,9 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="run analysis jobs from the queue (any machine that "
                                       "reaches the database and the storage)")
-    w.add_argument("--concurrency", type=int, default=None,
+    w.add_argument("--concurrency", type=int, default=None, metavar="N",
                    help="jobs run at once (VA_WORKER_CONCURRENCY, 1)")
-    w.add_argument("--queue", action="append", default=None, dest="queues",
+    w.add_argument("--queue", action="append", default=None, dest="queues", metavar="NAME",
                    help="queue(s) to take jobs from (default: all)")
     w.add_argument("--device", choices=["cpu", "cuda"], default=None,
                    help="run every job on this device, whatever the job asked for")
@@ -58,9 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit when the queue is empty instead of waiting for jobs")
 
     e = sub.add_parser("enqueue", help="queue analyses for the workers; prints the video ids")
-    e.add_argument("--input", action="append", required=True,
+    e.add_argument("--input", action="append", required=True, metavar="PATH|s3://...",
                    help="local path or s3://bucket/key (repeat for several videos)")
-    e.add_argument("--queue", default=None, help="queue name (default: analysis)")
+    e.add_argument("--queue", default=None, metavar="NAME",
+                   help="queue name (default: analysis; workers without --queue take every queue)")
     e.add_argument("--frame-skip", type=int, default=None)
     e.add_argument("--device", choices=["cpu", "cuda"], default=None)
 
@@ -108,13 +109,12 @@ def _settings_for_run(args):
         over["orientation"] = "mebow"
     if args.vlm_path and not args.action:
         over["action"] = "vlm"
-    if args.frame_skip is not None and args.frame_skip < 1:
-        from settings import SettingsError
+    from settings import MAX_FRAME_SKIP, SettingsError
 
-        raise SettingsError(f"--frame-skip {args.frame_skip} must be 1 or more")
+    if args.frame_skip is not None and not 1 <= args.frame_skip <= MAX_FRAME_SKIP:
+        raise SettingsError(f"--frame-skip {args.frame_skip} must be between 1 and "
+                            f"{MAX_FRAME_SKIP}")
     if args.sample_fps is not None and not args.sample_fps > 0:
-        from settings import SettingsError
-
         raise SettingsError(f"--sample-fps {args.sample_fps} must be above 0 (e.g. 1.5)")
     return settings.with_overrides(**over)
 

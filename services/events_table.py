@@ -65,7 +65,7 @@ def events_table(events: Iterable[StoredEvent], video_names: dict[int, str],
             "frame_number": e.frame_number,
             "event_type": e.event_type, "obj_id": e.obj_id, "action": e.action,
             "confidence": round(e.confidence, 3),
-            "review": (None if e.event_type == "person"
+            "review": ("" if e.event_type == "person"
                        else review.mark_text(marks.get(e.event_id))),
             "age_group": e.age_group, "age": e.age,
             "gender": e.gender, "orientation": e.orientation_label,

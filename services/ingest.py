@@ -42,6 +42,7 @@ PROGRESS_EVERY_S = 2.0
 PROGRESS_WRITE_TIMEOUT_S = 20.0
 START_TIMEOUT_S = 30.0
 SWITCH_TIMEOUT_S = 120.0
+FINISH_TIMEOUT_S = 5.0
 # Share of the job's 0-100 % per step.
 SPAN_DOWNLOAD = (0.0, 5.0)
 SPAN_ANALYSIS = (5.0, 85.0)
@@ -163,28 +164,37 @@ def _upload_highlights(storage, video_id: int, run_id: int, result: RunResult,
 
 
 def _finish(conn_factory, video_id: int, status: JobStatus, reason: str | None,
-            primary=None, token_usage=None, run_id: int | None = None) -> bool:
-    """Record the end state; on a broken connection retry on fresh ones (a few seconds)."""
+            primary=None, token_usage=None, run_id: int | None = None,
+            fresh_tries: int = 3) -> bool:
+    """Record the end state; on a broken connection retry on fresh ones. Each try is bounded
+    (``FINISH_TIMEOUT_S``, plus the connect timeout), so a frozen database costs seconds, not a
+    hang; Ctrl-C passes ``fresh_tries=1``."""
     import psycopg
 
     from db import store
+    from db.connection import deadline
+    from db.errors import DatabaseUnavailable as _DbGone
 
     attempts = [primary] if primary is not None and not primary.closed else []
-    for _ in range(3):
-        attempts.append(None)
-    for conn in attempts:
+    attempts += [None] * fresh_tries
+    for n, conn in enumerate(attempts):
         fresh = None
         try:
             if conn is None:
                 fresh = conn = conn_factory()
-            store.finish_video(conn, video_id, status, reason, token_usage, run_id=run_id)
+            with deadline(conn, FINISH_TIMEOUT_S, f"recording the job {status.value}"):
+                store.finish_video(conn, video_id, status, reason, token_usage, run_id=run_id)
             return True
-        except (psycopg.Error, DatabaseUnavailable) as e:
+        except (psycopg.Error, _DbGone) as e:
             log.warning("video %s: could not record %s (%s)", video_id, status.value, _one_line(e))
-            time.sleep(1.0)
+            if n < len(attempts) - 1:
+                time.sleep(1.0)
         finally:
             if fresh is not None:
-                fresh.close()
+                try:
+                    fresh.close()
+                except Exception:  # noqa: BLE001 - a dead connection
+                    pass
     return False
 
 
@@ -368,7 +378,8 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                                          "; the job will show failed at the next start")) from e
         except KeyboardInterrupt as e:
             recorded = _finish(lambda: database.connect(settings), vid, JobStatus.CANCELLED,
-                               "stopped by the user (Ctrl-C)", primary=conn, run_id=run_id)
+                               "stopped by the user (Ctrl-C)", primary=conn, run_id=run_id,
+                               fresh_tries=1)
             _discard_attempt(storage, settings, vid, run_id, recorded)
             raise Cancelled(f"stopped by the user (Ctrl-C); "
                             f"{_kept_message(vid, had_result, out_complete)}") from e

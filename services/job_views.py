@@ -30,6 +30,11 @@ class JobView:
     active: bool
     attempts: int = 0  # runs started (a job whose worker died is run again)
     worker: str | None = None  # pid@host of the worker that runs (or ran) it
+    #: The latest attempt when it failed or was cancelled while the video kept its completed
+    #: result (status stays completed): shown as such, beside the kept result.
+    last_attempt_status: JobStatus | None = None
+    last_attempt_error: str | None = None
+    warning: str | None = None  # the completed result's warning (part of the video undecodable)
 
     @property
     def progress_text(self) -> str:
@@ -71,7 +76,9 @@ def job_views(settings: Settings, snapshot: QueueSnapshot | None = None,
             stage=v.stage or ("waiting in the queue" if queued else status.value),
             frames_done=v.frames_done, frames_total=v.frames_total, eta_s=v.eta_s,
             error=v.error_message, n_events=v.n_events, active=status in ACTIVE,
-            attempts=v.attempts, worker=v.worker))
+            attempts=v.attempts, worker=v.worker,
+            last_attempt_status=v.last_attempt_status, last_attempt_error=v.last_attempt_error,
+            warning=v.warning))
     return out
 
 

@@ -100,6 +100,7 @@ class JobExecutor:
             log.warning("video %s not started: %s", video_id, e)
             return f"skipped: {e}"
         except Cancelled as e:
+            log.info("video %s cancelled: %s", video_id, e)
             self._safe_finish(video_id, JobStatus.CANCELLED, f"cancelled: {e}")
             raise JobAborted(str(e)) from e
         except (PipelineError, ServiceError) as e:

@@ -109,7 +109,10 @@ def test_upload_is_stored_then_analysed(app, db_settings):
     assert _runner().wait_idle(300)
     v = workbench.get_video(db_settings, vid)
     assert v.status is JobStatus.COMPLETED, v.error_message
-    stored = db_settings.data_dir / "storage" / "videos" / "empty room.mp4"
+    import hashlib
+
+    cid = hashlib.sha256(data).hexdigest()[:16]  # uploads are keyed by content (issue 10)
+    stored = db_settings.data_dir / "storage" / "videos" / cid / "empty room.mp4"
     assert stored.read_bytes() == data
     # A fresh session offers it among the stored videos.
     again = new_app().run()
