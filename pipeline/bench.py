@@ -171,9 +171,13 @@ def measure(clip: Path, mode: str, repo: Path, args: list[str], data_dir: Path,
     duration_s = info.duration_s
     wall, rss, data = run_cli(repo, ["--input", str(clip)] + args, data_dir)
     frames = int(data.get("frames_sampled") or -(-max(1, info.frame_count) // frame_skip))
-    return Timing(clip.name, mode, duration_s, frames, frame_skip, wall,
-                  dict(data.get("stage_ms") or {}), rss, int(data.get("events") or 0),
-                  int(data.get("embedded") or 0))
+    t = Timing(clip.name, mode, duration_s, frames, frame_skip, wall,
+               dict(data.get("stage_ms") or {}), rss, int(data.get("events") or 0),
+               int(data.get("embedded") or 0))
+    print(f"measured {clip.name} {mode} {' '.join(args)}: {wall:.1f} s, x{t.realtime:.2f} real "
+          f"time, peak {rss:.0f} MB, {frames} frames, stages {t.stage_ms}", file=sys.stderr,
+          flush=True)
+    return t
 
 
 # --- the previous default, from git ------------------------------------------------------------
