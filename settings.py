@@ -49,6 +49,7 @@ class Settings:
     attributes: str = "age_gender"  # age_gender | faceres | mivolo
     orientation: str = "keypoints"  # keypoints | mebow
     action: str = "pose_rules"  # pose_rules | vlm
+    violence: str = "learned"  # learned (models/violence.json) | rule (the limb-speed baseline)
     scene: str = "template"  # template | bedrock | openai
     embedder: str = "minilm"  # minilm | titan
     answerer: str = "auto"  # auto | extractive | bedrock | openai
@@ -120,7 +121,7 @@ class Settings:
             "VA_VLM_PATH", "VA_FACERES_PATH", "VA_DATA_DIR", "VA_LIBRARY_DIR", "VA_LOG_LEVEL",
             "VA_OPENAI_BASE_URL", "VA_OPENAI_MODEL", "VA_OPENAI_API_KEY", "VA_BEDROCK_CLAUDE_MODEL",
             "VA_BEDROCK_EMBED_MODEL", "VA_TEST_DATABASE_URL", "VA_CPU_THREADS",
-            "VA_MIVOLO_WITH_PERSONS", "VA_PROPOSALS",
+            "VA_MIVOLO_WITH_PERSONS", "VA_PROPOSALS", "VA_VIOLENCE",
         }
         unknown = sorted(k for k in env if k.startswith("VA_") and k not in known_va)
         if unknown:
@@ -142,6 +143,7 @@ class Settings:
             ("detector", "VA_DETECTOR"), ("proposals", "VA_PROPOSALS"),
             ("attributes", "VA_ATTRIBUTES"),
             ("orientation", "VA_ORIENTATION"), ("action", "VA_ACTION"), ("scene", "VA_SCENE"),
+            ("violence", "VA_VIOLENCE"),
             ("embedder", "VA_EMBEDDER"), ("answerer", "VA_ANSWERER"), ("log_level", "VA_LOG_LEVEL"),
             ("openai_base_url", "VA_OPENAI_BASE_URL"), ("openai_model", "VA_OPENAI_MODEL"),
             ("openai_api_key", "VA_OPENAI_API_KEY"),

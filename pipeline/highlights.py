@@ -277,7 +277,8 @@ def dense_observations(windows: Sequence[tuple[float, float]], main: Sequence[Pe
         by_frame.setdefault(o.frame_number, []).append(o)
     sampled = sorted(by_frame)
     out: list[PersonObservation] = []
-    chunk = max(step, int(round(T.DENSE_CHUNK_S * info.fps)))
+    # a whole number of steps, so that the frames are evenly spaced across chunks too
+    chunk = step * max(1, int(round(T.DENSE_CHUNK_S * info.fps / step)))
     for start_s, end_s in windows:
         a, b = int(start_s * info.fps), int(end_s * info.fps)
         tracker = PersonTracker(info.fps / step)
@@ -324,14 +325,16 @@ def dense_observations(windows: Sequence[tuple[float, float]], main: Sequence[Pe
 
 def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sampled_fps: float,
                   detector=None, reader: FrameReader | None = None,
-                  dense_detector=None) -> list[Episode]:
+                  dense_detector=None, violence=None) -> list[Episode]:
     """Falls, collapses and (when ``pipeline.interactions`` is present) violent / grabbing /
     anomaly episodes, merged to one per episode per track.
 
     Interactions need samples ~0.13 s apart; when the run sampled more sparsely, the frames of
     the windows where people come close (``interactions.dense_windows``), large enough to
     measure (``active_windows``), are decoded and analysed densely for them with
-    ``dense_detector`` (default ``detector``). Fall onsets are refined with ``detector``."""
+    ``dense_detector`` (default ``detector``). Fall onsets are refined with ``detector``.
+    ``violence`` (a ``ViolenceDetector``; None: the limb-speed rule) finds the violent episodes
+    in the densely sampled observations only."""
     sample_dt = 1.0 / max(sampled_fps, 1e-6)
     tracks = _by_track(observations, info.height)
     episodes: list[Episode] = []
@@ -340,6 +343,7 @@ def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sa
         episodes += find_collapses(seq, oid, sample_dt)
     obs, fps = list(observations), sampled_fps
     dense_dt = interactions.DENSE_SAMPLE_DT_S
+    dense_obs = obs if sample_dt <= 2 * dense_dt else []
     if reader is not None and detector is not None and sample_dt > 2 * dense_dt:
         windows = active_windows(interactions.dense_windows(observations, sampled_fps),
                                  observations)
@@ -349,6 +353,14 @@ def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sa
                                        dense_detector or detector, dense_dt)
             outside = [o for o in obs if not any(a <= o.t_s <= b for a, b in windows)]
             obs = sorted(outside + extra, key=lambda o: (o.t_s, o.obj_id))
+            dense_obs = extra
             fps = 1.0 / dense_dt
-    episodes += interactions.find_interaction_episodes(obs, (info.width, info.height), fps)
+    violent = None
+    if violence is not None:
+        from pipeline.violence import read_motion
+
+        motion = read_motion(dense_obs, reader) if reader is not None and dense_obs else None
+        violent = violence.episodes(dense_obs, motion, (info.width, info.height))
+    episodes += interactions.find_interaction_episodes(obs, (info.width, info.height), fps,
+                                                       violent=violent)
     return merge_episodes(episodes)

@@ -9,7 +9,7 @@ from typing import Any
 from pipeline.errors import BackendUnavailable
 from pipeline.backends.protocols import (
     ActionRecognizer, AttributeEstimator, OrientationEstimator, PersonDetector,
-    SceneDescriber,
+    SceneDescriber, ViolenceDetector,
 )
 
 REGISTRY: dict[str, dict[str, str]] = {
@@ -33,6 +33,10 @@ REGISTRY: dict[str, dict[str, str]] = {
         "pose_rules": "pipeline.actions:load_pose_rules",
         "vlm": "pipeline.backends.vlm:load_vlm_actions",
     },
+    "violence": {  # violent episodes from the dense observations
+        "learned": "pipeline.violence:load_learned",
+        "rule": "pipeline.violence:load_rule",
+    },
     "scene": {
         "template": "pipeline.scene:load_template_scene",
         "bedrock": "pipeline.backends.bedrock:load_bedrock_scene",
@@ -47,6 +51,7 @@ REGISTRY: dict[str, dict[str, str]] = {
 SETTING_FOR_STAGE = {
     "detector": "VA_DETECTOR", "proposals": "VA_PROPOSALS", "attributes": "VA_ATTRIBUTES",
     "orientation": "VA_ORIENTATION", "action": "VA_ACTION", "scene": "VA_SCENE",
+    "violence": "VA_VIOLENCE",
     "embedder": "VA_EMBEDDER",
 }
 
@@ -81,6 +86,7 @@ class Backends:
     action: ActionRecognizer
     scene: SceneDescriber
     dense_detector: PersonDetector | None = None  # for the dense passes; None: ``detector``
+    violence: ViolenceDetector | None = None  # None: the limb-speed rule
 
     @property
     def dense(self) -> PersonDetector:
@@ -93,6 +99,7 @@ class Backends:
             "detector": self.detector.name, "dense_detector": self.dense.name,
             "attributes": self.attributes.name, "orientation": self.orientation.name,
             "action": self.action.name, "scene": self.scene.name,
+            "violence": self.violence.name if self.violence is not None else "rule",
         }
 
 
@@ -108,6 +115,7 @@ def load_backends(settings: Any) -> Backends:
         orientation=load_backend("orientation", settings.orientation, settings),
         action=load_backend("action", settings.action, settings),
         scene=load_backend("scene", settings.scene, settings),
+        violence=load_backend("violence", getattr(settings, "violence", "learned"), settings),
     )
 
 
