@@ -1,26 +1,26 @@
 """Video analysis workbench: ``streamlit run app.py``.
 
 The entry file only routes (``st.navigation``) and shows, in the sidebar, what the background
-worker is doing on every page. Each page is a script in ``pages/`` that talks to
+worker is doing on every page. Each page is a script in ``app_pages/`` that talks to
 ``services.workbench`` only; the settings, database and worker are process-wide objects held in
-``st.cache_resource`` (``pages/_resources.py``).
+``st.cache_resource`` (``app_pages/_resources.py``).
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from pages import _resources as res
+from app_pages import _resources as res
 from services import workbench as wb
 
 st.set_page_config(page_title="Video analysis workbench", page_icon=":material/videocam:",
                    layout="wide")
 
 PAGES = [
-    st.Page("pages/analyze.py", title="Analyze", icon=":material/play_circle:", default=True),
-    st.Page("pages/highlights.py", title="Highlights", icon=":material/photo_library:"),
-    st.Page("pages/events.py", title="Events", icon=":material/table_chart:"),
-    st.Page("pages/search.py", title="Search", icon=":material/search:"),
-    st.Page("pages/video.py", title="Video detail", icon=":material/movie:"),
+    st.Page("app_pages/analyze.py", title="Analyze", icon=":material/play_circle:", default=True),
+    st.Page("app_pages/highlights.py", title="Highlights", icon=":material/photo_library:"),
+    st.Page("app_pages/events.py", title="Events", icon=":material/table_chart:"),
+    st.Page("app_pages/search.py", title="Search", icon=":material/search:"),
+    st.Page("app_pages/video.py", title="Video detail", icon=":material/movie:"),
 ]
 page = st.navigation(PAGES)
 res.services()  # settings + database: a setup problem is one plain error here, and stops

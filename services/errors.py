@@ -27,3 +27,14 @@ class QueryError(ServiceError):
 
 class JobConflict(ServiceError):
     """A run of this video is already in progress."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Problems the analyst can fix: pages show ``str(e)`` in ``st.error``, never a trace."""
+    from pipeline.errors import PipelineError
+    from settings import SettingsError
+
+    return (ServiceError, PipelineError, SettingsError, _DbUnavailable)
+
+
+USER_ERRORS = user_errors()

@@ -6,7 +6,7 @@ the next job with the same choices) and never calls Streamlit. A job's state liv
 so a page reload or a second browser sees the running job. The runner itself only keeps what
 cannot live in the database: the queue, the cancel flags and the loaded models.
 
-Pages get one runner per process from ``st.cache_resource`` (see ``pages/_resources.py``).
+Pages get one runner per process from ``st.cache_resource`` (see ``app_pages/_resources.py``).
 """
 from __future__ import annotations
 

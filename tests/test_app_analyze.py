@@ -127,7 +127,7 @@ def test_a_failed_analysis_shows_its_reason(app, db_settings):
     assert not any("Traceback" in e for e in errors)
     v = workbench.get_video(db_settings, vid)
     assert v.status is JobStatus.FAILED and v.error_message
-    at.switch_page("pages/video.py").run()
+    at.switch_page("app_pages/video.py").run()
     assert any("The analysis failed" in e for e in texts(at, "error"))
 
 
@@ -186,7 +186,7 @@ def test_videos_in_the_s3_bucket_are_offered_and_analysed(s3_settings, monkeypat
         assert v.status is JobStatus.COMPLETED, v.error_message
         assert v.source_uri == f"s3://{s.s3_bucket_videos}/videos/classroom.mp4"
         # The video page plays it from S3 through a presigned URL.
-        at.switch_page("pages/video.py").run()
+        at.switch_page("app_pages/video.py").run()
         (video,) = at.main.get("video")
         assert video.proto.url.startswith(s.s3_endpoint_url)
         assert "X-Amz-Signature" in video.proto.url or "Signature" in video.proto.url

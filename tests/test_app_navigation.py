@@ -12,11 +12,11 @@ from app_support import all_text, new_app, reset_app_caches, set_app_env, texts
 pytestmark = pytest.mark.db
 
 PAGES = {
-    "pages/analyze.py": "Analyze a video",
-    "pages/highlights.py": "Highlights",
-    "pages/events.py": "Events",
-    "pages/search.py": "Search",
-    "pages/video.py": "Video detail",
+    "app_pages/analyze.py": "Analyze a video",
+    "app_pages/highlights.py": "Highlights",
+    "app_pages/events.py": "Events",
+    "app_pages/search.py": "Search",
+    "app_pages/video.py": "Video detail",
 }
 
 
@@ -39,7 +39,7 @@ def test_navigation_reaches_every_page(empty_app):
         assert not at.exception, (page, at.exception)
         assert texts(at, "title") == [title], page
     # Back to the first page: the app keeps working after a round trip.
-    at.switch_page("pages/analyze.py").run()
+    at.switch_page("app_pages/analyze.py").run()
     assert texts(at, "title") == ["Analyze a video"]
 
 
@@ -53,10 +53,10 @@ def test_empty_states_explain_what_to_do(empty_app):
     assert "paying and theft actions need the VLM" in text
     assert "Scene descriptions by Claude need Bedrock" in text
     expected = {
-        "pages/highlights.py": "Nothing analysed yet",
-        "pages/events.py": "No events yet",
-        "pages/search.py": "Nothing to search yet",
-        "pages/video.py": "No videos yet",
+        "app_pages/highlights.py": "Nothing analysed yet",
+        "app_pages/events.py": "No events yet",
+        "app_pages/search.py": "Nothing to search yet",
+        "app_pages/video.py": "No videos yet",
     }
     for page, phrase in expected.items():
         at.switch_page(page).run()

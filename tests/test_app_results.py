@@ -63,7 +63,7 @@ def _fall_onset(gt) -> float:
 
 
 def test_highlights_show_the_fall_and_open_it_large(done, at, gt):
-    at.switch_page("pages/highlights.py").run()
+    at.switch_page("app_pages/highlights.py").run()
     assert not at.exception, at.exception
     assert len(at.main.get("image")) >= 1
     cards = [m for m in texts(at, "markdown") if "track" in m and MMSS.search(m)]
@@ -90,7 +90,7 @@ def test_highlights_show_the_fall_and_open_it_large(done, at, gt):
 
 
 def test_events_table_charts_download_and_track_cards(done, at):
-    at.switch_page("pages/events.py").run()
+    at.switch_page("app_pages/events.py").run()
     assert not at.exception, at.exception
     stored = workbench.list_events(done.settings)
     (table,) = at.dataframe
@@ -124,7 +124,7 @@ def test_events_csv_is_the_filtered_table(done):
 
 
 def test_search_gives_a_cited_answer_that_links_to_the_frame(done, at):
-    at.switch_page("pages/search.py").run()
+    at.switch_page("app_pages/search.py").run()
     at.text_input(key="search.query").input("a person falls down")
     at.form_submit_button[0].click().run()
     assert not at.exception, at.exception
@@ -145,7 +145,7 @@ def test_search_gives_a_cited_answer_that_links_to_the_frame(done, at):
 
 
 def test_search_error_and_nothing_found_states(done, at):
-    at.switch_page("pages/search.py").run()
+    at.switch_page("app_pages/search.py").run()
     at.form_submit_button[0].click().run()  # empty question
     assert not at.exception
     assert any("query is empty" in e for e in texts(at, "error"))
@@ -165,7 +165,7 @@ def test_video_page_opens_from_a_citation_link(done):
     at.query_params["video_id"] = str(done.video_id)
     at.query_params["event_id"] = str(ev.event_id)
     at.run()
-    at.switch_page("pages/video.py").run()
+    at.switch_page("app_pages/video.py").run()
     assert not at.exception, at.exception
     assert any(h.startswith(f"Event {ev.event_id}: {ev.event_type} at {workbench.mmss(ev.t_s)}")
                for h in texts(at, "subheader")), texts(at, "subheader")
@@ -189,7 +189,7 @@ def test_a_frame_missing_from_storage_is_said_plainly(done):
     try:
         reset_app_caches()
         at = new_app().run()
-        at.switch_page("pages/highlights.py").run()
+        at.switch_page("app_pages/highlights.py").run()
         assert not at.exception, at.exception
         assert "frame missing" in texts(at, "caption")
     finally:

@@ -41,10 +41,17 @@ def test_pipeline_never_imports_ui_db_or_services():
 
 def test_pages_import_only_the_service_layer():
     bad = []
-    for f in _py("pages") + _py("app.py"):
+    for f in _py("app_pages") + _py("app.py"):
         found = _imports(f, top_level_only=False) & {"pipeline", "db", "settings"}
         if found:
             bad.append(f"{f.relative_to(REPO)}: {sorted(found)}")
+    assert not bad, bad
+
+
+def test_services_never_import_streamlit():
+    """services/ is plain Python; st.cache_resource wrappers live in app_pages/_resources.py."""
+    bad = [str(f.relative_to(REPO)) for f in _py("services")
+           if "streamlit" in _imports(f, top_level_only=False)]
     assert not bad, bad
 
 
@@ -63,7 +70,7 @@ def test_db_imports_only_records_and_settings():
 
 def test_only_settings_reads_environment():
     bad = []
-    for folder in ("pipeline", "db", "services", "pages", "app.py"):
+    for folder in ("pipeline", "db", "services", "app_pages", "app.py"):
         for f in _py(folder):
             text = f.read_text()
             # Setting a variable for a library (HF_HUB_OFFLINE=1) is allowed; reading is not.
@@ -74,7 +81,7 @@ def test_only_settings_reads_environment():
 
 
 def test_product_code_does_not_need_shared_folder():
-    bad = [str(f.relative_to(REPO)) for folder in ("pipeline", "db", "services", "pages", "app.py")
+    bad = [str(f.relative_to(REPO)) for folder in ("pipeline", "db", "services", "app_pages", "app.py")
            for f in _py(folder)
            if "../shared" in f.read_text() and "bench" not in f.name]
     assert not bad, bad

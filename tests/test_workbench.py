@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app_support import link_clips
-from pages import _charts as charts
+from app_pages import _charts as charts
 from pipeline.records import Citation, StoredEvent, frozen_mapping
 from services import workbench as wb
 from services.errors import StorageError

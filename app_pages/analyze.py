@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _resources as res
+from app_pages import _resources as res
 from services import workbench as wb
 
 svc = res.services()
@@ -160,11 +160,11 @@ def live_jobs() -> None:
             st.success(f"{done.name} is done: {done.n_events or 0} events.",
                        icon=":material/check_circle:")
             c1, c2, c3 = st.columns(3)
-            c1.page_link("pages/highlights.py", label="Open highlights",
+            c1.page_link("app_pages/highlights.py", label="Open highlights",
                          icon=":material/photo_library:")
-            c2.page_link("pages/events.py", label="Open events and charts",
+            c2.page_link("app_pages/events.py", label="Open events and charts",
                          icon=":material/table_chart:")
-            c3.page_link("pages/video.py", label="Open the video", icon=":material/movie:")
+            c3.page_link("app_pages/video.py", label="Open the video", icon=":material/movie:")
         elif done.status == "failed":
             st.error(f"{done.name} failed: {done.error or 'no reason recorded'}")
         elif done.status == "cancelled":

@@ -23,26 +23,8 @@ def _runner(key: str, _services):
     return workbench.make_runner(_services)
 
 
-def _ensure_app_navigation() -> None:
-    """Streamlit runs a folder named ``pages/`` beside the entry file in its old multipage mode
-    until the entry file's ``st.navigation`` has run once in the process: on a fresh server whose
-    first visitor opens a link such as ``/video?video_id=3`` the page would run alone (no app
-    shell, a file-list sidebar). Leave that mode and rerun through ``app.py``. (AppTest resets
-    the flag before each of its runs; there the page simply runs as it is.)"""
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a Streamlit without the old mode
-        return
-    from streamlit import config
-
-    if PagesManager.uses_pages_directory and not config.get_option("global.appTest"):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
 def services() -> "workbench.Services":
     """The settings + database handle, or an error box and a stopped page."""
-    _ensure_app_navigation()
     try:
         s = _settings()
         return _services(workbench.settings_key(s), s)
@@ -89,7 +71,7 @@ def open_video(video_id: int, event_id: int | None = None) -> None:
     """Go to the video detail page, showing one event's frame when given."""
     st.session_state["video.id"] = int(video_id)
     st.session_state["video.event_id"] = None if event_id is None else int(event_id)
-    st.switch_page("pages/video.py")
+    st.switch_page("app_pages/video.py")
 
 
 def analysed_videos_or_stop(settings, empty_message: str) -> list:
@@ -102,6 +84,6 @@ def analysed_videos_or_stop(settings, empty_message: str) -> list:
         st.stop()
     if not videos:
         st.info(empty_message)
-        st.page_link("pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
+        st.page_link("app_pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
         st.stop()
     return videos

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _charts as charts
-from pages import _resources as res
+from app_pages import _charts as charts
+from app_pages import _resources as res
 from services import workbench as wb
 
 svc = res.services()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _resources as res
+from app_pages import _resources as res
 from services import workbench as wb
 
 svc = res.services()
@@ -34,7 +34,7 @@ except wb.USER_ERRORS as e:
     st.stop()
 if not videos:
     st.info("No videos yet. Start an analysis on the Analyze page.")
-    st.page_link("pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
+    st.page_link("app_pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
     st.stop()
 
 ids = [v.video_id for v in videos]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _resources as res
+from app_pages import _resources as res
 from services import workbench as wb
 
 svc = res.services()
@@ -24,7 +24,7 @@ names = {v.video_id: v.name for v in videos}
 if not videos:
     st.info("Nothing to search yet. Analyse a video first; then ask things like “when did "
             "someone fall?” or “an older man walking away from the camera”.")
-    st.page_link("pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
+    st.page_link("app_pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
     st.stop()
 
 with st.form("search.form", border=True):

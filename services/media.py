@@ -1,0 +1,77 @@
+"""Highlights and media: annotated highlight frames, stored frame bytes, playable videos."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from pipeline.records import StoredEvent, StoredObject, VideoRecord, mmss
+from services.errors import StorageError
+from services.events_table import EventQuery, list_events, video_names
+from services.setup import Services
+from services.vocab import HIGHLIGHT_TYPES
+from settings import Settings
+
+log = logging.getLogger("va.workbench")
+
+
+@dataclass(frozen=True)
+class HighlightItem:
+    event: StoredEvent
+    video_name: str
+
+    @property
+    def caption(self) -> str:
+        track = f"track {self.event.obj_id}" if self.event.obj_id is not None else "no track"
+        return f"{self.event.event_type} · {mmss(self.event.t_s)} · {track}"
+
+    @property
+    def frame(self) -> StoredObject | None:
+        e = self.event
+        return StoredObject(e.thumbnail_bucket, e.thumbnail_key) if e.thumbnail_key else None
+
+
+def highlights(settings: Settings, video_ids: Sequence[int] = (),
+               event_types: Sequence[str] = ()) -> list[HighlightItem]:
+    """Highlight events (those with an annotated frame), in video then time order."""
+    types = tuple(event_types) or HIGHLIGHT_TYPES
+    names = video_names(settings)
+    evs = list_events(settings, EventQuery(video_ids=tuple(video_ids), event_types=types))
+    return [HighlightItem(e, names.get(e.video_id, f"video {e.video_id}"))
+            for e in evs if e.thumbnail_key]
+
+
+def frame_bytes(svc: Services, obj: StoredObject | None) -> bytes | None:
+    """The JPEG of a stored frame, or None when it is gone (shown as 'frame missing')."""
+    if obj is None:
+        return None
+    from services import storage
+
+    try:
+        return storage.read_bytes(svc.settings, obj)
+    except StorageError as e:
+        log.warning("frame %s unavailable: %s", obj.uri, e)
+        return None
+
+
+def video_media(svc: Services, video: VideoRecord) -> str | None:
+    """Something ``st.video`` can play: a local path, or a presigned URL for an S3 video."""
+    uri = video.source_uri or ""
+    if uri.startswith(("s3://", "local:")):
+        from services import storage
+
+        try:
+            return storage.playable(svc.settings, uri)
+        except StorageError as e:
+            log.warning("cannot play %s: %s", uri, e)
+            return None
+    p = Path(uri) if uri else None
+    return str(p) if p is not None and p.is_file() else None
+
+
+def player_width(video: VideoRecord | None, portrait_px: int = 360) -> int | str:
+    """Portrait phone videos at a readable size instead of the column's full width."""
+    if video is not None and video.width and video.height and video.height > video.width:
+        return portrait_px
+    return "stretch"

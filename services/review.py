@@ -1,0 +1,291 @@
+"""Review: incidents as review items (newest video first), the analyst's marks on them
+(reviewed / confirmed / false alarm, with a note) and the analyst's accuracy beside each
+detector's measured precision (``models/detectors.json``, the one place those figures live).
+
+An incident is a highlight-type event (falling, collapse, violent, grabbing, anomaly, theft):
+one row of ``db_event`` with its frame, episode start/end and the tracks involved. No Streamlit
+here; the Review, Events, Search and Video pages call these functions.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from db.reviews import ReviewCount, ReviewMark, ReviewState
+from pipeline.records import EventType, SearchFilters, StoredEvent, StoredObject
+from services import database, timefmt
+from services.errors import ServiceError
+
+log = logging.getLogger("va.services.review")
+
+INCIDENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType if t is not EventType.PERSON)
+STATES: tuple[ReviewState, ...] = tuple(ReviewState)
+DETECTORS_FILE = "detectors.json"
+
+__all__ = ["INCIDENT_TYPES", "STATES", "ReviewState", "ReviewMark", "Incident", "IncidentFilter",
+           "Precision", "AccuracyRow", "incidents", "set_mark", "clear_mark", "marks_for",
+           "state_counts", "accuracy", "detector_precision", "track_ids"]
+
+
+class ReviewError(ServiceError):
+    """A mark that cannot be stored (an event that no longer exists)."""
+
+
+# --- measured precision ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A detector's measured precision (None = not measured), how it was measured, and where."""
+
+    event_type: str
+    precision: float | None
+    alarms: int
+    how: str
+    source: str | None
+
+    @property
+    def text(self) -> str:
+        if self.precision is None:
+            return "not measured"
+        return f"{self.precision:.0%} of {self.alarms} alarms"
+
+
+def detector_precision(models_dir: Path | str) -> dict[str, Precision]:
+    """Every incident type's measured precision from ``models/detectors.json``."""
+    path = Path(models_dir) / DETECTORS_FILE
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        log.warning("no measured precision (%s): %s", path, e)
+        raw = {}
+    out = {}
+    for t in INCIDENT_TYPES:
+        d = raw.get(t) or {}
+        p = d.get("precision")
+        out[t] = Precision(event_type=t, precision=None if p is None else float(p),
+                           alarms=int(d.get("alarms") or 0), how=str(d.get("how") or
+                                                                      "not measured"),
+                           source=d.get("source"))
+    return out
+
+
+# --- incidents ---------------------------------------------------------------------------------
+
+
+def track_ids(e: StoredEvent) -> tuple[int, ...]:
+    """The tracks involved in an event: its typed ``track_ids`` when the record has them, else
+    the stored attributes (``track_ids``, or ``obj_id`` plus ``other_obj_ids``)."""
+    typed = getattr(e, "track_ids", None)
+    if typed:
+        return tuple(int(i) for i in typed)
+    a = dict(e.attributes)
+    ids: list[int] = []
+    if a.get("track_ids"):
+        ids = [int(i) for i in a["track_ids"]]
+    else:
+        if e.obj_id is not None:
+            ids.append(int(e.obj_id))
+        ids += [int(i) for i in (a.get("other_obj_ids") or [])]
+    return tuple(dict.fromkeys(ids))
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One incident to review: the event, its video, its episode and the analyst's mark."""
+
+    event: StoredEvent
+    video_name: str
+    video_duration_s: float | None
+    start_s: float
+    end_s: float
+    tracks: tuple[int, ...]
+    mark: ReviewMark | None
+    precision: Precision | None
+
+    @property
+    def event_id(self) -> int:
+        return self.event.event_id
+
+    @property
+    def state_label(self) -> str:
+        return "unreviewed" if self.mark is None else self.mark.state.label
+
+    @property
+    def time_text(self) -> str:
+        return timefmt.span(self.start_s, self.end_s, self.video_duration_s)
+
+    @property
+    def tracks_text(self) -> str:
+        if not self.tracks:
+            return "no track"
+        return ("track " if len(self.tracks) == 1 else "tracks ") + ", ".join(
+            str(t) for t in self.tracks)
+
+    @property
+    def frame(self) -> StoredObject | None:
+        e = self.event
+        return StoredObject(e.thumbnail_bucket, e.thumbnail_key) if e.thumbnail_key else None
+
+    @property
+    def title(self) -> str:
+        return f"{self.event.event_type} · {self.time_text} · {self.tracks_text}"
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    unreviewed_only: bool = False
+    event_types: tuple[str, ...] = ()
+    min_confidence: float = 0.0
+    video_ids: tuple[int, ...] = ()
+
+
+def _episode(e: StoredEvent) -> tuple[float, float]:
+    a = dict(e.attributes)
+    start = getattr(e, "start_t_s", None) or a.get("start_t_s")
+    end = getattr(e, "end_t_s", None) or a.get("end_t_s")
+    start = e.t_s if start is None else float(start)
+    end = e.t_s if end is None else float(end)
+    return min(start, e.t_s), max(end, e.t_s)
+
+
+def incidents(settings, filt: IncidentFilter | None = None,
+              videos: Mapping[int, object] | None = None) -> list[Incident]:
+    """Incidents matching ``filt``: newest video first, in time order within a video.
+    ``videos`` maps video ids to their records (name, duration) when the caller has them."""
+    from db import queries, reviews
+
+    f = filt or IncidentFilter()
+    types = tuple(f.event_types) or INCIDENT_TYPES
+    with database.pooled(settings) as conn:
+        if videos is None:
+            videos = {v.video_id: v for v in queries.list_videos(conn)}
+        events = queries.list_events(conn, SearchFilters(video_ids=tuple(f.video_ids),
+                                                         event_types=types))
+        marks = reviews.get_marks(conn, [e.event_id for e in events])
+    prec = detector_precision(settings.models_dir)
+    out = []
+    for e in events:
+        mark = marks.get(e.event_id)
+        if f.unreviewed_only and mark is not None:
+            continue
+        if e.confidence < f.min_confidence:
+            continue
+        v = videos.get(e.video_id)
+        start, end = _episode(e)
+        out.append(Incident(event=e, video_name=getattr(v, "name", f"video {e.video_id}"),
+                            video_duration_s=getattr(v, "duration_s", None), start_s=start,
+                            end_s=end, tracks=track_ids(e), mark=mark,
+                            precision=prec.get(e.event_type)))
+    out.sort(key=lambda i: (-i.event.video_id, i.event.t_s, i.event.event_id))
+    return out
+
+
+def state_counts(items: Iterable[Incident]) -> dict[str, int]:
+    """How many incidents are unreviewed and in each state (labels as the page shows them)."""
+    counts = {"unreviewed": 0} | {s.label: 0 for s in STATES}
+    for i in items:
+        counts[i.state_label] += 1
+    return counts
+
+
+# --- marks -------------------------------------------------------------------------------------
+
+
+def set_mark(settings, event_id: int, state: ReviewState | str, note: str = "") -> ReviewMark:
+    from db import reviews
+
+    with database.pooled(settings) as conn:
+        try:
+            return reviews.set_mark(conn, int(event_id), ReviewState(state), note)
+        except LookupError as e:
+            raise ReviewError(f"{e}: the video was analysed again since this page was drawn; "
+                              f"reload the page") from e
+
+
+def clear_mark(settings, event_id: int) -> bool:
+    from db import reviews
+
+    with database.pooled(settings) as conn:
+        return reviews.clear_mark(conn, int(event_id))
+
+
+def marks_for(settings, event_ids: Sequence[int]) -> dict[int, ReviewMark]:
+    """The marks of these events (those without a mark are unreviewed)."""
+    from db import reviews
+
+    if not event_ids:
+        return {}
+    with database.pooled(settings) as conn:
+        return reviews.get_marks(conn, list(event_ids))
+
+
+def mark_text(mark: ReviewMark | None) -> str:
+    """'confirmed: two men shoving' / 'false alarm' / 'unreviewed' (a note is user text: pages
+    escape it before markdown)."""
+    if mark is None:
+        return "unreviewed"
+    return mark.state.label + (f": {mark.note}" if mark.note else "")
+
+
+# --- the analyst's accuracy --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccuracyRow:
+    """Per event type or per video: of the incidents with a verdict, the share confirmed."""
+
+    scope: str  # "type" | "video"
+    key: str  # the event type, or the video's name
+    incidents: int
+    reviewed: int  # marked in any state
+    confirmed: int
+    false_alarm: int
+    measured_precision: float | None  # the detector's (per type); None per video
+
+    @property
+    def judged(self) -> int:
+        return self.confirmed + self.false_alarm
+
+    @property
+    def confirmed_share(self) -> float | None:
+        return None if self.judged == 0 else self.confirmed / self.judged
+
+    @property
+    def dismissed_share(self) -> float | None:
+        return None if self.judged == 0 else self.false_alarm / self.judged
+
+
+def _rows(scope: str, groups: Mapping[str, list[ReviewCount]],
+          prec: Mapping[str, Precision] | None) -> list[AccuracyRow]:
+    out = []
+    for key, cs in groups.items():
+        out.append(AccuracyRow(
+            scope=scope, key=key, incidents=sum(c.events for c in cs),
+            reviewed=sum(c.reviewed + c.confirmed + c.false_alarm for c in cs),
+            confirmed=sum(c.confirmed for c in cs), false_alarm=sum(c.false_alarm for c in cs),
+            measured_precision=(prec[key].precision if prec and key in prec else None)))
+    return out
+
+
+def accuracy(settings, video_ids: Sequence[int] = (),
+             names: Mapping[int, str] | None = None) -> tuple[list[AccuracyRow], list[AccuracyRow]]:
+    """(per event type, per video): incidents, marks, share confirmed vs dismissed; per type
+    beside the detector's measured precision."""
+    from db import reviews
+
+    with database.pooled(settings) as conn:
+        counts = reviews.count_marks(conn, INCIDENT_TYPES, video_ids)
+    by_type: dict[str, list[ReviewCount]] = {}
+    by_video: dict[str, list[ReviewCount]] = {}
+    for c in counts:
+        by_type.setdefault(c.event_type, []).append(c)
+        name = (names or {}).get(c.video_id, f"video {c.video_id}")
+        by_video.setdefault(f"{name} (video {c.video_id})", []).append(c)
+    order = {t: i for i, t in enumerate(INCIDENT_TYPES)}
+    by_type = dict(sorted(by_type.items(), key=lambda kv: order.get(kv[0], 99)))
+    return (_rows("type", by_type, detector_precision(settings.models_dir)),
+            _rows("video", by_video, None))

@@ -1,0 +1,93 @@
+"""People (tracks) of one video as the Events page shows them, with crops of the person."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+from pipeline.records import (
+    SearchFilters, StoredEvent, StoredObject, TrackSummary, VideoRecord, mmss,
+)
+from services import database
+from settings import Settings
+
+log = logging.getLogger("va.workbench")
+
+
+@dataclass(frozen=True)
+class TrackCard:
+    """A person (track) of one video as the Events page shows it."""
+
+    video_id: int
+    summary: TrackSummary
+    age_group: str
+    action_history: tuple[tuple[float, str], ...]  # (t_s, action) at each change
+    thumbnails: tuple[StoredObject, ...] = ()  # the track's highlight frames
+    samples: tuple[tuple[int, tuple[float, float, float, float]], ...] = ()  # (frame, bbox xywh)
+
+    @property
+    def title(self) -> str:
+        s = self.summary
+        return f"Track {s.obj_id} · {mmss(s.first_t_s)}–{mmss(s.last_t_s)}"
+
+    @property
+    def age_text(self) -> str:
+        s = self.summary
+        if s.age is None:
+            return "age unknown (face too small or unclear)"
+        spread = f" ± {s.age_spread / 2:.0f}" if s.age_spread else ""
+        return f"about {s.age:.0f}{spread} years ({self.age_group})"
+
+    @property
+    def gender_text(self) -> str:
+        s = self.summary
+        g = getattr(s.gender, "value", s.gender)
+        if g == "unknown":
+            return "gender unknown"
+        conf = f" ({s.gender_confidence:.0%} of frames)" if s.gender_confidence else ""
+        return f"{g}{conf}"
+
+
+def track_cards(settings: Settings, video_id: int) -> list[TrackCard]:
+    from db import queries
+
+    with database.pooled(settings) as conn:
+        tracks = queries.list_tracks(conn, int(video_id))
+        events = queries.list_events(conn, SearchFilters(video_ids=(int(video_id),)))
+    by_track: dict[int, list[StoredEvent]] = {}
+    for e in events:
+        if e.obj_id is not None:
+            by_track.setdefault(int(e.obj_id), []).append(e)
+    cards = []
+    for t in tracks:
+        evs = sorted(by_track.get(int(t.obj_id), []), key=lambda e: e.t_s)
+        history: list[tuple[float, str]] = []
+        for e in evs:
+            if e.event_type == "person" and (not history or history[-1][1] != e.action):
+                history.append((e.t_s, e.action))
+        thumbs = tuple(StoredObject(e.thumbnail_bucket, e.thumbnail_key)
+                       for e in evs if e.thumbnail_key)[:4]
+        people = [e for e in evs if e.event_type == "person" and e.bbox[2] > 0]
+        picks = [people[round(i * (len(people) - 1) / 2)] for i in range(3)] if people else []
+        samples = tuple(dict.fromkeys((e.frame_number, e.bbox) for e in picks))
+        cards.append(TrackCard(video_id=int(video_id), summary=t, age_group=t.age_group.value,
+                               action_history=tuple(history), thumbnails=thumbs,
+                               samples=samples))
+    return cards
+
+
+def person_crops(video: VideoRecord, card: TrackCard, height_px: int = 160) -> list[bytes]:
+    """JPEG crops of the track's person at a few of its frames (start, middle, end), read from
+    the source video when it is a local file; [] otherwise (S3 sources show highlight frames)."""
+    uri = video.source_uri or ""
+    path = Path(uri)
+    if not card.samples or uri.startswith(("s3://", "local:")) or not path.is_file():
+        return []
+    from pipeline.media import person_crops as crops
+
+    try:
+        return crops(path, card.samples, height_px)
+    except PipelineError as e:  # the file changed or went away since the analysis
+        log.warning("no person crops from %s: %s", path, e)
+        return []
