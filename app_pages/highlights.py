@@ -51,13 +51,13 @@ def show_large(item: "wb.HighlightItem") -> None:
         details = {
             "event": f"{e.event_type} (event {e.event_id})",
             "time": f"{wb.mmss(e.t_s)} (frame {e.frame_number})",
-            "track": "—" if e.obj_id is None else str(e.obj_id),
+            "people involved": item.tracks_label,
             "action": e.action,
             "confidence": f"{e.confidence:.0%}",
             "person": f"{e.gender}, {e.age_group}"
                       + (f" (about {a['age']:.0f})" if a.get("age") is not None else ""),
         }
-        for key, label in (("reason", "why"), ("other_obj_ids", "other tracks involved"),
+        for key, label in (("reason", "why"),
                            ("start_t_s", "episode from"), ("end_t_s", "episode until")):
             if a.get(key) not in (None, "", []):
                 val = a[key]
@@ -98,7 +98,7 @@ for row_start in range(0, len(items), COLUMNS):
             else:
                 st.image(img, width="stretch")
             st.markdown(f"**{item.event.event_type}** · {wb.mmss(item.event.t_s)} · "
-                        f"track {item.event.obj_id if item.event.obj_id is not None else '—'}")
+                        f"{item.tracks_label}")
             st.caption(item.video_name)
             if st.button("Open", key=f"highlights.open.{item.event.event_id}",
                          icon=":material/open_in_full:"):

@@ -31,6 +31,7 @@ import numpy as np
 from pipeline import interactions
 from pipeline import thresholds as T
 from pipeline.actions import Posture, posture
+from pipeline.incidents import incidents
 from pipeline.records import Episode, EventType, Frame, PersonObservation, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -327,7 +328,8 @@ def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sa
                   detector=None, reader: FrameReader | None = None,
                   dense_detector=None, violence=None) -> list[Episode]:
     """Falls, collapses and (when ``pipeline.interactions`` is present) violent / grabbing /
-    anomaly episodes, merged to one per episode per track.
+    anomaly episodes, merged to one per episode per track, then to incidents
+    (``pipeline.incidents``: a fall with the lying after it, a fight with everyone in it).
 
     Interactions need samples ~0.13 s apart; when the run sampled more sparsely, the frames of
     the windows where people come close (``interactions.dense_windows``), large enough to
@@ -363,4 +365,4 @@ def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sa
         violent = violence.episodes(dense_obs, motion, (info.width, info.height))
     episodes += interactions.find_interaction_episodes(obs, (info.width, info.height), fps,
                                                        violent=violent)
-    return merge_episodes(episodes)
+    return incidents(merge_episodes(episodes))

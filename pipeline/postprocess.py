@@ -20,6 +20,7 @@ from typing import Sequence
 
 from pipeline import thresholds as T
 from pipeline.attributes import summarize_attributes
+from pipeline.incidents import track_ids
 from pipeline.records import (
     Action, AgeGroup, Episode, Event, EventType, Gender, PersonObservation, TrackSummary,
     frozen_mapping,
@@ -165,6 +166,7 @@ def clean(observations: Sequence[PersonObservation], episodes: Sequence[Episode]
             scene_description=near.scene_description if near else None,
             keypoints=near.keypoints if near else (),
             extra=frozen_mapping({"start_t_s": e.start_t_s, "end_t_s": e.end_t_s,
+                                  "peak_t_s": e.peak_t_s, "track_ids": list(track_ids(e)),
                                   "other_obj_ids": list(e.other_obj_ids), "reason": e.reason})))
     events.sort(key=lambda ev: (ev.t_s, ev.obj_id, ev.event_type.value))
     return Cleaned(events=tuple(events), tracks=tuple(summaries[k] for k in sorted(summaries)),

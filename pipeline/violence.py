@@ -39,7 +39,8 @@ from pipeline import interactions
 from pipeline import thresholds as T
 from pipeline.records import KP, Episode, EventType, Frame, PersonObservation
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2  # the window features (FEATURE_NAMES and how they are computed)
+OBSERVATION_VERSION = 1  # what observe_clip records (the training script's cache)
 MODEL_FILE = "violence.json"
 WINDOW_S = 2.0  # the training clips are ~2 s
 HOP_S = 0.5
@@ -56,15 +57,53 @@ FEATURE_NAMES = (
     "limb_close_max", "limb_close_p90", "limb_close_mean", "limb_both_max", "limb_both_p90",
     "limb_all_max", "limb_all_p90", "leg_close_max", "leg_close_p90",
     "body_close_max", "body_close_p90", "scale_change_p90", "approach_p90",
-    "motion_close_max", "motion_close_p90", "motion_close_mean", "motion_all_p90",
-    "motion_frame_mean", "motion_ratio", "hot_frac", "wrist_up_frac", "kp_score_close",
-    "rule_fires", "rule_confidence",
+    "motion_close_max", "motion_close_p90", "motion_close_mean", "motion_frame_mean",
+    "flow_close_mean", "flow_close_p90", "flow_close_max", "flow_close_peak_p90",
+    "coh_close_mean", "dflow_close_mean", "dflow_close_p90", "flow_all_p90",
+    "flow_frame_mean", "flow_frame_std", "coh_frame_mean", "flow_cell_p90", "flow_cell_max",
+    "dflow_cell_mean", "dflow_cell_p90", "moving_frac", "flow_ratio",
+    "hot_frac", "wrist_up_frac", "kp_score_close", "rule_fires", "rule_confidence",
 )
 
-MotionMaps = Mapping[int, np.ndarray]  # frame_number -> grey difference map (0..1) at MOTION_WIDTH_PX
 
 
-# --- motion energy ------------------------------------------------------------------------------
+# --- motion: frame differences and optical flow ---------------------------------------------------
+
+FRAME_STATS = ("diff", "mag", "coherence", "grid_mag", "grid_dmag", "moving")
+BOX_STATS = ("diff", "mag", "mag_p90", "coherence", "dmag")
+_GRID = 4  # the frame is cut into GRID x GRID cells for the most agitated cell
+_MOVING_PX = 1.0  # flow above this many px (at MOTION_WIDTH_PX) is motion
+
+
+@dataclass(frozen=True)
+class Motion:
+    """Motion numbers of densely sampled frames (a frame against the previous sampled one, grey
+    at ``MOTION_WIDTH_PX`` wide): per frame ``FRAME_STATS`` and per person (frame number,
+    track) ``BOX_STATS``. Frame differences are 0..1; flow magnitudes are in px at that width
+    per sampled interval; coherence is |mean flow| / mean |flow| over the moving pixels (1: all
+    moving one way, a walk; near 0: limbs in every direction, a scuffle); dmag the change of
+    flow magnitude since the previous interval (violent flows)."""
+
+    frames: Mapping[int, tuple[float, ...]]
+    boxes: Mapping[tuple[int, int], tuple[float, ...]]
+
+    def frame(self, frame_number: int, stat: str) -> float | None:
+        v = self.frames.get(frame_number)
+        return None if v is None else v[FRAME_STATS.index(stat)]
+
+    def box(self, o: PersonObservation, stat: str) -> float | None:
+        v = self.boxes.get((o.frame_number, o.obj_id))
+        return None if v is None else v[BOX_STATS.index(stat)]
+
+    def to_json(self) -> dict:
+        return {"frames": {str(k): list(v) for k, v in self.frames.items()},
+                "boxes": [[f, o, *v] for (f, o), v in self.boxes.items()]}
+
+    @classmethod
+    def from_json(cls, d: Mapping) -> "Motion":
+        return cls({int(k): tuple(v) for k, v in d["frames"].items()},
+                   {(int(r[0]), int(r[1])): tuple(r[2:]) for r in d["boxes"]})
+
 
 def _grey_small(image: np.ndarray) -> np.ndarray:
     import cv2
@@ -73,55 +112,93 @@ def _grey_small(image: np.ndarray) -> np.ndarray:
     scale = MOTION_WIDTH_PX / float(w)
     small = cv2.resize(image, (MOTION_WIDTH_PX, max(1, int(round(h * scale)))),
                        interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
 
 
-def motion_maps(frames: Sequence[Frame]) -> dict[int, np.ndarray]:
-    """Absolute difference of each frame with the previous one of ``frames`` (which should be
-    sampled evenly), grey at ``MOTION_WIDTH_PX`` wide; the first frame has none."""
-    out: dict[int, np.ndarray] = {}
-    prev = None
+def _coherence(fx: np.ndarray, fy: np.ndarray, mag: np.ndarray) -> float:
+    moving = mag > _MOVING_PX
+    if moving.sum() < 4:
+        return 1.0
+    return float(np.hypot(fx[moving].mean(), fy[moving].mean()) / (mag[moving].mean() + 1e-6))
+
+
+def motion_of(frames: Sequence[Frame], observations: Sequence[PersonObservation]) -> Motion:
+    """The ``Motion`` of ``frames`` (evenly sampled) and of the people of ``observations`` in
+    them; the first frame has none."""
+    import cv2
+
+    by_frame: dict[int, list[PersonObservation]] = defaultdict(list)
+    for o in observations:
+        by_frame[o.frame_number].append(o)
+    out_f: dict[int, tuple[float, ...]] = {}
+    out_b: dict[tuple[int, int], tuple[float, ...]] = {}
+    prev = prev_mag = None
     for fr in sorted(frames, key=lambda f: f.frame_number):
         g = _grey_small(fr.image)
-        if prev is not None and prev.shape == g.shape:
-            out[fr.frame_number] = np.abs(g - prev)
-        prev = g
-    return out
+        if prev is None or prev.shape != g.shape:
+            prev, prev_mag = g, None
+            continue
+        diff = np.abs(g.astype(np.float32) - prev.astype(np.float32)) / 255.0
+        flow = cv2.calcOpticalFlowFarneback(prev, g, None, 0.5, 2, 9, 2, 5, 1.1, 0)
+        fx, fy = flow[..., 0], flow[..., 1]
+        mag = np.hypot(fx, fy)
+        dmag = np.abs(mag - prev_mag) if prev_mag is not None else None
+        h, w = g.shape
+        cells = [(slice(h * i // _GRID, h * (i + 1) // _GRID), slice(w * j // _GRID, w * (j + 1) // _GRID))
+                 for i in range(_GRID) for j in range(_GRID)]
+        out_f[fr.frame_number] = (
+            float(diff.mean()), float(mag.mean()), _coherence(fx, fy, mag),
+            max(float(mag[c].mean()) for c in cells),
+            max(float(dmag[c].mean()) for c in cells) if dmag is not None else 0.0,
+            float((mag > _MOVING_PX).mean()))
+        s = w / float(fr.width)
+        for o in by_frame.get(fr.frame_number, ()):
+            x0, y0, x1, y1 = (int(round(v * s)) for v in o.xyxy)
+            x0, y0 = max(0, x0), max(0, y0)
+            x1, y1 = min(w, max(x1, x0 + 1)), min(h, max(y1, y0 + 1))
+            if x1 <= x0 or y1 <= y0:
+                continue
+            box = (slice(y0, y1), slice(x0, x1))
+            m = mag[box]
+            out_b[(fr.frame_number, o.obj_id)] = (
+                float(diff[box].mean()), float(m.mean()), float(np.percentile(m, 90)),
+                _coherence(fx[box], fy[box], m),
+                float(dmag[box].mean()) if dmag is not None else 0.0)
+        prev, prev_mag = g, mag
+    return Motion(out_f, out_b)
 
 
 def read_motion(observations: Sequence[PersonObservation], reader: Callable[[int, int, int], list[Frame]],
-                ) -> dict[int, np.ndarray]:
-    """Motion maps for the frames of ``observations``: the frames are read again (decoding is
-    cheap next to detection) in runs of evenly spaced frame numbers."""
+                ) -> Motion:
+    """The ``Motion`` of the frames of ``observations``: the frames are read again (decoding is
+    cheap next to detection) in runs of evenly spaced frame numbers, a few at a time."""
     numbers = sorted({o.frame_number for o in observations})
+    frames_out: dict[int, tuple[float, ...]] = {}
+    boxes_out: dict[tuple[int, int], tuple[float, ...]] = {}
     if len(numbers) < 2:
-        return {}
-    diffs = np.diff(numbers)
-    step = int(np.bincount(diffs).argmax())
-    out: dict[int, np.ndarray] = {}
-    run = [numbers[0]]
-    for f in numbers[1:] + [None]:
-        if f is not None and f - run[-1] <= 2 * step:
+        return Motion(frames_out, boxes_out)
+    step = int(np.bincount(np.diff(numbers)).argmax())
+    runs, run = [], [numbers[0]]
+    for f in numbers[1:]:
+        if f - run[-1] <= 2 * step:
             run.append(f)
+        else:
+            runs.append(run)
+            run = [f]
+    runs.append(run)
+    chunk = 48 * step  # bounded memory: 48 frames (+1 of overlap) at a time
+    for run in runs:
+        if len(run) < 2:
             continue
-        if len(run) >= 2:
-            frames = reader(run[0] - step if run[0] >= step else run[0], run[-1], step)
-            out.update(motion_maps(frames))
-        run = [f] if f is not None else []
-    return out
-
-
-def _box_motion(motion: MotionMaps | None, o: PersonObservation, frame_width: int) -> float | None:
-    m = None if motion is None else motion.get(o.frame_number)
-    if m is None:
-        return None
-    s = m.shape[1] / float(frame_width)
-    x0, y0, x1, y1 = (int(round(v * s)) for v in o.xyxy)
-    x0, y0 = max(0, x0), max(0, y0)
-    x1, y1 = min(m.shape[1], max(x1, x0 + 1)), min(m.shape[0], max(y1, y0 + 1))
-    if x1 <= x0 or y1 <= y0:
-        return None
-    return float(m[y0:y1, x0:x1].mean())
+        a = run[0] - step if run[0] >= step else run[0]
+        for c0 in range(a, run[-1] + 1, chunk):
+            c1 = min(run[-1], c0 + chunk)
+            frames = reader(c0, c1, step)
+            sel = [o for o in observations if c0 <= o.frame_number <= c1]
+            m = motion_of(frames, sel)
+            frames_out.update(m.frames)
+            boxes_out.update(m.boxes)
+    return Motion(frames_out, boxes_out)
 
 
 # --- features -----------------------------------------------------------------------------------
@@ -179,7 +256,7 @@ class _Window:
     peak_frame_number: int
 
 
-def _window(observations: Sequence[PersonObservation], motion: MotionMaps | None,
+def _window(observations: Sequence[PersonObservation], motion: Motion | None,
             frame_size: tuple[int, int]) -> _Window:
     tracks = interactions._motion_tracks(observations, frame_size)
     by_frame: dict[int, dict[int, object]] = defaultdict(dict)
@@ -191,10 +268,12 @@ def _window(observations: Sequence[PersonObservation], motion: MotionMaps | None
             leg[id(s)] = _leg_speed(prev, s, frame_size)
             prev = s
     scales = {tid: s[0].scale for tid, s in tracks.items() if s}
-    w = frame_size[0]
     counts, close_frames, dists, ious_max = [], 0, [], []
     limb_close, limb_both, limb_all, leg_close, body_close = [], [], [], [], []
-    scale_change, approach, mot_close, mot_all, frame_mot, kp_close, wrist_up = [], [], [], [], [], [], []
+    scale_change, approach, kp_close, wrist_up = [], [], [], []
+    box_close: dict[str, list[float]] = {k: [] for k in BOX_STATS}
+    flow_all: list[float] = []
+    frame_st: dict[str, list[float]] = {k: [] for k in FRAME_STATS}
     hot = 0
     pair_activity: dict[tuple[int, int], float] = defaultdict(float)
     close_to: dict[int, set[int]] = defaultdict(set)
@@ -204,14 +283,15 @@ def _window(observations: Sequence[PersonObservation], motion: MotionMaps | None
     for frame in sorted(by_frame):
         people = by_frame[frame]
         counts.append(len(people))
-        if motion is not None and frame in motion:
-            frame_mot.append(float(motion[frame].mean()))
+        if motion is not None and frame in motion.frames:
+            for k in FRAME_STATS:
+                frame_st[k].append(motion.frame(frame, k))
         for s in people.values():
             if s.limb_speed is not None:
                 limb_all.append(s.limb_speed)
-            m = _box_motion(motion, s.obs, w)
+            m = motion.box(s.obs, "mag") if motion is not None else None
             if m is not None:
-                mot_all.append(m)
+                flow_all.append(m)
             track_act[s.obs.obj_id].append(max(s.limb_speed or 0.0, leg.get(id(s)) or 0.0))
         ids = sorted(people)
         frame_ious, in_pair = [], set()
@@ -257,9 +337,9 @@ def _window(observations: Sequence[PersonObservation], motion: MotionMaps | None
                                and s.obs.t_s - p.obs.t_s <= s.dt + 1e-6), None)
                 if prev_h:
                     scale_change.append(abs(math.log(max(s.height, 1.0) / max(prev_h, 1.0))) / s.dt)
-            m = _box_motion(motion, s.obs, w)
-            if m is not None:
-                mot_close.append(m)
+            if motion is not None and (s.obs.frame_number, tid) in motion.boxes:
+                for k in BOX_STATS:
+                    box_close[k].append(motion.box(s.obs, k))
             kp = s.kp
             kp_close.append(float(kp[:, 2].mean()))
             seen = kp[:, 2] >= T.LIMB_KP_MIN_SCORE
@@ -268,8 +348,8 @@ def _window(observations: Sequence[PersonObservation], motion: MotionMaps | None
             wrist_up.append(1.0 if up else 0.0)
     n_frames = max(1, len(counts))
     rule = interactions._violent(tracks)
-    frame_mean = _stat(frame_mot, "mean")
-    mc90 = _stat(mot_close, "p90")
+    flow_close_mean = _stat(box_close["mag"], "mean")
+    flow_frame_mean = _stat(frame_st["mag"], "mean")
     feats = dict(
         people_mean=_stat(counts, "mean"), people_max=_stat(counts, "max"),
         close_frac=close_frames / n_frames,
@@ -282,9 +362,26 @@ def _window(observations: Sequence[PersonObservation], motion: MotionMaps | None
         leg_close_max=_stat(leg_close, "max"), leg_close_p90=_stat(leg_close, "p90"),
         body_close_max=_stat(body_close, "max"), body_close_p90=_stat(body_close, "p90"),
         scale_change_p90=_stat(scale_change, "p90"), approach_p90=_stat(approach, "p90"),
-        motion_close_max=_stat(mot_close, "max"), motion_close_p90=mc90,
-        motion_close_mean=_stat(mot_close, "mean"), motion_all_p90=_stat(mot_all, "p90"),
-        motion_frame_mean=frame_mean, motion_ratio=mc90 / (frame_mean + 0.005),
+        motion_close_max=_stat(box_close["diff"], "max"),
+        motion_close_p90=_stat(box_close["diff"], "p90"),
+        motion_close_mean=_stat(box_close["diff"], "mean"),
+        motion_frame_mean=_stat(frame_st["diff"], "mean"),
+        flow_close_mean=flow_close_mean, flow_close_p90=_stat(box_close["mag"], "p90"),
+        flow_close_max=_stat(box_close["mag"], "max"),
+        flow_close_peak_p90=_stat(box_close["mag_p90"], "p90"),
+        coh_close_mean=_stat(box_close["coherence"], "mean", 1.0),
+        dflow_close_mean=_stat(box_close["dmag"], "mean"),
+        dflow_close_p90=_stat(box_close["dmag"], "p90"),
+        flow_all_p90=_stat(flow_all, "p90"),
+        flow_frame_mean=flow_frame_mean,
+        flow_frame_std=float(np.std(frame_st["mag"])) if frame_st["mag"] else 0.0,
+        coh_frame_mean=_stat(frame_st["coherence"], "mean", 1.0),
+        flow_cell_p90=_stat(frame_st["grid_mag"], "p90"),
+        flow_cell_max=_stat(frame_st["grid_mag"], "max"),
+        dflow_cell_mean=_stat(frame_st["grid_dmag"], "mean"),
+        dflow_cell_p90=_stat(frame_st["grid_dmag"], "p90"),
+        moving_frac=_stat(frame_st["moving"], "mean"),
+        flow_ratio=flow_close_mean / (flow_frame_mean + 0.05),
         hot_frac=hot / n_frames, wrist_up_frac=_stat(wrist_up, "mean"),
         kp_score_close=_stat(kp_close, "mean"),
         rule_fires=1.0 if rule else 0.0,
@@ -316,7 +413,7 @@ def _window(observations: Sequence[PersonObservation], motion: MotionMaps | None
     return _Window(values, tuple(sorted(involved)), peak_t, peak_f)
 
 
-def window_features(observations: Sequence[PersonObservation], motion: MotionMaps | None,
+def window_features(observations: Sequence[PersonObservation], motion: Motion | None,
                     frame_size: tuple[int, int]) -> np.ndarray:
     """The ``FEATURE_NAMES`` vector of one window of dense observations."""
     return _window(observations, motion, frame_size).features
@@ -324,7 +421,7 @@ def window_features(observations: Sequence[PersonObservation], motion: MotionMap
 
 # --- the short-clip pass, for training ------------------------------------------------------------
 
-def observe_clip(path: Path, detector) -> tuple[list[PersonObservation], dict[int, np.ndarray], tuple[int, int]]:
+def observe_clip(path: Path, detector) -> tuple[list[PersonObservation], Motion, tuple[int, int]]:
     """The observations the engine's short-clip pass makes of ``path`` (frames every
     ``interactions.DENSE_SAMPLE_DT_S``, ``detector``, the tracker; attributes left out), the
     motion maps of those frames, and the frame size."""
@@ -348,7 +445,7 @@ def observe_clip(path: Path, detector) -> tuple[list[PersonObservation], dict[in
                 det_confidence=round(float(persons.confidence[i]), 4),
                 keypoints=tuple((round(float(k[0]), 1), round(float(k[1]), 1), round(float(k[2]), 3))
                                 for k in persons.keypoints[i])))
-    return rows, motion_maps(frames), (info.width, info.height)
+    return rows, motion_of(frames, rows), (info.width, info.height)
 
 
 # --- the classifier -----------------------------------------------------------------------------
@@ -414,7 +511,7 @@ class LearnedViolence:
         with open(path, encoding="utf-8") as f:
             return cls(json.load(f))
 
-    def score_windows(self, observations: Sequence[PersonObservation], motion: MotionMaps | None,
+    def score_windows(self, observations: Sequence[PersonObservation], motion: Motion | None,
                       frame_size: tuple[int, int]) -> list[WindowScore]:
         """Windows of ``WINDOW_S`` every ``HOP_S`` over each stretch of dense observations."""
         obs = sorted(observations, key=lambda o: o.t_s)
@@ -438,7 +535,7 @@ class LearnedViolence:
                     for (a, b), w, p in zip(spans, wins, probs)]
         return out
 
-    def episodes(self, observations: Sequence[PersonObservation], motion: MotionMaps | None,
+    def episodes(self, observations: Sequence[PersonObservation], motion: Motion | None,
                  frame_size: tuple[int, int]) -> list[Episode]:
         """One violent episode per stretch of windows scoring at or above the threshold."""
         scored = [w for w in self.score_windows(observations, motion, frame_size)
@@ -468,7 +565,7 @@ class RuleViolence:
     name = "rule"
     threshold = 0.5
 
-    def episodes(self, observations: Sequence[PersonObservation], motion: MotionMaps | None,
+    def episodes(self, observations: Sequence[PersonObservation], motion: Motion | None,
                  frame_size: tuple[int, int]) -> list[Episode]:
         return interactions._violent(interactions._motion_tracks(observations, frame_size))
 

@@ -40,6 +40,8 @@ DATASET = REPO.parent / "shared" / "datasets" / "surveillance-fight"
 SEED = 20261127
 N_FOLDS = 5
 TARGET_PRECISION = 0.90
+FALLBACK_PRECISION = 0.85
+MIN_RECALL = 0.5
 
 log = logging.getLogger("train_violence")
 
@@ -54,12 +56,25 @@ def load_labels(dataset: Path) -> list[dict]:
 
 
 def _cache_key(path: Path) -> str:
-    h = hashlib.sha1(f"{path.name}:{path.stat().st_size}:{V.FEATURE_VERSION}".encode()).hexdigest()
-    return f"{path.stem}-v{V.FEATURE_VERSION}-{h[:10]}.json"
+    h = hashlib.sha1(f"{path.name}:{path.stat().st_size}:{V.OBSERVATION_VERSION}".encode()).hexdigest()
+    return f"{path.stem}-o{V.OBSERVATION_VERSION}-{h[:10]}.json"
+
+
+def _obs_json(o) -> list:
+    return [o.frame_number, o.t_s, o.obj_id, list(o.xyxy), o.det_confidence,
+            [list(k) for k in o.keypoints]]
+
+
+def _obs_from(r):
+    from pipeline.records import PersonObservation
+
+    return PersonObservation(frame_number=r[0], t_s=r[1], obj_id=r[2], xyxy=tuple(r[3]),
+                             det_confidence=r[4], keypoints=tuple(tuple(k) for k in r[5]))
 
 
 def extract(rows: list[dict], dataset: Path, cache_dir: Path, detector_factory) -> tuple[np.ndarray, np.ndarray]:
-    """(features (N, F), rule verdicts (N,)) of the clips, from the cache where present."""
+    """(features (N, F), rule verdicts (N,)) of the clips. What the detector and the frames give
+    (observations, motion numbers) is cached per clip; the features are computed from it."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     detector = None
     feats, rule = [], []
@@ -74,16 +89,15 @@ def extract(rows: list[dict], dataset: Path, cache_dir: Path, detector_factory) 
                 detector = detector_factory()
             t = time.perf_counter()
             obs, motion, size = V.observe_clip(path, detector)
-            x = V.window_features(obs, motion, size)
-            d = {"clip": r["clip"], "features": [float(v) for v in x],
-                 "names": list(V.FEATURE_NAMES), "seconds": round(time.perf_counter() - t, 2)}
+            d = {"clip": r["clip"], "size": list(size), "observations": [_obs_json(o) for o in obs],
+                 "motion": motion.to_json(), "seconds": round(time.perf_counter() - t, 2)}
             cached.write_text(json.dumps(d))
             log.info("%d/%d %s %.1fs (elapsed %.0fs)", i + 1, len(rows), r["clip"], d["seconds"],
                      time.perf_counter() - t0)
-        if d["names"] != list(V.FEATURE_NAMES):
-            raise SystemExit(f"{cached}: stale cache (feature names differ); delete it")
-        feats.append(d["features"])
-        rule.append(d["features"][V.FEATURE_NAMES.index("rule_fires")])
+        x = V.window_features([_obs_from(o) for o in d["observations"]],
+                              V.Motion.from_json(d["motion"]), tuple(d["size"]))
+        feats.append(x)
+        rule.append(x[V.FEATURE_NAMES.index("rule_fires")])
     return np.asarray(feats, np.float64), np.asarray(rule, np.float64)
 
 
@@ -122,25 +136,35 @@ def metrics(y: np.ndarray, pred: np.ndarray, score: np.ndarray | None) -> dict:
 def folds(y: np.ndarray, groups: np.ndarray, seed: int, n_folds: int = N_FOLDS):
     from sklearn.model_selection import StratifiedGroupKFold
 
-    k = min(n_folds, len(set(groups)))
+    k = min(n_folds, len(set(groups)), int(np.bincount(y).min()))
     return list(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(
         np.zeros(len(y)), y, groups))
 
 
-def choose_threshold(y: np.ndarray, p: np.ndarray, target: float = TARGET_PRECISION) -> tuple[float, str]:
+def choose_threshold(y: np.ndarray, p: np.ndarray, target: float = TARGET_PRECISION,
+                     fallback: float = FALLBACK_PRECISION) -> tuple[float, str]:
+    """The threshold with the best out-of-fold accuracy among those whose pooled out-of-fold
+    precision is at least ``target`` with recall at least ``MIN_RECALL`` (else ``fallback``,
+    else the best accuracy overall)."""
     cands = sorted(set(np.round(p, 4)))
-    best = None
+    rows = []
     for t in cands:
         pred = p >= t
         if pred.sum() == 0:
             continue
         prec = float((y[pred] == 1).mean())
-        if prec >= target:
-            return float(t), f"lowest out-of-fold threshold with precision >= {target:.2f}"
-        acc = float((pred == y).mean())
-        if best is None or acc > best[0]:
-            best = (acc, float(t))
-    return (best[1] if best else 0.5), f"precision {target:.2f} never reached: best accuracy"
+        rec = float(pred[y == 1].mean()) if (y == 1).any() else 0.0
+        rows.append((float(t), prec, rec, float((pred == y).mean())))
+    for goal in (target, fallback):
+        ok = [r for r in rows if r[1] >= goal and r[2] >= MIN_RECALL]
+        if ok:
+            t = max(ok, key=lambda r: (r[3], -r[0]))
+            return t[0], (f"best out-of-fold accuracy among thresholds with pooled precision >= "
+                          f"{goal:.2f} and recall >= {MIN_RECALL:.2f}")
+    if not rows:
+        return 0.5, "no positive prediction: 0.5"
+    t = max(rows, key=lambda r: (r[3], -r[0]))
+    return t[0], f"precision {fallback:.2f} never reached with recall >= {MIN_RECALL:.2f}: best accuracy"
 
 
 def cross_validate(X, y, groups, rule, seed: int) -> tuple[dict, dict]:
@@ -207,9 +231,12 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rows = load_labels(args.dataset)
     if args.limit:
-        rng = np.random.default_rng(args.seed)
-        idx = sorted(rng.choice(len(rows), size=min(args.limit, len(rows)), replace=False))
-        rows = [rows[i] for i in idx]
+        rng = np.random.default_rng(args.seed)  # half fights, half calm clips
+        idx = []
+        for label, n in ((1, args.limit // 2), (0, args.limit - args.limit // 2)):
+            pool = [i for i, r in enumerate(rows) if r["y"] == label]
+            idx += list(rng.choice(pool, size=min(n, len(pool)), replace=False))
+        rows = [rows[i] for i in sorted(idx)]
 
     def detector_factory():
         from pipeline.backends.registry import load_backend, load_dense_detector
