@@ -7,7 +7,7 @@ an error, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -17,6 +17,32 @@ DEFAULT_MODELS_DIR = REPO_ROOT / "models"
 
 class SettingsError(ValueError):
     """A setting has a value the program cannot use. The message names the variable and the fix."""
+
+
+#: Fields read from the seed's own names (below), not from VA_<FIELD>.
+SEED_FIELDS = frozenset({"s3_bucket_videos", "s3_bucket_highlights", "s3_endpoint_url",
+                         "aws_region", "database_url", "bedrock_region"})
+#: VA_* names read elsewhere (the tests' database), accepted here so they are not typos.
+EXTRA_VA_NAMES = frozenset({"VA_TEST_DATABASE_URL"})
+
+
+def _env_name(f) -> str:
+    return "VA_" + f.name.upper()
+
+
+def _parse(f, name: str, raw: str):
+    """A field's value from its variable, by the field's type and metadata (min, choices)."""
+    kind = str(f.type).split("|")[0].strip()
+    if kind == "bool":
+        return _bool(name, raw)
+    if kind == "int":
+        return _int(name, raw, minimum=f.metadata.get("min"))
+    if kind == "Path":
+        return Path(raw).expanduser()
+    choices = f.metadata.get("choices")
+    if choices and raw not in choices:
+        raise SettingsError(f"{name}={raw!r} is not supported; use {' or '.join(choices)}")
+    return raw
 
 
 def _bool(name: str, raw: str) -> bool:
@@ -41,9 +67,9 @@ def _int(name: str, raw: str, minimum: int | None = None) -> int:
 @dataclass(frozen=True)
 class Settings:
     # --- analysis ---------------------------------------------------------------------------
-    frame_skip: int = 20
-    device: str = "cpu"  # cpu | cuda
-    cpu_threads: int = 2  # onnxruntime intra-op threads of CPU backends
+    frame_skip: int = field(default=20, metadata={"min": 1})
+    device: str = field(default="cpu", metadata={"choices": ("cpu", "cuda")})
+    cpu_threads: int = field(default=2, metadata={"min": 1})  # onnxruntime threads (CPU backends)
     detector: str = "movenet"  # movenet | yolo
     proposals: str = "yolov5"  # yolov5 | none: second detector for the dense passes (MoveNet only)
     attributes: str = "age_gender"  # age_gender | faceres | mivolo
@@ -114,53 +140,17 @@ class Settings:
             v = env.get(name)
             return v if v not in (None, "") else None
 
-        known_va = {
-            "VA_FRAME_SKIP", "VA_DEVICE", "VA_DETECTOR", "VA_ATTRIBUTES", "VA_ORIENTATION",
-            "VA_ACTION", "VA_SCENE", "VA_EMBEDDER", "VA_ANSWERER", "VA_MODELS_DIR",
-            "VA_DETECTOR_WEIGHTS", "VA_MIVOLO_CHECKPOINT", "VA_MEBOW_CFG", "VA_MEBOW_WEIGHTS",
-            "VA_VLM_PATH", "VA_FACERES_PATH", "VA_DATA_DIR", "VA_LIBRARY_DIR", "VA_LOG_LEVEL",
-            "VA_OPENAI_BASE_URL", "VA_OPENAI_MODEL", "VA_OPENAI_API_KEY", "VA_BEDROCK_CLAUDE_MODEL",
-            "VA_BEDROCK_EMBED_MODEL", "VA_TEST_DATABASE_URL", "VA_CPU_THREADS",
-            "VA_MIVOLO_WITH_PERSONS", "VA_PROPOSALS", "VA_VIOLENCE",
-        }
+        known_va = {_env_name(f) for f in fields(cls) if f.name not in SEED_FIELDS}
+        known_va |= EXTRA_VA_NAMES
         unknown = sorted(k for k in env if k.startswith("VA_") and k not in known_va)
         if unknown:
             raise SettingsError(
                 f"unknown environment variable(s) {unknown}; known VA_* names: {sorted(known_va)}"
             )
-
-        if (v := get("VA_FRAME_SKIP")) is not None:
-            kw["frame_skip"] = _int("VA_FRAME_SKIP", v, minimum=1)
-        if (v := get("VA_MIVOLO_WITH_PERSONS")) is not None:
-            kw["mivolo_with_persons"] = _bool("VA_MIVOLO_WITH_PERSONS", v)
-        if (v := get("VA_CPU_THREADS")) is not None:
-            kw["cpu_threads"] = _int("VA_CPU_THREADS", v, minimum=1)
-        if (v := get("VA_DEVICE")) is not None:
-            if v not in {"cpu", "cuda"}:
-                raise SettingsError(f"VA_DEVICE={v!r} is not supported; use cpu or cuda")
-            kw["device"] = v
-        for attr, name in [
-            ("detector", "VA_DETECTOR"), ("proposals", "VA_PROPOSALS"),
-            ("attributes", "VA_ATTRIBUTES"),
-            ("orientation", "VA_ORIENTATION"), ("action", "VA_ACTION"), ("scene", "VA_SCENE"),
-            ("violence", "VA_VIOLENCE"),
-            ("embedder", "VA_EMBEDDER"), ("answerer", "VA_ANSWERER"), ("log_level", "VA_LOG_LEVEL"),
-            ("openai_base_url", "VA_OPENAI_BASE_URL"), ("openai_model", "VA_OPENAI_MODEL"),
-            ("openai_api_key", "VA_OPENAI_API_KEY"),
-            ("bedrock_claude_model", "VA_BEDROCK_CLAUDE_MODEL"),
-            ("bedrock_embed_model", "VA_BEDROCK_EMBED_MODEL"),
-        ]:
-            if (v := get(name)) is not None:
-                kw[attr] = v
-        for attr, name in [
-            ("models_dir", "VA_MODELS_DIR"), ("detector_weights", "VA_DETECTOR_WEIGHTS"),
-            ("mivolo_checkpoint", "VA_MIVOLO_CHECKPOINT"), ("mebow_cfg", "VA_MEBOW_CFG"),
-            ("mebow_weights", "VA_MEBOW_WEIGHTS"), ("vlm_path", "VA_VLM_PATH"),
-            ("faceres_path", "VA_FACERES_PATH"), ("data_dir", "VA_DATA_DIR"),
-            ("library_dir", "VA_LIBRARY_DIR"),
-        ]:
-            if (v := get(name)) is not None:
-                kw[attr] = Path(v).expanduser()
+        for f in fields(cls):
+            if f.name in SEED_FIELDS or (v := get(_env_name(f))) is None:
+                continue
+            kw[f.name] = _parse(f, _env_name(f), v)
 
         # Seed names.
         kw["s3_bucket_videos"] = get("S3_BUCKET_VIDEOS")

@@ -14,17 +14,9 @@ ORIENTATION_NAMES = {
     180: "180° back to the camera",
     270: "270° facing left",
 }
-_ACTION_ORDER = ["standing", "walking", "running", "sitting", "lying", "falling", "violent",
-                 "grabbing", "anomaly", "paying", "theft", "unknown"]
-#: One colour per action in every chart (the alarming ones warm, everyday ones cool).
-ACTION_COLORS = {
-    "standing": "#8da0cb", "walking": "#66c2a5", "running": "#1b9e77", "sitting": "#7570b3",
-    "lying": "#fc8d62", "falling": "#d62728", "violent": "#8c1c13", "grabbing": "#e6ab02",
-    "anomaly": "#e7298a", "paying": "#a6761d", "theft": "#4d4d4d", "unknown": "#bdbdbd",
-}
-EVENT_COLORS = {"person": "#9ecae1", "falling": "#d62728", "collapse": "#fc8d62",
-                "violent": "#8c1c13", "grabbing": "#e6ab02", "theft": "#4d4d4d",
-                "anomaly": "#e7298a"}
+_ACTION_ORDER = list(wb.ACTIONS)
+ACTION_COLORS = wb.ACTION_COLOURS
+EVENT_COLORS = wb.EVENT_COLOURS
 
 
 def _present(order: list[str], values) -> list[str]:
@@ -105,10 +97,9 @@ def demographics_figure(events: pd.DataFrame) -> go.Figure:
         return _empty("Age group × gender", "No people to show")
     table = tracks.groupby(["age_group", "gender"]).size().reset_index(name="tracks")
     fig = px.bar(table, x="age_group", y="tracks", color="gender", barmode="group",
-                 category_orders={"age_group": ["young", "middle", "old", "unknown"],
-                                  "gender": ["female", "male", "unknown"]},
-                 color_discrete_map={"female": "#e377c2", "male": "#1f77b4",
-                                     "unknown": "#bdbdbd"},
+                 category_orders={"age_group": list(wb.AGE_GROUPS),
+                                  "gender": list(wb.GENDERS)},
+                 color_discrete_map=wb.GENDER_COLOURS,
                  title="People (tracks) by age group × gender")
     fig.update_layout(xaxis_title="age group (young < 30 ≤ middle < 60 ≤ old)",
                       yaxis_title="tracks", height=320)
@@ -119,7 +110,7 @@ def orientation_figure(events: pd.DataFrame) -> go.Figure:
     known = events.dropna(subset=["orientation"]) if not events.empty else events
     if known.empty:
         return _empty("Orientation", "No orientation estimates")
-    counts = known["orientation"].astype(int).value_counts().reindex([0, 90, 180, 270],
+    counts = known["orientation"].astype(int).value_counts().reindex(list(wb.ORIENTATION_LABELS),
                                                                          fill_value=0)
     df = pd.DataFrame({"direction": [ORIENTATION_NAMES[k] for k in counts.index],
                        "degrees": list(counts.index), "rows": counts.to_numpy()})

@@ -87,3 +87,34 @@ def analysed_videos_or_stop(settings, empty_message: str) -> list:
         st.page_link("app_pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
         st.stop()
     return videos
+
+
+@st.cache_resource(show_spinner=False)
+def _capabilities(key: str, _settings) -> "workbench.Capabilities":
+    return workbench.capabilities(_settings)
+
+
+def capabilities(settings) -> "workbench.Capabilities":
+    """What the analyst may pick (probing for a GPU once per configuration)."""
+    return _capabilities(workbench.settings_key(settings), settings)
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _stored(key: str, _svc) -> list["workbench.VideoSource"]:
+    return workbench.stored_videos(_svc)
+
+
+def stored_videos(svc) -> list["workbench.VideoSource"]:
+    """Stored videos (an S3 listing: not on every rerun, at most 15 s old)."""
+    return _stored(workbench.settings_key(svc.settings), svc)
+
+
+def forget_stored_videos() -> None:
+    """After an upload: the next listing reads the storage again."""
+    _stored.clear()
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def person_crops(video_id: int, obj_id: int, version: str, _video, _card) -> list[bytes]:
+    """Crops of a track's person, cached per (video, track, video version)."""
+    return workbench.person_crops(_video, _card)

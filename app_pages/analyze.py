@@ -13,12 +13,7 @@ settings = svc.settings
 runner = res.runner()
 
 
-@st.cache_resource(show_spinner=False)
-def _capabilities(key: str, _settings) -> "wb.Capabilities":
-    return wb.capabilities(_settings)
-
-
-caps = _capabilities(wb.settings_key(settings), settings)
+caps = res.capabilities(settings)
 
 st.title("Analyze a video")
 
@@ -32,13 +27,8 @@ if caps.notes:
 origins = []
 if caps.library:
     origins.append("Library folder")
-@st.cache_data(ttl=15, show_spinner=False)
-def _stored(key: str, _svc) -> list["wb.VideoSource"]:
-    return wb.stored_videos(_svc)  # an S3 listing: not on every rerun
-
-
 try:
-    stored = _stored(wb.settings_key(settings), svc)
+    stored = res.stored_videos(svc)
     stored_error = None
 except wb.USER_ERRORS as e:
     stored, stored_error = [], e
@@ -116,7 +106,7 @@ with right:
         try:
             if upload is not None:
                 source = wb.save_upload(svc, upload.name, upload.getvalue())
-                _stored.clear()
+                res.forget_stored_videos()
             if source is None:
                 st.warning("Pick or upload a video first.")
             else:
@@ -145,7 +135,7 @@ def live_jobs() -> None:
     for j in active:
         c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
         with c1:
-            st.markdown(f"**{j.name}** (video {j.video_id}) — {j.status}")
+            st.markdown(f"**{j.name}** (video {j.video_id}) — {j.status.value}")
             st.progress(min(1.0, j.percent / 100.0), text=j.progress_text)
         with c2:
             if st.button("Cancel", key=f"analyze.cancel.{j.video_id}",
@@ -156,7 +146,7 @@ def live_jobs() -> None:
     last = st.session_state.get("analyze.video_id")
     done = next((j for j in jobs if j.video_id == last and not j.active), None)
     if done is not None:
-        if done.status == "completed":
+        if done.status is wb.JobStatus.COMPLETED:
             st.success(f"{done.name} is done: {done.n_events or 0} events.",
                        icon=":material/check_circle:")
             c1, c2, c3 = st.columns(3)
@@ -165,9 +155,9 @@ def live_jobs() -> None:
             c2.page_link("app_pages/events.py", label="Open events and charts",
                          icon=":material/table_chart:")
             c3.page_link("app_pages/video.py", label="Open the video", icon=":material/movie:")
-        elif done.status == "failed":
+        elif done.status is wb.JobStatus.FAILED:
             st.error(f"{done.name} failed: {done.error or 'no reason recorded'}")
-        elif done.status == "cancelled":
+        elif done.status is wb.JobStatus.CANCELLED:
             st.warning(f"{done.name} was cancelled.")
 
     st.subheader("Queue and history")
@@ -175,7 +165,7 @@ def live_jobs() -> None:
         st.info("No videos analysed yet. Pick a video above and press Start analysis.")
         return
     st.dataframe(
-        [{"video": j.video_id, "name": j.name, "status": j.status,
+        [{"video": j.video_id, "name": j.name, "status": j.status.value,
           "progress": round(j.percent), "stage": j.stage,
           "frames": f"{j.frames_done or 0}/{j.frames_total}" if j.frames_total else "",
           "ETA": wb.mmss(j.eta_s) if j.active and j.eta_s is not None else "",

@@ -93,10 +93,6 @@ if not cards:
 video_row = next(v for v in videos if v.video_id == vid)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _crops(video_id: int, obj_id: int, version: str, _video, _card) -> list[bytes]:
-    return wb.person_crops(_video, _card)
-
 MAX_CARDS = 12
 if len(cards) > MAX_CARDS and not st.toggle(f"Show all {len(cards)} people",
                                              key="events.all_cards"):
@@ -113,8 +109,8 @@ for row_start in range(0, len(cards), 3):
                 st.caption("Actions: " + " → ".join(
                     f"{wb.mmss(t)} {a}" for t, a in card.action_history[:12])
                     + (" …" if len(card.action_history) > 12 else ""))
-            crops = _crops(card.video_id, card.summary.obj_id, str(video_row.updated_at),
-                           video_row, card)
+            crops = res.person_crops(card.video_id, card.summary.obj_id,
+                                     str(video_row.updated_at), video_row, card)
             frames = [b for b in (res.frame(o) for o in card.thumbnails) if b]
             if crops:
                 st.image(crops, width=90)

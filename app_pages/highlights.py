@@ -47,7 +47,6 @@ def show_large(item: "wb.HighlightItem") -> None:
             pic.warning("The annotated frame is missing from storage; re-run the analysis.")
         else:
             pic.image(img, caption=item.caption, width=wb.player_width(video, 480))
-        a = dict(e.attributes)
         details = {
             "event": f"{e.event_type} (event {e.event_id})",
             "time": f"{wb.mmss(e.t_s)} (frame {e.frame_number})",
@@ -55,15 +54,16 @@ def show_large(item: "wb.HighlightItem") -> None:
             "action": e.action,
             "confidence": f"{e.confidence:.0%}",
             "person": f"{e.gender}, {e.age_group}"
-                      + (f" (about {a['age']:.0f})" if a.get("age") is not None else ""),
+                      + (f" (about {e.age:.0f})" if e.age is not None else ""),
         }
-        for key, label in (("reason", "why"),
-                           ("start_t_s", "episode from"), ("end_t_s", "episode until")):
-            if a.get(key) not in (None, "", []):
-                val = a[key]
-                details[label] = wb.mmss(val) if key.endswith("t_s") else val
-        if a.get("scene_analysis"):
-            details["scene"] = a["scene_analysis"]
+        if e.attributes.get("reason"):
+            details["why"] = e.attributes["reason"]
+        if e.start_t_s is not None:
+            details["episode from"] = wb.mmss(e.start_t_s)
+        if e.end_t_s is not None:
+            details["episode until"] = wb.mmss(e.end_t_s)
+        if e.scene_description:
+            details["scene"] = e.scene_description
         info.markdown("\n".join(f"- **{k}**: {v}" for k, v in details.items()))
         media = wb.video_media(svc, video) if video is not None else None
         start = max(0, int(e.t_s) - 2)

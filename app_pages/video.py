@@ -62,13 +62,13 @@ m[1].metric("Duration", wb.mmss(video.duration_s))
 m[2].metric("Frame rate", f"{video.fps:.2f} fps" if video.fps else "—")
 m[3].metric("Size", f"{video.width}×{video.height}" if video.width else "—")
 m[4].metric("Events", video.n_events or 0)
-if video.status.value in ("pending", "processing"):
+if video.status in wb.ACTIVE:
     st.progress(min(1.0, video.progress / 100.0),
                 text=f"{video.progress:.0f}% · {video.stage or video.status.value}")
     st.caption("The analysis is running; the Analyze page shows it live.")
-elif video.status.value == "failed":
+elif video.status is wb.JobStatus.FAILED:
     st.error(f"The analysis failed: {video.error_message or 'no reason recorded'}")
-elif video.status.value == "cancelled":
+elif video.status is wb.JobStatus.CANCELLED:
     st.warning("The analysis was cancelled; start it again on the Analyze page.")
 if video.token_usage:
     st.caption("Cloud model tokens: " + ", ".join(f"{k} {v}" for k, v in

@@ -10,9 +10,8 @@ from typing import Sequence
 import numpy as np
 
 from db import vectors
-from pipeline.records import (
-    Gender, Hit, JobStatus, SearchFilters, StoredEvent, TrackSummary, VideoRecord, frozen_mapping,
-)
+from pipeline.records import Gender, JobStatus, TrackSummary, frozen_mapping
+from db.records import Hit, SearchFilters, StoredEvent, VideoRecord
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
 CANDIDATES = 100  # rows each side (vector, full text) contributes before fusion
@@ -29,43 +28,61 @@ _VIDEO_COLS = (
     "v.video_id, v.name, v.source_uri, v.analysis_status, v.analysis_progress, v.stage,"
     " v.frames_done, v.frames_total, v.eta_s, v.fps, v.duration_s, v.frame_count, v.width,"
     " v.height, v.error_message, v.started_at, v.finished_at, v.updated_at, v.heartbeat_at,"
-    " v.worker_pid, v.worker_host, v.token_usage"
+    " v.worker_pid, v.worker_host, v.token_usage, v.warning,"
+    " la.status, la.error_message, la.finished_at"
+)
+#: The latest failed/cancelled attempt after the completed result (runs are attempts: 0004).
+_LAST_ATTEMPT = (
+    " LEFT JOIN LATERAL (SELECT r.status, r.error_message, r.finished_at FROM db_run r"
+    " WHERE r.video_id = v.video_id AND r.status IN ('failed', 'cancelled')"
+    " AND r.run_id > COALESCE(v.completed_run_id, 0) AND v.analysis_status = 'completed'"
+    " ORDER BY r.run_id DESC LIMIT 1) la ON TRUE"
 )
 _EVENT_COLS = (
     'e.event_id, e.video_id, e.event_type, e."timestamp", e.frame_number, e.bbox_x, e.bbox_y,'
     " e.bbox_width, e.bbox_height, e.age_group, e.gender, e.action, e.confidence, e.obj_id,"
-    " e.s3_thumbnail_bucket, e.s3_thumbnail_key, e.sentence, e.attributes"
+    " e.s3_thumbnail_bucket, e.s3_thumbnail_key, e.sentence, e.attributes, e.orientation_deg,"
+    " e.orientation_label, e.track_ids, e.raw_action, e.action_confidence, e.scene_description,"
+    " e.age, e.start_t_s, e.end_t_s"
 )
+_N_EVENT_COLS = 27
 
 
 def _video(row, n_events: int | None = None) -> VideoRecord:
     (vid, name, uri, status, progress, stage, fd, ft, eta, fps, dur, fc, w, h, err, started,
-     finished, updated, heartbeat, pid, host, tokens) = row
+     finished, updated, heartbeat, pid, host, tokens, warning, la_status, la_error, la_at) = row
     return VideoRecord(
         video_id=int(vid), name=name, source_uri=uri, status=JobStatus(status),
         progress=float(progress), stage=stage, frames_done=fd, frames_total=ft, eta_s=eta, fps=fps,
         duration_s=dur, frame_count=fc, width=w, height=h, error_message=err, started_at=started,
         finished_at=finished, updated_at=updated, heartbeat_at=heartbeat,
         worker=None if pid is None else f"{pid}@{host}", token_usage=frozen_mapping(tokens or {}),
-        n_events=n_events,
+        n_events=n_events, warning=warning,
+        last_attempt_status=None if la_status is None else JobStatus(la_status),
+        last_attempt_error=la_error, last_attempt_at=la_at,
     )
 
 
 def _event(row) -> StoredEvent:
-    (eid, vid, et, t, fn, bx, by, bw, bh, ag, g, a, conf, obj, bucket, key, sentence, attrs) = row
+    (eid, vid, et, t, fn, bx, by, bw, bh, ag, g, a, conf, obj, bucket, key, sentence, attrs,
+     odeg, olabel, tracks, raw, aconf, scene, age, t0, t1) = row
     return StoredEvent(
         event_id=int(eid), video_id=int(vid), event_type=et, t_s=float(t), frame_number=int(fn),
         bbox=(float(bx or 0), float(by or 0), float(bw or 0), float(bh or 0)),
         age_group=ag or "unknown", gender=g or "unknown", action=a or "unknown",
         confidence=float(conf or 0.0), obj_id=obj, thumbnail_bucket=bucket, thumbnail_key=key,
-        sentence=sentence or "", attributes=frozen_mapping(attrs or {}),
+        sentence=sentence or "", orientation_deg=odeg,
+        orientation_label=None if olabel is None else int(olabel),
+        track_ids=tuple(int(t) for t in tracks or ()), raw_action=raw, action_confidence=aconf,
+        scene_description=scene, age=age, start_t_s=t0, end_t_s=t1,
+        attributes=frozen_mapping(attrs or {}),
     )
 
 
 def get_video(conn, video_id: int) -> VideoRecord | None:
     row = conn.execute(
         f"SELECT {_VIDEO_COLS}, (SELECT count(*) FROM db_event e WHERE e.video_id = v.video_id)"
-        " FROM db_video v WHERE v.video_id = %s", (video_id,)).fetchone()
+        f" FROM db_video v{_LAST_ATTEMPT} WHERE v.video_id = %s", (video_id,)).fetchone()
     return None if row is None else _video(row[:-1], int(row[-1]))
 
 
@@ -73,7 +90,7 @@ def list_videos(conn, statuses: Sequence[str] = (), limit: int = 500) -> list[Vi
     """Newest first, with their event counts."""
     rows = conn.execute(
         f"SELECT {_VIDEO_COLS}, (SELECT count(*) FROM db_event e WHERE e.video_id = v.video_id)"
-        " FROM db_video v WHERE (cardinality(%s::text[]) = 0 OR v.analysis_status = ANY(%s::text[]))"
+        f" FROM db_video v{_LAST_ATTEMPT} WHERE (cardinality(%s::text[]) = 0 OR v.analysis_status = ANY(%s::text[]))"
         " ORDER BY v.video_id DESC LIMIT %s", (list(statuses), list(statuses), limit)).fetchall()
     return [_video(r[:-1], int(r[-1])) for r in rows]
 
@@ -228,8 +245,8 @@ def hybrid_search(conn, text: str, query_vector: np.ndarray | None, model: str |
         rows = conn.execute(query, params, prepare=False).fetchall()
     hits = []
     for r in rows:
-        ev = _event(r[:18])
-        name, score, sim, srank, lrank, _lex = r[18:]
+        ev = _event(r[:_N_EVENT_COLS])
+        name, score, sim, srank, lrank, _lex = r[_N_EVENT_COLS:]
         hits.append(Hit(event=ev, video_name=name, score=float(score),
                         similarity=None if sim is None else float(sim),
                         semantic_rank=None if srank is None else int(srank),

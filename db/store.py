@@ -13,7 +13,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from db import vectors
-from pipeline.records import Event, JobStatus, StoredObject, TrackSummary, VideoInfo
+from pipeline.records import Event, JobStatus, TrackSummary, VideoInfo
+from db.records import StoredObject
 
 log = logging.getLogger("va.db.store")
 
@@ -23,6 +24,8 @@ EVENT_COLUMNS = (
     "video_id", "seq", "event_type", "timestamp", "frame_number", "bbox_x", "bbox_y",
     "bbox_width", "bbox_height", "age_group", "gender", "action", "confidence",
     "s3_thumbnail_bucket", "s3_thumbnail_key", "attributes", "obj_id", "sentence",
+    "orientation_deg", "orientation_label", "track_ids", "raw_action", "action_confidence",
+    "scene_description", "age", "start_t_s", "end_t_s",
 )
 
 
@@ -65,6 +68,12 @@ def video_exists(conn, video_id: int) -> bool:
     return conn.execute("SELECT 1 FROM db_video WHERE video_id = %s", (video_id,)).fetchone() is not None
 
 
+def completed_run_of(conn, video_id: int) -> int | None:
+    row = conn.execute("SELECT completed_run_id FROM db_video WHERE video_id = %s",
+                       (video_id,)).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 def set_source(conn, video_id: int, name: str, source_uri: str) -> None:
     conn.execute("UPDATE db_video SET name = %s, source_uri = %s, updated_at = now() "
                  "WHERE video_id = %s", (_clean_text(name), _clean_text(source_uri), video_id))
@@ -94,14 +103,22 @@ def worker_of(conn, video_id: int) -> str | None:
     return f"{row[0]}@{row[1]}"
 
 
-def mark_processing(conn, video_id: int, worker_pid: int, worker_host: str) -> None:
-    conn.execute(
-        "UPDATE db_video SET analysis_status = 'processing', analysis_progress = 0, stage = 'starting',"
-        " frames_done = NULL, frames_total = NULL, eta_s = NULL, error_message = NULL,"
-        " started_at = now(), finished_at = NULL, worker_pid = %s, worker_host = %s,"
-        " heartbeat_at = now(), token_usage = '{}'::jsonb, updated_at = now() WHERE video_id = %s",
-        (worker_pid, worker_host, video_id),
-    )
+def mark_processing(conn, video_id: int, worker_pid: int, worker_host: str) -> int:
+    """Start an attempt: a new ``db_run`` row (processing) and the video shown processing. The
+    video's events, tracks, finished time and token usage stay those of its last completed run
+    until this attempt completes (``complete_run``). Returns the run id."""
+    with conn.transaction():
+        run_id = int(conn.execute(
+            "INSERT INTO db_run (video_id, worker_pid, worker_host) VALUES (%s, %s, %s)"
+            " RETURNING run_id", (video_id, worker_pid, worker_host)).fetchone()[0])
+        conn.execute(
+            "UPDATE db_video SET analysis_status = 'processing', analysis_progress = 0,"
+            " stage = 'starting', frames_done = NULL, frames_total = NULL, eta_s = NULL,"
+            " error_message = NULL, worker_pid = %s, worker_host = %s, heartbeat_at = now(),"
+            " current_run_id = %s, updated_at = now() WHERE video_id = %s",
+            (worker_pid, worker_host, run_id, video_id),
+        )
+    return run_id
 
 
 def write_progress(conn, video_id: int, percent: float, stage: str, frames_done: int | None,
@@ -124,20 +141,103 @@ def set_video_info(conn, video_id: int, info: VideoInfo) -> None:
     )
 
 
+def complete_run(conn, video_id: int, run_id: int | None,
+                 token_usage: Mapping[str, Any] | None = None, warning: str | None = None,
+                 coverage: "RunCoverage | None" = None) -> None:
+    """The attempt completed: it becomes the video's result (call it in the transaction that
+    replaced the events, so readers see the old result or the new one, never a mix)."""
+    tokens = json.dumps(dict(token_usage or {}))
+    cov = coverage or RunCoverage()
+    with conn.transaction():
+        if run_id is None:  # a caller that never started an attempt (tests, old callers)
+            run_id = int(conn.execute(
+                "INSERT INTO db_run (video_id) VALUES (%s) RETURNING run_id", (video_id,)
+            ).fetchone()[0])
+        conn.execute(
+            "UPDATE db_run SET status = 'completed', error_message = NULL, warning = %s,"
+            " frames_decoded = %s, frames_undecodable = %s, covered_from_s = %s,"
+            " covered_to_s = %s, token_usage = %s::jsonb, finished_at = now() WHERE run_id = %s",
+            (_clean_text(warning), cov.frames_decoded, cov.frames_undecodable,
+             _finite(cov.covered_from_s), _finite(cov.covered_to_s), tokens, run_id))
+        conn.execute(
+            "UPDATE db_video v SET analysis_status = 'completed', analysis_progress = 100,"
+            " stage = 'completed', eta_s = NULL, error_message = NULL, warning = %s,"
+            " started_at = r.started_at, finished_at = r.finished_at, token_usage = r.token_usage,"
+            " completed_run_id = r.run_id, current_run_id = NULL, heartbeat_at = now(),"
+            " updated_at = now() FROM db_run r WHERE r.run_id = %s AND v.video_id = %s",
+            (_clean_text(warning), run_id, video_id))
+
+
+@dataclass(frozen=True)
+class RunCoverage:
+    """How much of the video a run decoded (stored with the run)."""
+
+    frames_decoded: int | None = None
+    frames_undecodable: int | None = None
+    covered_from_s: float | None = None
+    covered_to_s: float | None = None
+
+
+def end_attempt(conn, video_id: int, status: JobStatus, error_message: str | None = None,
+                token_usage: Mapping[str, Any] | None = None, run_id: int | None = None) -> int:
+    """A failed or cancelled attempt: recorded in ``db_run`` with its reason (the video's current
+    attempt, or a new row when none had started, e.g. cancelled while queued). A video with a
+    completed run goes back to it: status completed, its finished time and token usage; a video
+    without one shows the attempt's status and reason. Returns the run id."""
+    if status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise ValueError(f"end_attempt needs failed or cancelled, got {status}")
+    tokens = None if token_usage is None else json.dumps(dict(token_usage))
+    err = _clean_text(error_message)
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT current_run_id FROM db_video WHERE video_id = %s FOR UPDATE",
+            (video_id,)).fetchone()
+        if row is None:
+            raise ValueError(f"video {video_id} does not exist")
+        rid = run_id if run_id is not None else row[0]
+        updated = None
+        if rid is not None:
+            updated = conn.execute(
+                "UPDATE db_run SET status = %s, error_message = %s, finished_at = now(),"
+                " token_usage = COALESCE(%s::jsonb, token_usage)"
+                " WHERE run_id = %s AND status = 'processing' RETURNING run_id",
+                (status.value, err, tokens, rid)).fetchone()
+        if updated is None:
+            rid = int(conn.execute(
+                "INSERT INTO db_run (video_id, status, error_message, finished_at, token_usage)"
+                " VALUES (%s, %s, %s, now(), COALESCE(%s::jsonb, '{}'::jsonb)) RETURNING run_id",
+                (video_id, status.value, err, tokens)).fetchone()[0])
+        conn.execute(
+            "UPDATE db_video v SET"
+            " analysis_status = CASE WHEN c.run_id IS NULL THEN %(s)s ELSE 'completed' END,"
+            " analysis_progress = CASE WHEN c.run_id IS NULL THEN v.analysis_progress ELSE 100 END,"
+            " stage = CASE WHEN c.run_id IS NULL THEN %(s)s ELSE 'completed' END,"
+            " error_message = CASE WHEN c.run_id IS NULL THEN %(err)s ELSE NULL END,"
+            " started_at = CASE WHEN c.run_id IS NULL THEN v.started_at ELSE c.started_at END,"
+            " finished_at = CASE WHEN c.run_id IS NULL THEN now() ELSE c.finished_at END,"
+            " token_usage = CASE WHEN c.run_id IS NULL"
+            "   THEN COALESCE(%(tok)s::jsonb, v.token_usage) ELSE c.token_usage END,"
+            " eta_s = NULL, current_run_id = NULL, heartbeat_at = now(), updated_at = now()"
+            " FROM db_video v0 LEFT JOIN db_run c ON c.run_id = v0.completed_run_id"
+            " WHERE v0.video_id = v.video_id AND v.video_id = %(vid)s",
+            {"s": status.value, "err": err, "tok": tokens, "vid": video_id})
+    return int(rid)
+
+
 def finish_video(conn, video_id: int, status: JobStatus, error_message: str | None = None,
-                 token_usage: Mapping[str, Any] | None = None) -> None:
-    """End a job: completed (progress 100), failed (with the reason) or cancelled."""
-    if status not in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
+                 token_usage: Mapping[str, Any] | None = None, run_id: int | None = None) -> None:
+    """End a job: completed (``complete_run``), failed or cancelled (``end_attempt``: the video
+    keeps its last completed result and status)."""
+    if status is JobStatus.COMPLETED:
+        if run_id is None:
+            row = conn.execute("SELECT current_run_id FROM db_video WHERE video_id = %s",
+                               (video_id,)).fetchone()
+            run_id = None if row is None else row[0]
+        complete_run(conn, video_id, run_id, token_usage)
+    elif status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        end_attempt(conn, video_id, status, error_message, token_usage, run_id)
+    else:
         raise ValueError(f"finish_video needs a final status, got {status}")
-    conn.execute(
-        "UPDATE db_video SET analysis_status = %s,"
-        " analysis_progress = CASE WHEN %s THEN 100 ELSE analysis_progress END,"
-        " stage = %s, eta_s = NULL, error_message = %s, finished_at = now(), heartbeat_at = now(),"
-        " token_usage = COALESCE(%s::jsonb, token_usage), updated_at = now() WHERE video_id = %s",
-        (status.value, status is JobStatus.COMPLETED, status.value,
-         _clean_text(error_message), None if token_usage is None else json.dumps(dict(token_usage)),
-         video_id),
-    )
 
 
 def mark_stale_jobs(conn, reason: str | None = None) -> list[int]:
@@ -156,11 +256,10 @@ def mark_stale_jobs(conn, reason: str | None = None) -> list[int]:
                 f"{heartbeat:%Y-%m-%d %H:%M:%S %Z}); start the analysis again"
                 if heartbeat is not None else
                 "the worker stopped without finishing; start the analysis again")
-            cur = conn.execute(
-                "UPDATE db_video SET analysis_status = 'failed', error_message = %s, stage = 'failed',"
-                " finished_at = now(), eta_s = NULL, updated_at = now()"
-                " WHERE video_id = %s AND analysis_status = 'processing'", (why, video_id))
-            if cur.rowcount:
+            still = conn.execute("SELECT 1 FROM db_video WHERE video_id = %s"
+                                 " AND analysis_status = 'processing'", (video_id,)).fetchone()
+            if still is not None:
+                end_attempt(conn, video_id, JobStatus.FAILED, why)
                 stale.append(int(video_id))
                 log.warning("video %s: %s", video_id, why)
         finally:
@@ -172,7 +271,8 @@ def mark_stale_jobs(conn, reason: str | None = None) -> list[int]:
 
 
 def event_attributes(event: Event) -> dict[str, Any]:
-    """The JSONB ``attributes`` of an event row (the seed's orientation/scene_analysis keys)."""
+    """The JSONB ``attributes`` of an event row: only what is open-ended (keypoints, the
+    highlight file, ``event.extra``); every other field has its own column."""
     attrs = _base_attributes(event)
     attrs["keypoints"] = [[round(float(x), 1), round(float(y), 1), round(float(s), 3)]
                           for x, y, s in event.keypoints]
@@ -182,14 +282,12 @@ def event_attributes(event: Event) -> dict[str, Any]:
 
 
 def _base_attributes(event: Event) -> dict[str, Any]:
-    return {
-        "obj_id": int(event.obj_id),
-        "orientation": event.orientation_label,
-        "orientation_deg": None if event.orientation_deg is None else round(float(event.orientation_deg), 1),
-        "scene_analysis": event.scene_description,
-        "age": None if event.age is None or not math.isfinite(event.age) else round(float(event.age), 1),
-        "highlight_file": event.highlight_file,
-    }
+    return {"highlight_file": event.highlight_file}
+
+
+def _round(v: Any, digits: int) -> float | None:
+    f = _finite(v)
+    return None if f is None else round(f, digits)
 
 
 def _json_default(o: Any) -> Any:
@@ -214,6 +312,11 @@ def event_row(video_id: int, seq: int, event: Event, sentence: str,
         None if thumbnail is None else thumbnail.key,
         _clean_text(_attributes_json(event)),
         int(event.obj_id), _clean_text(sentence) or "",
+        _round(event.orientation_deg, 1), event.orientation_label,
+        [int(t) for t in (event.track_ids or (event.obj_id,))],
+        None if event.raw_action is None else _enum_value(event.raw_action),
+        _finite(event.action_confidence), _clean_text(event.scene_description),
+        _round(event.age, 1), _finite(event.start_t_s), _finite(event.end_t_s),
     )
 
 
@@ -289,7 +392,8 @@ class EventBatch:
 #: server than text (no number parsing, no escaping) and the client dumps in C.
 _EVENT_COPY_TYPES = ("int8", "int8", "int4", "text", "float8", "int4", "float4", "float4",
                      "float4", "float4", "text", "text", "text", "float4", "text", "text", "jsonb",
-                     "int4", "text")
+                     "int4", "text", "float4", "int2", "int4[]", "text", "float4", "text",
+                     "float4", "float8", "float8")
 
 
 def _identity(s: str) -> str:

@@ -110,6 +110,12 @@ def event_attributes(e: Event) -> dict:
         "orientation_label": e.orientation_label, "scene_analysis": e.scene_description,
         "keypoints": [list(k) for k in e.keypoints], "highlight_file": e.highlight_file,
     }
+    if e.raw_action is not None:
+        attrs["raw_action"] = e.raw_action.value
+        attrs["action_confidence"] = e.action_confidence
+    if e.start_t_s is not None or e.end_t_s is not None:
+        attrs.update(start_t_s=e.start_t_s, end_t_s=e.end_t_s, track_ids=list(e.track_ids),
+                     other_obj_ids=list(e.other_track_ids))
     attrs.update({k: _jsonable(v) for k, v in dict(e.extra).items()})
     return attrs
 
@@ -204,7 +210,7 @@ def render_highlights(dest: Path, episodes: Sequence[Episode],
     out = []
     for e in episodes:
         if should_stop and should_stop():
-            raise Cancelled("the run was stopped while writing highlights; nothing was written")
+            raise Cancelled("the run was stopped while writing highlights; no output file was written")
         frames = reader(e.peak_frame_number, e.peak_frame_number, 1)
         if not frames:
             log.warning("highlight frame %d could not be decoded; skipped", e.peak_frame_number)
@@ -281,7 +287,7 @@ def write_outputs(output_dir: Path, info: VideoInfo, observations: Sequence[Pers
              "start": h.start_t_s, "end": h.end_t_s, "track_ids": list(h.track_ids)}
             for h in highlights], indent=1))
         if should_stop and should_stop():
-            raise Cancelled("the run was stopped while writing outputs; nothing was written")
+            raise Cancelled("the run was stopped while writing outputs; no output file was written")
         _move_into_place(tmp, output_dir)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -143,10 +143,9 @@ def clean(observations: Sequence[PersonObservation], episodes: Sequence[Episode]
                 xyxy=o.xyxy, age_group=AgeGroup.from_age(age), gender=gender, action=act,
                 confidence=round(float(o.det_confidence), 3), age=None if age is None else round(age, 1),
                 orientation_deg=o.orientation_deg, scene_description=o.scene_description,
-                keypoints=o.keypoints,
-                extra=frozen_mapping({"raw_action": o.action.value,
-                                      "action_confidence": o.action_confidence,
-                                      "frame_age": o.age, "frame_gender": o.gender.value,
+                keypoints=o.keypoints, track_ids=(oid,), raw_action=o.action,
+                action_confidence=o.action_confidence,
+                extra=frozen_mapping({"frame_age": o.age, "frame_gender": o.gender.value,
                                       "gender_confidence": gconf})))
 
     all_by_track: dict[int, list[PersonObservation]] = defaultdict(list)
@@ -165,9 +164,9 @@ def clean(observations: Sequence[PersonObservation], episodes: Sequence[Episode]
             age=s.age if s else None, orientation_deg=near.orientation_deg if near else None,
             scene_description=near.scene_description if near else None,
             keypoints=near.keypoints if near else (),
-            extra=frozen_mapping({"start_t_s": e.start_t_s, "end_t_s": e.end_t_s,
-                                  "peak_t_s": e.peak_t_s, "track_ids": list(track_ids(e)),
-                                  "other_obj_ids": list(e.other_obj_ids), "reason": e.reason})))
+            track_ids=track_ids(e),
+            start_t_s=e.start_t_s, end_t_s=e.end_t_s,
+            extra=frozen_mapping({"reason": e.reason})))
     events.sort(key=lambda ev: (ev.t_s, ev.obj_id, ev.event_type.value))
     return Cleaned(events=tuple(events), tracks=tuple(summaries[k] for k in sorted(summaries)),
                    episodes=tuple(episodes), dropped_tracks=tuple(dropped))

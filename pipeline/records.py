@@ -65,8 +65,8 @@ class EventType(str, Enum):
 
 
 class Gender(str, Enum):
-    MALE = "male"
     FEMALE = "female"
+    MALE = "male"
     UNKNOWN = "unknown"
 
 
@@ -89,6 +89,7 @@ class AgeGroup(str, Enum):
 
 class JobStatus(str, Enum):
     PENDING = "pending"
+    QUEUED = "queued"  # waiting in the job queue for a worker (services/jobs.py)
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -280,7 +281,13 @@ class TrackSummary:
 
 @dataclass(frozen=True)
 class Event:
-    """A cleaned row of processed_results.csv (ready for ``db_event``)."""
+    """A cleaned row of processed_results.csv (ready for ``db_event``).
+
+    ``track_ids`` are the tracks involved (``obj_id`` first; a fight's other people after it).
+    ``raw_action`` / ``action_confidence`` are the frame's own reading before per-track smoothing
+    (person rows). ``start_t_s`` / ``end_t_s`` are a highlight's episode. ``extra`` holds only
+    what is open-ended (rule evidence, per-frame readings).
+    """
 
     event_type: EventType
     t_s: float
@@ -296,11 +303,20 @@ class Event:
     scene_description: str | None = None
     keypoints: tuple[tuple[float, float, float], ...] = ()
     highlight_file: str | None = None  # relative path under the output's highlights/
+    track_ids: tuple[int, ...] = ()
+    raw_action: Action | None = None
+    action_confidence: float | None = None
+    start_t_s: float | None = None
+    end_t_s: float | None = None
     extra: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))
 
     @property
     def orientation_label(self) -> int | None:
         return Orientation(self.orientation_deg).label
+
+    @property
+    def other_track_ids(self) -> tuple[int, ...]:
+        return tuple(t for t in self.track_ids if t != self.obj_id)
 
 
 @dataclass(frozen=True)
@@ -358,98 +374,29 @@ class RunResult:
     frames_skipped_undecodable: int = 0
     stage_ms: Mapping[str, float] = field(default_factory=dict)  # total ms per stage
     backends: Mapping[str, str] = field(default_factory=dict)  # stage -> backend name
+    frames_decoded: int = 0
+    #: (first, last) timestamp of the sampled frames analysed, seconds: what the result covers.
+    covered_s: tuple[float, float] | None = None
 
-
-# --- Stored records: ``db/`` maps these to and from rows; services and pages use them. ---------
-
-
-@dataclass(frozen=True)
-class VideoRecord:
-    """A ``db_video`` row: one analysed (or queued) video and its job state."""
-
-    video_id: int
-    name: str
-    source_uri: str | None
-    status: JobStatus
-    progress: float  # 0..100
-    stage: str | None = None
-    frames_done: int | None = None
-    frames_total: int | None = None
-    eta_s: float | None = None
-    fps: float | None = None
-    duration_s: float | None = None
-    frame_count: int | None = None
-    width: int | None = None
-    height: int | None = None
-    error_message: str | None = None
-    started_at: Any = None  # datetime (UTC) or None
-    finished_at: Any = None
-    updated_at: Any = None
-    heartbeat_at: Any = None
-    worker: str | None = None  # "pid@host" of the process running it
-    token_usage: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))
-    n_events: int | None = None
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """A ``db_event`` row. ``bbox`` is x, y, width, height in pixels (the seed's columns)."""
-
-    event_id: int
-    video_id: int
-    event_type: str
-    t_s: float
-    frame_number: int
-    bbox: tuple[float, float, float, float]
-    age_group: str
-    gender: str
-    action: str
-    confidence: float
-    obj_id: int | None = None
-    thumbnail_bucket: str | None = None  # None: the local storage folder
-    thumbnail_key: str | None = None
-    sentence: str = ""
-    attributes: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    """Where storage put a file: an S3 bucket and key, or ``bucket=None`` for the local folder."""
-
-    bucket: str | None
-    key: str
+    #: A run that decoded less than this share of the video's frames completes with a warning.
+    MIN_DECODED_SHARE = 0.95
 
     @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}" if self.bucket else f"local:{self.key}"
-
-
-@dataclass(frozen=True)
-class SearchFilters:
-    video_ids: tuple[int, ...] = ()
-    t_min_s: float | None = None
-    t_max_s: float | None = None
-    event_types: tuple[str, ...] = ()
-    actions: tuple[str, ...] = ()
-    genders: tuple[str, ...] = ()
-    age_groups: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result. ``score`` is the reciprocal-rank-fusion score; ``similarity`` the cosine
-    similarity of the query and event vectors (None when only the full-text side found it)."""
-
-    event: StoredEvent
-    video_name: str
-    score: float
-    similarity: float | None = None
-    semantic_rank: int | None = None
-    lexical_rank: int | None = None
+    def decoded_share(self) -> float:
+        total = self.frames_decoded + self.frames_skipped_undecodable
+        return 1.0 if total <= 0 else self.frames_decoded / total
 
     @property
-    def mmss(self) -> str:
-        return mmss(self.event.t_s)
+    def decode_warning(self) -> str | None:
+        """One line when part of the video could not be decoded, naming the time covered."""
+        if self.decoded_share >= self.MIN_DECODED_SHARE:
+            return None
+        total = self.frames_decoded + self.frames_skipped_undecodable
+        a, b = self.covered_s or (0.0, 0.0)
+        dur = self.video.duration_s
+        return (f"only {self.frames_decoded} of {total} frames ({self.decoded_share:.0%}) could "
+                f"be decoded (damaged or truncated file); the results cover {a:.1f}-{b:.1f} s"
+                + (f" of {dur:.1f} s" if dur else ""))
 
 
 @dataclass(frozen=True)
@@ -457,45 +404,3 @@ class ChatReply:
     text: str
     input_tokens: int = 0
     output_tokens: int = 0
-
-
-@dataclass(frozen=True)
-class Citation:
-    event_id: int
-    video_name: str
-    t_s: float
-
-    @property
-    def label(self) -> str:
-        return f"[event {self.event_id}, {self.video_name} {mmss(self.t_s)}]"
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The answer step's result: text whose every claim cites an event, or a plain 'nothing
-    matches' when ``relevant`` is False."""
-
-    text: str
-    citations: tuple[Citation, ...] = ()
-    relevant: bool = True
-    source: str = "extractive"  # extractive | bedrock | openai
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-
-@dataclass(frozen=True)
-class IngestOutcome:
-    video_id: int
-    name: str
-    status: JobStatus
-    n_events: int
-    n_highlights: int
-    n_embedded: int
-    embedding_model: str | None
-    output_dir: Path | None
-    elapsed_s: float
-
-    def summary(self) -> str:
-        return (f"video {self.video_id} ({self.name}): {self.status.value}; {self.n_events} events, "
-                f"{self.n_highlights} highlights, {self.n_embedded} embedded with "
-                f"{self.embedding_model} in {self.elapsed_s:.1f} s -> {self.output_dir}")

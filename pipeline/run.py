@@ -138,11 +138,12 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     observations: list[PersonObservation] = []
     scenes: list[SceneCaption] = []
     done = 0
+    covered: tuple[float, float] | None = None
     frame_iter = iter(frames)
     while True:
         if stop():
             raise Cancelled(f"analysis of {path.name} was stopped after {done} sampled frames; "
-                            f"nothing was written")
+                            f"no output file was written")
         t = time.perf_counter()
         try:
             frame = next(frame_iter)
@@ -150,6 +151,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
             stage_ms["decode"] += (time.perf_counter() - t) * 1000.0
             break
         stage_ms["decode"] += (time.perf_counter() - t) * 1000.0
+        covered = (frame.t_s if covered is None else covered[0], frame.t_s)
         persons = _stage("detector", stage_ms, lambda f: detector.detect([f])[0], frame)
         persons = _stage("tracking", stage_ms, tracker.update, persons, frame.t_s)
         if persons.tracker_id is not None and len(persons):
@@ -180,7 +182,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
 
     progress(ANALYSIS_SHARE, "finding events", done, force=True)
     if stop():
-        raise Cancelled(f"analysis of {path.name} was stopped; nothing was written")
+        raise Cancelled(f"analysis of {path.name} was stopped; no output file was written")
     def reader(start: int, end: int, step: int) -> list[Frame]:
         return read_frames(path, start, end, step, info, frames.keyframes)
 
@@ -195,7 +197,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     stage_ms["postprocess"] += (time.perf_counter() - t) * 1000.0
     progress(0.95, "writing outputs", done, force=True)
     if stop():
-        raise Cancelled(f"analysis of {path.name} was stopped; nothing was written")
+        raise Cancelled(f"analysis of {path.name} was stopped; no output file was written")
     t = time.perf_counter()
     written = outputs.write_outputs(
         output_dir, info=info, observations=observations, events=clean.events,
@@ -205,7 +207,8 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
         video=info, output_dir=output_dir, observations=tuple(observations),
         events=written.events, highlights=written.highlights, scenes=tuple(scenes),
         tracks=clean.tracks, frames_sampled=done,
-        frames_skipped_undecodable=frames.undecodable,
+        frames_skipped_undecodable=frames.undecodable, frames_decoded=frames.frames_decoded,
+        covered_s=covered,
         stage_ms={k: round(v, 1) for k, v in stage_ms.items()},
         backends=backends.names(),
     )

@@ -40,7 +40,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from db import connection, queries, store, vectors  # noqa: E402
-from pipeline.records import Action, AgeGroup, Event, EventType, Gender, SearchFilters  # noqa: E402
+from pipeline.records import Action, AgeGroup, Event, EventType, Gender
+from db.records import SearchFilters
 
 QUERIES = [
     "a person falls down", "people fighting", "someone walking", "an older man walking away from "

@@ -10,16 +10,18 @@ and mm:ss, e.g. "[event 12, Fall01.mp4 00:05]".
   an event that is not among the hits, is replaced by the extractive answer.
 * Otherwise (or on any LLM failure) the answer is extractive: written from the hits' sentences.
 
-Chat backends implement ``ChatModel`` (below): ``complete(system, user) -> ChatReply``.
+Chat backends are the registry's "chat" stage and implement ``ChatModel``
+(``pipeline/backends/protocols.py``): ``complete(system, user) -> ChatReply``.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import re
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Sequence
 
-from pipeline.records import Answer, ChatReply, Citation, Hit
+from pipeline.backends.protocols import ChatModel
+from db.records import Hit
+from services.records import Answer, Citation
 
 log = logging.getLogger("va.services.answer")
 
@@ -43,22 +45,6 @@ SYSTEM_PROMPT = (
     "times or details that are not in the events. If none of the events answers the question, "
     "reply exactly: NO_MATCH"
 )
-
-
-@runtime_checkable
-class ChatModel(Protocol):
-    """A chat LLM (Claude on Bedrock, an OpenAI-compatible endpoint)."""
-
-    name: str
-
-    def complete(self, system: str, user: str) -> ChatReply:
-        ...
-
-
-_CHAT_FACTORIES = {
-    "bedrock": ("pipeline.backends.bedrock", ("load_bedrock_chat", "load_claude_chat")),
-    "openai": ("pipeline.backends.openai_compat", ("load_openai_chat",)),
-}
 
 
 def relevant_hits(hits: Sequence[Hit], model: str | None = None) -> list[Hit]:
@@ -133,7 +119,9 @@ def _short(q: str, n: int = 80) -> str:
 
 
 def load_chat_model(settings) -> ChatModel | None:
-    """The configured chat LLM, or None (extractive answers)."""
+    """The configured chat LLM (the registry's "chat" stage), or None (extractive answers)."""
+    from pipeline.backends.registry import REGISTRY, load_backend
+
     choice = getattr(settings, "answerer", "auto")
     if choice == "extractive":
         return None
@@ -142,23 +130,12 @@ def load_chat_model(settings) -> ChatModel | None:
                   "openai" if settings.openai_enabled else None)
         if choice is None:
             return None
-    if choice not in _CHAT_FACTORIES:
+    if choice not in REGISTRY["chat"]:
         from services.errors import ServiceError
 
-        raise ServiceError(f"VA_ANSWERER={choice!r} is unknown; use auto, extractive, bedrock "
-                           f"or openai")
-    module_name, names = _CHAT_FACTORIES[choice]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        log.warning("chat backend %s unavailable (%s); answering extractively", choice, e)
-        return None
-    for n in names:
-        factory = getattr(module, n, None)
-        if factory is not None:
-            return factory(settings)
-    log.warning("%s has no chat factory (%s); answering extractively", module_name, names)
-    return None
+        raise ServiceError(f"VA_ANSWERER={choice!r} is unknown; use auto, extractive, "
+                           f"{', '.join(REGISTRY['chat'])}")
+    return load_backend("chat", choice, settings)
 
 
 _CITE_RE = re.compile(r"\[\s*event\s+(\d+)[^\]]*\]", re.IGNORECASE)

@@ -9,7 +9,8 @@ from settings import Settings
 
 @dataclass(frozen=True)
 class Capabilities:
-    """Backends the analyst may pick: heavy ones only when their weights/cloud are configured."""
+    """Backends the analyst may pick (``pipeline.backends.registry.BACKENDS`` whose availability
+    check passes: heavy ones only when their weights/cloud are configured)."""
 
     detector: tuple[str, ...]
     attributes: tuple[str, ...]
@@ -42,8 +43,9 @@ def _cuda_available() -> bool:
 
 
 def capabilities(settings: Settings, check_cuda: bool = True) -> Capabilities:
+    from pipeline.backends.registry import available
+
     s = settings
-    faceres = s.faceres_path or (Path(s.models_dir) / "faceres.onnx")
     notes: list[str] = []
     if not s.bedrock_enabled and not s.openai_enabled:
         notes.append("Scene descriptions by Claude need Bedrock (set AWS_BEDROCK_REGION) or an "
@@ -57,13 +59,9 @@ def capabilities(settings: Settings, check_cuda: bool = True) -> Capabilities:
         notes.append("Search answers are written from the matching events (extractive); answers "
                      "by Claude need AWS_BEDROCK_REGION or VA_OPENAI_BASE_URL.")
     return Capabilities(
-        detector=("movenet",) + (("yolo",) if s.detector_weights else ()),
-        attributes=("age_gender",) + (("faceres",) if Path(faceres).is_file() else ())
-        + (("mivolo",) if s.mivolo_checkpoint else ()),
-        orientation=("keypoints",) + (("mebow",) if s.mebow_cfg else ()),
-        action=("pose_rules",) + (("vlm",) if s.vlm_path else ()),
-        scene=("template",) + (("bedrock",) if s.bedrock_enabled else ())
-        + (("openai",) if s.openai_enabled else ()),
+        detector=available("detector", s), attributes=available("attributes", s),
+        orientation=available("orientation", s), action=available("action", s),
+        scene=available("scene", s),
         devices=("cpu",) + (("cuda",) if check_cuda and _cuda_available() else ()),
         bedrock=s.bedrock_enabled, openai=s.openai_enabled, vlm=bool(s.vlm_path),
         s3_videos=bool(s.s3_bucket_videos), library=s.library_dir is not None,

@@ -159,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("cancelled by the user (Ctrl-C); nothing was written", file=sys.stderr)
+        # Stopped outside a stored job (--no-store, or before the job began): say what is there.
+        out = getattr(args, "output", None)
+        done = out is not None and (Path(out) / "processed_results.csv").is_file()
+        print("cancelled by the user (Ctrl-C); " + (
+            f"the files in {out} are from a complete analysis" if done else
+            "no output file was written and nothing was stored"), file=sys.stderr)
         return 130
     except Exception as e:  # domain errors from services (db, storage) carry their own message
         from db.errors import DatabaseUnavailable

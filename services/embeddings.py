@@ -72,9 +72,8 @@ def _where(xyxy: Sequence[float], frame_size: tuple[int, int] | None) -> str:
 def _incident(event: Event) -> str:
     """The incident's people and extent: ", one incident with persons 3 and 5 from 00:04 to
     00:07"."""
-    extra = dict(event.extra)
-    ids = [int(t) for t in extra.get("track_ids") or ()]
-    start, end = extra.get("start_t_s"), extra.get("end_t_s")
+    ids = [int(t) for t in event.track_ids]
+    start, end = event.start_t_s, event.end_t_s
     out = ""
     if len(ids) > 1:
         out += (", one incident with persons " + ", ".join(str(t) for t in ids[:-1])

@@ -6,7 +6,8 @@ from typing import Iterable
 
 import pandas as pd
 
-from pipeline.records import SearchFilters, StoredEvent, StoredObject, mmss
+from pipeline.records import mmss
+from db.records import SearchFilters, StoredEvent, StoredObject
 from services import database
 from services.job_views import list_videos
 from settings import Settings
@@ -50,19 +51,16 @@ def events_table(events: Iterable[StoredEvent], video_names: dict[int, str]) -> 
     """The event table the Events page shows, filters and downloads (one row per event)."""
     rows = []
     for e in events:
-        a = dict(e.attributes)
-        orient = a.get("orientation")
         rows.append({
             "event_id": e.event_id, "video_id": e.video_id,
             "video": video_names.get(e.video_id, f"video {e.video_id}"),
             "time": mmss(e.t_s), "t_s": round(e.t_s, 2), "frame_number": e.frame_number,
-            "event_type": e.event_type, "obj_id": e.obj_id if e.obj_id is not None
-            else a.get("obj_id"), "action": e.action, "confidence": round(e.confidence, 3),
-            "age_group": e.age_group, "age": a.get("age"), "gender": e.gender,
-            "orientation": None if orient is None else int(orient),
-            "orientation_deg": a.get("orientation_deg"),
+            "event_type": e.event_type, "obj_id": e.obj_id, "action": e.action,
+            "confidence": round(e.confidence, 3), "age_group": e.age_group, "age": e.age,
+            "gender": e.gender, "orientation": e.orientation_label,
+            "orientation_deg": e.orientation_deg,
             "bbox_x": e.bbox[0], "bbox_y": e.bbox[1], "bbox_width": e.bbox[2],
-            "bbox_height": e.bbox[3], "scene": a.get("scene_analysis"),
+            "bbox_height": e.bbox[3], "scene": e.scene_description,
             "thumbnail": (StoredObject(e.thumbnail_bucket, e.thumbnail_key).uri
                           if e.thumbnail_key else None),
         })

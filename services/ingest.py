@@ -6,12 +6,15 @@ advisory lock on its own connection for its whole life: a second run of the same
 (or waits, ``wait=True``), and when a worker dies (kill -9, lost connection) the lock goes with
 its connection, so ``mark_stale_jobs`` can tell a dead job from a live one on any host.
 
-Flow: resolve the source (a local path, ``local:`` key or ``s3://bucket/key``, downloaded to a
-temporary file with progress) -> find/create the ``db_video`` row -> lock -> processing ->
-``run_video`` -> upload highlight frames -> build event sentences and embed them in batches ->
-ONE transaction that replaces the video's events (COPY), vectors and tracks -> completed. Any
-failure ends the job failed with the reason (cancelled on stop), and the old events stay as they
-were: nothing is half-written.
+Flow: resolve the source (a local path, ``local:`` key or ``s3://bucket/key``) and check it
+(missing file, bucket or key; a local non-video) -> load the models -> (nothing in the database
+was touched so far) find/create the ``db_video`` row -> lock -> a new attempt (``db_run``,
+processing) -> download -> ``run_video`` -> upload highlight frames under the attempt's own
+prefix -> build event sentences and embed them in batches -> ONE transaction that replaces the
+video's events (COPY), vectors and tracks and makes the attempt the video's completed run ->
+delete the previous run's frames. A failure or a stop ends the attempt failed or cancelled with
+the reason; the video keeps its last completed result (events, frames, status, finished time,
+token usage), and the attempt's own frames are removed: nothing is half-written.
 """
 from __future__ import annotations
 
@@ -23,9 +26,9 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from pipeline.errors import Cancelled, PipelineError
-from pipeline.records import (
-    Event, EventType, IngestOutcome, JobStatus, RunProgress, RunResult, StoredObject,
-)
+from pipeline.records import Event, EventType, JobStatus, RunProgress, RunResult
+from db.records import StoredObject
+from services.records import IngestOutcome
 from services.errors import DatabaseUnavailable, JobConflict, ServiceError
 
 log = logging.getLogger("va.services.ingest")
@@ -166,8 +169,10 @@ def _match_highlights(result: RunResult) -> list[str | None]:
     return files
 
 
-def _upload_highlights(storage, video_name: str, result: RunResult,
+def _upload_highlights(storage, video_id: int, run_id: int, result: RunResult,
                        progress: _JobProgress, should_stop) -> list[StoredObject | None]:
+    """Upload the run's highlight frames under ``highlights/{video_id}/run-{run_id}/``: beside,
+    never over, the frames the stored events point to."""
     files = _match_highlights(result)
     todo = [i for i, f in enumerate(files) if f]
     thumbs: list[StoredObject | None] = [None] * len(files)
@@ -188,10 +193,10 @@ def _upload_highlights(storage, video_name: str, result: RunResult,
             else getattr(e.action, "value", str(e.action))
         from services.storage import highlight_key
 
-        key = highlight_key(video_name, e.t_s, label)
+        key = highlight_key(video_id, run_id, e.t_s, label)
         if any(o.key == key for o in used.values()):
             label = f"{label}_{int(e.obj_id)}"
-        obj = storage.put_highlight(video_name, e.t_s, label, path)
+        obj = storage.put_highlight(video_id, run_id, e.t_s, label, path)
         used[str(path)] = obj
         thumbs[i] = obj
         progress.report(SPAN_UPLOAD[0] + (SPAN_UPLOAD[1] - SPAN_UPLOAD[0]) * n / len(todo),
@@ -229,7 +234,7 @@ def _usage_delta(before: dict, after: dict) -> dict:
 
 
 def _finish(conn_factory, video_id: int, status: JobStatus, reason: str | None,
-            primary=None, token_usage=None) -> bool:
+            primary=None, token_usage=None, run_id: int | None = None) -> bool:
     """Record the end state; on a broken connection retry on fresh ones (a few seconds)."""
     import psycopg
 
@@ -243,7 +248,7 @@ def _finish(conn_factory, video_id: int, status: JobStatus, reason: str | None,
         try:
             if conn is None:
                 fresh = conn = conn_factory()
-            store.finish_video(conn, video_id, status, reason, token_usage)
+            store.finish_video(conn, video_id, status, reason, token_usage, run_id=run_id)
             return True
         except (psycopg.Error, DatabaseUnavailable) as e:
             log.warning("video %s: could not record %s (%s)", video_id, status.value, _one_line(e))
@@ -254,6 +259,29 @@ def _finish(conn_factory, video_id: int, status: JobStatus, reason: str | None,
     return False
 
 
+def _check_input(storage, source: str) -> None:
+    """Errors found before analysis touch no row: a missing path or S3 bucket/key, a local file
+    that is not a video (probed in well under a second, before any model loads)."""
+    storage.check_source(source)
+    if source.startswith("s3://"):
+        return  # probed after the download, as part of the attempt
+    from pipeline.sampling import probe_video
+
+    path = storage.root / source[len("local:"):] if source.startswith("local:") else Path(source)
+    probe_video(path)
+
+
+def _kept_message(vid: int, had_result: bool, out_dir: Path | None) -> str:
+    """What a stopped or failed attempt leaves, in words (never "nothing was written" when
+    ``--output`` holds a complete result)."""
+    parts = []
+    if out_dir is not None and (Path(out_dir) / "processed_results.csv").is_file():
+        parts.append(f"the analysis files in {out_dir} are complete")
+    parts.append(f"video {vid} keeps its previous completed result" if had_result else
+                 f"no result was stored for video {vid}")
+    return "; ".join(parts)
+
+
 def analyze_source(source: str, settings, video_id: int | None = None,
                    output_dir: Path | None = None,
                    on_progress: Callable[[RunProgress], None] | None = None,
@@ -262,7 +290,14 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     """Analyse ``source`` (local path, ``local:videos/x.mp4`` or ``s3://bucket/key``) and store
     its events, vectors, tracks and highlight frames. Raises ``JobConflict`` when the video is
     already being analysed (unless ``wait``), ``Cancelled`` on stop, ``PipelineError`` /
-    ``ServiceError`` on failure (the job is then recorded failed with the reason)."""
+    ``ServiceError`` on failure.
+
+    Every run is an attempt (``db_run``). Problems found before the analysis (settings, input,
+    model weights, database) touch no row. A failed or cancelled attempt is recorded with its
+    reason, and the video keeps its last completed result and status. A completed attempt
+    replaces the video's events, vectors, tracks and highlight frames in one transaction; its
+    frames were written under its own prefix, and the previous run's frames are deleted after
+    the commit."""
     import psycopg
 
     from db import store
@@ -277,11 +312,22 @@ def analyze_source(source: str, settings, video_id: int | None = None,
 
     validate_name(vname, "video name")
     storage = get_storage(settings)
+    _check_input(storage, source)  # a missing path or a non-video: < 2 s, no row, no model
     database.get_pool(settings)  # reachable and migrated, or a one-line error naming the setting
     database.mark_stale_jobs(settings)
+    if backends is None:  # bad weights or settings fail here, before any row is touched
+        from pipeline.backends.registry import load_backends
+
+        backends = load_backends(settings)
+    embedder = load_embedder(settings)
     vid = find_or_create_video(settings, source, vname, video_id)
 
     conn = database.connect(settings)  # holds the job's lock for its whole life
+    run_id = None
+    had_result = False
+    out_dir = Path(output_dir) if output_dir else Path(settings.data_dir) / "runs" / f"video_{vid}"
+    out_complete: Path | None = None
+    committed = False
     try:
         if not store.try_lock_video(conn, vid):
             if not wait:
@@ -291,11 +337,11 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                     f"cancel it")
             log.info("video %s is being analysed elsewhere; waiting for it", vid)
             store.lock_video(conn, vid)
+        had_result = store.completed_run_of(conn, vid) is not None
         store.set_source(conn, vid, vname, source)
-        store.mark_processing(conn, vid, os.getpid(), socket.gethostname())
+        run_id = store.mark_processing(conn, vid, os.getpid(), socket.gethostname())
         progress = _JobProgress(conn, vid, on_progress, should_stop)
         progress.report(0.0, "starting", force=True)
-        out_dir = Path(output_dir) if output_dir else Path(settings.data_dir) / "runs" / f"video_{vid}"
         try:
             progress.set_span(SPAN_DOWNLOAD)
             with storage.fetch(source, on_progress=progress) as local_path:
@@ -304,17 +350,15 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                 progress.set_span(SPAN_ANALYSIS)
                 from pipeline.run import run_video
 
-                if backends is None:
-                    from pipeline.backends.registry import load_backends
-
-                    progress.report(SPAN_ANALYSIS[0], "loading models", force=True)
-                    backends = load_backends(settings)
-                embedder = load_embedder(settings)
                 usage_before = _usage(backends, embedder)
                 result = run_video(Path(local_path), out_dir, settings, backends=backends,
                                    on_progress=progress, should_stop=progress.should_stop)
-            store.set_video_info(conn, vid, result.video)
-            thumbs = _upload_highlights(storage, vname, result, progress, progress.should_stop)
+            out_complete = result.output_dir
+            warning = result.decode_warning
+            if warning:
+                log.warning("video %s: %s", vid, warning)
+            thumbs = _upload_highlights(storage, vid, run_id, result, progress,
+                                        progress.should_stop)
 
             frame_size = (result.video.width, result.video.height)
             sentences = [event_sentence(e, frame_size) for e in result.events]
@@ -325,41 +369,63 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                 raise Cancelled("stopped before storing the events")
             progress.report(98.0, "storing events", len(sentences), len(sentences), force=True)
             old_thumbs = store.thumbnail_keys(conn, vid)
-            n = store.replace_events(conn, vid, store.EventBatch(
-                events=result.events, sentences=sentences, thumbnails=thumbs, vectors=vecs,
-                model=embedder.name if vecs is not None else None, tracks=result.tracks))
-            store.finish_video(conn, vid, JobStatus.COMPLETED,
-                               token_usage=_usage_delta(usage_before, _usage(backends, embedder)))
+            with conn.transaction():  # the switch: events, frames, video info and run at once
+                n = store.replace_events(conn, vid, store.EventBatch(
+                    events=result.events, sentences=sentences, thumbnails=thumbs, vectors=vecs,
+                    model=embedder.name if vecs is not None else None, tracks=result.tracks))
+                store.set_video_info(conn, vid, result.video)
+                store.complete_run(
+                    conn, vid, run_id,
+                    token_usage=_usage_delta(usage_before, _usage(backends, embedder)),
+                    warning=warning, coverage=store.RunCoverage(
+                        frames_decoded=result.frames_decoded,
+                        frames_undecodable=result.frames_skipped_undecodable,
+                        covered_from_s=(result.covered_s or (None, None))[0],
+                        covered_to_s=(result.covered_s or (None, None))[1]))
+            committed = True
         except Cancelled as e:
             if progress.lost is not None:
                 reason = (f"lost the database connection mid-run ({_one_line(progress.lost)}); "
                           f"check PostgreSQL (DATABASE_URL / POSTGRES_HOST) and start the "
                           f"analysis again")
                 recorded = _finish(lambda: database.connect(settings), vid, JobStatus.FAILED,
-                                   reason)
-                raise DatabaseUnavailable(reason + ("" if recorded else
+                                   reason, run_id=run_id)
+                _discard_attempt(storage, settings, vid, run_id, recorded)
+                raise DatabaseUnavailable(reason + "; " + _kept_message(vid, had_result,
+                                          out_complete) + ("" if recorded else
                                           "; the job will show failed at the next start")) from e
-            _finish(lambda: database.connect(settings), vid, JobStatus.CANCELLED, _one_line(e),
-                    primary=conn)
-            raise
+            recorded = _finish(lambda: database.connect(settings), vid, JobStatus.CANCELLED,
+                               _one_line(e), primary=conn, run_id=run_id)
+            _discard_attempt(storage, settings, vid, run_id, recorded)
+            raise Cancelled(f"{_one_line(e)}; {_kept_message(vid, had_result, out_complete)}") \
+                from e
         except psycopg.Error as e:
             reason = (f"database error during the run ({_one_line(e)}); check PostgreSQL "
                       f"(DATABASE_URL / POSTGRES_HOST) and start the analysis again")
-            recorded = _finish(lambda: database.connect(settings), vid, JobStatus.FAILED, reason)
-            raise DatabaseUnavailable(reason + ("" if recorded else
-                                      "; the job will show failed at the next start")) from e
-        except BaseException as e:  # noqa: BLE001 - every failure ends the job with its reason
+            recorded = _finish(lambda: database.connect(settings), vid, JobStatus.FAILED, reason,
+                               run_id=run_id)
+            _discard_attempt(storage, settings, vid, run_id, recorded)
+            raise DatabaseUnavailable(reason + "; " + _kept_message(vid, had_result, out_complete)
+                                      + ("" if recorded else
+                                         "; the job will show failed at the next start")) from e
+        except KeyboardInterrupt as e:
+            recorded = _finish(lambda: database.connect(settings), vid, JobStatus.CANCELLED,
+                               "stopped by the user (Ctrl-C)", primary=conn, run_id=run_id)
+            _discard_attempt(storage, settings, vid, run_id, recorded)
+            raise Cancelled(f"stopped by the user (Ctrl-C); "
+                            f"{_kept_message(vid, had_result, out_complete)}") from e
+        except BaseException as e:  # noqa: BLE001 - every failure ends the attempt with its reason
             reason = _one_line(e) if isinstance(e, (PipelineError, ServiceError)) else \
                 f"{type(e).__name__}: {_one_line(e)}"
-            if isinstance(e, KeyboardInterrupt):
-                _finish(lambda: database.connect(settings), vid, JobStatus.CANCELLED,
-                        "stopped by the user (Ctrl-C)", primary=conn)
-            else:
-                _finish(lambda: database.connect(settings), vid, JobStatus.FAILED, reason,
-                        primary=conn)
+            recorded = _finish(lambda: database.connect(settings), vid, JobStatus.FAILED, reason,
+                               primary=conn, run_id=run_id)
+            _discard_attempt(storage, settings, vid, run_id, recorded)
             raise
     finally:
-        conn.close()  # releases the video's lock
+        try:
+            conn.close()  # releases the video's lock
+        except Exception:  # noqa: BLE001 - a dead connection: the server drops the lock
+            pass
 
     stale = [o for o in old_thumbs if o not in set(t for t in thumbs if t is not None)]
     if stale:
@@ -368,9 +434,19 @@ def analyze_source(source: str, settings, video_id: int | None = None,
         video_id=vid, name=vname, status=JobStatus.COMPLETED, n_events=n,
         n_highlights=sum(1 for t in thumbs if t is not None), n_embedded=0 if vecs is None else len(vecs),
         embedding_model=embedder.name if vecs is not None else None, output_dir=result.output_dir,
-        elapsed_s=time.monotonic() - t0)
+        elapsed_s=time.monotonic() - t0, warning=warning)
     log.info(outcome.summary())
     return outcome
+
+
+def _discard_attempt(storage, settings, vid: int, run_id: int | None, recorded: bool) -> None:
+    """Remove the highlight frames a failed or cancelled attempt uploaded (no event points to
+    them). Only when the attempt's end was recorded: an unrecorded end may hide a commit."""
+    if run_id is None or not recorded:
+        return
+    from services.storage import highlight_prefix
+
+    storage.delete_prefix(storage.highlights_in_s3, highlight_prefix(vid, run_id))
 
 
 def mark_stale_jobs(settings) -> list[int]:

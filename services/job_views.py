@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from pipeline.records import JobStatus, VideoRecord, mmss
+from pipeline.records import JobStatus, mmss
+from db.records import VideoRecord
 from services import database
 from services.jobs import AnalysisOptions, JobRunner, QueueSnapshot
 from services.sources import VideoSource
@@ -18,7 +19,7 @@ class JobView:
 
     video_id: int
     name: str
-    status: str  # pending | queued | processing | completed | failed | cancelled
+    status: JobStatus
     percent: float
     stage: str
     frames_done: int | None
@@ -30,7 +31,7 @@ class JobView:
 
     @property
     def progress_text(self) -> str:
-        parts = [f"{self.percent:.0f}%", self.stage or self.status]
+        parts = [f"{self.percent:.0f}%", self.stage or self.status.value]
         if self.frames_total:
             parts.append(f"frames {self.frames_done or 0}/{self.frames_total}")
         if self.active and self.eta_s is not None:
@@ -59,14 +60,15 @@ def job_views(settings: Settings, snapshot: QueueSnapshot | None = None,
     waiting = {r.video_id for r in snapshot.waiting} if snapshot else set()
     out = []
     for v in list_videos(settings)[:limit]:
-        status = v.status.value
-        if v.video_id in waiting and v.status is not JobStatus.PROCESSING:
-            status = "queued"
-        active = v.status in ACTIVE or v.video_id in waiting
+        status = v.status
+        if v.video_id in waiting and status is not JobStatus.PROCESSING:
+            status = JobStatus.QUEUED
+        active = status in ACTIVE
+        queued = status is JobStatus.QUEUED
         out.append(JobView(
             video_id=v.video_id, name=v.name, status=status,
-            percent=0.0 if status == "queued" else float(v.progress),
-            stage=("waiting in the queue" if status == "queued" else (v.stage or status)),
+            percent=0.0 if queued else float(v.progress),
+            stage=("waiting in the queue" if queued else (v.stage or status.value)),
             frames_done=v.frames_done, frames_total=v.frames_total, eta_s=v.eta_s,
             error=v.error_message, n_events=v.n_events, active=active))
     return out

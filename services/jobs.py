@@ -239,10 +239,9 @@ class JobRunner:
             log.exception("could not record status %s for video %s", status.value, video_id)
 
     def _backends_for(self, settings) -> Any:
-        key = (settings.device, settings.detector, settings.attributes, settings.orientation,
-               settings.action, settings.scene, settings.detector_weights,
-               settings.mivolo_checkpoint, settings.mebow_cfg, settings.mebow_weights,
-               settings.vlm_path, settings.faceres_path, settings.models_dir)
+        from pipeline.backends.registry import backends_key
+
+        key = backends_key(settings)  # every setting the chosen backends read
         if key != self._backends_key:
             self._backends = None  # free the old models before loading new ones
             self._backends = self._backend_loader(settings)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from pipeline.records import StoredEvent, StoredObject, VideoRecord, mmss
+from pipeline.records import mmss
+from db.records import StoredEvent, StoredObject, VideoRecord
 from services.errors import StorageError
 from services.events_table import EventQuery, list_events, video_names
 from services.setup import Services
@@ -24,9 +25,8 @@ class HighlightItem:
     @property
     def track_ids(self) -> tuple[int, ...]:
         """The people of the incident: the stored ``track_ids``, else the event's track."""
-        ids = dict(self.event.attributes).get("track_ids") or []
-        if ids:
-            return tuple(int(t) for t in ids)
+        if self.event.track_ids:
+            return tuple(int(t) for t in self.event.track_ids)
         return () if self.event.obj_id is None else (int(self.event.obj_id),)
 
     @property

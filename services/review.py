@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from db.reviews import ReviewCount, ReviewMark, ReviewState
-from pipeline.records import EventType, SearchFilters, StoredEvent, StoredObject
+from pipeline.records import EventType
+from db.records import SearchFilters, StoredEvent, StoredObject
 from services import database, timefmt
 from services.errors import ServiceError
 

@@ -9,7 +9,7 @@ import logging
 import sys
 import unicodedata
 
-from pipeline.records import Hit, SearchFilters
+from db.records import Hit, SearchFilters
 from services.errors import QueryError
 
 log = logging.getLogger("va.services.search")

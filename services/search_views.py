@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.records import Answer, Hit, SearchFilters
+from db.records import Hit, SearchFilters
+from services.records import Answer
 from settings import Settings
 
 

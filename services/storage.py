@@ -1,14 +1,20 @@
 """Storage of videos and highlight frames: a local folder by default, S3 (boto3) when configured.
 
-* Videos live under ``videos/{name}``: in ``S3_BUCKET_VIDEOS`` or ``{data_dir}/storage/videos``.
-* Highlight frames go to ``highlights/{video_name}/{timestamp}s_{action}.jpg`` in
-  ``S3_BUCKET_HIGHLIGHTS`` or ``{data_dir}/storage/highlights``; the returned ``StoredObject``
+* Uploaded videos live under ``videos/{content id}/{name}`` (the first 16 hex digits of the
+  file's SHA-256): two different files with one name never share a key, and uploading the same
+  file again finds the same key. In ``S3_BUCKET_VIDEOS`` or ``{data_dir}/storage/videos``.
+* Highlight frames are keyed by the video's id and the run (attempt) that made them:
+  ``highlights/{video_id}/run-{run_id}/{timestamp}s_{action}.jpg`` in ``S3_BUCKET_HIGHLIGHTS`` or
+  ``{data_dir}/storage/highlights``. A re-run writes beside the frames the stored events point
+  to; the switch happens with the events (``services.ingest``). The returned ``StoredObject``
   (bucket, key) is what ``db_event`` records (bucket ``None`` = the local folder).
 * ``settings.s3_endpoint_url`` points boto3 at an S3-compatible store (MinIO, moto...).
-* Names with ``..``, absolute paths, separators or control characters raise ``InvalidName``.
+* Names that are ``.`` or ``..``, absolute paths, separators or control characters raise
+  ``InvalidName`` (``a..b.mp4`` is a plain name).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import tempfile
@@ -18,7 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pipeline.records import RunProgress, StoredObject
+from pipeline.records import RunProgress
+from db.records import StoredObject
 from services.errors import InvalidName, StorageError
 
 log = logging.getLogger("va.services.storage")
@@ -40,12 +47,10 @@ def validate_name(name: str, what: str = "name") -> str:
         raise InvalidName(f"the {what} {name!r} contains control characters; rename the file")
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         raise InvalidName(f"the {what} {name!r} is an absolute path; give a bare file name")
-    if ".." in name:
-        raise InvalidName(f"the {what} {name!r} contains '..'; give a bare file name")
     if "/" in name or "\\" in name:
         raise InvalidName(f"the {what} {name!r} contains a path separator; give a bare file name")
-    if name in (".",):
-        raise InvalidName(f"the {what} {name!r} is not a file name")
+    if name.strip() in (".", ".."):
+        raise InvalidName(f"the {what} {name!r} is not a file name; give a bare file name")
     return name
 
 
@@ -61,10 +66,32 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def highlight_key(video_name: str, t_s: float, action: str) -> str:
-    validate_name(video_name, "video name")
+def highlight_prefix(video_id: int, run_id: int) -> str:
+    """Where one run (attempt) of one video keeps its highlight frames."""
+    return f"{HIGHLIGHTS_PREFIX}{int(video_id)}/run-{int(run_id)}/"
+
+
+def highlight_key(video_id: int, run_id: int, t_s: float, action: str) -> str:
+    """The seed's ``{timestamp}s_{action}.jpg`` inside the video's and run's prefix."""
     action = validate_name(str(action) or "event", "action")
-    return f"{HIGHLIGHTS_PREFIX}{video_name}/{float(t_s):.1f}s_{action}.jpg"
+    return f"{highlight_prefix(video_id, run_id)}{float(t_s):.1f}s_{action}.jpg"
+
+
+CONTENT_ID_HEX = 16
+
+
+def content_id(path: Path) -> str:
+    """The first 16 hex digits of the file's SHA-256: an upload's folder under ``videos/``."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:CONTENT_ID_HEX]
+
+
+def video_key(name: str, cid: str) -> str:
+    validate_name(name, "video name")
+    return f"{VIDEOS_PREFIX}{cid}/{name}"
 
 
 ProgressFn = Callable[[RunProgress], None]
@@ -140,7 +167,8 @@ class Storage:
         return bool(self.settings.s3_bucket_highlights)
 
     def list_videos(self) -> list[str]:
-        """Names of the videos under ``videos/`` (S3 bucket or local folder), sorted."""
+        """Keys under ``videos/`` without the prefix (``{content id}/{name}``, or ``{name}`` as
+        stored before uploads had their own folder), sorted."""
         if self.videos_in_s3:
             names: list[str] = []
             paginator = self.s3.get_paginator("list_objects_v2")
@@ -149,14 +177,16 @@ class Storage:
             for page in pages:
                 for obj in page.get("Contents", []):
                     name = obj["Key"][len(VIDEOS_PREFIX):]
-                    if name and "/" not in name:
+                    if name and name.count("/") <= 1 and not name.endswith("/"):
                         names.append(name)
             return sorted(names)
         folder = self.root / "videos"
         if not folder.is_dir():
             return []
-        return sorted(p.name for p in folder.iterdir()
-                      if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        found = [p for p in folder.iterdir() if p.is_file()]
+        found += [q for p in folder.iterdir() if p.is_dir() for q in p.iterdir() if q.is_file()]
+        return sorted(p.relative_to(folder).as_posix() for p in found
+                      if p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith("."))
 
     def video_uri(self, name: str) -> str:
         validate_name(name, "video name")
@@ -165,15 +195,18 @@ class Storage:
         return str(self.root / "videos" / name)
 
     def put_video(self, name: str, src: Path) -> str:
-        """Store an (uploaded) video under ``videos/{name}``; returns its source URI."""
+        """Store an (uploaded) video under ``videos/{content id}/{name}``; returns its source
+        URI. Another file with the same name gets another key; nothing is replaced."""
         validate_name(name, "video name")
         src = Path(src)
+        key = video_key(name, content_id(src))
         if self.videos_in_s3:
-            key = f"{VIDEOS_PREFIX}{name}"
             self._call(f"s3://{self.settings.s3_bucket_videos}/{key}", self.s3.upload_file,
                        str(src), self.settings.s3_bucket_videos, key)
             return f"s3://{self.settings.s3_bucket_videos}/{key}"
-        dest = self.root / "videos" / name
+        dest = self.root / key
+        if dest.is_file():
+            return str(dest)  # the same content under the same name: already stored
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{name}.part")
         shutil.copyfile(src, tmp)
@@ -194,7 +227,7 @@ class Storage:
             return
         bucket, key = parse_s3_uri(source)
         what = f"s3://{bucket}/{key}"
-        head = self._call(what, self.s3.head_object, Bucket=bucket, Key=key)
+        head = self.head(bucket, key)
         total = int(head.get("ContentLength") or 0)
         suffix = Path(key).suffix if Path(key).suffix.lower() in VIDEO_SUFFIXES else ".mp4"
         tmpdir = Path(tempfile.mkdtemp(prefix="va-download-"))
@@ -214,10 +247,51 @@ class Storage:
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
 
+    def head(self, bucket: str, key: str) -> dict:
+        """The object's metadata; a missing bucket is named as such (S3 answers a HEAD on a
+        missing bucket with a bare 404, like a missing key)."""
+        what = f"s3://{bucket}/{key}"
+        try:
+            return self._call(what, self.s3.head_object, Bucket=bucket, Key=key)
+        except StorageError as e:
+            from botocore.exceptions import ClientError
+
+            cause = e.__cause__
+            code = str(cause.response.get("Error", {}).get("Code", "")) \
+                if isinstance(cause, ClientError) else ""
+            if code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+                try:
+                    self.s3.head_bucket(Bucket=bucket)
+                except ClientError as be:
+                    bcode = str(be.response.get("Error", {}).get("Code", ""))
+                    if bcode in ("404", "NoSuchBucket", "NotFound"):
+                        raise StorageError(
+                            f"the bucket {bucket!r} does not exist (looking for {what}); check "
+                            f"the bucket name, S3_BUCKET_VIDEOS and S3_ENDPOINT_URL") from be
+            raise
+
+    def check_source(self, source: str) -> None:
+        """Raise ``StorageError``/``InvalidName`` when ``source`` cannot be read: a missing local
+        file, a missing S3 bucket or key. Cheap: no download."""
+        if source.startswith("local:"):
+            key = source[len("local:"):]
+            for part in key.split("/"):
+                validate_name(part, "key part")
+            source = str(self.root / key)
+        if source.startswith("s3://"):
+            self.head(*parse_s3_uri(source))
+            return
+        p = Path(source)
+        if not p.exists():
+            raise StorageError(f"{p} does not exist; check the path")
+        if not p.is_file():
+            raise StorageError(f"{p} is not a file; give a video file")
+
     # --- highlights --------------------------------------------------------------------------
 
-    def put_highlight(self, video_name: str, t_s: float, action: str, src: Path) -> StoredObject:
-        key = highlight_key(video_name, t_s, action)
+    def put_highlight(self, video_id: int, run_id: int, t_s: float, action: str,
+                      src: Path) -> StoredObject:
+        key = highlight_key(video_id, run_id, t_s, action)
         if self.highlights_in_s3:
             bucket = self.settings.s3_bucket_highlights
             self._call(f"s3://{bucket}/{key}", self.s3.upload_file, str(src), bucket, key,
@@ -258,6 +332,21 @@ class Storage:
             except (StorageError, OSError) as e:
                 log.warning("could not delete old highlight frames: %s", e)
 
+    def delete_prefix(self, bucket_is_s3: bool, prefix: str) -> None:
+        """Best-effort removal of every highlight frame under ``prefix`` (a failed or cancelled
+        attempt's frames)."""
+        try:
+            if bucket_is_s3 and self.highlights_in_s3:
+                bucket = self.settings.s3_bucket_highlights
+                pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                          Prefix=prefix)
+                keys = [o["Key"] for p in pages for o in p.get("Contents", [])]
+                self.delete([StoredObject(bucket, k) for k in keys])
+            else:
+                shutil.rmtree(self.root / prefix, ignore_errors=True)
+        except Exception as e:  # noqa: BLE001 - clean-up only; the frames are unreferenced
+            log.warning("could not remove the frames under %s: %s", prefix, e)
+
 
 # --- module-level helpers (what the workbench and ingest call) --------------------------------
 
@@ -284,7 +373,8 @@ def list_videos(settings) -> list[StoredObject]:
 
 
 def put_video(settings, name: str, data) -> StoredObject:
-    """Store an uploaded video (a path or a binary file object) under ``videos/{name}``."""
+    """Store an uploaded video (a path or a binary file object) under
+    ``videos/{content id}/{name}``."""
     st = get_storage(settings)
     validate_name(name, "video name")
     if isinstance(data, (str, Path)):
@@ -299,7 +389,7 @@ def put_video(settings, name: str, data) -> StoredObject:
             Path(tmp.name).unlink(missing_ok=True)
     if uri.startswith("s3://"):
         return StoredObject(*parse_s3_uri(uri))
-    return StoredObject(None, f"{VIDEOS_PREFIX}{name}")
+    return StoredObject(None, Path(uri).relative_to(st.root).as_posix())
 
 
 def source_uri(settings, obj: StoredObject) -> str:

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.records import (
-    SearchFilters, StoredEvent, StoredObject, TrackSummary, VideoRecord, mmss,
-)
+from pipeline.records import EventType, Gender, TrackSummary, mmss
+from db.records import SearchFilters, StoredEvent, StoredObject, VideoRecord
 from services import database
 from settings import Settings
 
@@ -43,7 +42,7 @@ class TrackCard:
     def gender_text(self) -> str:
         s = self.summary
         g = getattr(s.gender, "value", s.gender)
-        if g == "unknown":
+        if g == Gender.UNKNOWN:
             return "gender unknown"
         conf = f" ({s.gender_confidence:.0%} of frames)" if s.gender_confidence else ""
         return f"{g}{conf}"
@@ -64,11 +63,11 @@ def track_cards(settings: Settings, video_id: int) -> list[TrackCard]:
         evs = sorted(by_track.get(int(t.obj_id), []), key=lambda e: e.t_s)
         history: list[tuple[float, str]] = []
         for e in evs:
-            if e.event_type == "person" and (not history or history[-1][1] != e.action):
+            if e.event_type == EventType.PERSON and (not history or history[-1][1] != e.action):
                 history.append((e.t_s, e.action))
         thumbs = tuple(StoredObject(e.thumbnail_bucket, e.thumbnail_key)
                        for e in evs if e.thumbnail_key)[:4]
-        people = [e for e in evs if e.event_type == "person" and e.bbox[2] > 0]
+        people = [e for e in evs if e.event_type == EventType.PERSON and e.bbox[2] > 0]
         picks = [people[round(i * (len(people) - 1) / 2)] for i in range(3)] if people else []
         samples = tuple(dict.fromkeys((e.frame_number, e.bbox) for e in picks))
         cards.append(TrackCard(video_id=int(video_id), summary=t, age_group=t.age_group.value,

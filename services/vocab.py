@@ -1,12 +1,46 @@
-"""Vocabularies the pages offer as filters, in the order they show them."""
+"""The vocabularies as the pages show them: order and colours derived from the Enums of
+``pipeline.records`` (the one list of each). Widgets and plotly take the plain values."""
 from __future__ import annotations
 
-from pipeline.records import JobStatus
+from typing import Mapping
 
-ACTIVE = (JobStatus.PENDING, JobStatus.PROCESSING)
-HIGHLIGHT_TYPES = ("falling", "collapse", "violent", "grabbing", "theft", "anomaly")
-EVENT_TYPES = ("person",) + HIGHLIGHT_TYPES
-ACTIONS = ("standing", "walking", "running", "sitting", "lying", "falling", "violent",
-           "grabbing", "anomaly", "paying", "theft", "unknown")
-GENDERS = ("female", "male", "unknown")
-AGE_GROUPS = ("young", "middle", "old", "unknown")
+from pipeline.records import Action, AgeGroup, EventType, Gender, JobStatus
+
+#: Jobs that are not over yet (the sidebar, the Analyze page's progress and the Cancel button).
+ACTIVE = (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.PROCESSING)
+FINAL = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+ACTIONS = tuple(a.value for a in Action)
+EVENT_TYPES = tuple(t.value for t in EventType)
+HIGHLIGHT_TYPES = tuple(t.value for t in EventType if t is not EventType.PERSON)
+GENDERS = tuple(g.value for g in Gender)
+AGE_GROUPS = tuple(a.value for a in AgeGroup)
+ORIENTATION_LABELS = (0, 90, 180, 270)
+
+#: One colour per action in every chart (the alarming ones warm, everyday ones cool).
+_ACTION_COLOURS: Mapping[Action, str] = {
+    Action.STANDING: "#8da0cb", Action.WALKING: "#66c2a5", Action.RUNNING: "#1b9e77",
+    Action.SITTING: "#7570b3", Action.LYING: "#fc8d62", Action.FALLING: "#d62728",
+    Action.VIOLENT: "#8c1c13", Action.GRABBING: "#e6ab02", Action.ANOMALY: "#e7298a",
+    Action.PAYING: "#a6761d", Action.THEFT: "#4d4d4d", Action.UNKNOWN: "#bdbdbd",
+}
+_EVENT_COLOURS: Mapping[EventType, str] = {
+    EventType.PERSON: "#9ecae1", EventType.FALLING: "#d62728", EventType.COLLAPSE: "#fc8d62",
+    EventType.VIOLENT: "#8c1c13", EventType.GRABBING: "#e6ab02", EventType.THEFT: "#4d4d4d",
+    EventType.ANOMALY: "#e7298a",
+}
+_GENDER_COLOURS: Mapping[Gender, str] = {
+    Gender.FEMALE: "#e377c2", Gender.MALE: "#1f77b4", Gender.UNKNOWN: "#bdbdbd",
+}
+
+
+def _by_value(colours: Mapping, enum) -> dict[str, str]:
+    missing = [m.value for m in enum if m not in colours]
+    if missing:
+        raise ValueError(f"no colour for {enum.__name__} {missing}: add them in services/vocab.py")
+    return {m.value: colours[m] for m in enum}
+
+
+ACTION_COLOURS = _by_value(_ACTION_COLOURS, Action)
+EVENT_COLOURS = _by_value(_EVENT_COLOURS, EventType)
+GENDER_COLOURS = _by_value(_GENDER_COLOURS, Gender)

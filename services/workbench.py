@@ -16,10 +16,9 @@ own (``app_pages/_resources.py`` wraps the factories in ``st.cache_resource``):
 """
 from __future__ import annotations
 
-from pipeline.records import (
-    Answer, Hit, JobStatus, SearchFilters, StoredEvent, StoredObject, TrackSummary, VideoRecord,
-    mmss,
-)
+from pipeline.records import JobStatus, TrackSummary, mmss
+from db.records import Hit, SearchFilters, StoredEvent, StoredObject, VideoRecord
+from services.records import Answer
 from services.capabilities import Capabilities, _cuda_available, capabilities
 from services.errors import USER_ERRORS
 from services.events_table import (
@@ -41,11 +40,14 @@ from services.sources import (
     VIDEO_EXTENSIONS, VideoSource, library_videos, save_upload, stored_videos,
 )
 from services.tracks import TrackCard, person_crops, track_cards
-from services.vocab import ACTIONS, ACTIVE, AGE_GROUPS, EVENT_TYPES, GENDERS, HIGHLIGHT_TYPES
+from services.vocab import (
+    ACTION_COLOURS, ACTIONS, ACTIVE, AGE_GROUPS, EVENT_COLOURS, EVENT_TYPES, FINAL,
+    GENDER_COLOURS, GENDERS, HIGHLIGHT_TYPES, ORIENTATION_LABELS,
+)
 
 __all__ = [
-    "ACTIONS", "ACTIVE", "AGE_GROUPS", "EVENT_TABLE_COLUMNS", "EVENT_TYPES", "GENDERS",
-    "HIGHLIGHT_TYPES", "USER_ERRORS", "VIDEO_EXTENSIONS", "AnalysisOptions", "Answer",
+    "ACTION_COLOURS", "ACTIONS", "ACTIVE", "AGE_GROUPS", "EVENT_COLOURS", "EVENT_TABLE_COLUMNS",
+    "EVENT_TYPES", "FINAL", "GENDER_COLOURS", "GENDERS", "HIGHLIGHT_TYPES", "ORIENTATION_LABELS", "USER_ERRORS", "VIDEO_EXTENSIONS", "AnalysisOptions", "Answer",
     "Capabilities", "DbJobStore", "EventQuery", "Hit", "HighlightItem", "JobRunner", "JobStatus",
     "JobView", "QueueSnapshot", "SearchEmbedder", "SearchFilters", "SearchView", "Services",
     "StoredEvent", "StoredObject", "TrackCard", "TrackSummary", "VideoRecord", "VideoSource",

@@ -68,3 +68,63 @@ def make_video_without_frames(tmp_path: Path) -> Path:
     c.start_encoding()
     c.close()
     return p
+
+
+# --- record factories: a valid record with every field defaulted; tests name what they vary ---
+
+
+def make_observation(frame_number: int = 0, t_s: float | None = None, obj_id: int = 1, **kw):
+    """A ``PersonObservation`` (a standing 80x190 px person with 17 visible keypoints)."""
+    from pipeline.records import PersonObservation
+
+    fields = dict(xyxy=(80.0, 40.0, 160.0, 230.0), det_confidence=0.9,
+                  keypoints=tuple((100.0 + j, 50.0 + 10 * j, 0.9) for j in range(17)))
+    fields.update(kw)
+    return PersonObservation(frame_number=frame_number,
+                             t_s=frame_number / 10.0 if t_s is None else t_s, obj_id=obj_id,
+                             **fields)
+
+
+def make_event(t_s: float = 0.0, event_type=None, obj_id: int = 1, **kw):
+    """An engine ``Event`` (a person row unless ``event_type`` says otherwise)."""
+    from pipeline.records import Action, AgeGroup, Event, EventType, Gender
+
+    fields = dict(frame_number=int(round(t_s * 25)), xyxy=(10.0, 20.0, 110.0, 220.0),
+                  age_group=AgeGroup.MIDDLE, gender=Gender.MALE, action=Action.STANDING,
+                  confidence=0.8, track_ids=(obj_id,))
+    fields.update(kw)
+    return Event(event_type=event_type or EventType.PERSON, t_s=float(t_s), obj_id=obj_id,
+                 **fields)
+
+
+def make_stored_event(event_id: int = 1, t_s: float = 0.0, obj_id: int | None = 1, **kw):
+    """A ``StoredEvent`` as ``db.queries`` returns it (plain strings for the vocabularies)."""
+    from db.records import StoredEvent
+
+    fields = dict(video_id=1, event_type="person", frame_number=int(round(t_s * 30)),
+                  bbox=(10.0, 20.0, 50.0, 120.0), age_group="young", gender="male",
+                  action="standing", confidence=0.8,
+                  track_ids=() if obj_id is None else (obj_id,))
+    fields.update(kw)
+    return StoredEvent(event_id=event_id, t_s=float(t_s), obj_id=obj_id, **fields)
+
+
+def photo_frame(rel: str, frame_number: int = 0, t_s: float = 0.0):
+    """A ``Frame`` of a test photo under ../shared/testdata (RGB), or skip."""
+    import cv2
+
+    from pipeline.records import Frame
+
+    img = cv2.cvtColor(cv2.imread(str(testdata_path(rel))), cv2.COLOR_BGR2RGB)
+    return Frame(frame_number=frame_number, t_s=t_s, image=img)
+
+
+def stored_video(settings, video_id: int):
+    """The ``VideoRecord`` of ``video_id`` as the database holds it now (it must exist)."""
+    from db import queries
+    from services import database
+
+    with database.pooled(settings) as conn:
+        v = queries.get_video(conn, int(video_id))
+    assert v is not None, f"video {video_id} is not in the database"
+    return v

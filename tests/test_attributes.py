@@ -1,13 +1,14 @@
 """Per-track aggregation of age/gender (synthetic observation sequences)."""
 from pipeline.attributes import summarize_attributes
-from pipeline.records import Gender, PersonObservation
+from conftest import make_observation
+from pipeline.records import Gender
 
 KP0 = tuple((0.0, 0.0, 0.0) for _ in range(17))
 
 
 def _obs(i, age=None, gender=Gender.UNKNOWN, score=None):
-    return PersonObservation(i, i / 10, 1, (0, 0, 10, 20), 0.9, KP0, age=age, gender=gender,
-                             gender_score=score)
+    return make_observation(i, i / 10, 1, xyxy=(0, 0, 10, 20), keypoints=KP0, age=age,
+                            gender=gender, gender_score=score)
 
 
 def test_median_age_and_majority_gender_with_share():

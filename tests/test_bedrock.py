@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import testdata_path as data_path
+from conftest import make_observation, photo_frame
 from pipeline.backends.registry import load_backend
 from pipeline.errors import BackendUnavailable, StageError
 from pipeline.records import Action, ChatReply, Frame, PersonObservation, SceneCaption
@@ -54,15 +54,11 @@ def _capture(backend) -> list[dict]:
 
 
 def _frame() -> Frame:
-    import cv2
-
-    img = cv2.cvtColor(cv2.imread(str(data_path("images/basketball1.png"))), cv2.COLOR_BGR2RGB)
-    return Frame(frame_number=40, t_s=4.0, image=img)
+    return photo_frame("images/basketball1.png", frame_number=40, t_s=4.0)
 
 
 def _obs(obj_id: int, action: Action) -> PersonObservation:
-    return PersonObservation(frame_number=40, t_s=4.0, obj_id=obj_id, xyxy=(0, 0, 10, 10),
-                             det_confidence=0.9, keypoints=(), action=action)
+    return make_observation(40, 4.0, obj_id, xyxy=(0, 0, 10, 10), keypoints=(), action=action)
 
 
 def test_scene_sends_the_frame_as_jpeg_and_counts_tokens():
@@ -144,7 +140,7 @@ def test_access_denied_is_a_one_line_backend_error():
 
 def test_claude_chat_satisfies_the_answer_protocol():
     from pipeline.backends.bedrock import load_bedrock_chat
-    from services.answer import ChatModel
+    from pipeline.backends.protocols import ChatModel
 
     chat = load_bedrock_chat(_settings())
     assert isinstance(chat, ChatModel)

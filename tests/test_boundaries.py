@@ -55,6 +55,27 @@ def test_services_never_import_streamlit():
     assert not bad, bad
 
 
+def test_streamlit_caches_live_in_resources():
+    """Process-wide objects are made in one place (app_pages/_resources.py), not per page."""
+    cached = re.compile(r"@st\.cache_(resource|data)\b")
+    bad = [str(f.relative_to(REPO)) for f in _py("app_pages") + _py("app.py")
+           if f.name != "_resources.py" and cached.search(f.read_text())]
+    assert not bad, bad
+
+
+def test_no_patch_of_streamlit_internals():
+    """Only Streamlit's public API: no imports from streamlit.runtime (or other internals)."""
+    bad = []
+    for folder in ("app_pages", "app.py", "services"):
+        for f in _py(folder):
+            for node in ast.walk(ast.parse(f.read_text())):
+                mods = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                        [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                bad += [f"{f.relative_to(REPO)}: {m}" for m in mods
+                        if m.startswith("streamlit.") and m not in ("streamlit.testing.v1",)]
+    assert not bad, bad
+
+
 def test_db_imports_only_records_and_settings():
     bad = []
     for f in _py("db"):

@@ -7,9 +7,9 @@ import pytest
 
 from db import connection, queries, store, vectors
 from pipeline.records import (
-    Action, AgeGroup, Event, EventType, Gender, JobStatus, SearchFilters, StoredObject,
-    TrackSummary, VideoInfo,
+    Action, AgeGroup, Event, EventType, Gender, JobStatus, TrackSummary, VideoInfo,
 )
+from db.records import SearchFilters, StoredObject
 
 pytestmark = pytest.mark.db
 
@@ -22,6 +22,7 @@ def make_event(i: int, event_type=EventType.PERSON, action=Action.WALKING, t_s=N
         action=action, confidence=0.8, age=41.5, orientation_deg=92.0,
         scene_description="two people in a corridor",
         keypoints=tuple((float(k), float(k + 1), 0.9) for k in range(17)),
+        raw_action=Action.STANDING, action_confidence=0.7,
         extra={"score": np.float32(np.nan), "n": np.int64(3)},
     )
 
@@ -60,8 +61,12 @@ def test_replace_events_roundtrip_and_atomic_replace(db_pool):
         assert [e.t_s for e in got] == [0.0, 1.0, 2.0, 3.0, 4.0]
         e0 = got[0]
         assert e0.bbox == (10.0, 20.0, 100.0, 200.0)
-        assert e0.attributes["orientation"] == 90 and e0.attributes["scene_analysis"]
+        assert e0.orientation_label == 90 and e0.orientation_deg == 92.0
+        assert e0.scene_description == "two people in a corridor" and e0.age == 41.5
+        assert e0.track_ids == (0,) and e0.raw_action == "standing"
+        assert e0.action_confidence == pytest.approx(0.7)
         assert e0.attributes["score"] is None and e0.attributes["n"] == 3
+        assert not {"orientation", "scene_analysis", "age", "obj_id"} & set(e0.attributes)
         assert len(e0.attributes["keypoints"]) == 17
         assert e0.thumbnail_bucket == "b"
         assert queries.list_tracks(conn, vid)[0].actions == {"walking": 5}
@@ -184,6 +189,33 @@ def test_attributes_json_fast_path_matches_the_general_one():
     odd = Event(**{**make_event(3).__dict__, "keypoints": ((1.0, 2.0),) * 3})  # not [x, y, s]
     with pytest.raises(ValueError):
         store._attributes_json(odd)
+
+
+def test_migration_0003_moves_attribute_keys_into_columns(db_pool):
+    """Rows written before 0003 kept orientation (label), scene, age, track and episode in the
+    JSONB; the migration fills the columns from them, drops the keys and keeps the rest."""
+    import json
+
+    from db.connection import MIGRATIONS_DIR
+
+    old = {"obj_id": 4, "orientation": 180, "orientation_deg": 171.5, "age": 33.0,
+           "scene_analysis": "two people fight", "other_obj_ids": [7, 4, 9],
+           "start_t_s": 1.5, "end_t_s": 3.0, "reason": "fast wrist", "keypoints": [[1, 2, 0.5]],
+           "raw_action": "walking", "action_confidence": 0.6}
+    with db_pool.connection() as conn:
+        vid = store.create_video(conn, "old.mp4", "/videos/old.mp4")
+        conn.execute(
+            "INSERT INTO db_event (video_id, seq, event_type, \"timestamp\", frame_number,"
+            " obj_id, attributes) VALUES (%s, 0, 'violent', 2.0, 50, 4, %s::jsonb)",
+            (vid, json.dumps(old)))
+        conn.execute((MIGRATIONS_DIR / "0003_event_fields.sql").read_text())
+        (e,) = queries.list_events(conn, SearchFilters(video_ids=(vid,)))
+        assert (e.orientation_label, e.orientation_deg, e.age) == (180, 171.5, 33.0)
+        assert e.scene_description == "two people fight" and e.track_ids == (4, 7, 9)
+        assert (e.start_t_s, e.end_t_s) == (1.5, 3.0) and e.other_track_ids == (7, 9)
+        assert e.raw_action == "walking" and e.action_confidence == pytest.approx(0.6)
+        assert dict(e.attributes) == {"reason": "fast wrist", "keypoints": [[1, 2, 0.5]]}
+        conn.execute("DELETE FROM db_video WHERE video_id = %s", (vid,))
 
 
 def test_search_filters_are_plain_indexable_conditions(db_pool):

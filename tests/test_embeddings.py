@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.records import Action, AgeGroup, Event, EventType, Gender, frozen_mapping
+from pipeline.records import Action, AgeGroup, Event, EventType, Gender
 from services.embeddings import embed_texts, event_sentence, load_embedder
 from settings import Settings
 
@@ -66,7 +66,6 @@ def test_unknown_embedder_names_the_setting():
 
 def test_incident_sentence_names_the_people_and_the_extent():
     e = Event(EventType.VIOLENT, 4.2, 105, 3, (0.0, 0.0, 1.0, 1.0), AgeGroup.UNKNOWN, Gender.UNKNOWN,
-              Action.VIOLENT, 0.8, extra=frozen_mapping({"track_ids": [3, 5, 8], "start_t_s": 3.0,
-                                                          "end_t_s": 7.5}))
+              Action.VIOLENT, 0.8, track_ids=(3, 5, 8), start_t_s=3.0, end_t_s=7.5)
     s = event_sentence(e)
     assert "one incident with persons 3, 5 and 8 from 00:03 to 00:08" in s

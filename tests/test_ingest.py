@@ -16,9 +16,10 @@ import boto3
 import pytest
 
 import conftest
-from conftest import REPO
+from conftest import REPO, stored_video
 from db import queries, store
-from pipeline.records import JobStatus, SearchFilters
+from pipeline.records import JobStatus
+from db.records import SearchFilters
 from services import database
 from services.errors import DatabaseUnavailable, InvalidName, JobConflict, StorageError
 from services.ingest import analyze_source, mark_stale_jobs
@@ -34,8 +35,7 @@ def _few_threads():
 
 
 def _video(settings, video_id):
-    with database.pooled(settings) as conn:
-        return queries.get_video(conn, video_id)
+    return stored_video(settings, video_id)
 
 
 def _events(settings, video_id):
@@ -76,10 +76,11 @@ def test_dev_clips_then_search_and_answer(db_settings):
     absent = search("a dog swimming in a pool", top_k=5, settings=db_settings)
     assert not answer("a dog swimming in a pool", absent, settings=db_settings).relevant
 
-    # Highlight frames are in local storage, keyed by video name.
+    # Highlight frames are in local storage, keyed by the video's id and its run.
     fall_events = _events(db_settings, ids["fall"])
     keys = [e.thumbnail_key for e in fall_events if e.thumbnail_key]
-    assert keys and all(k.startswith("highlights/Fall01.mp4/") and k.endswith(".jpg") for k in keys)
+    assert keys and all(k.startswith(f"highlights/{ids['fall']}/run-") and k.endswith(".jpg")
+                        for k in keys)
 
 
 def test_rerun_replaces_events_and_second_run_is_refused(db_settings):
@@ -142,7 +143,8 @@ def test_s3_input_end_to_end_through_the_cli(s3_settings, pg_url, monkeypatch, c
     assert frames, "fi001 has a violent highlight"
     for e in frames:
         assert e.thumbnail_bucket == s3_settings.s3_bucket_highlights
-        assert e.thumbnail_key.startswith("highlights/x.mp4/") and e.thumbnail_key.endswith(".jpg")
+        assert e.thumbnail_key.startswith(f"highlights/{v.video_id}/run-")
+        assert e.thumbnail_key.endswith(".jpg")
         body = s3.get_object(Bucket=e.thumbnail_bucket, Key=e.thumbnail_key)["Body"].read()
         assert body[:2] == b"\xff\xd8"  # a JPEG
     assert main(["search", "people fighting", "--top-k", "3"]) == 0
@@ -152,13 +154,12 @@ def test_s3_input_end_to_end_through_the_cli(s3_settings, pg_url, monkeypatch, c
 
 
 @pytest.mark.s3
-def test_missing_s3_key_fails_the_job_with_the_reason(s3_settings):
+def test_missing_s3_key_is_refused_before_any_row(s3_settings):
     uri = f"s3://{s3_settings.s3_bucket_videos}/videos/missing.mp4"
     with pytest.raises(StorageError, match="does not exist"):
         analyze_source(uri, s3_settings)
     with database.pooled(s3_settings) as conn:
-        v = queries.list_videos(conn)[0]
-    assert v.status is JobStatus.FAILED and "does not exist" in v.error_message
+        assert queries.list_videos(conn) == []  # found before the analysis: no row
 
 
 def test_bad_names_and_odd_names(db_settings, tmp_path):
@@ -180,11 +181,11 @@ def test_bad_video_fails_with_reason(db_settings, tmp_path):
 
     bad = tmp_path / "notes.mp4"
     bad.write_text("this is not a video")
-    with pytest.raises(PipelineError):
+    with pytest.raises(PipelineError) as err:
         analyze_source(str(bad), db_settings)
+    assert "\n" not in str(err.value)
     with database.pooled(db_settings) as conn:
-        v = queries.list_videos(conn)[0]
-    assert v.status is JobStatus.FAILED and v.error_message and "\n" not in v.error_message
+        assert queries.list_videos(conn) == []  # probed before the models load: no row
 
 
 # --- faults ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app_support import link_clips, wait_for
+from conftest import stored_video
 from pipeline.records import JobStatus
 from services import workbench
 from services.errors import JobConflict
@@ -22,9 +23,7 @@ def runner(db_settings):
 
 
 def _video(settings, vid):
-    v = workbench.get_video(settings, vid)
-    assert v is not None
-    return v
+    return stored_video(settings, vid)
 
 
 def test_two_queued_analyses_both_finish_one_after_the_other(db_settings, runner, tmp_path):

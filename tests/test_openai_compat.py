@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import testdata_path as data_path
+from conftest import photo_frame
 from pipeline.backends.registry import load_backend
 from pipeline.errors import BackendUnavailable, StageError
 from pipeline.records import Action, ChatReply, Frame, PersonObservation
@@ -68,10 +68,7 @@ def server():
 
 
 def _frame() -> Frame:
-    import cv2
-
-    img = cv2.cvtColor(cv2.imread(str(data_path("images/camera.png"))), cv2.COLOR_BGR2RGB)
-    return Frame(frame_number=0, t_s=0.0, image=img)
+    return photo_frame("images/camera.png")
 
 
 def test_scene_posts_image_data_uri(server):
@@ -97,7 +94,7 @@ def test_scene_posts_image_data_uri(server):
 
 def test_chat_retries_429_then_answers(server):
     from pipeline.backends.openai_compat import load_openai_chat
-    from services.answer import ChatModel
+    from pipeline.backends.protocols import ChatModel
 
     server.replies += [(429, {"error": "slow down"}), (503, {"error": "busy"}),
                        (200, _completion("Nobody fell [event 2].", 30, 6))]

@@ -6,22 +6,22 @@ import json
 
 import pytest
 
-from conftest import testdata_path as data_path
+from conftest import make_observation, testdata_path as data_path
 from pipeline.outputs import (
     PROCESSED_COLUMNS, RESULTS_COLUMNS, highlight_name, write_outputs,
 )
 from pipeline.records import (
-    Action, AgeGroup, Episode, Event, EventType, Gender, PersonObservation,
+    Action, AgeGroup, Episode, Event, EventType, Gender,
 )
 from pipeline.sampling import probe_video, read_frames
 
 
 def _obs(frame_number, t_s, oid=1):
-    kp = tuple((100.0 + j, 50.0 + 10 * j, 0.9) for j in range(17))
-    return PersonObservation(frame_number, t_s, oid, (80.0, 40.0, 160.0, 230.0), 0.8, kp, age=34.0,
-                             gender=Gender.FEMALE, gender_score=0.9, orientation_deg=10.0,
-                             action=Action.STANDING, action_confidence=0.7,
-                             scene_description="One person is visible." if frame_number == 0 else None)
+    return make_observation(frame_number, t_s, oid, det_confidence=0.8, age=34.0,
+                            gender=Gender.FEMALE, gender_score=0.9, orientation_deg=10.0,
+                            action=Action.STANDING, action_confidence=0.7,
+                            scene_description="One person is visible." if frame_number == 0
+                            else None)
 
 
 def _inputs():

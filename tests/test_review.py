@@ -121,7 +121,7 @@ def test_accuracy_per_type_and_per_video_beside_measured_precision(world):
 
 
 def test_track_ids_prefer_the_typed_or_stored_list():
-    from pipeline.records import StoredEvent
+    from db.records import StoredEvent
 
     e = StoredEvent(event_id=1, video_id=1, event_type="violent", t_s=1.0, frame_number=1,
                     bbox=(0, 0, 1, 1), age_group="unknown", gender="unknown", action="violent",

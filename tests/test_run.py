@@ -81,7 +81,7 @@ def test_cancel_leaves_nothing(engine, tmp_path):
     with pytest.raises(Cancelled) as ei:
         run_video(data_path("clips/intel/classroom.mp4"), out, settings, backends=backends,
                   should_stop=stop)
-    assert "nothing was written" in str(ei.value)
+    assert "no output file was written" in str(ei.value)
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 

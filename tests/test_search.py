@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from db import store
-from pipeline.records import Action, AgeGroup, Event, EventType, Gender, SearchFilters
+from pipeline.records import Action, AgeGroup, Event, EventType, Gender
+from db.records import SearchFilters
 from services import database
 from services.embeddings import embed_texts, event_sentence, load_embedder
 from services.errors import QueryError

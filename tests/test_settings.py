@@ -47,3 +47,18 @@ def test_overrides_reject_unknown_fields():
     assert s.with_overrides(frame_skip=5, device=None).frame_skip == 5
     with pytest.raises(SettingsError, match="unknown setting"):
         s.with_overrides(frame_skipp=5)
+
+
+def test_every_field_has_its_variable():
+    """A new field is a new VA_<FIELD> variable, with no list to update beside it."""
+    from dataclasses import fields
+
+    from settings import SEED_FIELDS
+
+    for f in fields(Settings):
+        if f.name in SEED_FIELDS:
+            continue
+        raw = {"bool": "1", "int": "3"}.get(str(f.type).split("|")[0].strip(), "cpu")
+        s = Settings.from_env({"VA_" + f.name.upper(): raw})
+        got = getattr(s, f.name)
+        assert str(got) in (raw, "True", str(Path(raw))), (f.name, got)

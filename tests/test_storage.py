@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from pipeline.records import StoredObject
+from db.records import StoredObject
 from services import storage
 from services.errors import InvalidName, StorageError
 
@@ -21,17 +21,20 @@ def test_bad_names_are_refused(name):
 
 
 @pytest.mark.parametrize("name", ["clip.mp4", "<img src=x onerror=alert(1)>.mp4", "x'; DROP TABLE db_video; --.mp4",
-                                  "caf\u00e9 (1).mov"])
+                                  "caf\u00e9 (1).mov", "a..b.mp4", "..hidden.mp4"])
 def test_odd_but_safe_names_pass(name):
     assert storage.validate_name(name) == name
-    assert storage.highlight_key(name, 4.25, "falling") == f"highlights/{name}/4.2s_falling.jpg"
+    assert storage.highlight_key(7, 3, 4.25, "falling") == "highlights/7/run-3/4.2s_falling.jpg"
 
 
 def test_s3_video_roundtrip_with_progress(s3_settings, tmp_path):
     data = b"\x00\x01fake-video" * 50_000
     obj = storage.put_video(s3_settings, "clip.mp4", io.BytesIO(data))
-    assert obj == StoredObject(s3_settings.s3_bucket_videos, "videos/clip.mp4")
-    assert [o.key for o in storage.list_videos(s3_settings)] == ["videos/clip.mp4"]
+    import hashlib
+
+    cid = hashlib.sha256(data).hexdigest()[:16]
+    assert obj == StoredObject(s3_settings.s3_bucket_videos, f"videos/{cid}/clip.mp4")
+    assert [o.key for o in storage.list_videos(s3_settings)] == [f"videos/{cid}/clip.mp4"]
     uri = storage.source_uri(s3_settings, obj)
     seen = []
     st = storage.get_storage(s3_settings)
@@ -43,12 +46,12 @@ def test_s3_video_roundtrip_with_progress(s3_settings, tmp_path):
     assert storage.playable(s3_settings, uri).startswith(s3_settings.s3_endpoint_url)
 
 
-def test_s3_highlights_go_under_video_name(s3_settings, tmp_path):
+def test_s3_highlights_go_under_video_id_and_run(s3_settings, tmp_path):
     jpg = tmp_path / "f.jpg"
     jpg.write_bytes(b"\xff\xd8jpeg")
     st = storage.get_storage(s3_settings)
-    obj = st.put_highlight("Fall01.mp4", 4.3, "falling", jpg)
-    assert obj == StoredObject(s3_settings.s3_bucket_highlights, "highlights/Fall01.mp4/4.3s_falling.jpg")
+    obj = st.put_highlight(12, 5, 4.3, "falling", jpg)
+    assert obj == StoredObject(s3_settings.s3_bucket_highlights, "highlights/12/run-5/4.3s_falling.jpg")
     assert storage.read_bytes(s3_settings, obj) == b"\xff\xd8jpeg"
     st.delete([obj])
     with pytest.raises(StorageError, match="does not exist"):
@@ -60,7 +63,7 @@ def test_missing_key_and_bucket(s3_settings):
     with pytest.raises(StorageError, match="does not exist; check the key"):
         with st.fetch(f"s3://{s3_settings.s3_bucket_videos}/videos/nope.mp4"):
             pass
-    with pytest.raises(StorageError, match="does not exist"):
+    with pytest.raises(StorageError, match="the bucket 'no-such-bucket-va' does not exist"):
         with st.fetch("s3://no-such-bucket-va/videos/x.mp4"):
             pass
     with pytest.raises(InvalidName):
@@ -71,14 +74,14 @@ def test_missing_key_and_bucket(s3_settings):
 def test_wrong_credentials(s3_settings, monkeypatch):
     from moto.core.authorization import enable_iam_authentication
 
-    storage.put_video(s3_settings, "c.mp4", io.BytesIO(b"abc"))
+    obj = storage.put_video(s3_settings, "c.mp4", io.BytesIO(b"abc"))
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     st = storage.Storage(s3_settings)  # a fresh client picks up the wrong keys
     with enable_iam_authentication():
         with pytest.raises(StorageError, match="S3 refused .*AWS_ACCESS_KEY_ID"):
-            with st.fetch(f"s3://{s3_settings.s3_bucket_videos}/videos/c.mp4"):
+            with st.fetch(storage.source_uri(s3_settings, obj)):
                 pass
 
 
@@ -92,11 +95,11 @@ def test_local_storage_default(db_settings, tmp_path):
     src = tmp_path / "v.mp4"
     src.write_bytes(b"video")
     obj = storage.put_video(db_settings, "v.mp4", src)
-    assert obj == StoredObject(None, "videos/v.mp4")
+    assert obj == StoredObject(None, f"videos/{storage.content_id(src)}/v.mp4")
     assert storage.list_videos(db_settings) == [obj]
     path = storage.source_uri(db_settings, obj)
     assert path.startswith(str(db_settings.data_dir)) and open(path, "rb").read() == b"video"
-    h = storage.get_storage(db_settings).put_highlight("v.mp4", 1.0, "collapse", src)
+    h = storage.get_storage(db_settings).put_highlight(1, 1, 1.0, "collapse", src)
     assert h.bucket is None and storage.read_bytes(db_settings, h) == b"video"
     with pytest.raises(InvalidName):
         storage.read_bytes(db_settings, StoredObject(None, "highlights/../../etc/passwd"))

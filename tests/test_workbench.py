@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from app_support import link_clips
+from conftest import make_stored_event
 from app_pages import _charts as charts
-from pipeline.records import Citation, StoredEvent, frozen_mapping
+from services.records import Citation
 from services import workbench as wb
 from services.errors import StorageError
 from settings import Settings
@@ -63,10 +64,9 @@ def test_capabilities_follow_the_configuration(tmp_path):
 
 
 def _event(eid, t, obj, action, etype="person", gender="male", age_group="young", orient=0):
-    return StoredEvent(event_id=eid, video_id=1, event_type=etype, t_s=t, frame_number=int(t * 30),
-                       bbox=(10, 20, 50, 120), age_group=age_group, gender=gender, action=action,
-                       confidence=0.8, obj_id=obj,
-                       attributes=frozen_mapping({"orientation": orient, "age": 25.0}))
+    return make_stored_event(eid, t, obj, event_type=etype, age_group=age_group, gender=gender,
+                             action=action, orientation_label=orient,
+                             orientation_deg=float(orient), age=25.0)
 
 
 def test_event_table_and_charts_from_stored_events():

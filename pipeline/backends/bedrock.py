@@ -219,7 +219,7 @@ class ClaudeScene:
 
 
 class ClaudeChat:
-    """ChatModel (services.answer): ``complete(system, user) -> ChatReply``."""
+    """ChatModel (``protocols.py``): ``complete(system, user) -> ChatReply``."""
 
     name = "bedrock"
 

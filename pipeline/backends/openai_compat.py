@@ -138,7 +138,7 @@ class OpenAIScene:
 
 
 class OpenAIChat:
-    """ChatModel (services.answer)."""
+    """ChatModel (``protocols.py``)."""
 
     name = "openai"
 

@@ -7,8 +7,8 @@ from typing import Mapping, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from pipeline.records import (
-    ActionEstimate, Attributes, Episode, Frame, Orientation, PersonDetections, PersonObservation,
-    SceneCaption,
+    ActionEstimate, Attributes, ChatReply, Episode, Frame, Orientation, PersonDetections,
+    PersonObservation, SceneCaption,
 )
 
 
@@ -75,3 +75,13 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(N, dim) float32, L2-normalised."""
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """A chat LLM (Claude on Bedrock, an OpenAI-compatible endpoint) for search answers."""
+
+    name: str
+
+    def complete(self, system: str, user: str) -> ChatReply:
+        """The model's reply to one system + user message, with its token counts."""

@@ -1,73 +1,142 @@
-"""Backend registry: stage -> name -> "module:factory". Factories take ``Settings`` and import
-heavy libraries (onnxruntime, torch, ultralytics, transformers, boto3) only when called."""
+"""The backend registry: ``BACKENDS`` is the one list of backends (stage, name, factory, the
+settings each reads, an availability check). The UI's capabilities, the worker's model cache key
+and ``load_backend`` all come from it. Factories take ``Settings`` and import heavy libraries
+(onnxruntime, torch, ultralytics, transformers, boto3) only when called."""
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from pipeline.errors import BackendUnavailable
 from pipeline.backends.protocols import (
-    ActionRecognizer, AttributeEstimator, OrientationEstimator, PersonDetector,
-    SceneDescriber, ViolenceDetector,
+    ActionRecognizer, AttributeEstimator, OrientationEstimator, PersonDetector, SceneDescriber,
+    ViolenceDetector,
 )
 
-REGISTRY: dict[str, dict[str, str]] = {
-    "detector": {
-        "movenet": "pipeline.backends.movenet:load_movenet",
-        "yolo": "pipeline.backends.yolo:load_yolo",
-    },
-    "proposals": {  # second detector for the dense passes; "none" switches it off
-        "yolov5": "pipeline.backends.proposals:load_yolov5_proposals",
-    },
-    "attributes": {
-        "age_gender": "pipeline.backends.age_gender:load_age_gender",
-        "faceres": "pipeline.backends.faceres:load_faceres",
-        "mivolo": "pipeline.backends.mivolo:load_mivolo",
-    },
-    "orientation": {
-        "keypoints": "pipeline.backends.keypoint_orientation:load_keypoint_orientation",
-        "mebow": "pipeline.backends.mebow:load_mebow",
-    },
-    "action": {
-        "pose_rules": "pipeline.actions:load_pose_rules",
-        "vlm": "pipeline.backends.vlm:load_vlm_actions",
-    },
-    "violence": {  # violent episodes from the dense observations
-        "learned": "pipeline.violence:load_learned",
-        "rule": "pipeline.violence:load_rule",
-    },
-    "scene": {
-        "template": "pipeline.scene:load_template_scene",
-        "bedrock": "pipeline.backends.bedrock:load_bedrock_scene",
-        "openai": "pipeline.backends.openai_compat:load_openai_scene",
-    },
-    "embedder": {
-        "minilm": "pipeline.backends.minilm:load_minilm",
-        "titan": "pipeline.backends.bedrock:load_titan_embedder",
-    },
-}
+#: Settings every backend may read (where it runs, its threads, the shipped weights' folder).
+COMMON_SETTINGS = ("device", "cpu_threads", "models_dir")
 
-SETTING_FOR_STAGE = {
-    "detector": "VA_DETECTOR", "proposals": "VA_PROPOSALS", "attributes": "VA_ATTRIBUTES",
-    "orientation": "VA_ORIENTATION", "action": "VA_ACTION", "scene": "VA_SCENE",
-    "violence": "VA_VIOLENCE",
-    "embedder": "VA_EMBEDDER",
-}
+
+def _always(settings: Any) -> bool:
+    return True
+
+
+def _set(field: str) -> Callable[[Any], bool]:
+    def check(settings: Any) -> bool:
+        return bool(getattr(settings, field, None))
+    check.__name__ = f"{field}_is_set"
+    return check
+
+
+def _faceres_file(settings: Any) -> bool:
+    path = settings.faceres_path or Path(settings.models_dir) / "faceres.onnx"
+    return Path(path).is_file()
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One backend of one stage. ``factory`` is "module:function" (imported only when the
+    backend is built); ``settings`` are the Settings fields it reads besides COMMON_SETTINGS (a
+    change to one of them means building it again); ``available`` says whether its weights or
+    cloud are configured (the UI offers it only then; selecting it anyway fails with the fix)."""
+
+    stage: str
+    name: str
+    factory: str
+    settings: tuple[str, ...] = ()
+    available: Callable[[Any], bool] = _always
+
+
+#: THE list of backends: stage, name, factory, the settings each reads, its availability check.
+#: The first backend of each stage is its offline default.
+BACKENDS: tuple[BackendSpec, ...] = (
+    BackendSpec("detector", "movenet", "pipeline.backends.movenet:load_movenet"),
+    BackendSpec("detector", "yolo", "pipeline.backends.yolo:load_yolo", ("detector_weights",),
+                _set("detector_weights")),
+    # The dense passes' second detector; VA_PROPOSALS=none switches it off.
+    BackendSpec("proposals", "yolov5", "pipeline.backends.proposals:load_yolov5_proposals"),
+    BackendSpec("attributes", "age_gender", "pipeline.backends.age_gender:load_age_gender"),
+    BackendSpec("attributes", "faceres", "pipeline.backends.faceres:load_faceres",
+                ("faceres_path",), _faceres_file),
+    BackendSpec("attributes", "mivolo", "pipeline.backends.mivolo:load_mivolo",
+                ("mivolo_checkpoint", "mivolo_with_persons"), _set("mivolo_checkpoint")),
+    BackendSpec("orientation", "keypoints",
+                "pipeline.backends.keypoint_orientation:load_keypoint_orientation"),
+    BackendSpec("orientation", "mebow", "pipeline.backends.mebow:load_mebow",
+                ("mebow_cfg", "mebow_weights"), _set("mebow_cfg")),
+    BackendSpec("action", "pose_rules", "pipeline.actions:load_pose_rules"),
+    BackendSpec("action", "vlm", "pipeline.backends.vlm:load_vlm_actions", ("vlm_path",),
+                _set("vlm_path")),
+    # Violent episodes in the dense observations: the learned classifier (models/violence.json)
+    # or the hand-set limb-speed rule it replaced (the baseline of models/violence.md).
+    BackendSpec("violence", "learned", "pipeline.violence:load_learned"),
+    BackendSpec("violence", "rule", "pipeline.violence:load_rule"),
+    BackendSpec("scene", "template", "pipeline.scene:load_template_scene"),
+    BackendSpec("scene", "bedrock", "pipeline.backends.bedrock:load_bedrock_scene",
+                ("bedrock_region", "bedrock_claude_model", "aws_region"), _set("bedrock_region")),
+    BackendSpec("scene", "openai", "pipeline.backends.openai_compat:load_openai_scene",
+                ("openai_base_url", "openai_model", "openai_api_key"), _set("openai_base_url")),
+    BackendSpec("embedder", "minilm", "pipeline.backends.minilm:load_minilm"),
+    BackendSpec("embedder", "titan", "pipeline.backends.bedrock:load_titan_embedder",
+                ("bedrock_region", "bedrock_embed_model", "aws_region"), _set("bedrock_region")),
+    # Search answers (services.answer); no chat backend = extractive answers.
+    BackendSpec("chat", "bedrock", "pipeline.backends.bedrock:load_bedrock_chat",
+                ("bedrock_region", "bedrock_claude_model", "aws_region"), _set("bedrock_region")),
+    BackendSpec("chat", "openai", "pipeline.backends.openai_compat:load_openai_chat",
+                ("openai_base_url", "openai_model", "openai_api_key"), _set("openai_base_url")),
+)
+
+#: stage -> name -> "module:factory" (derived from BACKENDS).
+REGISTRY: dict[str, dict[str, str]] = {}
+for _b in BACKENDS:
+    REGISTRY.setdefault(_b.stage, {})[_b.name] = _b.factory
+del _b
+
+#: The Settings field naming each stage's backend, and its environment variable.
+STAGE_SETTING = {"detector": "detector", "proposals": "proposals", "attributes": "attributes",
+                 "orientation": "orientation", "action": "action", "scene": "scene",
+                 "violence": "violence", "embedder": "embedder", "chat": "answerer"}
+SETTING_FOR_STAGE = {stage: "VA_" + field.upper() for stage, field in STAGE_SETTING.items()}
+#: The stages ``load_backends`` builds for an analysis (the embedder and chat belong to search).
+ANALYSIS_STAGES = ("detector", "proposals", "attributes", "orientation", "action", "scene",
+                   "violence")
+
+
+def spec(stage: str, name: str) -> BackendSpec:
+    for b in BACKENDS:
+        if b.stage == stage and b.name == name:
+            return b
+    raise BackendUnavailable(f"unknown {stage} backend {name!r}; choose one of "
+                             f"{sorted(REGISTRY.get(stage, {}))} "
+                             f"(setting {SETTING_FOR_STAGE.get(stage, stage)})")
+
+
+def available(stage: str, settings: Any) -> tuple[str, ...]:
+    """The names of ``stage``'s backends whose weights or cloud are configured, in order."""
+    return tuple(b.name for b in BACKENDS if b.stage == stage and b.available(settings))
+
+
+def backends_key(settings: Any, stages: Sequence[str] = ANALYSIS_STAGES) -> tuple:
+    """What the loaded backends of ``stages`` depend on: the chosen names and every setting the
+    chosen backends read. Equal keys = the loaded models can be reused."""
+    key: list = [tuple((f, getattr(settings, f, None)) for f in COMMON_SETTINGS)]
+    for stage in stages:
+        name = getattr(settings, STAGE_SETTING[stage], None)
+        b = next((b for b in BACKENDS if b.stage == stage and b.name == name), None)
+        key.append((stage, name, () if b is None else
+                    tuple((f, getattr(settings, f, None)) for f in b.settings)))
+    if "detector" in stages and "proposals" in stages:
+        key.append(("detector_for_proposals", getattr(settings, "detector", None)))
+    return tuple(key)
 
 
 def load_backend(stage: str, name: str, settings: Any) -> Any:
     """Build one backend. Unknown names and missing weights raise ``BackendUnavailable``."""
-    try:
-        names = REGISTRY[stage]
-    except KeyError:
-        raise BackendUnavailable(f"unknown stage {stage!r}; stages: {sorted(REGISTRY)}") from None
-    if name not in names:
-        raise BackendUnavailable(
-            f"unknown {stage} backend {name!r}; choose one of {sorted(names)} "
-            f"(setting {SETTING_FOR_STAGE.get(stage, stage)})"
-        )
-    module_name, _, attr = names[name].partition(":")
+    if stage not in REGISTRY:
+        raise BackendUnavailable(f"unknown stage {stage!r}; stages: {sorted(REGISTRY)}")
+    module_name, _, attr = spec(stage, name).factory.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:

@@ -119,6 +119,20 @@ class YoloDetector:
         return PersonDetections(xyxy=p_xyxy, confidence=p_conf, keypoints=kp, face_xyxy=faces)
 
 
+def _require_safe_loading() -> None:
+    """Ultralytics unpickles a checkpoint fully (``weights_only=False``: any code in the file runs)
+    unless its safe-load mode is on; turn it on for this process: ``torch.load(weights_only=True)``
+    against an allow-list of ultralytics/torch model classes. Where torch is too old for it,
+    ultralytics would silently load unsafely, so refuse instead."""
+    from ultralytics.nn import tasks
+
+    if not getattr(getattr(tasks, "_SafeLoad", None), "SUPPORTED", False):
+        raise BackendUnavailable(
+            "the yolo detector needs torch 2.6 or later to load weights safely (without running "
+            "code from the file); install the requirements")
+    tasks.SAFE_LOAD = True  # read at call time by torch_safe_load and the model builder
+
+
 def load_yolo(settings: Any) -> YoloDetector:
     path = require_file(settings.detector_weights, what="the yolo detector", flag="--detector-weights",
                         env="VA_DETECTOR_WEIGHTS", suffixes=(".pt",))
@@ -128,6 +142,7 @@ def load_yolo(settings: Any) -> YoloDetector:
     except ImportError as e:
         raise BackendUnavailable(
             f"the yolo detector needs ultralytics ({e}); install the requirements") from e
+    _require_safe_loading()
     try:
         model = YOLO(str(path))
     except Exception as e:  # noqa: BLE001 - whatever ultralytics raises on a foreign file

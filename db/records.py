@@ -1,0 +1,117 @@
+"""Stored records: ``db/`` maps these to and from rows; services and pages use them (through
+``services.workbench``). The engine's records are in ``pipeline/records.py``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from pipeline.records import JobStatus, frozen_mapping, mmss
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """A ``db_video`` row: one analysed (or queued) video and its job state."""
+
+    video_id: int
+    name: str
+    source_uri: str | None
+    status: JobStatus
+    progress: float  # 0..100
+    stage: str | None = None
+    frames_done: int | None = None
+    frames_total: int | None = None
+    eta_s: float | None = None
+    fps: float | None = None
+    duration_s: float | None = None
+    frame_count: int | None = None
+    width: int | None = None
+    height: int | None = None
+    error_message: str | None = None
+    started_at: Any = None  # datetime (UTC) or None
+    finished_at: Any = None
+    updated_at: Any = None
+    heartbeat_at: Any = None
+    worker: str | None = None  # "pid@host" of the process running it
+    token_usage: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))
+    n_events: int | None = None
+    #: The completed result's warning (e.g. only part of the frames could be decoded).
+    warning: str | None = None
+    #: The latest attempt when it failed or was cancelled after the result shown (``None`` when
+    #: the latest attempt is the result): the video keeps its completed result and status.
+    last_attempt_status: JobStatus | None = None
+    last_attempt_error: str | None = None
+    last_attempt_at: Any = None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A ``db_event`` row. ``bbox`` is x, y, width, height in pixels (the seed's columns)."""
+
+    event_id: int
+    video_id: int
+    event_type: str
+    t_s: float
+    frame_number: int
+    bbox: tuple[float, float, float, float]
+    age_group: str
+    gender: str
+    action: str
+    confidence: float
+    obj_id: int | None = None
+    thumbnail_bucket: str | None = None  # None: the local storage folder
+    thumbnail_key: str | None = None
+    sentence: str = ""
+    orientation_deg: float | None = None
+    orientation_label: int | None = None  # 0/90/180/270, the nearest of the four
+    track_ids: tuple[int, ...] = ()  # the tracks involved: obj_id first, then a fight's others
+    raw_action: str | None = None  # the frame's own reading before per-track smoothing
+    action_confidence: float | None = None
+    scene_description: str | None = None
+    age: float | None = None
+    start_t_s: float | None = None  # a highlight's episode
+    end_t_s: float | None = None
+    attributes: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))  # open-ended
+
+    @property
+    def other_track_ids(self) -> tuple[int, ...]:
+        return tuple(t for t in self.track_ids if t != self.obj_id)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """Where storage put a file: an S3 bucket and key, or ``bucket=None`` for the local folder."""
+
+    bucket: str | None
+    key: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}" if self.bucket else f"local:{self.key}"
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    video_ids: tuple[int, ...] = ()
+    t_min_s: float | None = None
+    t_max_s: float | None = None
+    event_types: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+    genders: tuple[str, ...] = ()
+    age_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result. ``score`` is the reciprocal-rank-fusion score; ``similarity`` the cosine
+    similarity of the query and event vectors (None when only the full-text side found it)."""
+
+    event: StoredEvent
+    video_name: str
+    score: float
+    similarity: float | None = None
+    semantic_rank: int | None = None
+    lexical_rank: int | None = None
+
+    @property
+    def mmss(self) -> str:
+        return mmss(self.event.t_s)
