@@ -114,6 +114,9 @@ def candidates(seed: int) -> dict:
         "hgb_stumps": lambda: HistGradientBoostingClassifier(
             max_depth=2, learning_rate=0.05, max_iter=200, min_samples_leaf=12,
             l2_regularization=1.0, random_state=seed),
+        "hgb_slow_subsampled": lambda: HistGradientBoostingClassifier(
+            max_depth=3, learning_rate=0.02, max_iter=300, min_samples_leaf=15,
+            l2_regularization=2.0, max_features=0.5, random_state=seed),
         "logistic": lambda: make_pipeline(StandardScaler(), LogisticRegression(
             C=0.3, max_iter=2000, random_state=seed)),
     }
@@ -289,6 +292,13 @@ def main(argv=None) -> int:
     for k, s in summary.items():
         print(f"{k:24s} " + " ".join(f"{s[m][0]:.3f}+-{s[m][1]:.3f}" for m in
                                       ("accuracy", "precision", "recall", "f1", "roc_auc")))
+    print()
+    print("| model | accuracy | precision | recall | F1 | ROC AUC |")
+    print("|---|---|---|---|---|---|")
+    for k, s in summary.items():
+        print(f"| {k} | " + " | ".join(f"{s[m][0]:.3f} ± {s[m][1]:.3f}" for m in
+                                     ("accuracy", "precision", "recall", "f1", "roc_auc")) + " |")
+    print()
     print(f"chosen: {best} at threshold {thr:.3f} ({why}); pooled out-of-fold: "
           + ", ".join(f"{k} {v:.3f}" for k, v in pooled.items()))
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes) and {args.report} in "
