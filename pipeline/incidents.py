@@ -80,7 +80,7 @@ def _absorb_into_fights(episodes: list[Episode]) -> list[Episode]:
     fights = [e for e in episodes if e.event_type is EventType.VIOLENT]
     return [e for e in episodes if not (
         e.event_type in _PART_OF_FIGHT and any(
-            e.obj_id in track_ids(f) and _overlaps(e, f, 0.0) for f in fights))]
+            e.obj_id in track_ids(f) and _overlaps(e, f, INCIDENT_MERGE_GAP_S) for f in fights))]
 
 
 def incidents(episodes: Sequence[Episode]) -> list[Episode]:

@@ -46,7 +46,8 @@ WINDOW_S = 2.0  # the training clips are ~2 s
 HOP_S = 0.5
 MIN_WINDOW_S = 1.0  # shorter stretches of dense samples are not scored
 MOTION_WIDTH_PX = 160  # frames are differenced at this width (grey)
-NO_PAIR_DISTANCE_BH = 5.0  # "distance" of the closest pair when fewer than two people are seen
+NO_PAIR_DISTANCE_BH = 5.0
+TOUCH_DISTANCE_BH = 0.8  # box centres this close (mean body heights): within arm's reach  # "distance" of the closest pair when fewer than two people are seen
 
 _LS, _RS, _LH, _RH = KP["left_shoulder"], KP["right_shoulder"], KP["left_hip"], KP["right_hip"]
 _LW, _RW = KP["left_wrist"], KP["right_wrist"]
@@ -246,6 +247,8 @@ class WindowScore:
     involved: tuple[int, ...]
     peak_t_s: float
     peak_frame_number: int
+    first: bool = False  # the first window of its stretch of dense samples
+    last: bool = False  # the last one
 
 
 @dataclass(frozen=True)
@@ -276,7 +279,7 @@ def _window(observations: Sequence[PersonObservation], motion: Motion | None,
     frame_st: dict[str, list[float]] = {k: [] for k in FRAME_STATS}
     hot = 0
     pair_activity: dict[tuple[int, int], float] = defaultdict(float)
-    close_to: dict[int, set[int]] = defaultdict(set)
+    touching: dict[int, set[int]] = defaultdict(set)
     track_act: dict[int, list[float]] = defaultdict(list)
     prev_dist: dict[tuple[int, int], tuple[float, float]] = {}
     peak = (-1.0, None)
@@ -310,8 +313,9 @@ def _window(observations: Sequence[PersonObservation], motion: Motion | None,
                 if d > T.VIOLENT_MAX_DISTANCE_BH:
                     continue
                 in_pair |= {a, b}
-                close_to[a].add(b)
-                close_to[b].add(a)
+                if d <= TOUCH_DISTANCE_BH:
+                    touching[a].add(b)
+                    touching[b].add(a)
                 la, lb = sa.limb_speed or 0.0, sb.limb_speed or 0.0
                 limb_both.append(min(la, lb))
                 if max(la, lb) >= T.VIOLENT_MIN_LIMB_SPEED_BH_S:
@@ -388,20 +392,17 @@ def _window(observations: Sequence[PersonObservation], motion: Motion | None,
         rule_confidence=max((e.confidence for e in rule), default=0.0),
     )
     values = np.array([feats[n] for n in FEATURE_NAMES], np.float64)
-    # the people involved: the most active close pair, then whoever is close to an involved
-    # person and moves limbs like a fighter's partner (bystanders stand or walk)
+    # the people involved: the most active close pair, and whoever comes within touching
+    # distance of one of them while moving limbs fast (bystanders stand, sit or walk by)
     involved: set[int] = set()
     if pair_activity:
-        involved |= set(max(pair_activity, key=pair_activity.get))
-        grew = True
-        while grew:
-            grew = False
-            for tid in list(involved):
-                for other in close_to[tid] - involved:
-                    acts = track_act.get(other, [])
-                    if acts and np.percentile(acts, 90) >= T.VIOLENT_PARTNER_MIN_LIMB_SPEED_BH_S * 2:
-                        involved.add(other)
-                        grew = True
+        pair = set(max(pair_activity, key=pair_activity.get))
+        involved |= pair
+        for tid in pair:
+            for other in touching[tid] - involved:
+                acts = track_act.get(other, [])
+                if acts and np.percentile(acts, 90) >= T.VIOLENT_MIN_LIMB_SPEED_BH_S:
+                    involved.add(other)
     if peak[1] is not None:
         pk = peak[1].obs
         peak_t, peak_f = pk.t_s, pk.frame_number
@@ -531,8 +532,9 @@ class LearnedViolence:
                 wins.append(_window(sel, motion, frame_size))
                 spans.append((a, min(b, hi)))
             probs = self.model.probability(np.stack([w.features for w in wins]))
-            out += [WindowScore(a, b, round(float(p), 4), w.involved, w.peak_t_s, w.peak_frame_number)
-                    for (a, b), w, p in zip(spans, wins, probs)]
+            out += [WindowScore(a, b, round(float(p), 4), w.involved, w.peak_t_s,
+                                w.peak_frame_number, first=k == 0, last=k == len(wins) - 1)
+                    for k, ((a, b), w, p) in enumerate(zip(spans, wins, probs))]
         return out
 
     def episodes(self, observations: Sequence[PersonObservation], motion: Motion | None,
@@ -545,9 +547,11 @@ class LearnedViolence:
             best = max(run, key=lambda w: w.probability)
             involved = sorted({t for w in run for t in w.involved})
             lead = best.involved[0] if best.involved else involved[0]
-            # the fight is where the windows agree: from the first hot window's middle part
-            start = run[0].start_t_s + (HOP_S if len(run) > 1 else 0.0)
-            end = run[-1].end_t_s - (HOP_S if len(run) > 1 else 0.0)
+            # the fight is where the windows agree: within a longer stretch, from the first hot
+            # window's second part to the last one's first part
+            start = run[0].start_t_s + (HOP_S if len(run) > 1 and not run[0].first else 0.0)
+            end = run[-1].end_t_s - (HOP_S if len(run) > 1 and not run[-1].last else 0.0)
+            start, end = min(start, best.peak_t_s), max(end, best.peak_t_s)
             episodes.append(Episode(
                 event_type=EventType.VIOLENT, obj_id=lead, start_t_s=round(start, 3),
                 end_t_s=round(max(end, start), 3), peak_t_s=round(best.peak_t_s, 3),
