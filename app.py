@@ -12,17 +12,19 @@ import streamlit as st
 from app_pages import _resources as res
 from services import workbench as wb
 
-st.set_page_config(page_title="Video analysis workbench", page_icon=":material/videocam:",
-                   layout="wide")
+# A local icon: a Material icon as the tab icon is fetched from a font host, and the workbench
+# contacts no outside host.
+st.set_page_config(page_title="Video analysis workbench", page_icon=res.ICON, layout="wide")
 
 PAGES = [
     st.Page("app_pages/analyze.py", title="Analyze", icon=":material/play_circle:", default=True),
-    st.Page("app_pages/highlights.py", title="Highlights", icon=":material/photo_library:"),
+    st.Page("app_pages/review.py", title="Review", icon=":material/fact_check:"),
     st.Page("app_pages/events.py", title="Events", icon=":material/table_chart:"),
     st.Page("app_pages/search.py", title="Search", icon=":material/search:"),
     st.Page("app_pages/video.py", title="Video detail", icon=":material/movie:"),
 ]
 page = st.navigation(PAGES)
+res.keep_filters()  # the pages' filters survive a visit to another page
 res.services()  # settings + database: a setup problem is one plain error here, and stops
 
 
@@ -33,14 +35,15 @@ def _sidebar_jobs() -> None:
     try:
         jobs = [j for j in wb.job_views(svc.settings, res.runner().snapshot()) if j.active]
     except wb.USER_ERRORS as e:
-        st.caption(f"Job status unavailable: {e}")
+        st.caption(f"Job status unavailable: {wb.text.error_text(e)}")
         return
     if not jobs:
         st.caption("No analysis running.")
         return
     st.caption(f"{len(jobs)} analysis job(s) active")
     for j in jobs[:5]:
-        st.progress(min(1.0, j.percent / 100.0), text=f"{j.name}: {j.progress_text}")
+        st.progress(min(1.0, j.percent / 100.0),
+                    text=f"{wb.text.md_text(j.name)}: {j.progress_text}")
 
 
 with st.sidebar:

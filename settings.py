@@ -36,9 +36,11 @@ def _parse(f, name: str, raw: str):
     if kind == "bool":
         return _bool(name, raw)
     if kind == "int":
-        return _int(name, raw, minimum=f.metadata.get("min"))
+        return _int(name, raw, minimum=f.metadata.get("min"), maximum=f.metadata.get("max"))
     if kind == "Path":
         return Path(raw).expanduser()
+    if f.metadata.get("upper"):
+        raw = raw.strip().upper()
     choices = f.metadata.get("choices")
     if choices and raw not in choices:
         raise SettingsError(f"{name}={raw!r} is not supported; use {' or '.join(choices)}")
@@ -54,20 +56,28 @@ def _bool(name: str, raw: str) -> bool:
     raise SettingsError(f"{name}={raw!r} is not a boolean; set it to 1 or 0")
 
 
-def _int(name: str, raw: str, minimum: int | None = None) -> int:
+def _int(name: str, raw: str, minimum: int | None = None, maximum: int | None = None) -> int:
     try:
         v = int(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not an integer; set it to a whole number") from None
     if minimum is not None and v < minimum:
         raise SettingsError(f"{name}={v} is below {minimum}; set it to {minimum} or more")
+    if maximum is not None and v > maximum:
+        raise SettingsError(f"{name}={v} is above {maximum}; set it to {maximum} or less")
     return v
+
+
+#: Every 1000th frame is one frame every 33 s at 30 fps: beyond that the engine cannot track
+#: anyone or time any event (and a typo such as 20000 would sample one frame of a film).
+MAX_FRAME_SKIP = 1000
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
 class Settings:
     # --- analysis ---------------------------------------------------------------------------
-    frame_skip: int = field(default=20, metadata={"min": 1})
+    frame_skip: int = field(default=20, metadata={"min": 1, "max": MAX_FRAME_SKIP})
     device: str = field(default="cpu", metadata={"choices": ("cpu", "cuda")})
     cpu_threads: int = field(default=2, metadata={"min": 1})  # onnxruntime threads (CPU backends)
     detector: str = "movenet"  # movenet | yolo
@@ -103,8 +113,22 @@ class Settings:
     openai_base_url: str | None = None
     openai_model: str | None = None
     openai_api_key: str | None = None
+    # --- jobs (services/jobs.py, services/worker.py, services/batch.py) -----------------------
+    #: local: the app runs a worker itself | external: workers run elsewhere (pipeline worker)
+    workers: str = field(default="local", metadata={"choices": ("local", "external")})
+    #: queue: procrastinate workers | batch: one AWS Batch job per video
+    executor: str = field(default="queue", metadata={"choices": ("queue", "batch")})
+    worker_concurrency: int = field(default=1, metadata={"min": 1})  # jobs a local worker runs
+    max_attempts: int = field(default=3, metadata={"min": 1})  # runs started per job, at most
+    #: A worker silent this long (seconds) is dead: its job is retried by another worker.
+    stalled_after_s: int = field(default=15, metadata={"min": 5})
+    batch_job_queue: str | None = None
+    batch_job_definition: str | None = None
+    #: Set by an AWS Batch submission in the container environment (``pipeline run``).
+    job_video_id: int | None = field(default=None, metadata={"min": 1})
+    job_source: str | None = None
     # --- misc -------------------------------------------------------------------------------
-    log_level: str = "INFO"
+    log_level: str = field(default="INFO", metadata={"choices": LOG_LEVELS, "upper": True})
 
     @property
     def embedded_database(self) -> bool:
@@ -121,6 +145,22 @@ class Settings:
     @property
     def openai_enabled(self) -> bool:
         return bool(self.openai_base_url)
+
+    def __post_init__(self) -> None:
+        """Values set in code or by flags (``with_overrides``) obey the bounds the environment
+        does: a bad value is one line naming the variable and the fix."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None or isinstance(v, bool):
+                continue
+            if isinstance(v, int):
+                lo, hi = f.metadata.get("min"), f.metadata.get("max")
+                if (lo is not None and v < lo) or (hi is not None and v > hi):
+                    _int(_env_name(f), str(v), lo, hi)
+            elif isinstance(v, str) and f.metadata.get("choices"):
+                if v not in f.metadata["choices"]:
+                    raise SettingsError(f"{_env_name(f)}={v!r} is not supported; use "
+                                        f"{' or '.join(f.metadata['choices'])}")
 
     def with_overrides(self, **kw) -> "Settings":
         """A copy with some fields replaced (CLI flags, UI options)."""
@@ -160,6 +200,11 @@ class Settings:
             kw["aws_region"] = v
         kw["bedrock_region"] = get("AWS_BEDROCK_REGION")
         kw["database_url"] = get("DATABASE_URL") or _postgres_url_from_parts(get)
+        if kw.get("executor") == "batch" and not (kw.get("batch_job_queue")
+                                                  and kw.get("batch_job_definition")):
+            raise SettingsError("VA_EXECUTOR=batch needs VA_BATCH_JOB_QUEUE and "
+                                "VA_BATCH_JOB_DEFINITION (the AWS Batch job queue and job "
+                                "definition to submit to)")
         return cls(**kw)
 
 

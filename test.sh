@@ -5,7 +5,7 @@ cd "$(dirname "$0")"
 bash scripts/setup_env.sh
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
-    || echo "warning: could not install chromium; the browser test will skip" >&2
+    || echo "warning: could not install chromium; the browser test will FAIL (it needs /usr/bin/chromium)" >&2
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 YOLO_OFFLINE=1
 exec .venv/bin/python -m pytest "$@"

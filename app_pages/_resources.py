@@ -3,9 +3,12 @@ connection and the single analysis worker. The plain factories live in ``service
 (no Streamlit there); this module only wraps them and turns setup problems into ``st.error``."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from services import workbench
+from services.text import error_text
 
 
 @st.cache_resource(show_spinner=False)
@@ -18,7 +21,7 @@ def _services(key: str, _settings):
     return workbench.open_services(_settings)
 
 
-@st.cache_resource(show_spinner="Starting the analysis worker…")
+@st.cache_resource(show_spinner="Connecting to the job queue…")
 def _runner(key: str, _services):
     return workbench.make_runner(_services)
 
@@ -29,16 +32,16 @@ def services() -> "workbench.Services":
         s = _settings()
         return _services(workbench.settings_key(s), s)
     except workbench.USER_ERRORS as e:
-        st.error(f"The workbench cannot start: {e}")
+        st.error(f"The workbench cannot start: {error_text(e, None)}")
         st.stop()
 
 
-def runner() -> "workbench.JobRunner":
+def runner() -> "workbench.JobClient":
     svc = services()
     try:
         return _runner(workbench.settings_key(svc.settings), svc)
     except workbench.USER_ERRORS as e:
-        st.error(f"The analysis worker cannot start: {e}")
+        st.error(f"The analysis worker cannot start: {error_text(e, None)}")
         st.stop()
 
 
@@ -54,7 +57,8 @@ def search_embedder() -> "workbench.SearchEmbedder":
 
 def show_error(e: BaseException, what: str = "") -> None:
     """One plain line for a problem the analyst can fix; never a stack trace."""
-    st.error(f"{what}: {e}" if what else str(e), icon=":material/error:")
+    st.error(f"{error_text(what)}: {error_text(e, None)}" if what else error_text(e, None),
+             icon=":material/error:")
 
 
 @st.cache_data(show_spinner=False, max_entries=1024, ttl=60)
@@ -118,3 +122,40 @@ def forget_stored_videos() -> None:
 def person_crops(video_id: int, obj_id: int, version: str, _video, _card) -> list[bytes]:
     """Crops of a track's person, cached per (video, track, video version)."""
     return workbench.person_crops(_video, _card)
+
+
+ICON = str(Path(__file__).resolve().parents[1] / "assets" / "icon.png")
+
+#: Filter widgets whose values survive leaving their page. Streamlit forgets a widget's value
+#: when a run does not draw it (another page); writing the value back on every run keeps it.
+PERSISTENT_PREFIXES = ("events.", "review.", "search.")
+PERSISTENT_SUFFIXES = ("videos", "types", "actions", "genders", "ages", "time", "unreviewed",
+                       "min_conf", "query", "top_k", "cards_video", "all_cards")
+
+
+def keep_filters() -> None:
+    for key in list(st.session_state.keys()):
+        if (isinstance(key, str) and key.startswith(PERSISTENT_PREFIXES)
+                and key.rsplit(".", 1)[-1] in PERSISTENT_SUFFIXES):
+            st.session_state[key] = st.session_state[key]
+
+
+NEEDS_VLM = ("theft", "paying")
+
+
+def offered(values, caps) -> list[str]:
+    """Filter values the analyst can get here: theft and paying only with the VLM backend."""
+    return [v for v in values if caps.vlm or v not in NEEDS_VLM]
+
+
+@st.cache_data(show_spinner=False, max_entries=512, ttl=600)
+def _hit_picture(event_id: int, source: str | None, _hit) -> bytes | None:
+    return workbench.hit_thumbnail(services().settings, _hit, source)
+
+
+def hit_picture(hit, source_uri: str | None) -> bytes | None:
+    """A search hit's picture: its highlight frame, else the person's crop from the video."""
+    e = hit.event
+    if e.thumbnail_key:
+        return frame(workbench.StoredObject(e.thumbnail_bucket, e.thumbnail_key))
+    return _hit_picture(e.event_id, source_uri, hit)

@@ -1,12 +1,15 @@
 """Analyze: pick a video (library folder, S3 ``videos/``, or an upload), choose options, start it
 in the background, watch the live progress and cancel it. Nothing here blocks: the work runs on
-the single worker thread, and the job's state is read back from the database every second."""
+a worker (this process's own, or ``python -m pipeline worker`` anywhere), and the job's state is
+read back from the database every second."""
 from __future__ import annotations
 
 import streamlit as st
 
 from app_pages import _resources as res
 from services import workbench as wb
+
+md = wb.text.md_text
 
 svc = res.services()
 settings = svc.settings
@@ -70,6 +73,24 @@ with left:
     else:
         upload = st.file_uploader("Upload a video", key="analyze.upload",
                                   type=[e.lstrip(".") for e in wb.VIDEO_EXTENSIONS])
+    if source is not None:
+        facts = wb.housekeeping.source_facts(settings, source.uri)
+        if facts is not None:
+            st.caption(f"{wb.text.md_text(source.label)}: {facts.text}.")
+        elif source.origin == "s3":
+            st.caption("Its length and frame rate are read after it is downloaded.")
+        else:
+            st.warning("This file cannot be read as a video or photo; delete it or pick another.")
+        if source.origin == "upload" and source.uri.startswith("local:videos/"):
+            with st.popover("Delete this upload", icon=":material/delete:"):
+                st.caption("Removes the uploaded file (and nothing else).")
+                if st.button("Delete the file", key="analyze.delete_upload", type="primary"):
+                    try:
+                        wb.housekeeping.delete_upload(settings, source.uri)
+                        res.forget_stored_videos()
+                        st.rerun()
+                    except wb.USER_ERRORS as e:
+                        res.show_error(e, "Could not delete it")
     if not caps.library and origin != "Library folder":
         st.caption("Tip: set VA_LIBRARY_DIR to a folder of videos to pick them here without "
                    "uploading.")
@@ -113,7 +134,7 @@ with right:
                 vid = wb.start_analysis(runner, source, options)
                 st.session_state["analyze.video_id"] = vid
                 st.session_state["video.id"] = vid
-                st.toast(f"Queued {source.label} (video {vid})", icon=":material/schedule:")
+                st.toast(f"Queued {md(source.label)} (video {vid})", icon=":material/schedule:")
         except wb.USER_ERRORS as e:
             res.show_error(e, "Could not start the analysis")
 
@@ -135,30 +156,41 @@ def live_jobs() -> None:
     for j in active:
         c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
         with c1:
-            st.markdown(f"**{j.name}** (video {j.video_id}) — {j.status.value}")
+            st.markdown(f"**{md(j.name)}** (video {j.video_id}) — {j.status.value}")
             st.progress(min(1.0, j.percent / 100.0), text=j.progress_text)
         with c2:
             if st.button("Cancel", key=f"analyze.cancel.{j.video_id}",
                          icon=":material/stop_circle:"):
                 if not runner.cancel(j.video_id):
-                    st.warning("This job is run by another process; it cannot be cancelled "
-                               "from here.")
-    last = st.session_state.get("analyze.video_id")
+                    st.warning("This job is no longer queued or running.")
+    # The job started in this session; after a reload (a new session) the newest job, so its
+    # outcome and links are not lost.
+    last = st.session_state.get("analyze.video_id") or (jobs[0].video_id if jobs else None)
     done = next((j for j in jobs if j.video_id == last and not j.active), None)
     if done is not None:
-        if done.status is wb.JobStatus.COMPLETED:
-            st.success(f"{done.name} is done: {done.n_events or 0} events.",
+        if done.status is wb.JobStatus.COMPLETED and done.last_attempt_status is not None:
+            # A re-run that failed or was cancelled: the earlier result is still the video's.
+            st.warning(f"The latest analysis of {md(done.name)} was "
+                       f"{done.last_attempt_status.value}: "
+                       f"{md(done.last_attempt_error or 'no reason recorded')}. The earlier "
+                       f"completed result is kept "
+                       f"({wb.timefmt.counted(done.n_events or 0, 'event')}).",
+                       icon=":material/history:")
+        elif done.status is wb.JobStatus.COMPLETED:
+            if done.warning:
+                st.warning(f"{md(done.name)}: {md(done.warning)}", icon=":material/warning:")
+            st.success(f"{md(done.name)} is done: {wb.timefmt.counted(done.n_events or 0, 'event')}.",
                        icon=":material/check_circle:")
             c1, c2, c3 = st.columns(3)
-            c1.page_link("app_pages/highlights.py", label="Open highlights",
+            c1.page_link("app_pages/review.py", label="Review the incidents",
                          icon=":material/photo_library:")
             c2.page_link("app_pages/events.py", label="Open events and charts",
                          icon=":material/table_chart:")
             c3.page_link("app_pages/video.py", label="Open the video", icon=":material/movie:")
         elif done.status is wb.JobStatus.FAILED:
-            st.error(f"{done.name} failed: {done.error or 'no reason recorded'}")
+            st.error(f"{md(done.name)} failed: {md(done.error or 'no reason recorded')}")
         elif done.status is wb.JobStatus.CANCELLED:
-            st.warning(f"{done.name} was cancelled.")
+            st.warning(f"{md(done.name)} was cancelled.")
 
     st.subheader("Queue and history")
     if not jobs:
@@ -169,11 +201,37 @@ def live_jobs() -> None:
           "progress": round(j.percent), "stage": j.stage,
           "frames": f"{j.frames_done or 0}/{j.frames_total}" if j.frames_total else "",
           "ETA": wb.mmss(j.eta_s) if j.active and j.eta_s is not None else "",
-          "events": j.n_events or 0, "problem": j.error or ""} for j in jobs],
+          "events": j.n_events or 0, "attempts": j.attempts, "worker": j.worker or "",
+          "problem": j.error or ""} for j in jobs],
         hide_index=True, width="stretch",
         column_config={"progress": st.column_config.ProgressColumn(
             "progress", min_value=0, max_value=100, format="%d%%")},
         key="analyze.queue")
+    h1, h2 = st.columns([1, 2], vertical_alignment="bottom")
+    failed = [j for j in jobs if j.status in (wb.JobStatus.FAILED, wb.JobStatus.CANCELLED)]
+    if h1.button(f"Clear failed jobs ({len(failed)})", key="analyze.clear_failed",
+                 icon=":material/delete_sweep:", disabled=not failed):
+        try:
+            n = wb.housekeeping.clear_failed(settings)
+            res.forget_stored_videos()
+            st.toast(f"Cleared {wb.timefmt.counted(n, 'failed job')}.")
+            st.rerun()
+        except wb.USER_ERRORS as e:
+            res.show_error(e, "Could not clear the failed jobs")
+    idle = [j for j in jobs if not j.active]
+    with h2.popover("Delete a video", icon=":material/delete:", disabled=not idle):
+        pick = st.selectbox("Video", [j.video_id for j in idle], key="analyze.delete_pick",
+                            format_func=lambda i: next(f"{j.name} (video {i})" for j in idle
+                                                       if j.video_id == i))
+        st.caption("Deletes its events, search vectors, tracks, review marks and highlight "
+                   "frames; an uploaded file too. A library or S3 source stays.")
+        if st.button("Delete", key="analyze.delete_video", type="primary"):
+            try:
+                st.toast(wb.housekeeping.delete_video(settings, int(pick)))
+                res.forget_stored_videos()
+                st.rerun()
+            except wb.USER_ERRORS as e:
+                res.show_error(e, "Could not delete it")
 
 
 live_jobs()

@@ -9,6 +9,7 @@ from app_pages import _charts as charts
 from app_pages import _resources as res
 from services import workbench as wb
 
+tf = wb.timefmt
 svc = res.services()
 settings = svc.settings
 
@@ -19,29 +20,40 @@ videos = res.analysed_videos_or_stop(
             "sampled frame becomes a row here.")
 
 names = {v.video_id: v.name for v in videos}
+durations = {v.video_id: v.duration_s for v in videos}
+caps = res.capabilities(settings)
 with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
     c1, c2, c3 = st.columns(3)
     chosen = c1.multiselect("Videos", list(names), key="events.videos",
                             format_func=lambda i: f"{names[i]} (video {i})",
                             placeholder="All videos")
-    types = c1.multiselect("Event types", wb.EVENT_TYPES, key="events.types",
+    types = c1.multiselect("Event types", res.offered(wb.EVENT_TYPES, caps), key="events.types",
                            placeholder="All event types")
-    actions = c2.multiselect("Actions", wb.ACTIONS, key="events.actions",
+    actions = c2.multiselect("Actions", res.offered(wb.ACTIONS, caps), key="events.actions",
                              placeholder="All actions")
     genders = c2.multiselect("Gender", wb.GENDERS, key="events.genders", placeholder="Any")
     ages = c3.multiselect("Age group", wb.AGE_GROUPS, key="events.ages", placeholder="Any",
                           help="young < 30 ≤ middle < 60 ≤ old")
     longest = max((v.duration_s or 0.0) for v in videos if not chosen or v.video_id in chosen)
-    longest = max(1.0, float(longest))
-    t_range = c3.slider("Time in the video (s)", 0.0, round(longest + 0.5, 1),
-                        (0.0, round(longest + 0.5, 1)), step=0.5, key="events.time")
+    top, step = tf.slider_range(longest)
+    held = st.session_state.get("events.time")
+    if held is not None:  # another video choice may have shortened the range
+        lo, hi = (min(max(0.0, float(x)), top) for x in held)
+        st.session_state["events.time"] = (lo, hi if hi > lo else top)
+    t_range = c3.slider("Time in the video (s)", 0.0, top, (0.0, top), step=step,
+                        key="events.time", format="%.1f" if step < 1 else "%d")
 
 query = wb.EventQuery(video_ids=tuple(chosen), event_types=tuple(types), actions=tuple(actions),
                       genders=tuple(genders), age_groups=tuple(ages),
                       t_min_s=t_range[0] if t_range[0] > 0 else None,
-                      t_max_s=t_range[1] if t_range[1] < round(longest + 0.5, 1) else None)
+                      t_max_s=t_range[1] if t_range[1] < top else None)
 try:
-    df = wb.events_table(wb.list_events(settings, query), names)
+    evs = wb.list_events(settings, query)
+    marks = wb.review.marks_for(settings, [e.event_id for e in evs if e.event_type != "person"])
+    df = wb.events_table(evs, names, durations, marks)
+    if not df.empty:  # newest video first, each in time order
+        df = df.sort_values(["video_id", "t_s", "event_id"], ascending=[False, True, True],
+                            ignore_index=True)
 except wb.USER_ERRORS as e:
     res.show_error(e, "Cannot read the events")
     st.stop()
@@ -54,7 +66,7 @@ m = st.columns(4)
 m[0].metric("Events", len(df))
 m[1].metric("Videos", df["video_id"].nunique())
 m[2].metric("People (tracks)", df[["video_id", "obj_id"]].dropna().drop_duplicates().shape[0])
-m[3].metric("Highlights", int((df["event_type"] != "person").sum()))
+m[3].metric("Incidents", int((df["event_type"] != "person").sum()))
 
 st.dataframe(
     df.drop(columns=["t_s", "thumbnail"]), hide_index=True, width="stretch", height=320,
@@ -69,13 +81,14 @@ st.download_button("Download CSV", wb.events_csv(df), file_name="events.csv", mi
 
 st.subheader("Charts")
 st.plotly_chart(charts.timeline_figure(df), key="events.chart.timeline")
-c1, c2, c3 = st.columns(3)
+st.plotly_chart(charts.counts_figure(df), key="events.chart.counts")
+st.caption("Seconds each action was seen, summed over people: the same whatever the sampling "
+           "rate (row counts grow with it).")
+c1, c2 = st.columns(2)
 with c1:
-    st.plotly_chart(charts.counts_figure(df), key="events.chart.counts")
-with c2:
     st.plotly_chart(charts.demographics_figure(df), key="events.chart.demographics")
     st.caption("One count per person (track): the age group and gender seen most often.")
-with c3:
+with c2:
     st.plotly_chart(charts.orientation_figure(df), key="events.chart.orientation")
 
 # --- a card per person -------------------------------------------------------------------------
@@ -102,12 +115,15 @@ for row_start in range(0, len(cards), 3):
     cols = st.columns(3)
     for col, card in zip(cols, cards[row_start:row_start + 3]):
         with col.container(border=True):
-            st.markdown(f"**{card.title}**")
+            s_ = card.summary
+            st.markdown(f"**Track {s_.obj_id} · "
+                        f"{tf.span(s_.first_t_s, s_.last_t_s, durations.get(card.video_id))}**")
             st.markdown(f"- Age: {card.age_text}\n- Gender: {card.gender_text}\n"
-                        f"- Seen in {card.summary.n_observations} sampled frames")
+                        f"- Seen in {tf.counted(card.summary.n_observations, 'sampled frame')}")
             if card.action_history:
                 st.caption("Actions: " + " → ".join(
-                    f"{wb.mmss(t)} {a}" for t, a in card.action_history[:12])
+                    f"{tf.at(t, durations.get(card.video_id))} {a}"
+                    for t, a in card.action_history[:12])
                     + (" …" if len(card.action_history) > 12 else ""))
             crops = res.person_crops(card.video_id, card.summary.obj_id,
                                      str(video_row.updated_at), video_row, card)

@@ -1,13 +1,17 @@
 """Search: a plain-language question over every stored event, with filters. Shows the matching
-moments (thumbnail, video, mm:ss, score) and an answer whose every claim cites an event; each
-citation links to that event's frame on the video page."""
+moments (a picture of each, video, time, score; identical sentences collapsed with a count; those
+below the relevance threshold labelled as such, never as matches) and an answer whose every claim
+cites an event; each citation opens that moment on the video page in the same tab."""
 from __future__ import annotations
+
+from html import escape
 
 import streamlit as st
 
 from app_pages import _resources as res
 from services import workbench as wb
 
+tf, md = wb.timefmt, wb.text.md_text
 svc = res.services()
 settings = svc.settings
 caps = wb.capabilities(settings, check_cuda=False)
@@ -33,9 +37,9 @@ with st.form("search.form", border=True):
     c1, c2, c3, c4, c5 = st.columns(5)
     vids = c1.multiselect("Videos", list(names), key="search.videos", placeholder="All videos",
                           format_func=lambda i: f"{names[i]} (video {i})")
-    types = c2.multiselect("Event types", wb.EVENT_TYPES, key="search.types",
+    types = c2.multiselect("Event types", res.offered(wb.EVENT_TYPES, caps), key="search.types",
                            placeholder="All")
-    actions = c3.multiselect("Actions", wb.ACTIONS, key="search.actions", placeholder="All")
+    actions = c3.multiselect("Actions", res.offered(wb.ACTIONS, caps), key="search.actions", placeholder="All")
     genders = c4.multiselect("Gender", wb.GENDERS, key="search.genders", placeholder="Any")
     ages = c5.multiselect("Age group", wb.AGE_GROUPS, key="search.ages", placeholder="Any")
     top_k = st.slider("How many moments", 3, 30, 8, key="search.top_k")
@@ -62,25 +66,37 @@ if result is None:
     st.stop()
 
 by_event = {h.event.event_id: h for h in result.hits}
+durations = {v.video_id: v.duration_s for v in videos}
+sources = {v.video_id: v.source_uri for v in videos}
 
 
 def citation_link(label: str, event_id: int) -> str:
+    """An in-app link that opens in this tab (Streamlit opens markdown links in a new one, which
+    starts the app afresh); the label is escaped, the address holds only numbers."""
     hit = by_event.get(event_id)
     if hit is None:
-        return label
-    return f"[{label}](video?video_id={hit.event.video_id}&event_id={event_id})"
+        return md(label)
+    href = f"video?video_id={int(hit.event.video_id)}&event_id={int(event_id)}"
+    return f'<a href="{href}" target="_self">{escape(label)}</a>'
 
 
 st.subheader("Answer")
 answer = result.answer
 if answer is None or not answer.relevant:
-    st.warning(answer.text if answer else "Nothing in the stored events matches this question.",
-               icon=":material/search_off:")
+    st.warning(md(answer.text) if answer else "Nothing in the stored events matches this "
+               "question.", icon=":material/search_off:")
 else:
+    def _plain(piece: str) -> str:  # escaped, keeping the spaces around the citations
+        core = piece.strip()
+        if not core:
+            return " " if piece else ""
+        return (" " if piece[0].isspace() else "") + md(core, max_chars=None) + (
+            " " if piece[-1].isspace() else "")
+
     text = "".join(citation_link(piece.replace("[", "").replace("]", ""), eid)
-                   if eid is not None else piece for piece, eid in result.segments)
+                   if eid is not None else _plain(piece) for piece, eid in result.segments)
     with st.container(border=True):
-        st.markdown(text)
+        st.markdown(text, unsafe_allow_html=True)  # every piece escaped above
         if answer.source != "extractive":
             st.caption(f"Written by {answer.source} ({answer.input_tokens} tokens in, "
                        f"{answer.output_tokens} out) from the moments below.")
@@ -95,22 +111,52 @@ else:
                                           icon=":material/link:"):
                 res.open_video(by_event[c.event_id].event.video_id, c.event_id)
 
-st.subheader(f"Moments ({len(result.hits)})")
-if not result.hits:
-    st.info("No event matches. Try other words or fewer filters.")
-for hit in result.hits:
-    e = hit.event
+
+groups = result.groups
+matches = [g for g in groups if g.relevant]
+closest = [g for g in groups if not g.relevant]
+try:
+    marks = wb.review.marks_for(settings, [e for g in groups for e in g.event_ids
+                                           if g.hit.event.event_type != "person"])
+except wb.USER_ERRORS:
+    marks = {}
+
+
+def show_group(g: "wb.HitGroup", below: bool) -> None:
+    hit, e = g.hit, g.hit.event
+    dur = durations.get(e.video_id)
     with st.container(border=True):
         c1, c2, c3 = st.columns([1, 4, 1], vertical_alignment="center")
-        img = res.frame(wb.HighlightItem(e, hit.video_name).frame)
+        img = res.hit_picture(hit, sources.get(e.video_id))
         if img is not None:
             c1.image(img, width="stretch")
         else:
-            c1.caption("no frame")
-        c2.markdown(f"**{hit.video_name}** · {wb.mmss(e.t_s)} · {e.event_type} · {e.action} · "
-                    f"track {e.obj_id if e.obj_id is not None else '—'}  \n"
-                    f"{e.sentence}")
+            c1.caption("no picture (the video is not reachable from here)")
+        when = (tf.at(e.t_s, dur) if g.count == 1 else
+                f"{tf.span(g.first_t_s, g.last_t_s, dur)} · {g.count} moments alike")
+        tracks = wb.review.track_ids(e)
+        mark = marks.get(e.event_id)
+        c2.markdown(f"**{md(hit.video_name)}** · {when} · {e.event_type} · {e.action} · "
+                    f"{'tracks' if len(tracks) > 1 else 'track'} "
+                    f"{', '.join(map(str, tracks)) or '—'}"
+                    + (f" · *{md(wb.review.mark_text(mark))}*" if mark else "")
+                    + f"  \n{md(e.sentence, max_chars=None)}")
         sim = f", similarity {hit.similarity:.2f}" if hit.similarity is not None else ""
-        c2.caption(f"event {e.event_id} · score {hit.score:.3f}{sim}")
+        label = "closest, below the threshold · " if below else ""
+        c2.caption(f"{label}event {e.event_id} · score {hit.score:.3f}{sim}")
         if c3.button("Open", key=f"search.open.{e.event_id}", icon=":material/open_in_new:"):
             res.open_video(e.video_id, e.event_id)
+
+
+if matches:
+    st.subheader(f"Matching moments ({len(matches)})")
+    for g in matches:
+        show_group(g, below=False)
+if closest:
+    st.subheader(f"Closest moments, below the threshold ({len(closest)})")
+    st.caption("Not similar enough to the question to count as matches; listed only to show "
+               "what is nearest.")
+    for g in closest:
+        show_group(g, below=True)
+if not groups:
+    st.info("No event matches. Try other words or fewer filters.")

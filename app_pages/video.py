@@ -1,13 +1,17 @@
-"""Video detail: one video's job state and facts, its player, its highlights and (when opened
-from a highlight or a search citation) one event's frame with its details. The address carries
-``?video_id=N&event_id=M`` so citations can link here."""
+"""Video detail: one video's job state and facts, its player with a timeline under it (incidents
+as spans, people over time; clicking an incident plays it), its incidents listed beside, and
+(when opened from the Review page or a search hit) one event's frame with its details. Photos are
+shown as pictures; a file that was not read as a video gets no (black) player. The address
+carries ``?video_id=N&event_id=M`` so citations can link here."""
 from __future__ import annotations
 
 import streamlit as st
 
+from app_pages import _charts as charts
 from app_pages import _resources as res
 from services import workbench as wb
 
+rv, tf, md = wb.review, wb.timefmt, wb.text.md_text
 svc = res.services()
 settings = svc.settings
 
@@ -56,10 +60,12 @@ st.selectbox("Video", ids, index=ids.index(current), key="video.pick", on_change
 video = next(v for v in videos if v.video_id == current)
 
 # --- facts and state ---------------------------------------------------------------------------
+kind = wb.media_kind(video)
+dur = video.duration_s
 m = st.columns(5)
 m[0].metric("Status", video.status.value)
-m[1].metric("Duration", wb.mmss(video.duration_s))
-m[2].metric("Frame rate", f"{video.fps:.2f} fps" if video.fps else "—")
+m[1].metric("Length", "photo" if kind == "image" else tf.duration(dur))
+m[2].metric("Frame rate", f"{video.fps:.2f} fps" if video.fps and kind != "image" else "—")
 m[3].metric("Size", f"{video.width}×{video.height}" if video.width else "—")
 m[4].metric("Events", video.n_events or 0)
 if video.status in wb.ACTIVE:
@@ -67,14 +73,20 @@ if video.status in wb.ACTIVE:
                 text=f"{video.progress:.0f}% · {video.stage or video.status.value}")
     st.caption("The analysis is running; the Analyze page shows it live.")
 elif video.status is wb.JobStatus.FAILED:
-    st.error(f"The analysis failed: {video.error_message or 'no reason recorded'}")
+    st.error(f"The analysis failed: {md(video.error_message or 'no reason recorded')}")
 elif video.status is wb.JobStatus.CANCELLED:
     st.warning("The analysis was cancelled; start it again on the Analyze page.")
+if video.status is wb.JobStatus.COMPLETED and video.last_attempt_status is not None:
+    st.warning(f"A later analysis was {video.last_attempt_status.value}: "
+               f"{md(video.last_attempt_error or 'no reason recorded')}. The results below are "
+               f"from the earlier completed analysis, which is kept.", icon=":material/history:")
+if video.warning:
+    st.warning(f"Partial result: {md(video.warning)}.", icon=":material/warning:")
 if video.token_usage:
     st.caption("Cloud model tokens: " + ", ".join(f"{k} {v}" for k, v in
                                                    dict(video.token_usage).items()))
 
-# --- one event (from a highlight or a citation) ------------------------------------------------
+# --- one event (from the Review page, a search hit, a citation or the timeline) ---------------
 event_id = st.session_state.get("video.event_id")
 # The address always shows what is on screen, so it can be shared or bookmarked.
 st.query_params.from_dict({"video_id": str(video.video_id)}
@@ -91,47 +103,80 @@ if event_id is not None:
                    f"newer analysis).")
         event = None
 
-media = wb.video_media(svc, video)
+try:
+    incidents = rv.incidents(settings, rv.IncidentFilter(video_ids=(video.video_id,)),
+                             videos={video.video_id: video})
+    people = rv.people_over_time(settings, video.video_id) if kind == "video" else []
+    marks = rv.marks_for(settings, [event.event_id]) if event is not None else {}
+except wb.USER_ERRORS as e:
+    res.show_error(e, "Cannot read the incidents")
+    incidents, people, marks = [], [], {}
+
+
+def _show(event_id: int | None) -> None:
+    st.session_state["video.event_id"] = event_id
+
+
+def _timeline_pick() -> None:
+    points = st.session_state["video.timeline"].selection.get("points") or []
+    for p in points:
+        data = p.get("customdata")
+        if data:
+            _show(int(data[0] if isinstance(data, (list, tuple)) else data))
+            return
+
+
 left, right = st.columns([3, 2], gap="medium")
 with left:
-    if media is None:
-        st.info("The source video is not reachable from here, so it cannot be played.")
+    if kind == "image":
+        photo = wb.still_bytes(svc, video)
+        if photo is None:
+            st.info("The photo is not reachable from here.")
+        else:
+            st.image(photo, width=wb.player_width(video, 480), caption=md(video.name))
+    elif kind == "none":
+        st.info("No player: this file was not read as a video"
+                + (" (the analysis failed)." if video.status is wb.JobStatus.FAILED else
+                   " yet (its analysis has not opened it)."))
     else:
-        start = max(0, int(event.t_s) - 2) if event is not None else 0
-        st.video(media, start_time=start, width=wb.player_width(video))
-        if event is not None:
-            st.caption(f"Plays from {wb.mmss(start)}, 2 s before event {event.event_id}.")
+        media = wb.video_media(svc, video)
+        if media is None:
+            st.info("The source video is not reachable from here, so it cannot be played.")
+        else:
+            start = tf.play_from(event.t_s) if event is not None else 0
+            st.video(media, start_time=start, width=wb.player_width(video))
+            if event is not None:
+                st.caption(tf.play_caption(event.t_s, dur, f"event {event.event_id}"))
+        st.plotly_chart(charts.video_timeline_figure(incidents, people, dur),
+                        key="video.timeline", on_select=_timeline_pick,
+                        selection_mode="points", config={"displayModeBar": False})
 with right:
+    st.subheader(f"Incidents ({len(incidents)})")
+    if not incidents:
+        st.caption("No fall, collapse, fight, grabbing or anomaly in this video.")
+    for inc in incidents:
+        chosen = event is not None and inc.event_id == event.event_id
+        st.button(f"{inc.event.event_type} · {inc.time_text} · {inc.tracks_text} · "
+                  f"{inc.state_label}", key=f"video.inc.{inc.event_id}",
+                  icon=":material/play_arrow:", type="primary" if chosen else "secondary",
+                  on_click=_show, args=(inc.event_id,), width="stretch")
     if event is not None:
-        st.subheader(f"Event {event.event_id}: {event.event_type} at {wb.mmss(event.t_s)}")
-        img = res.frame(wb.HighlightItem(event, video.name).frame)
-        if img is not None:
-            st.image(img, width="stretch")
-        st.markdown(f"- action: **{event.action}** ({event.confidence:.0%})\n"
-                    f"- track: {event.obj_id if event.obj_id is not None else '—'}\n"
-                    f"- person: {event.gender}, {event.age_group}\n"
-                    f"- frame {event.frame_number}")
-        if event.sentence:
-            st.caption(event.sentence)
-    else:
-        st.caption(f"Source: {video.source_uri or '—'}")
-
-# --- its highlights ----------------------------------------------------------------------------
-st.subheader("Highlights of this video")
-try:
-    items = wb.highlights(settings, video_ids=[video.video_id])
-except wb.USER_ERRORS as e:
-    res.show_error(e, "Cannot read the highlights")
-    items = []
-if not items:
-    st.caption("No highlight in this video.")
-cols = st.columns(4) if items else []
-for i, item in enumerate(items):
-    with cols[i % 4].container(border=True):
-        img = res.frame(item.frame)
-        if img is not None:
-            st.image(img, width="stretch")
-        st.caption(item.caption)
-        if st.button("Show", key=f"video.show.{item.event.event_id}"):
-            st.session_state["video.event_id"] = item.event.event_id
-            st.rerun()
+        with st.container(border=True):
+            st.subheader(f"Event {event.event_id}: {event.event_type} at "
+                         f"{tf.at(event.t_s, dur)}")
+            img = res.frame(wb.HighlightItem(event, video.name).frame)
+            if img is not None:
+                st.image(img, width="stretch")
+            tracks = rv.track_ids(event)
+            st.markdown(f"- action: **{event.action}** ({event.confidence:.0%})\n"
+                        f"- {'tracks' if len(tracks) > 1 else 'track'}: "
+                        f"{', '.join(map(str, tracks)) or '—'}\n"
+                        f"- person: {event.gender}, {event.age_group}\n"
+                        f"- frame {event.frame_number}\n"
+                        f"- review: {md(rv.mark_text(marks.get(event.event_id)))}")
+            if event.sentence:
+                st.caption(md(event.sentence))
+            st.button("Close", key="video.close", on_click=_show, args=(None,),
+                      icon=":material/close:")
+    elif kind != "image":
+        st.caption(f"Source: {md(video.source_uri or '—')}")

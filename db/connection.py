@@ -9,12 +9,16 @@ once, idempotently, under an advisory lock. ``connect(settings)`` gives a dedica
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
+import re
+import socket
 import threading
+from contextlib import contextmanager
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from db.errors import DatabaseUnavailable
 
@@ -23,26 +27,75 @@ log = logging.getLogger("va.db")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_KEY = 0x5641_4D49  # "VAMI": serialises migrations between processes
 CONNECT_TIMEOUT_S = 5
+#: Server-side bound on one statement (bulk writes raise it for their transaction).
+STATEMENT_TIMEOUT_S = 60
+#: TCP keepalives: a peer that vanished (host down, cable cut) is noticed in about a minute.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+              "keepalives_count": 3}
+#: What every connection (dedicated or pooled) is opened with.
+CONNECT_KWARGS = {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "video-analysis",
+                  "options": f"-c statement_timeout={STATEMENT_TIMEOUT_S * 1000}", **KEEPALIVES}
 
 _lock = threading.Lock()
 _pools: dict[str, object] = {}
 _embedded: dict[Path, object] = {}
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password:
-        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+#: Secret-bearing parts of a connection string, in every form libpq accepts: ``user:pw@`` in a
+#: URL, ``?password=...`` / ``&sslpassword=...`` in its query, and ``password=...`` (bare or
+#: single-quoted, with spaces around ``=``) in a key=value DSN.
+_SECRET_KEYS = r"\w*(?:pass(?:word|wd)?|secret|api[_-]?key|token)"
+_SECRET_PATTERNS = (
+    # key=value DSN, quoted value ('a b\'c')
+    (re.compile(rf"(?i)\b({_SECRET_KEYS})(\s*=\s*)'(?:[^'\\]|\\.)*'"), r"\1\2***"),
+    # key=value DSN or URL query, bare value (up to space, & or a quote)
+    (re.compile(rf"(?i)\b({_SECRET_KEYS})(\s*=\s*)(?!\*\*\*)[^\s&'\"]+"), r"\1\2***"),
+    # scheme://user:password@host
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/?#@\s]*):[^@/\s]*@"), r"\1:***@"),
+)
+
+
+def redact(text: str) -> str:
+    """``text`` (a connection string, or a message that may quote one) without passwords, in
+    every form: URL ``user:pw@``, URL query ``password=``, key=value ``password=``."""
+    out = str(text)
+    for pattern, repl in _SECRET_PATTERNS:
+        out = pattern.sub(repl, out)
+    return out
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts connection-string secrets from every record it sees
+    (installed on the root handlers by the CLI and the app)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record: leave it to logging
+            return True
+        clean = redact(msg)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info, record.exc_text = None, text
+        return True
+
+
+def install_log_redaction() -> None:
+    """Redact secrets in everything the root logger's handlers write (idempotent)."""
+    root = logging.getLogger()
+    for h in root.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in h.filters):
+            h.addFilter(RedactingFilter())
 
 
 def _unreachable(url: str, err: Exception, embedded: bool) -> DatabaseUnavailable:
-    reason = " ".join(str(err).split())[:300] or type(err).__name__
+    reason = redact(" ".join(str(err).split())[:300]) or type(err).__name__
+    if "connection info string" in reason or "invalid dsn" in reason.lower() or \
+            "invalid connection option" in reason:
+        # libpq quotes fragments of a string it cannot parse: they may be the password.
+        reason = "not a valid connection string: use postgresql://user:password@host:port/db"
     if embedded:
         return DatabaseUnavailable(
             f"the embedded PostgreSQL at {redact(url)} is not answering ({reason}); remove a stale "
@@ -100,6 +153,7 @@ def start_embedded(pgdata: Path, cleanup_mode: str | None = "stop") -> str:
                 ) from e
             _tune_embedded(server)
             _embedded[pgdata] = server
+            atexit.register(_leave_frozen_server, server)  # runs before the library's stop
         return server.get_uri()
 
 
@@ -125,7 +179,6 @@ def embedded_settings() -> dict[str, str]:
 def _tune_embedded(server) -> None:
     """Apply ``embedded_settings()`` (ALTER SYSTEM: kept in the data folder). shared_buffers needs
     a restart: done at once only when no other process uses this server, else at its next start."""
-    import os
 
     import psycopg
 
@@ -151,6 +204,18 @@ def _tune_embedded(server) -> None:
         return
     if not restart:
         return
+    # Under the library's inter-process lock (the one it holds to start or join a server): a
+    # process joining during the restart would otherwise find no server and start a second one
+    # on the same folder (both then wait for each other until pg_ctl's timeout).
+    import contextlib
+
+    with getattr(type(server), "_lock", None) or contextlib.nullcontext():
+        _restart_if_alone(server, changed)
+
+
+def _restart_if_alone(server, changed: list[str]) -> None:
+    import os
+
     try:
         handles = server.global_process_id_list.get()
     except Exception:  # noqa: BLE001 - unreadable handle list: do not risk other users
@@ -174,6 +239,23 @@ def _tune_embedded(server) -> None:
     raise DatabaseUnavailable(
         f"the embedded PostgreSQL in {server.pgdata} did not come back after a settings restart; "
         f"see {server.log}, or set DATABASE_URL / POSTGRES_HOST to use a server")
+
+
+def _leave_frozen_server(server) -> None:
+    """At exit, the library stops the embedded server with ``pg_ctl -w stop``, which waits a
+    minute on a stopped (SIGSTOP) postmaster and then kills it. A frozen server is left as it
+    is, so Ctrl-C or the end of a job never hangs in the shutdown."""
+    try:
+        import psutil
+
+        info = getattr(server, "_postmaster_info", None)
+        proc = getattr(info, "process", None)
+        if proc is not None and proc.status() == psutil.STATUS_STOPPED:
+            log.warning("the embedded PostgreSQL (pid %s) is stopped (SIGSTOP); leaving it as it "
+                        "is", proc.pid)
+            server.cleanup_mode = None
+    except Exception:  # noqa: BLE001 - best effort at exit
+        pass
 
 
 def stop_embedded(pgdata: Path) -> None:
@@ -211,8 +293,7 @@ def connect_url(url: str, embedded: bool = False, autocommit: bool = True):
     import psycopg
 
     try:
-        conn = psycopg.connect(url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S,
-                               application_name="video-analysis")
+        conn = psycopg.connect(url, autocommit=autocommit, **CONNECT_KWARGS)
     except psycopg.Error as e:
         raise _unreachable(url, e, embedded) from e
     try:
@@ -224,6 +305,64 @@ def connect_url(url: str, embedded: bool = False, autocommit: bool = True):
     return conn
 
 
+class DatabaseTimeout(DatabaseUnavailable):
+    """The database did not answer within a client-side deadline (a frozen or hung server)."""
+
+
+@contextmanager
+def deadline(conn, seconds: float, what: str):
+    """Bound the statements run inside the block from the client's side: when ``seconds`` pass,
+    the connection's socket is shut down, the blocked call returns with an error, and
+    ``DatabaseTimeout`` names what was waiting. Server-side timeouts cannot help when the server
+    itself is frozen (SIGSTOP, a hung host), and TCP keepalives are answered by the kernel of a
+    stopped server's machine; this can. The connection is unusable afterwards."""
+    import psycopg
+
+    fired = threading.Event()
+
+    def fire() -> None:
+        fired.set()
+        try:
+            fd = conn.pgconn.socket
+            s = socket.socket(fileno=os.dup(fd))
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            finally:
+                s.close()
+        except Exception:  # noqa: BLE001 - already closed: nothing to unblock
+            pass
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except psycopg.Error as e:
+        if fired.is_set():
+            raise DatabaseTimeout(
+                f"the database did not answer within {seconds:.0f} s ({what}); it is frozen, "
+                f"overloaded or unreachable: check PostgreSQL (DATABASE_URL / POSTGRES_HOST) and "
+                f"start the analysis again") from e
+        raise
+    finally:
+        timer.cancel()
+
+
+def _procrastinate_schema() -> str:
+    """procrastinate's own schema (its tables, types, functions and triggers, all prefixed
+    ``procrastinate_``), from the installed package (pinned in requirements.txt). Applied once,
+    under the migration lock, like the SQL files; a later procrastinate release's migrations would
+    be added here as further steps."""
+    from procrastinate.schema import SchemaManager
+
+    return SchemaManager.get_schema()
+
+
+#: Migrations whose SQL comes from a library rather than a file here, ordered with the files by
+#: name.
+CODE_MIGRATIONS = {"0005b_procrastinate_schema": _procrastinate_schema}
+
+
 def migrate(conn) -> list[str]:
     """Apply the migrations not yet applied. Safe to call from several processes at once."""
     import psycopg
@@ -233,21 +372,24 @@ def migrate(conn) -> list[str]:
     conn.autocommit = True
     try:
         with conn.transaction():
+            conn.execute("SET LOCAL statement_timeout = 0")  # index builds on big tables
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migration ("
                 " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
             )
             done = {r[0] for r in conn.execute("SELECT name FROM schema_migration")}
-            for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-                if path.name in done:
+            steps = {p.name: p.read_text for p in MIGRATIONS_DIR.glob("*.sql")}
+            steps.update(CODE_MIGRATIONS)
+            for name in sorted(steps):
+                if name in done:
                     continue
-                log.info("applying migration %s", path.name)
+                log.info("applying migration %s", name)
                 try:
-                    conn.execute(path.read_text())
+                    conn.execute(steps[name]())
                 except psycopg.errors.FeatureNotSupported as e:
                     raise DatabaseUnavailable(
-                        f"migration {path.name} failed ({e}); the server needs the pgvector "
+                        f"migration {name} failed ({e}); the server needs the pgvector "
                         f"extension: install it there (CREATE EXTENSION vector) or use the "
                         f"embedded database (unset DATABASE_URL / POSTGRES_HOST)"
                     ) from e
@@ -256,8 +398,8 @@ def migrate(conn) -> list[str]:
                         f"the server has no pgvector extension ({e}); install pgvector there or "
                         f"unset DATABASE_URL / POSTGRES_HOST to use the embedded database"
                     ) from e
-                conn.execute("INSERT INTO schema_migration (name) VALUES (%s)", (path.name,))
-                applied.append(path.name)
+                conn.execute("INSERT INTO schema_migration (name) VALUES (%s)", (name,))
+                applied.append(name)
     finally:
         conn.autocommit = autocommit
     return applied
@@ -280,7 +422,7 @@ def get_pool(settings, min_size: int = 1, max_size: int = 8):
 
     pool = ConnectionPool(
         url, min_size=min_size, max_size=max_size, configure=configure, open=False,
-        kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "video-analysis"},
+        kwargs=dict(CONNECT_KWARGS),
         check=ConnectionPool.check_connection, name="va",
     )
     try:

@@ -29,7 +29,7 @@ _VIDEO_COLS = (
     " v.frames_done, v.frames_total, v.eta_s, v.fps, v.duration_s, v.frame_count, v.width,"
     " v.height, v.error_message, v.started_at, v.finished_at, v.updated_at, v.heartbeat_at,"
     " v.worker_pid, v.worker_host, v.token_usage, v.warning,"
-    " la.status, la.error_message, la.finished_at"
+    " la.status, la.error_message, la.finished_at, v.attempts"
 )
 #: The latest failed/cancelled attempt after the completed result (runs are attempts: 0004).
 _LAST_ATTEMPT = (
@@ -50,7 +50,8 @@ _N_EVENT_COLS = 27
 
 def _video(row, n_events: int | None = None) -> VideoRecord:
     (vid, name, uri, status, progress, stage, fd, ft, eta, fps, dur, fc, w, h, err, started,
-     finished, updated, heartbeat, pid, host, tokens, warning, la_status, la_error, la_at) = row
+     finished, updated, heartbeat, pid, host, tokens, warning, la_status, la_error, la_at,
+     attempts) = row
     return VideoRecord(
         video_id=int(vid), name=name, source_uri=uri, status=JobStatus(status),
         progress=float(progress), stage=stage, frames_done=fd, frames_total=ft, eta_s=eta, fps=fps,
@@ -59,7 +60,7 @@ def _video(row, n_events: int | None = None) -> VideoRecord:
         worker=None if pid is None else f"{pid}@{host}", token_usage=frozen_mapping(tokens or {}),
         n_events=n_events, warning=warning,
         last_attempt_status=None if la_status is None else JobStatus(la_status),
-        last_attempt_error=la_error, last_attempt_at=la_at,
+        last_attempt_error=la_error, last_attempt_at=la_at, attempts=int(attempts or 0),
     )
 
 

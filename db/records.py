@@ -41,6 +41,8 @@ class VideoRecord:
     last_attempt_status: JobStatus | None = None
     last_attempt_error: str | None = None
     last_attempt_at: Any = None
+    #: Runs of the queued job a worker started (a killed worker's job is retried: 2, 3...).
+    attempts: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Command line: ``python -m pipeline run ...``, ``python -m pipeline search ...``,
-``python -m pipeline bench``. Flags follow the seed's run.py. Exit code 0 only on success;
+``python -m pipeline bench``, and the job queue's ``worker``, ``enqueue`` and ``jobs``. Flags follow the seed's run.py. Exit code 0 only on success;
 errors are one line on stderr naming the problem and the fix."""
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="analyse one video (local path or s3://bucket/key)")
-    r.add_argument("--input", required=True, help="local video/image path or s3://bucket/key")
+    r.add_argument("--input", default=None,
+                   help="local video/image path or s3://bucket/key (default: VA_JOB_SOURCE, set "
+                        "by an AWS Batch submission)")
     r.add_argument("--video-id", type=int, default=None, help="db_video id to (re)analyse")
     r.add_argument("--output", type=Path, default=None,
                    help="folder for results_final.csv, processed_results.csv, highlights/")
@@ -38,6 +40,29 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-store", action="store_true",
                    help="only write files to --output; do not touch the database or S3")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    w = sub.add_parser("worker", help="run analysis jobs from the queue (any machine that "
+                                      "reaches the database and the storage)")
+    w.add_argument("--concurrency", type=int, default=None, metavar="N",
+                   help="jobs run at once (VA_WORKER_CONCURRENCY, 1)")
+    w.add_argument("--queue", action="append", default=None, dest="queues", metavar="NAME",
+                   help="queue(s) to take jobs from (default: all)")
+    w.add_argument("--device", choices=["cpu", "cuda"], default=None,
+                   help="run every job on this device, whatever the job asked for")
+    w.add_argument("--burst", action="store_true",
+                   help="exit when the queue is empty instead of waiting for jobs")
+
+    e = sub.add_parser("enqueue", help="queue analyses for the workers; prints the video ids")
+    e.add_argument("--input", action="append", required=True, metavar="PATH|s3://...",
+                   help="local path or s3://bucket/key (repeat for several videos)")
+    e.add_argument("--queue", default=None, metavar="NAME",
+                   help="queue name (default: analysis; workers without --queue take every queue)")
+    e.add_argument("--frame-skip", type=int, default=None)
+    e.add_argument("--device", choices=["cpu", "cuda"], default=None)
+
+    j = sub.add_parser("jobs", help="list jobs: id, name, status, progress, attempts, worker")
+    j.add_argument("--json", action="store_true", help="one JSON object per line")
+    j.add_argument("--limit", type=int, default=200)
 
     s = sub.add_parser("search", help="search stored events in plain language")
     s.add_argument("query")
@@ -74,10 +99,11 @@ def _settings_for_run(args):
         over["orientation"] = "mebow"
     if args.vlm_path and not args.action:
         over["action"] = "vlm"
-    if args.frame_skip is not None and args.frame_skip < 1:
-        from settings import SettingsError
+    from settings import MAX_FRAME_SKIP, SettingsError
 
-        raise SettingsError(f"--frame-skip {args.frame_skip} must be 1 or more")
+    if args.frame_skip is not None and not 1 <= args.frame_skip <= MAX_FRAME_SKIP:
+        raise SettingsError(f"--frame-skip {args.frame_skip} must be between 1 and "
+                            f"{MAX_FRAME_SKIP}")
     return settings.with_overrides(**over)
 
 
@@ -105,6 +131,16 @@ class _TerminalProgress:
 
 def cmd_run(args) -> int:
     settings = _settings_for_run(args)
+    # The AWS Batch container gets its job in the environment (services/batch.py).
+    if args.input is None:
+        args.input = settings.job_source
+    if args.video_id is None:
+        args.video_id = settings.job_video_id
+    if args.input is None:
+        from settings import SettingsError
+
+        raise SettingsError("--input is required (or VA_JOB_SOURCE in the environment)")
+    _sigterm_as_interrupt()
     progress = _TerminalProgress(args.quiet)
     try:
         if args.no_store:
@@ -130,6 +166,90 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (``docker stop``, AWS Batch terminate_job) ends a run like Ctrl-C: recorded as
+    cancelled instead of left 'processing'."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def cmd_worker(args) -> int:
+    from services.worker import JobExecutor, LocalWorker
+    from settings import Settings, SettingsError
+
+    settings = Settings.from_env()
+    if args.concurrency is not None and args.concurrency < 1:
+        raise SettingsError(f"--concurrency {args.concurrency} must be 1 or more")
+    if args.device == "cuda":
+        from services.capabilities import _cuda_available
+
+        if not _cuda_available():
+            raise SettingsError("--device cuda but no CUDA GPU is visible to torch; run the worker "
+                                "on a GPU machine or drop --device")
+    logging.getLogger("va").setLevel(settings.log_level)
+    from pipeline.backends.registry import load_backends
+
+    executor = JobExecutor(settings, backend_loader=load_backends, device=args.device)
+    worker = LocalWorker(settings, executor=executor, concurrency=args.concurrency,
+                         queues=args.queues, wait=not args.burst)
+    print(f"worker {worker_label()} taking jobs from "
+          f"{', '.join(args.queues) if args.queues else 'every queue'} "
+          f"(concurrency {worker.concurrency}); Ctrl-C stops after the running jobs",
+          file=sys.stderr, flush=True)
+    worker.run_forever()
+    return 0
+
+
+def worker_label() -> str:
+    from services.worker import worker_name
+
+    return worker_name()
+
+
+def cmd_enqueue(args) -> int:
+    from services.jobs import AnalysisOptions, JobClient
+    from settings import Settings
+
+    settings = Settings.from_env()
+    client = JobClient(settings)
+    try:
+        options = AnalysisOptions(frame_skip=args.frame_skip, device=args.device)
+        for source in args.input:
+            from services.ingest import source_name
+
+            vid = client.submit(source, options, name=source_name(source), queue=args.queue)
+            print(vid, flush=True)
+    finally:
+        client.shutdown()
+    return 0
+
+
+def cmd_jobs(args) -> int:
+    import json
+
+    from db import jobs
+    from services import database
+    from services.jobs import JobClient, NoQueue
+    from settings import Settings
+
+    settings = Settings.from_env()
+    client = JobClient(settings, queue=NoQueue())
+    client.recover(force=True)
+    with database.pooled(settings) as conn:
+        rows = jobs.list_jobs(conn, args.limit)
+    for vid, name, status, progress, attempts, worker, stage, error in rows:
+        if args.json:
+            print(json.dumps({"id": vid, "name": name, "status": status,
+                              "progress": round(float(progress), 1), "attempts": attempts,
+                              "worker": worker, "stage": stage, "error": error}))
+        else:
+            print(f"{vid}\t{name}\t{status}\t{float(progress):.0f}%\t{attempts}\t{worker or '-'}")
+    return 0
+
+
 def cmd_search(args) -> int:
     from services.search import search_cli
 
@@ -146,17 +266,21 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # platformdirs warns on every start where XDG_RUNTIME_DIR is unset (containers, CI): noise
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    from db.connection import install_log_redaction, redact
+
+    install_log_redaction()
     args = build_parser().parse_args(argv)
     from pipeline.errors import Cancelled, PipelineError
     from settings import SettingsError
 
     try:
-        return {"run": cmd_run, "search": cmd_search, "bench": cmd_bench}[args.command](args)
+        return {"run": cmd_run, "search": cmd_search, "bench": cmd_bench, "worker": cmd_worker,
+                "enqueue": cmd_enqueue, "jobs": cmd_jobs}[args.command](args)
     except Cancelled as e:
-        print(f"cancelled: {e}", file=sys.stderr)
+        print(f"cancelled: {redact(str(e))}", file=sys.stderr)
         return 130
     except (PipelineError, SettingsError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         # Stopped outside a stored job (--no-store, or before the job began): say what is there.
@@ -171,6 +295,6 @@ def main(argv: list[str] | None = None) -> int:
         from services.errors import ServiceError
 
         if isinstance(e, (ServiceError, DatabaseUnavailable)):
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {redact(str(e))}", file=sys.stderr)
             return 2
         raise

@@ -6,7 +6,6 @@ from typing import Iterable
 
 import pandas as pd
 
-from pipeline.records import mmss
 from db.records import SearchFilters, StoredEvent, StoredObject
 from services import database
 from services.job_views import list_videos
@@ -42,21 +41,33 @@ def list_events(settings: Settings, query: EventQuery | None = None,
 
 EVENT_TABLE_COLUMNS = [
     "event_id", "video_id", "video", "time", "t_s", "frame_number", "event_type", "obj_id",
-    "action", "confidence", "age_group", "age", "gender", "orientation", "orientation_deg",
+    "action", "confidence", "review", "age_group", "age", "gender", "orientation", "orientation_deg",
     "bbox_x", "bbox_y", "bbox_width", "bbox_height", "scene", "thumbnail",
 ]
 
 
-def events_table(events: Iterable[StoredEvent], video_names: dict[int, str]) -> pd.DataFrame:
-    """The event table the Events page shows, filters and downloads (one row per event)."""
+def events_table(events: Iterable[StoredEvent], video_names: dict[int, str],
+                 durations: dict[int, float | None] | None = None,
+                 marks: dict | None = None) -> pd.DataFrame:
+    """The event table the Events page shows, filters and downloads (one row per event). Times
+    read like the player's clock, with tenths on short clips (``durations``: video lengths);
+    ``review`` is the analyst's mark of an incident (``marks``: event id -> ReviewMark)."""
+    from services import review, timefmt
+
+    durations = durations or {}
+    marks = marks or {}
     rows = []
     for e in events:
         rows.append({
             "event_id": e.event_id, "video_id": e.video_id,
             "video": video_names.get(e.video_id, f"video {e.video_id}"),
-            "time": mmss(e.t_s), "t_s": round(e.t_s, 2), "frame_number": e.frame_number,
+            "time": timefmt.at(e.t_s, durations.get(e.video_id)), "t_s": round(e.t_s, 2),
+            "frame_number": e.frame_number,
             "event_type": e.event_type, "obj_id": e.obj_id, "action": e.action,
-            "confidence": round(e.confidence, 3), "age_group": e.age_group, "age": e.age,
+            "confidence": round(e.confidence, 3),
+            "review": ("" if e.event_type == "person"
+                       else review.mark_text(marks.get(e.event_id))),
+            "age_group": e.age_group, "age": e.age,
             "gender": e.gender, "orientation": e.orientation_label,
             "orientation_deg": e.orientation_deg,
             "bbox_x": e.bbox[0], "bbox_y": e.bbox[1], "bbox_width": e.bbox[2],

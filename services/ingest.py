@@ -26,15 +26,23 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from pipeline.errors import Cancelled, PipelineError
-from pipeline.records import Event, EventType, JobStatus, RunProgress, RunResult
+from pipeline.records import JobStatus, RunProgress, RunResult
 from db.records import StoredObject
 from services.records import IngestOutcome
 from services.errors import DatabaseUnavailable, JobConflict, ServiceError
+from services.highlight_frames import upload_highlights
+from services.token_usage import usage as _usage, usage_delta as _usage_delta
 
 log = logging.getLogger("va.services.ingest")
 
 PROGRESS_EVERY_PCT = 5.0
 PROGRESS_EVERY_S = 2.0
+#: Client-side bounds on the job's database calls (a frozen server never answers; see
+#: db.connection.deadline): a progress write, the start of an attempt, the final switch.
+PROGRESS_WRITE_TIMEOUT_S = 20.0
+START_TIMEOUT_S = 30.0
+SWITCH_TIMEOUT_S = 120.0
+FINISH_TIMEOUT_S = 5.0
 # Share of the job's 0-100 % per step.
 SPAN_DOWNLOAD = (0.0, 5.0)
 SPAN_ANALYSIS = (5.0, 85.0)
@@ -43,7 +51,9 @@ SPAN_EMBED = (90.0, 98.0)
 
 
 def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
+    from db.connection import redact
+
+    text = redact(" ".join(str(e).split())) or type(e).__name__
     return text[:500]
 
 
@@ -102,11 +112,15 @@ class _JobProgress:
         if due and self.lost is None:
             from db import store
 
+            from db.connection import deadline
+            from db.errors import DatabaseUnavailable as _DbGone
+
             try:
-                store.write_progress(self.conn, self.video_id, pct, stage, frames_done,
-                                     frames_total, eta_s)
+                with deadline(self.conn, PROGRESS_WRITE_TIMEOUT_S, "writing the job's progress"):
+                    store.write_progress(self.conn, self.video_id, pct, stage, frames_done,
+                                         frames_total, eta_s)
                 self.writes += 1
-            except psycopg.Error as e:
+            except (psycopg.Error, _DbGone) as e:
                 self.lost = e
                 log.error("video %s: progress write failed (%s); stopping the run",
                           self.video_id, _one_line(e))
@@ -143,119 +157,44 @@ def find_or_create_video(settings, source: str, name: str, video_id: int | None)
             return found if found is not None else store.create_video(conn, name, source)
 
 
-def _highlight_path(result: RunResult, rel: str) -> Path | None:
-    out = Path(result.output_dir)
-    for cand in (out / rel, out / "highlights" / rel):
-        if cand.is_file():
-            return cand
-    return None
-
-
-def _match_highlights(result: RunResult) -> list[str | None]:
-    """The highlight frame (relative file) of each event: its own ``highlight_file`` or the
-    run's highlight of the same type and track closest in time."""
-    by_key: dict[tuple[str, int], list] = {}
-    for h in result.highlights:
-        by_key.setdefault((EventType(h.event_type).value, int(h.obj_id)), []).append(h)
-    files: list[str | None] = []
-    for e in result.events:
-        if e.highlight_file:
-            files.append(e.highlight_file)
-            continue
-        et = EventType(e.event_type)
-        cands = by_key.get((et.value, int(e.obj_id)), []) if et is not EventType.PERSON else []
-        best = min(cands, key=lambda h: abs(h.t_s - e.t_s), default=None)
-        files.append(best.file if best is not None and abs(best.t_s - e.t_s) <= 1.0 else None)
-    return files
-
-
 def _upload_highlights(storage, video_id: int, run_id: int, result: RunResult,
                        progress: _JobProgress, should_stop) -> list[StoredObject | None]:
-    """Upload the run's highlight frames under ``highlights/{video_id}/run-{run_id}/``: beside,
-    never over, the frames the stored events point to."""
-    files = _match_highlights(result)
-    todo = [i for i, f in enumerate(files) if f]
-    thumbs: list[StoredObject | None] = [None] * len(files)
-    used: dict[str, StoredObject] = {}
-    for n, i in enumerate(todo, 1):
-        if should_stop():
-            raise Cancelled("stopped while uploading highlight frames")
-        e: Event = result.events[i]
-        path = _highlight_path(result, files[i])
-        if path is None:
-            log.warning("highlight frame %s of event %d is missing; stored without a frame",
-                        files[i], i)
-            continue
-        if str(path) in used:
-            thumbs[i] = used[str(path)]
-            continue
-        label = EventType(e.event_type).value if EventType(e.event_type) is not EventType.PERSON \
-            else getattr(e.action, "value", str(e.action))
-        from services.storage import highlight_key
-
-        key = highlight_key(video_id, run_id, e.t_s, label)
-        if any(o.key == key for o in used.values()):
-            label = f"{label}_{int(e.obj_id)}"
-        obj = storage.put_highlight(video_id, run_id, e.t_s, label, path)
-        used[str(path)] = obj
-        thumbs[i] = obj
-        progress.report(SPAN_UPLOAD[0] + (SPAN_UPLOAD[1] - SPAN_UPLOAD[0]) * n / len(todo),
-                        "uploading highlights", n, len(todo))
-    return thumbs
-
-
-def _usage(backends, *more) -> dict[str, dict[str, int]]:
-    """Token counts of the cloud backends (Claude scenes, Titan...) that keep a ``usage``
-    counter (``snapshot() -> {model: {calls, input_tokens, output_tokens}}``)."""
-    out: dict[str, dict[str, int]] = {}
-    objs = [getattr(backends, n, None) for n in ("detector", "attributes", "orientation", "action",
-                                                  "scene")] + list(more)
-    seen = set()
-    for o in objs:
-        usage = getattr(o, "usage", None)
-        if usage is None or id(usage) in seen or not hasattr(usage, "snapshot"):
-            continue
-        seen.add(id(usage))
-        for model, row in usage.snapshot().items():
-            acc = out.setdefault(model, {})
-            for k, v in row.items():
-                acc[k] = acc.get(k, 0) + int(v)
-    return out
-
-
-def _usage_delta(before: dict, after: dict) -> dict:
-    """This job's share of the counters (backends are reused across jobs)."""
-    delta = {}
-    for model, row in after.items():
-        d = {k: v - before.get(model, {}).get(k, 0) for k, v in row.items()}
-        if any(d.values()):
-            delta[model] = d
-    return delta
+    return upload_highlights(storage, video_id, run_id, result, progress, should_stop,
+                             SPAN_UPLOAD)
 
 
 def _finish(conn_factory, video_id: int, status: JobStatus, reason: str | None,
-            primary=None, token_usage=None, run_id: int | None = None) -> bool:
-    """Record the end state; on a broken connection retry on fresh ones (a few seconds)."""
+            primary=None, token_usage=None, run_id: int | None = None,
+            fresh_tries: int = 3) -> bool:
+    """Record the end state; on a broken connection retry on fresh ones. Each try is bounded
+    (``FINISH_TIMEOUT_S``, plus the connect timeout), so a frozen database costs seconds, not a
+    hang; Ctrl-C passes ``fresh_tries=1``."""
     import psycopg
 
     from db import store
+    from db.connection import deadline
+    from db.errors import DatabaseUnavailable as _DbGone
 
     attempts = [primary] if primary is not None and not primary.closed else []
-    for _ in range(3):
-        attempts.append(None)
-    for conn in attempts:
+    attempts += [None] * fresh_tries
+    for n, conn in enumerate(attempts):
         fresh = None
         try:
             if conn is None:
                 fresh = conn = conn_factory()
-            store.finish_video(conn, video_id, status, reason, token_usage, run_id=run_id)
+            with deadline(conn, FINISH_TIMEOUT_S, f"recording the job {status.value}"):
+                store.finish_video(conn, video_id, status, reason, token_usage, run_id=run_id)
             return True
-        except (psycopg.Error, DatabaseUnavailable) as e:
+        except (psycopg.Error, _DbGone) as e:
             log.warning("video %s: could not record %s (%s)", video_id, status.value, _one_line(e))
-            time.sleep(1.0)
+            if n < len(attempts) - 1:
+                time.sleep(1.0)
         finally:
             if fresh is not None:
-                fresh.close()
+                try:
+                    fresh.close()
+                except Exception:  # noqa: BLE001 - a dead connection
+                    pass
     return False
 
 
@@ -322,6 +261,8 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     embedder = load_embedder(settings)
     vid = find_or_create_video(settings, source, vname, video_id)
 
+    from db.connection import deadline
+
     conn = database.connect(settings)  # holds the job's lock for its whole life
     run_id = None
     had_result = False
@@ -329,7 +270,9 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     out_complete: Path | None = None
     committed = False
     try:
-        if not store.try_lock_video(conn, vid):
+        with deadline(conn, START_TIMEOUT_S, "taking the video's job lock"):
+            locked = store.try_lock_video(conn, vid)
+        if not locked:
             if not wait:
                 raise JobConflict(
                     f"video {vid} ({vname}) is already being analysed by "
@@ -337,9 +280,10 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                     f"cancel it")
             log.info("video %s is being analysed elsewhere; waiting for it", vid)
             store.lock_video(conn, vid)
-        had_result = store.completed_run_of(conn, vid) is not None
-        store.set_source(conn, vid, vname, source)
-        run_id = store.mark_processing(conn, vid, os.getpid(), socket.gethostname())
+        with deadline(conn, START_TIMEOUT_S, "starting the job"):
+            had_result = store.completed_run_of(conn, vid) is not None
+            store.set_source(conn, vid, vname, source)
+            run_id = store.mark_processing(conn, vid, os.getpid(), socket.gethostname())
         progress = _JobProgress(conn, vid, on_progress, should_stop)
         progress.report(0.0, "starting", force=True)
         try:
@@ -368,8 +312,9 @@ def analyze_source(source: str, settings, video_id: int | None = None,
             if progress.should_stop():
                 raise Cancelled("stopped before storing the events")
             progress.report(98.0, "storing events", len(sentences), len(sentences), force=True)
-            old_thumbs = store.thumbnail_keys(conn, vid)
-            with conn.transaction():  # the switch: events, frames, video info and run at once
+            with deadline(conn, SWITCH_TIMEOUT_S + len(sentences) / 200.0, "storing the events"), \
+                    conn.transaction():  # the switch: events, frames, video info and run at once
+                old_thumbs = store.thumbnail_keys(conn, vid)
                 n = store.replace_events(conn, vid, store.EventBatch(
                     events=result.events, sentences=sentences, thumbnails=thumbs, vectors=vecs,
                     model=embedder.name if vecs is not None else None, tracks=result.tracks))
@@ -410,7 +355,8 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                                          "; the job will show failed at the next start")) from e
         except KeyboardInterrupt as e:
             recorded = _finish(lambda: database.connect(settings), vid, JobStatus.CANCELLED,
-                               "stopped by the user (Ctrl-C)", primary=conn, run_id=run_id)
+                               "stopped by the user (Ctrl-C)", primary=conn, run_id=run_id,
+                               fresh_tries=1)
             _discard_attempt(storage, settings, vid, run_id, recorded)
             raise Cancelled(f"stopped by the user (Ctrl-C); "
                             f"{_kept_message(vid, had_result, out_complete)}") from e

@@ -1,56 +1,99 @@
-"""The job runner's writes to ``db_video`` (queued, cancelled before start, crashed)."""
+"""The job queue's writes to and reads of ``db_video`` (``services.jobs.JobStore``), and the
+recovery of jobs whose worker died, through the db layer's own functions (``db.jobs``,
+``db.store``)."""
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 from pipeline.records import JobStatus
 from services import database
-from services.vocab import ACTIVE
-from settings import Settings
+
+log = logging.getLogger("va.jobs")
 
 
 class DbJobStore:
-    """The runner's writes to ``db_video`` (queued / cancelled before start / crashed), through
-    the db layer's own functions."""
+    """``JobStore`` on the product's database (``db.jobs`` / ``db.store`` SQL)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings):
         self.settings = settings
 
+    def _conn(self):
+        return database.pooled(self.settings)
+
     def create_pending(self, source: str, name: str, video_id: int | None) -> int:
-        """The video's row (found by its source, or created with status pending)."""
         from services import ingest
 
-        return ingest.find_or_create_video(self.settings, ingest.normalise_source(source),
-                                           name, video_id)
+        return ingest.find_or_create_video(self.settings, ingest.normalise_source(source), name,
+                                           video_id)
+
+    def is_active(self, video_id: int) -> bool:
+        from db import jobs, store
+
+        with self._conn() as conn:
+            if jobs.active_job(conn, video_id) is not None:
+                return True
+            # A CLI run (python -m pipeline run) holds the video's lock without a queue job.
+            if not store.try_lock_video(conn, video_id):
+                return True
+            store.unlock_video(conn, video_id)
+            return False
+
+    def mark_queued(self, video_id: int) -> None:
+        from db import jobs
+
+        with self._conn() as conn:
+            jobs.mark_queued(conn, video_id)
+
+    def set_queue_job(self, video_id: int, job_id: int | None = None,
+                      batch_job_id: str | None = None) -> None:
+        from db import jobs
+
+        with self._conn() as conn:
+            jobs.set_queue_job(conn, video_id, job_id, batch_job_id)
+
+    def queue_job_of(self, video_id: int) -> tuple[int | None, str | None]:
+        from db import jobs
+
+        with self._conn() as conn:
+            return jobs.queue_job_of(conn, video_id)
+
+    def active_queue_job(self, video_id: int) -> int | None:
+        from db import jobs
+
+        with self._conn() as conn:
+            return jobs.active_job(conn, video_id)
+
+    def start_attempt(self, video_id: int, attempt: int, job_id: int | None) -> None:
+        from db import jobs
+
+        with self._conn() as conn:
+            jobs.start_attempt(conn, video_id, attempt, job_id)
 
     def set_status(self, video_id: int, status: JobStatus, error: str | None = None) -> None:
         from db import store
 
-        with database.pooled(self.settings) as conn:
+        with self._conn() as conn:
             store.finish_video(conn, video_id, status, error)
 
     def finish_if_active(self, video_id: int, status: JobStatus, error: str | None) -> None:
         """End the job only if the job itself did not record an end state."""
-        from db import queries, store
+        from db import jobs, store
 
-        with database.pooled(self.settings) as conn:
-            v = queries.get_video(conn, video_id)
-            if v is not None and v.status in ACTIVE:
+        with self._conn() as conn:
+            if jobs.job_status(conn, video_id) in (JobStatus.PENDING, JobStatus.QUEUED,
+                                                  JobStatus.PROCESSING):
                 store.finish_video(conn, video_id, status, error)
 
-    def fail_orphaned_pending(self, min_age_s: float = 60.0) -> list[int]:
-        """Fail 'pending' rows older than ``min_age_s`` (a CLI run holds 'pending' only for the
-        instant between creating its row and taking the video's lock)."""
-        from datetime import datetime, timezone
+    def recover_stalled(self) -> Any:
+        """Jobs of dead workers back to the queue (or failed after the attempts); 'processing'
+        rows of dead CLI runs failed. Returns ``db.jobs.Recovered``."""
+        from db import jobs, store
 
-        from db import queries, store
-
-        now = datetime.now(timezone.utc)
-        failed = []
-        with database.pooled(self.settings) as conn:
-            for v in queries.list_videos(conn, statuses=[JobStatus.PENDING.value]):
-                if v.updated_at is not None and (now - v.updated_at).total_seconds() < min_age_s:
-                    continue
-                store.finish_video(conn, v.video_id, JobStatus.FAILED,
-                                   "the workbench restarted before this queued analysis began; "
-                                   "start it again")
-                failed.append(v.video_id)
-        return failed
+        s = self.settings
+        with self._conn() as conn:
+            done = jobs.recover_stalled(conn, s.stalled_after_s, s.max_attempts)
+            stale = store.mark_stale_jobs(conn)
+        if stale:
+            log.warning("marked %d stale job(s) failed: %s", len(stale), stale)
+        return done

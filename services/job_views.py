@@ -7,7 +7,7 @@ from typing import Sequence
 from pipeline.records import JobStatus, mmss
 from db.records import VideoRecord
 from services import database
-from services.jobs import AnalysisOptions, JobRunner, QueueSnapshot
+from services.jobs import AnalysisOptions, JobClient, NoQueue, QueueSnapshot
 from services.sources import VideoSource
 from services.vocab import ACTIVE
 from settings import Settings
@@ -28,6 +28,13 @@ class JobView:
     error: str | None
     n_events: int | None
     active: bool
+    attempts: int = 0  # runs started (a job whose worker died is run again)
+    worker: str | None = None  # pid@host of the worker that runs (or ran) it
+    #: The latest attempt when it failed or was cancelled while the video kept its completed
+    #: result (status stays completed): shown as such, beside the kept result.
+    last_attempt_status: JobStatus | None = None
+    last_attempt_error: str | None = None
+    warning: str | None = None  # the completed result's warning (part of the video undecodable)
 
     @property
     def progress_text(self) -> str:
@@ -55,28 +62,40 @@ def get_video(settings: Settings, video_id: int) -> VideoRecord | None:
 
 def job_views(settings: Settings, snapshot: QueueSnapshot | None = None,
               limit: int = 50) -> list[JobView]:
-    """All jobs, newest first: the database's state, with this process's queue on top (a video
-    waiting in the queue shows 'queued')."""
-    waiting = {r.video_id for r in snapshot.waiting} if snapshot else set()
+    """All jobs, newest first, as stored in ``db_video`` ('queued' included). Jobs whose worker
+    stopped heartbeating are retried or failed first (at most every few seconds per process), so
+    a running app never keeps showing a dead job as 'processing'."""
+    _recover_throttled(settings)
     out = []
     for v in list_videos(settings)[:limit]:
         status = v.status
-        if v.video_id in waiting and status is not JobStatus.PROCESSING:
-            status = JobStatus.QUEUED
-        active = status in ACTIVE
         queued = status is JobStatus.QUEUED
         out.append(JobView(
             video_id=v.video_id, name=v.name, status=status,
             percent=0.0 if queued else float(v.progress),
-            stage=("waiting in the queue" if queued else (v.stage or status.value)),
+            stage=v.stage or ("waiting in the queue" if queued else status.value),
             frames_done=v.frames_done, frames_total=v.frames_total, eta_s=v.eta_s,
-            error=v.error_message, n_events=v.n_events, active=active))
+            error=v.error_message, n_events=v.n_events, active=status in ACTIVE,
+            attempts=v.attempts, worker=v.worker,
+            last_attempt_status=v.last_attempt_status, last_attempt_error=v.last_attempt_error,
+            warning=v.warning))
     return out
 
 
-def start_analysis(runner: JobRunner, source: VideoSource | str,
+_RECOVERY: dict[str, JobClient] = {}
+
+
+def _recover_throttled(settings: Settings) -> None:
+    key = repr(settings)
+    client = _RECOVERY.get(key)
+    if client is None:
+        client = _RECOVERY.setdefault(key, JobClient(settings, queue=NoQueue()))
+    client.recover()
+
+
+def start_analysis(runner: JobClient, source: VideoSource | str,
                    options: AnalysisOptions | None = None) -> int:
-    """Queue an analysis on the worker; returns the video's id. Bad names fail here, at once."""
+    """Queue an analysis for a worker; returns the video's id. Bad names fail here, at once."""
     from services.ingest import source_name
 
     uri = source.uri if isinstance(source, VideoSource) else str(source)

@@ -1,28 +1,43 @@
-"""Background analysis jobs: ONE worker thread, a FIFO queue, a cancel flag per job.
+"""Analysis jobs on procrastinate, a PostgreSQL-backed distributed task queue, in the product's
+own database (embedded or ``DATABASE_URL``).
 
-The worker owns the models (it loads the analysis backends in its own thread and keeps them for
-the next job with the same choices) and never calls Streamlit. A job's state lives in
-``db_video`` (status, progress, stage, frames, ETA), written by ``services.ingest.analyze_source``,
-so a page reload or a second browser sees the running job. The runner itself only keeps what
-cannot live in the database: the queue, the cancel flags and the loaded models.
+- The app and the CLI only **enqueue** and **read status** (``JobClient``): a video's row in
+  ``db_video`` goes 'queued', and a procrastinate job ``analyse_video(video_id, source, name,
+  options)`` is deferred with the video's queueing lock (at most one waiting job per video) and
+  lock (one running job per video).
+- **Workers** (``python -m pipeline worker`` on any machine that reaches the database and the
+  storage, or the app's own local worker, ``VA_WORKERS=local``, the default) run the job through
+  ``services.ingest.analyze_source``, which writes status, progress, stage and worker into
+  ``db_video``; the worker writes the attempt number (``services.worker``). A worker keeps loaded
+  models for the next job with the same choices (one set per concurrent job).
+- **Cancel** asks procrastinate to abort: a waiting job is cancelled at once; a running one sees
+  ``should_abort()`` within about a second (LISTEN/NOTIFY, polled every second as a fallback)
+  on whichever worker runs it, and stops at the next frame.
+- **A worker killed mid-job** stops heartbeating; every worker (and the app) runs
+  ``recover_stalled`` every few seconds: the job goes back to the queue for another worker, or
+  fails after ``VA_MAX_ATTEMPTS`` started runs, and ``db_video`` says which. Nothing stays
+  'processing'.
+- ``VA_EXECUTOR=batch`` submits each job to AWS Batch instead (``services.batch``).
 
-Pages get one runner per process from ``st.cache_resource`` (see ``app_pages/_resources.py``).
+The database side is ``services.job_store.DbJobStore`` (SQL in ``db.jobs``).
 """
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from pipeline.errors import Cancelled, PipelineError
-from pipeline.records import JobStatus, RunProgress
+from pipeline.records import JobStatus
 from services.errors import JobConflict, ServiceError
 
 log = logging.getLogger("va.jobs")
+
+TASK_NAME = "analyse_video"
+DEFAULT_QUEUE = "analysis"
+APP_RECOVER_EVERY_S = 5.0  # the same, from the app's job list, at most this often
 
 
 @dataclass(frozen=True)
@@ -40,210 +55,284 @@ class AnalysisOptions:
     def apply(self, settings):
         return settings.with_overrides(**asdict(self))
 
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
-@dataclass(frozen=True)
-class JobRequest:
-    video_id: int
-    source: str
-    name: str
-    options: AnalysisOptions
-    submitted_at: float = field(default_factory=time.time)
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> "AnalysisOptions":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (d or {}).items() if k in known})
 
 
 @dataclass(frozen=True)
 class QueueSnapshot:
-    """What the runner holds right now (the database holds the rest)."""
+    """What this process knows beyond the database: whether it runs a local worker."""
 
-    running: JobRequest | None
-    waiting: tuple[JobRequest, ...]
+    local_worker: bool
     worker_alive: bool
 
 
+# --- the database side, as the client and the executor see it ---------------------------------
+
+
 class JobStore(Protocol):
-    """The part of ``db_video`` the runner writes itself (the job writes the rest)."""
+    """The writes of the queue's side to ``db_video`` (the job writes the rest itself)."""
 
     def create_pending(self, source: str, name: str, video_id: int | None) -> int: ...
 
+    def is_active(self, video_id: int) -> bool: ...
+
+    def mark_queued(self, video_id: int) -> None: ...
+
+    def set_queue_job(self, video_id: int, job_id: int | None = None,
+                      batch_job_id: str | None = None) -> None: ...
+
+    def queue_job_of(self, video_id: int) -> tuple[int | None, str | None]: ...
+
+    def start_attempt(self, video_id: int, attempt: int, job_id: int | None) -> None: ...
+
     def set_status(self, video_id: int, status: JobStatus, error: str | None = None) -> None: ...
 
-
-Analyze = Callable[..., Any]
-_STOP = object()
+    def finish_if_active(self, video_id: int, status: JobStatus, error: str | None) -> None: ...
 
 
-class JobRunner:
-    """One worker thread processing analysis jobs in submission order.
+# --- the queue (procrastinate) ------------------------------------------------------------------
 
-    ``analyze`` is ``services.ingest.analyze_source`` in the product; ``store`` writes the
-    pending/cancelled/failed states the job itself cannot write (queued, cancelled before start,
-    crashed). ``backend_loader(settings)`` builds the models; the worker keeps the last set.
-    """
 
-    def __init__(self, settings, *, analyze: Analyze, store: JobStore,
-                 backend_loader: Callable[[Any], Any] | None = None):
+class JobQueue(Protocol):
+    """Where jobs wait for workers: procrastinate (``ProcrastinateQueue``) or AWS Batch."""
+
+    def defer(self, video_id: int, source: str, name: str, options: AnalysisOptions,
+              queue: str | None = None) -> int | str: ...
+
+    def cancel(self, video_id: int, job_id: int | str) -> str:
+        """'cancelled' (it had not started), 'aborting' (its worker will stop) or 'unknown'."""
+
+
+def _conninfo(settings) -> str:
+    from services import database
+
+    database.get_pool(settings)  # reachable and migrated (procrastinate's schema included)
+    from db.connection import database_url
+
+    return database_url(settings)
+
+
+def _connector(settings, max_size: int):
+    from procrastinate import PsycopgConnector
+
+    return PsycopgConnector(
+        conninfo=_conninfo(settings), min_size=1, max_size=max_size,
+        kwargs={"connect_timeout": 5, "application_name": "va-jobs", "keepalives": 1,
+                "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3})
+
+
+def make_app(settings, run: Callable[..., Any] | None = None, max_size: int = 4):
+    """A procrastinate ``App`` on the product's database with the ``analyse_video`` task. ``run``
+    is the task's body on a worker (``JobExecutor.run``); clients (enqueue, cancel) pass none."""
+    import procrastinate
+
+    app = procrastinate.App(connector=_connector(settings, max_size))
+
+    @app.task(name=TASK_NAME, queue=DEFAULT_QUEUE, pass_context=True)
+    def analyse_video(context, video_id: int, source: str, name: str,
+                      options: dict | None = None) -> str:
+        if run is None:
+            raise RuntimeError("this process only enqueues jobs; run python -m pipeline worker")
+        return run(context, video_id=video_id, source=source, name=name, options=options)
+
+    return app
+
+
+class ProcrastinateQueue:
+    """``JobQueue`` on procrastinate (synchronous client; opened on first use)."""
+
+    def __init__(self, settings):
         self.settings = settings
-        self._analyze = analyze
-        self._store = store
-        self._backend_loader = backend_loader
-        self._pass_backends = backend_loader is not None
-        self._queue: queue.Queue = queue.Queue()
+        self._app = None
         self._lock = threading.Lock()
-        self._waiting: dict[int, JobRequest] = {}  # video_id -> request, insertion-ordered
-        self._cancel: dict[int, threading.Event] = {}
-        self._running: JobRequest | None = None
-        self._progress: dict[int, RunProgress] = {}
-        self._idle = threading.Event()
-        self._idle.set()
-        self._backends_key: tuple | None = None
-        self._backends: Any = None
-        self._thread = threading.Thread(target=self._work, name="va-analysis-worker", daemon=True)
-        self._thread.start()
 
-    # --- API used by pages (through services.workbench) ---------------------------------------
-    def submit(self, source: str, options: AnalysisOptions | None = None, *, name: str | None = None,
-               video_id: int | None = None) -> int:
-        """Queue an analysis; returns its ``video_id``. The row exists when this returns (a new
-        video's status is 'pending'; the job sets 'processing' when the worker reaches it)."""
-        options = options or AnalysisOptions()
-        options.apply(self.settings)  # unknown values fail here, in the caller's thread
-        name = name or Path(source.split("?", 1)[0]).name
+    def _opened(self):
         with self._lock:
-            if video_id is not None and self._is_active(video_id):
-                raise JobConflict(f"video {video_id} is already queued or running; wait for it "
-                                  f"to finish or cancel it first")
-            vid = self._store.create_pending(source, name, video_id)
-            if self._is_active(vid):
-                raise JobConflict(f"{name} is already queued or running; wait for it to finish "
-                                  f"or cancel it first")
-            req = JobRequest(video_id=vid, source=source, name=name, options=options)
-            self._waiting[vid] = req
-            self._cancel[vid] = threading.Event()
-            self._idle.clear()
-        self._queue.put(req)
-        log.info("queued video %s (%s)", vid, source)
+            if self._app is None:
+                app = make_app(self.settings, max_size=2)
+                app.open()
+                self._app = app
+            return self._app
+
+    def defer(self, video_id: int, source: str, name: str, options: AnalysisOptions,
+              queue: str | None = None) -> int:
+        from db.jobs import lock_name
+        from procrastinate.exceptions import AlreadyEnqueued
+
+        app = self._opened()
+        task = app.tasks[TASK_NAME]
+        conf: dict[str, Any] = {"lock": lock_name(video_id), "queueing_lock": lock_name(video_id)}
+        if queue:
+            conf["queue"] = queue
+        try:
+            return task.configure(**conf).defer(video_id=int(video_id), source=source, name=name,
+                                                options=options.to_json())
+        except AlreadyEnqueued:
+            raise JobConflict(f"{name} is already queued; wait for it to finish or cancel it "
+                              f"first") from None
+
+    def cancel(self, video_id: int, job_id: int | str) -> str:
+        app = self._opened()
+        if not app.job_manager.cancel_job_by_id(int(job_id), abort=True):
+            return "unknown"
+        status = app.job_manager.get_job_status(int(job_id))
+        return "cancelled" if status.value == "cancelled" else "aborting"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._app is not None:
+                self._app.close()
+                self._app = None
+
+
+class NoQueue:
+    """For a client that only reads and recovers (the app's job list, ``pipeline jobs``)."""
+
+    def defer(self, *a, **k):
+        raise ServiceError("this client only reads jobs")
+
+    def cancel(self, *a, **k) -> str:
+        return "unknown"
+
+
+def queue_for(settings) -> JobQueue:
+    if settings.executor == "batch":
+        from services.batch import BatchQueue
+
+        return BatchQueue(settings)
+    return ProcrastinateQueue(settings)
+
+
+# --- the client: what the app and the CLI use --------------------------------------------------
+
+
+class JobClient:
+    """Enqueue, cancel and read jobs. With ``local_worker`` (the app with ``VA_WORKERS=local``)
+    it also runs a ``LocalWorker`` in this process, so one command does everything."""
+
+    def __init__(self, settings, *, queue: JobQueue | None = None, store: JobStore | None = None,
+                 local_worker: Any = None):
+        self.settings = settings
+        self.queue = queue if queue is not None else queue_for(settings)
+        if store is None:
+            from services.job_store import DbJobStore
+
+            store = DbJobStore(settings)
+        self.store = store
+        self.local_worker = local_worker
+        self._last_recover = 0.0
+        self._submitted: list[int] = []
+
+    def submit(self, source: str, options: AnalysisOptions | None = None, *,
+               name: str | None = None, video_id: int | None = None,
+               queue: str | None = None) -> int:
+        """Queue an analysis; returns its ``video_id``. The row is 'queued' when this returns."""
+        options = options or AnalysisOptions()
+        options.apply(self.settings)  # unknown values fail here, in the caller
+        name = name or Path(source.split("?", 1)[0]).name
+        vid = self.store.create_pending(source, name, video_id)
+        if self.store.is_active(vid):
+            raise JobConflict(f"{name} (video {vid}) is already queued or running; wait for it "
+                              f"to finish or cancel it first")
+        self.store.mark_queued(vid)
+        try:
+            job_id = self.queue.defer(vid, _normalised(source), name, options, queue)
+        except JobConflict:
+            raise
+        except Exception as e:
+            self.store.set_status(vid, JobStatus.FAILED, f"could not queue the analysis: {e}")
+            raise
+        if isinstance(job_id, str):
+            self.store.set_queue_job(vid, batch_job_id=job_id)
+        else:
+            self.store.set_queue_job(vid, job_id=job_id)
+        log.info("queued video %s (%s) as job %s", vid, source, job_id)
+        self._submitted.append(vid)
         return vid
 
-    def cancel(self, video_id: int) -> bool:
-        """Stop a running job or drop a waiting one. False when the runner does not know it."""
-        with self._lock:
-            flag = self._cancel.get(video_id)
-            if flag is None:
+    def is_active(self, video_id: int) -> bool:
+        """Queued or running (by any worker, or by a CLI run)."""
+        return self.store.is_active(video_id)
+
+    def wait_idle(self, timeout: float | None = None, video_ids=None, every_s: float = 0.25) -> bool:
+        """Block until the jobs this client queued (or ``video_ids``) are no longer queued or
+        running (tests, ``pipeline enqueue --wait``). False on timeout."""
+        ids = list(self._submitted if video_ids is None else video_ids)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.recover()
+            ids = [v for v in ids if self.store.is_active(v)]
+            if not ids:
+                return True
+            if deadline is not None and time.monotonic() > deadline:
                 return False
-            flag.set()
-            was_waiting = self._waiting.pop(video_id, None) is not None
-        if was_waiting:
-            self._store.set_status(video_id, JobStatus.CANCELLED, "cancelled before it started")
-        log.info("cancel requested for video %s", video_id)
-        return True
+            time.sleep(every_s)
+
+    def cancel(self, video_id: int) -> bool:
+        """Stop a running job (on whichever worker runs it) or drop a waiting one. False when
+        the video has no queued or running job."""
+        job_id, batch_id = self.store.queue_job_of(video_id)
+        if batch_id is not None:
+            outcome = self.queue.cancel(video_id, batch_id) if self.settings.executor == "batch" \
+                else "unknown"
+        else:
+            active = getattr(self.store, "active_queue_job", None)
+            job_id = active(video_id) if active is not None else job_id
+            if job_id is None:
+                return False
+            outcome = self.queue.cancel(video_id, job_id)
+        if outcome == "cancelled":
+            self.store.finish_if_active(video_id, JobStatus.CANCELLED,
+                                        "cancelled before it started")
+        log.info("cancel of video %s: %s", video_id, outcome)
+        return outcome != "unknown"
+
+    def recover(self, force: bool = False) -> None:
+        """Look for jobs whose worker died (throttled; the app calls it with every job list)."""
+        now = time.monotonic()
+        if not force and now - self._last_recover < APP_RECOVER_EVERY_S:
+            return
+        self._last_recover = now
+        rec = getattr(self.store, "recover_stalled", None)
+        if rec is not None:
+            try:
+                rec()
+            except Exception as e:  # noqa: BLE001 - a read page must not fail on the clean-up
+                log.warning("stalled-job recovery failed: %s", e)
 
     def snapshot(self) -> QueueSnapshot:
-        with self._lock:
-            return QueueSnapshot(self._running, tuple(self._waiting.values()),
-                                 self._thread.is_alive())
-
-    def is_active(self, video_id: int) -> bool:
-        with self._lock:
-            return self._is_active(video_id)
-
-    def last_progress(self, video_id: int) -> RunProgress | None:
-        with self._lock:
-            return self._progress.get(video_id)
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until no job is waiting or running (tests, shutdown)."""
-        return self._idle.wait(timeout)
+        w = self.local_worker
+        return QueueSnapshot(local_worker=w is not None,
+                             worker_alive=w is not None and w.is_alive())
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        """Cancel everything and stop the worker."""
-        with self._lock:
-            ids = list(self._cancel)
-        for vid in ids:
-            self.cancel(vid)
-        self._queue.put(_STOP)
-        self._thread.join(timeout)
+        if self.local_worker is not None:
+            self.local_worker.stop(timeout)
+        close = getattr(self.queue, "close", None)
+        if close is not None:
+            close()
 
-    # --- worker --------------------------------------------------------------------------------
-    def _is_active(self, video_id: int) -> bool:
-        return video_id in self._waiting or (self._running is not None
-                                             and self._running.video_id == video_id)
 
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            req: JobRequest = item
-            with self._lock:
-                if self._waiting.pop(req.video_id, None) is None:  # cancelled while waiting
-                    self._cancel.pop(req.video_id, None)
-                    self._mark_idle_if_empty()
-                    continue
-                self._running = req
-                flag = self._cancel[req.video_id]
-            try:
-                self._run_one(req, flag)
-            finally:
-                with self._lock:
-                    self._running = None
-                    self._cancel.pop(req.video_id, None)
-                    self._mark_idle_if_empty()
+def _normalised(source: str) -> str:
+    from services.ingest import normalise_source
 
-    def _mark_idle_if_empty(self) -> None:
-        if not self._waiting and self._running is None:
-            self._idle.set()
+    return normalise_source(source)
 
-    def _run_one(self, req: JobRequest, flag: threading.Event) -> None:
-        started = time.monotonic()
 
-        def on_progress(p: RunProgress) -> None:
-            with self._lock:
-                self._progress[req.video_id] = p
+def make_client(settings, start_worker: bool | None = None) -> JobClient:
+    """The app's job client; with ``VA_WORKERS=local`` (the default, queue executor) it starts a
+    worker in this process, so ``streamlit run app.py`` alone analyses videos."""
+    if start_worker is None:
+        start_worker = settings.workers == "local" and settings.executor == "queue"
+    worker = None
+    if start_worker:
+        from services.worker import LocalWorker
 
-        try:
-            settings = req.options.apply(self.settings)
-            kwargs: dict[str, Any] = dict(video_id=req.video_id, on_progress=on_progress,
-                                          should_stop=flag.is_set, name=req.name)
-            if self._pass_backends:
-                kwargs["backends"] = self._backends_for(settings)
-            if flag.is_set():
-                raise Cancelled("cancelled before it started")
-            self._analyze(req.source, settings, **kwargs)
-            log.info("video %s done in %.1f s", req.video_id, time.monotonic() - started)
-        except JobConflict as e:
-            # Another process (the CLI, a second server) is analysing this video right now: its
-            # state in db_video is that job's, so leave it alone.
-            log.warning("video %s not started: %s", req.video_id, e)
-        except Cancelled:
-            log.info("video %s cancelled", req.video_id)
-            self._safe_status(req.video_id, JobStatus.CANCELLED, "cancelled by the analyst",
-                              only_if_active=True)
-        except (PipelineError, ServiceError) as e:
-            log.warning("video %s failed: %s", req.video_id, e)
-            self._safe_status(req.video_id, JobStatus.FAILED, str(e), only_if_active=True)
-        except Exception as e:  # a bug: keep the worker alive, record the job as failed
-            log.exception("video %s crashed", req.video_id)
-            self._safe_status(req.video_id, JobStatus.FAILED,
-                              f"internal error ({type(e).__name__}: {e}); see the server log",
-                              only_if_active=True)
-
-    def _safe_status(self, video_id: int, status: JobStatus, error: str,
-                     only_if_active: bool) -> None:
-        """Record the end state when the job could not (it normally does so itself)."""
-        try:
-            setter = getattr(self._store, "finish_if_active", None)
-            if only_if_active and setter is not None:
-                setter(video_id, status, error)
-            else:
-                self._store.set_status(video_id, status, error)
-        except Exception:  # the database itself may be what failed
-            log.exception("could not record status %s for video %s", status.value, video_id)
-
-    def _backends_for(self, settings) -> Any:
-        from pipeline.backends.registry import backends_key
-
-        key = backends_key(settings)  # every setting the chosen backends read
-        if key != self._backends_key:
-            self._backends = None  # free the old models before loading new ones
-            self._backends = self._backend_loader(settings)
-            self._backends_key = key
-        return self._backends
+        worker = LocalWorker(settings).start()
+    return JobClient(settings, local_worker=worker)

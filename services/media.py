@@ -90,3 +90,36 @@ def player_width(video: VideoRecord | None, portrait_px: int = 360) -> int | str
     if video is not None and video.width and video.height and video.height > video.width:
         return portrait_px
     return "stretch"
+
+
+STILL_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+def media_kind(video: VideoRecord) -> str:
+    """How the Video page shows the source: 'image' (a photo: shown as a picture), 'video' (a
+    decodable video: a player), or 'none' (not read as a video: a failed or unprobed file gets no
+    empty black player)."""
+    uri = (video.source_uri or "").lower()
+    if uri.endswith(STILL_EXTENSIONS) or video.frame_count == 1:
+        return "image"
+    if video.fps and video.duration_s and video.duration_s > 0:
+        return "video"
+    return "none"
+
+
+def still_bytes(svc: Services, video: VideoRecord) -> bytes | None:
+    """The photo itself (local path or stored object), or None when it is not reachable."""
+    uri = video.source_uri or ""
+    from services import storage
+
+    try:
+        if uri.startswith("local:"):
+            return storage.read_bytes(svc.settings, StoredObject(None, uri[len("local:"):]))
+        if uri.startswith("s3://"):
+            bucket, key = storage.parse_s3_uri(uri)
+            return storage.read_bytes(svc.settings, StoredObject(bucket, key))
+        p = Path(uri)
+        return p.read_bytes() if uri and p.is_file() else None
+    except (StorageError, OSError) as e:
+        log.warning("cannot read the photo %s: %s", uri, e)
+        return None

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from db.reviews import ReviewCount, ReviewMark, ReviewState
-from pipeline.records import EventType
 from db.records import SearchFilters, StoredEvent, StoredObject
+from db.reviews import NOTE_MAX_CHARS, ReviewCount, ReviewMark, ReviewState
+from pipeline.records import EventType
 from services import database, timefmt
 from services.errors import ServiceError
 
@@ -78,19 +78,10 @@ def detector_precision(models_dir: Path | str) -> dict[str, Precision]:
 
 
 def track_ids(e: StoredEvent) -> tuple[int, ...]:
-    """The tracks involved in an event: its typed ``track_ids`` when the record has them, else
-    the stored attributes (``track_ids``, or ``obj_id`` plus ``other_obj_ids``)."""
-    typed = getattr(e, "track_ids", None)
-    if typed:
-        return tuple(int(i) for i in typed)
-    a = dict(e.attributes)
-    ids: list[int] = []
-    if a.get("track_ids"):
-        ids = [int(i) for i in a["track_ids"]]
-    else:
-        if e.obj_id is not None:
-            ids.append(int(e.obj_id))
-        ids += [int(i) for i in (a.get("other_obj_ids") or [])]
+    """The tracks involved in an event: its ``track_ids`` (obj_id first), else its obj_id."""
+    ids = [int(i) for i in (e.track_ids or ())]
+    if not ids and e.obj_id is not None:
+        ids = [int(e.obj_id)]
     return tuple(dict.fromkeys(ids))
 
 
@@ -145,11 +136,8 @@ class IncidentFilter:
 
 
 def _episode(e: StoredEvent) -> tuple[float, float]:
-    a = dict(e.attributes)
-    start = getattr(e, "start_t_s", None) or a.get("start_t_s")
-    end = getattr(e, "end_t_s", None) or a.get("end_t_s")
-    start = e.t_s if start is None else float(start)
-    end = e.t_s if end is None else float(end)
+    start = e.t_s if e.start_t_s is None else float(e.start_t_s)
+    end = e.t_s if e.end_t_s is None else float(e.end_t_s)
     return min(start, e.t_s), max(end, e.t_s)
 
 
@@ -290,3 +278,21 @@ def accuracy(settings, video_ids: Sequence[int] = (),
     by_type = dict(sorted(by_type.items(), key=lambda kv: order.get(kv[0], 99)))
     return (_rows("type", by_type, detector_precision(settings.models_dir)),
             _rows("video", by_video, None))
+
+
+# --- one video's timeline ----------------------------------------------------------------------
+
+
+def people_over_time(settings, video_id: int) -> list[tuple[float, int]]:
+    """(t_s, people seen) at every sampled time of the video: the distinct tracks of its person
+    rows at that time."""
+    from db import queries
+
+    with database.pooled(settings) as conn:
+        events = queries.list_events(conn, SearchFilters(video_ids=(int(video_id),),
+                                                         event_types=("person",)))
+    seen: dict[float, set] = {}
+    for e in events:
+        seen.setdefault(round(e.t_s, 3), set()).add(e.obj_id if e.obj_id is not None
+                                                     else ("row", e.event_id))
+    return [(t, len(ids)) for t, ids in sorted(seen.items())]

@@ -16,6 +16,11 @@ class SearchView:
     hits: tuple[Hit, ...]
     answer: Answer | None
     segments: tuple[tuple[str, int | None], ...] = ()  # answer text split at its citations
+    groups: tuple["HitGroup", ...] = ()  # the hits as listed: duplicates collapsed, relevance
+
+    @property
+    def n_matches(self) -> int:
+        return sum(1 for g in self.groups if g.relevant)
 
 
 _CITE = re.compile(r"\[event (\d+)[^\]]*\]")
@@ -71,5 +76,92 @@ def run_search(settings: Settings, query: str, filters: SearchFilters | None = N
         from services import answer as answer_service
 
         answer = answer_service.answer(query, list(hits), settings=settings)
+    groups = group_hits(hits, relevant_ids(hits, settings, embedder))
     return SearchView(query=query, hits=hits, answer=answer,
-                      segments=split_citations(answer.text) if answer else ())
+                      segments=split_citations(answer.text) if answer else (), groups=groups)
+
+
+# --- hits as the page lists them ---------------------------------------------------------------
+
+#: The time at the start of an event sentence ("at 00:04 a man ..."): two rows of one person a
+#: sample apart differ only there, and are one moment to an analyst.
+_TIME_PREFIX = re.compile(r"^\s*at \d+(?::\d\d)+(?:\.\d+)?\s+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class HitGroup:
+    """Hits of one video whose sentences read the same (apart from their time), shown as one:
+    the best-ranked hit, how many there are and the time they span. ``relevant`` is False for
+    the closest hits below the relevance threshold (not matches)."""
+
+    hit: Hit
+    count: int
+    first_t_s: float
+    last_t_s: float
+    relevant: bool
+    event_ids: tuple[int, ...] = ()
+
+
+def sentence_key(sentence: str) -> str:
+    return " ".join(_TIME_PREFIX.sub("", sentence or "").lower().split())
+
+
+def group_hits(hits, relevant_ids) -> tuple[HitGroup, ...]:
+    """Hits in rank order with identical sentences (same video) collapsed into one group."""
+    order: list[tuple] = []
+    members: dict[tuple, list[Hit]] = {}
+    for h in hits:
+        key = (h.event.video_id, h.event.event_type, sentence_key(h.event.sentence))
+        if key not in members:
+            order.append(key)
+            members[key] = []
+        members[key].append(h)
+    out = []
+    for key in order:
+        hs = members[key]
+        ts = [h.event.t_s for h in hs]
+        out.append(HitGroup(hit=hs[0], count=len(hs), first_t_s=min(ts), last_t_s=max(ts),
+                            relevant=any(h.event.event_id in relevant_ids for h in hs),
+                            event_ids=tuple(h.event.event_id for h in hs)))
+    return tuple(out)
+
+
+def relevant_ids(hits, settings: Settings, embedder=None) -> set[int]:
+    """The hits the answer may use (similar enough, or matched by full text): the same test the
+    answer applies (``services.answer.relevant_hits``)."""
+    from services import answer as answer_service
+
+    model = getattr(embedder, "name", None) or {"minilm": "all-MiniLM-L6-v2"}.get(
+        settings.embedder, settings.embedder)
+    return {h.event.event_id for h in answer_service.relevant_hits(list(hits), model)}
+
+
+def hit_thumbnail(settings: Settings, hit: Hit, source_uri: str | None,
+                  height_px: int = 120) -> bytes | None:
+    """A picture for a hit: the person's crop from the analysed video at the event's frame
+    (a local file or the storage folder), or None (an S3 source; a file gone since)."""
+    from pathlib import Path
+
+    from pipeline.errors import PipelineError
+    from pipeline.media import person_crops
+
+    e = hit.event
+    uri = source_uri or ""
+    if uri.startswith("s3://") or not uri or e.bbox[2] <= 0 or e.bbox[3] <= 0:
+        return None
+    try:
+        if uri.startswith("local:"):
+            from services import storage
+
+            path = storage.local_path(settings, uri[len("local:"):])
+        else:
+            path = Path(uri)
+        if not path.is_file():
+            return None
+        crops = person_crops(path, [(e.frame_number, e.bbox)], height_px)
+    except (PipelineError, OSError, ValueError) as err:
+        import logging
+
+        logging.getLogger("va.search").warning("no crop for event %s: %s", e.event_id, err)
+        return None
+    return crops[0] if crops else None

@@ -1,13 +1,13 @@
 """Process-wide set-up of the workbench: the settings, the database opened and migrated, and the
-single analysis worker (``app_pages/_resources.py`` holds them in ``st.cache_resource``)."""
+job client with, by default, a local worker (``app_pages/_resources.py`` holds them in
+``st.cache_resource``)."""
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 
 from services import database
-from services.job_store import DbJobStore
-from services.jobs import JobRunner
+from services.jobs import JobClient, make_client
 from settings import Settings
 
 log = logging.getLogger("va.workbench")
@@ -22,6 +22,9 @@ class Services:
 
 
 def load_settings() -> Settings:
+    from db.connection import install_log_redaction
+
+    install_log_redaction()  # no connection-string password in the app's logs
     return Settings.from_env()
 
 
@@ -40,25 +43,19 @@ def open_services(settings: Settings) -> Services:
     return Services(settings)
 
 
-def make_runner(services: Services) -> JobRunner:
-    """The single analysis worker of this process (it loads and keeps the models). Queued
-    ('pending') jobs of an earlier run of the app are marked failed first: their queue lived in
-    that process."""
-    from pipeline.backends.registry import load_backends
-    from services.ingest import analyze_source
-
-    store = DbJobStore(services.settings)
-    store.fail_orphaned_pending()
-    runner = JobRunner(services.settings, analyze=analyze_source, store=store,
-                       backend_loader=load_backends)
-    _RUNNERS.append(runner)
-    return runner
+def make_runner(services: Services) -> JobClient:
+    """This process's job client: it enqueues and cancels; with ``VA_WORKERS=local`` (the
+    default) it also runs a worker in this process (``services.worker``). Queued jobs outlive the
+    app: they wait in the database for any worker."""
+    client = make_client(services.settings)
+    _RUNNERS.append(client)
+    return client
 
 
-_RUNNERS: list[JobRunner] = []
+_RUNNERS: list[JobClient] = []
 
 
 def shutdown_runners(timeout: float = 30.0) -> None:
-    """Cancel and stop every runner this process made (tests; the app's process exit)."""
+    """Stop the local workers this process started (tests; the app's process exit)."""
     while _RUNNERS:
         _RUNNERS.pop().shutdown(timeout)

@@ -46,10 +46,40 @@ def stored_videos(svc: Services) -> list[VideoSource]:
     storage folder (where uploads go)."""
     from services import storage
 
-    return [VideoSource(label=obj.key.removeprefix(storage.VIDEOS_PREFIX),
-                        uri=storage.source_uri(svc.settings, obj),
-                        origin="s3" if obj.bucket else "upload")
-            for obj in storage.list_videos(svc.settings)]
+    objs = storage.list_videos(svc.settings)
+    names = [obj.key.rsplit("/", 1)[-1] for obj in objs]
+    out = []
+    for obj, name in zip(objs, names):
+        rel = obj.key.removeprefix(storage.VIDEOS_PREFIX)
+        # Uploads live under videos/{content id}/{name}: the label is the name, with the start
+        # of the content id only when two different files share it.
+        label = name if names.count(name) == 1 or "/" not in rel else \
+            f"{name} ({rel.split('/', 1)[0][:8]})"
+        out.append(VideoSource(label=label, uri=storage.source_uri(svc.settings, obj),
+                               origin="s3" if obj.bucket else "upload"))
+    return out
+
+
+def check_upload(name: str, data: bytes) -> None:
+    """Refuse, before anything is stored or queued, an upload that is not a video or photo the
+    engine can open (a text file named bad.mp4). The reason names the file, never a server
+    path."""
+    import tempfile
+
+    from pipeline.errors import PipelineError
+    from pipeline.sampling import probe_video
+
+    with tempfile.TemporaryDirectory(prefix="va-check-") as tmp:
+        path = Path(tmp) / f"upload{Path(name).suffix.lower()}"
+        path.write_bytes(data)
+        try:
+            probe_video(path)
+        except PipelineError as e:
+            reason = " ".join(str(e).replace(str(path), name).replace(tmp, "").split())
+            raise StorageError(
+                f"{name} is not a video or photo the workbench can read ({reason[:200]}); "
+                f"nothing was stored. Upload a video (.mp4, .avi, .mov, .mkv, ...) or a photo "
+                f"(.jpg, .png)") from e
 
 
 def save_upload(svc: Services, filename: str, data: bytes) -> VideoSource:
@@ -57,6 +87,7 @@ def save_upload(svc: Services, filename: str, data: bytes) -> VideoSource:
     from services import storage
 
     name = Path(filename).name
+    check_upload(name, data)
     obj = storage.put_video(svc.settings, name, io.BytesIO(data))
     return VideoSource(label=name, uri=storage.source_uri(svc.settings, obj), origin="upload",
                        size_bytes=len(data))

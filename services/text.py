@@ -22,8 +22,11 @@ import unicodedata
 #: ALM. They reorder what is drawn (``exe.mp4`` shown for ``4pm.exe``), so they never survive.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 
-#: Characters markdown (CommonMark + GitHub extensions Streamlit uses) or HTML give a meaning to.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>:$=\"'])")
+#: Characters markdown (CommonMark + GitHub extensions Streamlit uses) gives a meaning to anywhere
+#: in a line. ``_`` only matters at a word's edge (``DATABASE_URL`` is plain), ``:`` only before a
+#: letter (``:material/x:`` icons, ``:smile:`` emoji), block markers only at the start.
+_MD_SPECIAL = re.compile(r"([\\`*\[\]()!|~>$])|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])|:(?=[A-Za-z])")
+_MD_BLOCK_START = re.compile(r"^(\s*)(?:([#+\-=])|(\d+)(?=\.(?:\s|$)))")
 
 DEFAULT_MAX_CHARS = 500
 
@@ -60,7 +63,23 @@ def md_text(s: object, max_chars: int | None = DEFAULT_MAX_CHARS) -> str:
     lists, code, HTML, math or emoji shortcodes)."""
     text = plain_text(s, max_chars)
     text = text.replace("&", "&amp;").replace("<", "&lt;")
-    return _MD_SPECIAL.sub(r"\\\1", text)
+    text = _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
+    # A leading "#", "-", "+", "=" or "1." would make a heading or a list.
+    return _MD_BLOCK_START.sub(lambda m: m.group(1) + ("\\" + m.group(2) if m.group(2)
+                                                       else m.group(3) + "\\"), text)
 
 
-__all__ = ["BIDI_CONTROLS", "md_text", "plain_text", "strip_bidi"]
+def redact_secrets(s: object) -> str:
+    """``s`` without connection-string passwords (URL ``user:pw@``, ``?password=``, key=value
+    ``password=``): for messages that may quote a ``DATABASE_URL``."""
+    from db.connection import redact
+
+    return redact("" if s is None else str(s))
+
+
+def error_text(e: BaseException | str, max_chars: int | None = DEFAULT_MAX_CHARS) -> str:
+    """An error for a page: secrets redacted, shown as literal text (markdown-escaped)."""
+    return md_text(redact_secrets(e), max_chars)
+
+
+__all__ = ["BIDI_CONTROLS", "error_text", "md_text", "plain_text", "redact_secrets", "strip_bidi"]

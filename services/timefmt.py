@@ -82,3 +82,14 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     """'1 event', '3 events', '0 events'."""
     n = int(n)
     return f"{n} {noun if n == 1 else (plural or noun + 's')}"
+
+
+def slider_range(longest_s) -> tuple[float, float]:
+    """(maximum, step) for a time slider over videos up to ``longest_s`` long: tenths on short
+    clips, whole seconds beyond; the maximum is a whole number of steps at or past the end, so
+    the end handle sits on the end (a 2.9 s clip: 2.9 in steps of 0.1, not 2.9 in steps of
+    0.5)."""
+    v = max(0.1, _finite(longest_s) or 0.0)
+    step = 0.1 if v < SHORT_CLIP_S else 1.0
+    top = math.ceil(round(v / step, 6)) * step
+    return round(top, 1), step

@@ -48,6 +48,18 @@ class TrackCard:
         return f"{g}{conf}"
 
 
+def crop_picks(rows: list[StoredEvent], n: int = 3) -> list[StoredEvent]:
+    """Rows to crop the person from: ``n`` consecutive samples around the largest box (the
+    clearest view). Not the track's start, middle and end: at a low sampling rate a track can
+    pass from one person to another between samples far apart (issue 13, defect 11), and
+    neighbouring samples are the least likely to straddle such a switch."""
+    if not rows:
+        return []
+    best = max(range(len(rows)), key=lambda i: rows[i].bbox[2] * rows[i].bbox[3])
+    lo = max(0, min(best - (n - 1) // 2, len(rows) - n))
+    return rows[lo:lo + n]
+
+
 def track_cards(settings: Settings, video_id: int) -> list[TrackCard]:
     from db import queries
 
@@ -68,8 +80,7 @@ def track_cards(settings: Settings, video_id: int) -> list[TrackCard]:
         thumbs = tuple(StoredObject(e.thumbnail_bucket, e.thumbnail_key)
                        for e in evs if e.thumbnail_key)[:4]
         people = [e for e in evs if e.event_type == EventType.PERSON and e.bbox[2] > 0]
-        picks = [people[round(i * (len(people) - 1) / 2)] for i in range(3)] if people else []
-        samples = tuple(dict.fromkeys((e.frame_number, e.bbox) for e in picks))
+        samples = tuple(dict.fromkeys((e.frame_number, e.bbox) for e in crop_picks(people)))
         cards.append(TrackCard(video_id=int(video_id), summary=t, age_group=t.age_group.value,
                                action_history=tuple(history), thumbnails=thumbs,
                                samples=samples))

@@ -3,8 +3,8 @@
 It re-exports the service modules of one concern each; no Streamlit here and no logic of its
 own (``app_pages/_resources.py`` wraps the factories in ``st.cache_resource``):
 
-- ``services.setup``: settings, the database opened and migrated, the analysis worker
-- ``services.job_store``: the worker's writes to ``db_video``
+- ``services.setup``: settings, the database opened and migrated, the job client (and worker)
+- ``services.job_store``: the job queue's writes to ``db_video``
 - ``services.capabilities``: which backends the analyst may pick
 - ``services.sources``: library, stored and uploaded videos
 - ``services.job_views``: videos and job state; starting an analysis
@@ -13,11 +13,15 @@ own (``app_pages/_resources.py`` wraps the factories in ``st.cache_resource``):
 - ``services.tracks``: people (tracks) and their crops
 - ``services.search_views``: search hits and cited answers
 - ``services.vocab``: the filter vocabularies
+- ``services.review``: incidents to review, the analyst's marks and accuracy (as ``review``)
+- ``services.housekeeping``: a picked video's facts, deleting videos, clearing failed jobs
+- ``services.timefmt``: times and counts as the pages write them (as ``timefmt``)
 """
 from __future__ import annotations
 
 from pipeline.records import JobStatus, TrackSummary, mmss
 from db.records import Hit, SearchFilters, StoredEvent, StoredObject, VideoRecord
+from services import housekeeping, review, text, timefmt
 from services.records import Answer
 from services.capabilities import Capabilities, _cuda_available, capabilities
 from services.errors import USER_ERRORS
@@ -27,10 +31,13 @@ from services.events_table import (
 )
 from services.job_store import DbJobStore
 from services.job_views import JobView, get_video, job_views, list_videos, start_analysis
-from services.jobs import AnalysisOptions, JobRunner, QueueSnapshot
-from services.media import HighlightItem, frame_bytes, highlights, player_width, video_media
+from services.jobs import AnalysisOptions, JobClient, QueueSnapshot
+from services.media import (
+    HighlightItem, frame_bytes, highlights, media_kind, player_width, still_bytes, video_media,
+)
 from services.search_views import (
-    SearchEmbedder, SearchView, load_search_embedder, run_search, split_citations,
+    HitGroup, SearchEmbedder, SearchView, hit_thumbnail, load_search_embedder, run_search,
+    split_citations,
 )
 from services.setup import (
     _RUNNERS, Services, load_settings, make_runner, open_services, settings_key,
@@ -46,9 +53,10 @@ from services.vocab import (
 )
 
 __all__ = [
+    "housekeeping", "review", "text", "timefmt", "HitGroup", "hit_thumbnail",
     "ACTION_COLOURS", "ACTIONS", "ACTIVE", "AGE_GROUPS", "EVENT_COLOURS", "EVENT_TABLE_COLUMNS",
     "EVENT_TYPES", "FINAL", "GENDER_COLOURS", "GENDERS", "HIGHLIGHT_TYPES", "ORIENTATION_LABELS", "USER_ERRORS", "VIDEO_EXTENSIONS", "AnalysisOptions", "Answer",
-    "Capabilities", "DbJobStore", "EventQuery", "Hit", "HighlightItem", "JobRunner", "JobStatus",
+    "Capabilities", "DbJobStore", "EventQuery", "Hit", "HighlightItem", "JobClient", "JobStatus",
     "JobView", "QueueSnapshot", "SearchEmbedder", "SearchFilters", "SearchView", "Services",
     "StoredEvent", "StoredObject", "TrackCard", "TrackSummary", "VideoRecord", "VideoSource",
     "capabilities", "events_csv", "events_table", "frame_bytes", "get_event", "get_video",
@@ -56,5 +64,5 @@ __all__ = [
     "load_search_embedder", "load_settings", "make_runner", "mmss", "open_services",
     "person_crops", "player_width", "run_search", "save_upload", "settings_key",
     "shutdown_runners", "split_citations", "start_analysis", "stored_videos", "track_cards",
-    "video_media", "video_names", "_RUNNERS", "_cuda_available",
+    "video_media", "video_names", "media_kind", "still_bytes", "_RUNNERS", "_cuda_available",
 ]

@@ -46,7 +46,10 @@ def pg_url(tmp_path_factory):
         shutil.rmtree(base, ignore_errors=True)
 
 
-TABLES = ("event_embedding", "db_track", "db_event", "db_video", "embedding_model")
+TABLES = ("event_embedding", "db_track", "db_event", "db_video", "embedding_model",
+          # the job queue (procrastinate's tables, migration 0005b)
+          "procrastinate_events", "procrastinate_jobs", "procrastinate_workers",
+          "procrastinate_periodic_defers")
 
 
 def reset_database(url: str) -> None:

@@ -55,7 +55,7 @@ def test_start_from_the_library_shows_progress_then_done(app, db_settings):
     assert any("%" in t and "frames" in t for t in seen), seen  # the live bar was shown
     assert any("classroom.mp4 is done" in s for s in texts(at, "success"))
     labels = [str(p.proto.label) for p in at.main.get("page_link")]
-    assert "Open highlights" in labels and "Open events and charts" in labels
+    assert "Review the incidents" in labels and "Open events and charts" in labels
     # The queue lists it as completed with its events.
     (table,) = [d for d in at.dataframe if "status" in d.value.columns]
     row = table.value[table.value["video"] == vid].iloc[0]
@@ -107,7 +107,10 @@ def test_upload_is_stored_then_analysed(app, db_settings):
     assert _runner().wait_idle(300)
     v = workbench.get_video(db_settings, vid)
     assert v.status is JobStatus.COMPLETED, v.error_message
-    stored = db_settings.data_dir / "storage" / "videos" / "empty room.mp4"
+    import hashlib
+
+    cid = hashlib.sha256(data).hexdigest()[:16]  # uploads are keyed by content (issue 10)
+    stored = db_settings.data_dir / "storage" / "videos" / cid / "empty room.mp4"
     assert stored.read_bytes() == data
     # A fresh session offers it among the stored videos.
     again = new_app().run()

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.db
 
 PAGES = {
     "app_pages/analyze.py": "Analyze a video",
-    "app_pages/highlights.py": "Highlights",
+    "app_pages/review.py": "Review",
     "app_pages/events.py": "Events",
     "app_pages/search.py": "Search",
     "app_pages/video.py": "Video detail",
@@ -53,7 +53,7 @@ def test_empty_states_explain_what_to_do(empty_app):
     assert "paying and theft actions need the VLM" in text
     assert "Scene descriptions by Claude need Bedrock" in text
     expected = {
-        "app_pages/highlights.py": "Nothing analysed yet",
+        "app_pages/review.py": "Nothing analysed yet",
         "app_pages/events.py": "No events yet",
         "app_pages/search.py": "Nothing to search yet",
         "app_pages/video.py": "No videos yet",

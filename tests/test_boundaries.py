@@ -106,3 +106,11 @@ def test_product_code_does_not_need_shared_folder():
            for f in _py(folder)
            if "../shared" in f.read_text() and "bench" not in f.name]
     assert not bad, bad
+
+
+def test_product_modules_stay_small():
+    """A module over 450 lines holds more than one concern: split it (see README, Layout)."""
+    big = [f"{f.relative_to(REPO)}: {n}" for folder in ("pipeline", "db", "services", "app_pages",
+                                                         "app.py", "settings.py")
+           for f in _py(folder) if (n := len(f.read_text().splitlines())) > 450]
+    assert not big, big

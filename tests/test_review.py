@@ -22,13 +22,16 @@ def _video(conn, name: str, duration_s: float = 7.0) -> int:
 
 def _event(conn, video_id: int, seq: int, event_type: str, t_s: float, conf: float = 0.9,
            obj_id: int | None = 1, attributes: dict | None = None) -> int:
+    a = dict(attributes or {})
+    tracks = ([obj_id] if obj_id is not None else []) + list(a.pop("other_obj_ids", []))
     return conn.execute(
         'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number, confidence,'
-        " obj_id, attributes, s3_thumbnail_key, action) VALUES (%s, %s, %s, %s, %s, %s, %s, %s,"
-        " %s, %s) RETURNING event_id",
-        (video_id, seq, event_type, t_s, int(t_s * 30), conf, obj_id,
-         json.dumps(attributes or {}), None if event_type == "person" else f"h/{seq}.jpg",
-         event_type if event_type != "person" else "walking")).fetchone()[0]
+        " obj_id, attributes, s3_thumbnail_key, action, track_ids, start_t_s, end_t_s) VALUES"
+        " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING event_id",
+        (video_id, seq, event_type, t_s, int(t_s * 30), conf, obj_id, json.dumps({}),
+         None if event_type == "person" else f"h/{seq}.jpg",
+         event_type if event_type != "person" else "walking", tracks,
+         a.get("start_t_s"), a.get("end_t_s"))).fetchone()[0]
 
 
 @pytest.fixture
@@ -120,13 +123,17 @@ def test_accuracy_per_type_and_per_video_beside_measured_precision(world):
     assert all(r.measured_precision is None for r in by_video)
 
 
-def test_track_ids_prefer_the_typed_or_stored_list():
+def test_track_ids_are_the_typed_list_or_the_track():
     from db.records import StoredEvent
 
     e = StoredEvent(event_id=1, video_id=1, event_type="violent", t_s=1.0, frame_number=1,
                     bbox=(0, 0, 1, 1), age_group="unknown", gender="unknown", action="violent",
-                    confidence=1.0, obj_id=2, attributes={"track_ids": [4, 2, 4]})
-    assert review.track_ids(e) == (4, 2)
+                    confidence=1.0, obj_id=2, track_ids=(2, 4, 2))
+    assert review.track_ids(e) == (2, 4)
+    assert review.track_ids(StoredEvent(
+        event_id=1, video_id=1, event_type="falling", t_s=1.0, frame_number=1,
+        bbox=(0, 0, 1, 1), age_group="unknown", gender="unknown", action="falling",
+        confidence=1.0, obj_id=7)) == (7,)
 
 
 def test_every_measured_precision_is_quoted_from_its_source():

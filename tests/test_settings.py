@@ -58,7 +58,8 @@ def test_every_field_has_its_variable():
     for f in fields(Settings):
         if f.name in SEED_FIELDS:
             continue
-        raw = {"bool": "1", "int": "3"}.get(str(f.type).split("|")[0].strip(), "cpu")
+        raw = {"bool": "1", "int": "5"}.get(str(f.type).split("|")[0].strip(),
+                                            f.metadata.get("choices", ("cpu",))[0])
         s = Settings.from_env({"VA_" + f.name.upper(): raw})
         got = getattr(s, f.name)
         assert str(got) in (raw, "True", str(Path(raw))), (f.name, got)

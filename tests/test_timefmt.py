@@ -45,3 +45,16 @@ def test_counted():
     assert timefmt.counted(1, "event") == "1 event"
     assert timefmt.counted(0, "event") == "0 events"
     assert timefmt.counted(3, "person", "people") == "3 people"
+
+
+@pytest.mark.parametrize("longest, top, step", [
+    (2.9, 2.9, 0.1), (2.93, 3.0, 0.1), (7.2, 7.2, 0.1), (0.0, 0.1, 0.1), (80.4, 81.0, 1.0),
+    (None, 0.1, 0.1),
+])
+def test_slider_range_ends_on_the_end(longest, top, step):
+    # issue 13, defect 9: fi003 (2.9 s) had a maximum of 2.9 with steps of 0.5, so the end
+    # handle could not reach the end.
+    got_top, got_step = timefmt.slider_range(longest)
+    assert (got_top, got_step) == (top, step)
+    n = got_top / got_step
+    assert abs(n - round(n)) < 1e-6 and got_top >= (longest or 0)

@@ -76,7 +76,7 @@ def test_event_table_and_charts_from_stored_events():
                                                       age_group="old", orient=180)]
     df = wb.events_table(evs, {1: "Fall01.mp4"})
     assert list(df.columns) == wb.EVENT_TABLE_COLUMNS
-    assert list(df["time"][:3]) == ["00:00", "00:01", "00:01"]
+    assert list(df["time"][:3]) == ["0:00", "0:00", "0:01"]  # the player's clock (timefmt)
     runs = charts.action_runs(df[df["event_type"] == "person"])
     track1 = runs[runs["track"] == "Fall01.mp4 · track 1"]
     assert list(track1["action"]) == ["walking", "falling", "lying"]

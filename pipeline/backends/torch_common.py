@@ -80,6 +80,7 @@ def torch_load(path: Path, *, what: str, flag: str) -> Any:
     Checkpoints of the published models hold plain tensors and numbers, so ``weights_only`` stays
     on (no code in a checkpoint runs)."""
     import argparse
+    import pickle
 
     import torch
 
@@ -87,7 +88,17 @@ def torch_load(path: Path, *, what: str, flag: str) -> Any:
         # Training scripts (timm's among them) store their argparse.Namespace beside the weights.
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means a wrong file
+    except pickle.UnpicklingError as e:
+        if "GLOBAL" not in str(e):  # not a pickle of refused objects: a wrong file
+            raise BackendUnavailable(
+                f"{what} weights {path} cannot be read as a PyTorch checkpoint "
+                f"(UnpicklingError: {str(e).splitlines()[0][:120]}); pass the right file to "
+                f"{flag}") from None
+        raise BackendUnavailable(
+            f"{what} weights {path} hold Python objects besides tensors and numbers; they are "
+            f"not loaded (that would run code from the file): pass the model's published "
+            f"checkpoint (a state dict) to {flag}") from None
+    except Exception as e:  # noqa: BLE001 - any other unpickling failure means a wrong file
         raise BackendUnavailable(
             f"{what} weights {path} cannot be read as a PyTorch checkpoint "
             f"({type(e).__name__}: {str(e).splitlines()[0][:120]}); pass the right file to {flag}"

@@ -147,6 +147,11 @@ def load_vlm_actions(settings: Any) -> VlmActionRecognizer:
         processor = AutoProcessor.from_pretrained(str(path), local_files_only=True)
         model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=dtype, local_files_only=True)
     except Exception as e:  # noqa: BLE001 - transformers raises many kinds for a foreign folder
+        if "Weights only load failed" in str(e) and "GLOBAL" in str(e):
+            raise BackendUnavailable(
+                f"the weights in {path} hold Python objects besides tensors; they are not loaded "
+                f"(that would run code from the file): pass a checkpoint folder with "
+                f".safetensors weights to {FLAG}") from None
         first = (str(e).splitlines() or [""])[0][:140]
         raise BackendUnavailable(
             f"{path} cannot be loaded as an image-text-to-text model ({type(e).__name__}: {first}); "

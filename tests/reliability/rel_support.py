@@ -7,7 +7,7 @@ from pathlib import Path
 
 import conftest
 from db import queries
-from pipeline.records import SearchFilters
+from db.records import SearchFilters
 from services import database
 
 FIGHT = "clips/fight/fi001.mp4"  # 2 s, a violent highlight: the cheapest clip with a frame

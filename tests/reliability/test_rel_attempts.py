@@ -109,3 +109,23 @@ def test_rerun_switches_frames_with_the_events(completed):
     assert not any((root / k).exists() for k in frames)  # the old run's frames, after commit
     v = video(s, out.video_id)
     assert v.status is JobStatus.COMPLETED and v.last_attempt_status is None
+
+
+@pytest.mark.db
+def test_an_attempt_left_processing_is_closed_by_the_next(db_settings):
+    from db import store
+
+    with database_conn(db_settings) as conn:
+        vid = store.create_video(conn, "v.mp4", "/x/v.mp4")
+        first = store.mark_processing(conn, vid, 1, "gone")  # its worker died: never ended
+        second = store.mark_processing(conn, vid, 2, "here")
+        store.end_attempt(conn, vid, JobStatus.CANCELLED, "stopped")
+        rows = conn.execute("SELECT run_id, status FROM db_run WHERE video_id = %s ORDER BY run_id",
+                            (vid,)).fetchall()
+    assert rows == [(first, "failed"), (second, "cancelled")]
+
+
+def database_conn(settings):
+    from services import database
+
+    return database.connect(settings)

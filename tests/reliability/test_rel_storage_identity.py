@@ -50,3 +50,17 @@ def test_second_s3_upload_with_the_same_name_keeps_the_first(s3_settings):
     assert first.key != second.key and first.bucket == second.bucket
     assert storage.read_bytes(s3_settings, first) == b"camera one"
     assert storage.read_bytes(s3_settings, second) == b"camera two"
+
+
+def test_stored_uploads_are_labelled_by_name(db_settings):
+    from types import SimpleNamespace
+
+    from services.sources import stored_videos
+
+    storage.put_video(db_settings, "entrance.mp4", io.BytesIO(b"camera one"))
+    storage.put_video(db_settings, "entrance.mp4", io.BytesIO(b"camera two"))
+    storage.put_video(db_settings, "lobby.mp4", io.BytesIO(b"lobby"))
+    labels = sorted(v.label for v in stored_videos(SimpleNamespace(settings=db_settings)))
+    assert labels[2] == "lobby.mp4"
+    assert labels[0].startswith("entrance.mp4 (") and labels[1].startswith("entrance.mp4 (")
+    assert labels[0] != labels[1]

@@ -53,3 +53,18 @@ def test_plain_text_folds_lines_and_caps_length():
     assert plain_text(None) == ""
     assert strip_bidi("a\u202eb") == "ab"
     assert plain_text("👨\u200d👩\u200d👧") == "👨\u200d👩\u200d👧"  # joiners of emoji stay
+
+
+@pytest.mark.parametrize("raw", ["DATABASE_URL", "Fall01.mp4 at 0:04.2", "postgresql://h:5/db",
+                                 "it's \"quoted\" (1 event)".replace("(", "").replace(")", "")])
+def test_md_text_leaves_plain_text_readable(raw):
+    """Only what markdown would interpret is escaped, so messages stay greppable."""
+    assert md_text(raw) == raw
+
+
+@pytest.mark.parametrize("raw", ["1. one", "- item", "+ item", "# heading", "= x", "12) x",
+                                 "_em_", "__strong__", ":smile: :material/error:"])
+def test_md_text_block_and_emphasis_markers(raw):
+    html, text = _rendered_text(md_text(raw))
+    assert html.startswith("<p>") and html.count("<") == 2, html
+    assert text == raw

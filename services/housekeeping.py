@@ -1,0 +1,108 @@
+"""Before and after a run: what a picked video is (length, frame rate, size), deleting a video
+(its rows, vectors, tracks, review marks, highlight frames and, for an upload, the file) and
+clearing failed jobs from the history."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+from db.records import StoredObject
+from pipeline.records import JobStatus
+from services import database, timefmt
+from services.errors import JobConflict, ServiceError
+
+log = logging.getLogger("va.services.housekeeping")
+
+
+@dataclass(frozen=True)
+class VideoFacts:
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    is_image: bool
+
+    @property
+    def text(self) -> str:
+        if self.is_image:
+            return f"a photo, {self.width}×{self.height}"
+        return (f"{timefmt.duration(self.duration_s)} long, {self.fps:.2f} fps, "
+                f"{self.width}×{self.height}")
+
+
+def _local_file(settings, uri: str) -> Path | None:
+    if uri.startswith("s3://"):
+        return None
+    if uri.startswith("local:"):
+        from services import storage
+
+        return storage.local_path(settings, uri[len("local:"):])
+    return Path(uri)
+
+
+def source_facts(settings, uri: str) -> VideoFacts | None:
+    """Length, frame rate and size of a local video (library or upload); None for an S3 video
+    (known after its download) or a file that is not a video (the run says why)."""
+    from pipeline.sampling import probe_video
+
+    try:
+        path = _local_file(settings, uri)
+        if path is None or not path.is_file():
+            return None
+        info = probe_video(path)
+    except (PipelineError, ServiceError, OSError) as e:
+        log.debug("no facts for %s: %s", uri, e)
+        return None
+    return VideoFacts(duration_s=info.duration_s, fps=info.fps, width=info.width,
+                      height=info.height, is_image=info.is_image)
+
+
+def delete_video(settings, video_id: int) -> str:
+    """Delete a video: its row, events, vectors, tracks and review marks (one transaction), its
+    highlight frames, and the file when it is an upload in the workbench's storage (a library
+    file or an S3 source is the analyst's and stays). Refused while its analysis runs."""
+    from db import queries, store
+    from services import storage
+
+    with database.pooled(settings) as conn:
+        v = queries.get_video(conn, int(video_id))
+        if v is None:
+            raise ServiceError(f"video {video_id} does not exist (any more); reload the page")
+        if v.status in (JobStatus.PENDING, JobStatus.PROCESSING):
+            raise JobConflict(f"{v.name} is being analysed; cancel its analysis first, then "
+                              f"delete it")
+        frames = store.delete_video(conn, int(video_id))
+    storage.get_storage(settings).delete(frames)
+    uri = v.source_uri or ""
+    if uri.startswith("local:videos/"):
+        storage.get_storage(settings).delete([StoredObject(None, uri[len("local:"):])])
+        return f"Deleted {v.name}: its results, {len(frames)} highlight frame(s) and the upload."
+    return f"Deleted {v.name}'s results and {len(frames)} highlight frame(s); the source stays."
+
+
+def delete_upload(settings, uri: str) -> None:
+    """Delete an uploaded file that has no analysis (e.g. a file that is not a video)."""
+    from services import storage
+
+    if not uri.startswith("local:videos/"):
+        raise ServiceError("only files uploaded to the workbench can be deleted here")
+    storage.get_storage(settings).delete([StoredObject(None, uri[len("local:"):])])
+
+
+def clear_failed(settings) -> int:
+    """Remove failed and cancelled jobs (and anything they stored) from the history."""
+    from db import queries
+
+    done = 0
+    with database.pooled(settings) as conn:
+        ids = [v.video_id for v in queries.list_videos(
+            conn, statuses=[JobStatus.FAILED.value, JobStatus.CANCELLED.value])]
+    for vid in ids:
+        try:
+            delete_video(settings, vid)
+            done += 1
+        except ServiceError as e:  # restarted meanwhile
+            log.info("not cleared: %s", e)
+    return done
