@@ -97,7 +97,7 @@ def main() -> int:
     for i in range(args.videos):
         c = base / "clips" / f"{args.clip.stem}_{i}{args.clip.suffix}"
         c.parent.mkdir(parents=True, exist_ok=True)
-        c.symlink_to(args.clip.resolve())
+        shutil.copyfile(args.clip, c)  # a copy: a symlink resolves to the same source (one video)
         clips.append(c)
     url = args.database_url or connection.start_embedded(base / "pg", cleanup_mode="delete")
     try:
