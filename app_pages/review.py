@@ -145,6 +145,7 @@ else:
             "state": [i.state_label for i in items],
             "type": [i.event.event_type for i in items],
             "time": [i.time_text for i in items],
+            "tracks": [", ".join(map(str, i.tracks)) for i in items],
             "video": [i.video_name for i in items],
             "confidence": [round(i.event.confidence, 2) for i in items],
         })

@@ -60,11 +60,34 @@ def stored_videos(svc: Services) -> list[VideoSource]:
     return out
 
 
+def check_upload(name: str, data: bytes) -> None:
+    """Refuse, before anything is stored or queued, an upload that is not a video or photo the
+    engine can open (a text file named bad.mp4). The reason names the file, never a server
+    path."""
+    import tempfile
+
+    from pipeline.errors import PipelineError
+    from pipeline.sampling import probe_video
+
+    with tempfile.TemporaryDirectory(prefix="va-check-") as tmp:
+        path = Path(tmp) / f"upload{Path(name).suffix.lower()}"
+        path.write_bytes(data)
+        try:
+            probe_video(path)
+        except PipelineError as e:
+            reason = " ".join(str(e).replace(str(path), name).replace(tmp, "").split())
+            raise StorageError(
+                f"{name} is not a video or photo the workbench can read ({reason[:200]}); "
+                f"nothing was stored. Upload a video (.mp4, .avi, .mov, .mkv, ...) or a photo "
+                f"(.jpg, .png)") from e
+
+
 def save_upload(svc: Services, filename: str, data: bytes) -> VideoSource:
     """Store an uploaded video through the storage module (S3 ``videos/`` or the local folder)."""
     from services import storage
 
     name = Path(filename).name
+    check_upload(name, data)
     obj = storage.put_video(svc.settings, name, io.BytesIO(data))
     return VideoSource(label=name, uri=storage.source_uri(svc.settings, obj), origin="upload",
                        size_bytes=len(data))

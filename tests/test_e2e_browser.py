@@ -160,6 +160,24 @@ def _accuracy_row(page, kind: str) -> str:
     return row.inner_text() if row.count() else ""
 
 
+def _check_player(page, PlaywrightTimeout) -> None:
+    """The player stands where its caption says ('Plays from 0:02.0, ...')."""
+    caption = page.get_by_text(re.compile(r"^Plays from ")).first.inner_text()
+    m = re.match(r"Plays from (the start|(\d+):(\d\d(?:\.\d)?))", caption)
+    assert m, caption
+    start = 0.0 if m.group(1) == "the start" else int(m.group(2)) * 60 + float(m.group(3))
+    video = page.locator('[data-testid="stMain"] video').first
+    video.wait_for()
+    try:  # the player seeks once the video's metadata is loaded
+        page.wait_for_function("([v, s]) => v.readyState >= 1 && "
+                               "Math.abs(v.currentTime - s) < 0.6",
+                               arg=[video.element_handle(), start], timeout=30_000)
+    except PlaywrightTimeout:
+        pass  # the assertion below says what the player did
+    state = video.evaluate("v => [v.readyState, v.currentTime, v.error?.code]")
+    assert abs(state[1] - start) < 0.6, (state, start, caption)
+
+
 def test_analyst_flow_in_a_real_browser(server):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
@@ -264,21 +282,13 @@ def test_analyst_flow_in_a_real_browser(server):
                          has_text=re.compile(r"Open$")).first.click()
             page.get_by_role("heading", name="Video detail").wait_for()
             page.get_by_role("heading", name=re.compile(r"^Event \d+: ")).wait_for()
-            caption = page.get_by_text(re.compile(r"^Plays from ")).first.inner_text()
-            m = re.match(r"Plays from (the start|(\d+):(\d\d(?:\.\d)?))", caption)
-            assert m, caption
-            start = 0.0 if m.group(1) == "the start" else int(m.group(2)) * 60 + float(
-                m.group(3))
-            video = page.locator('[data-testid="stMain"] video').first
-            video.wait_for()
-            try:  # the player seeks once the video's metadata is loaded
-                page.wait_for_function("([v, s]) => v.readyState >= 1 && "
-                                       "Math.abs(v.currentTime - s) < 0.6",
-                                       arg=[video.element_handle(), start], timeout=30_000)
-            except PlaywrightTimeout:
-                pass  # the assertion below says what the player did
-            state = video.evaluate("v => [v.readyState, v.currentTime, v.error?.code]")
-            assert abs(state[1] - start) < 0.6, (state, start, caption)
+            _check_player(page, PlaywrightTimeout)
+            # Picking the video's incident beside the player plays it from just before.
+            page.locator('[data-testid="stMain"] [data-testid="stButton"] button',
+                         has_text=re.compile(r"(falling|collapse) · \d")).first.click()
+            page.get_by_role("heading", name=re.compile(r"^Event \d+: (falling|collapse) "))\
+                .wait_for()
+            _check_player(page, PlaywrightTimeout)
             expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
             _shot(page, "video", doc=True)
         finally:

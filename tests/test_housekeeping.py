@@ -84,3 +84,18 @@ def test_source_facts(tmp_path, db_settings):
     bad.write_text("hello")
     assert housekeeping.source_facts(db_settings, str(bad)) is None
     assert housekeeping.source_facts(db_settings, "s3://b/videos/x.mp4") is None
+
+
+def test_a_bad_upload_is_refused_before_it_is_stored(db_settings):
+    """issue 13, defect 4: a text file named bad.mp4 was stored and queued, and its error
+    showed a server path."""
+    from services import sources
+    from services.setup import Services
+
+    svc = Services(db_settings)
+    with pytest.raises(sources.StorageError) as e:
+        sources.save_upload(svc, "bad.mp4", b"this is not a video")
+    msg = str(e.value)
+    assert msg.startswith("bad.mp4 is not a video or photo") and "nothing was stored" in msg
+    assert "/tmp" not in msg and "va-check" not in msg and str(db_settings.data_dir) not in msg
+    assert not list((db_settings.data_dir / "storage").rglob("bad.mp4"))
