@@ -100,6 +100,7 @@ class Settings:
     attributes: str = "age_gender"  # age_gender | faceres | mivolo
     orientation: str = "keypoints"  # keypoints | mebow
     action: str = "pose_rules"  # pose_rules | vlm
+    violence: str = "learned"  # learned (models/violence.json) | rule (the limb-speed baseline)
     scene: str = "template"  # template | bedrock | openai
     embedder: str = "minilm"  # minilm | titan
     answerer: str = "auto"  # auto | extractive | bedrock | openai

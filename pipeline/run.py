@@ -191,7 +191,8 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
 
     t = time.perf_counter()
     episodes = hl.find_episodes(observations, info, sampled_fps, detector=backends.detector,
-                                reader=reader, dense_detector=backends.dense)
+                                reader=reader, dense_detector=backends.dense,
+                                violence=getattr(backends, "violence", None))
     stage_ms["highlights"] += (time.perf_counter() - t) * 1000.0
     t = time.perf_counter()
     clean = postprocess.clean(observations, episodes, frames_sampled=done, sampled_fps=sampled_fps,

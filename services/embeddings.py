@@ -71,6 +71,20 @@ def _where(xyxy: Sequence[float], frame_size: tuple[int, int] | None) -> str:
     return " in the middle"
 
 
+def _incident(event: Event) -> str:
+    """The incident's people and extent: ", one incident with persons 3 and 5 from 00:04 to
+    00:07"."""
+    ids = [int(t) for t in event.track_ids]
+    start, end = event.start_t_s, event.end_t_s
+    out = ""
+    if len(ids) > 1:
+        out += (", one incident with persons " + ", ".join(str(t) for t in ids[:-1])
+                + f" and {ids[-1]}")
+    if start is not None and end is not None and float(end) - float(start) >= 1.0:
+        out += f" from {mmss(float(start))} to {mmss(float(end))}"
+    return out
+
+
 def event_sentence(event: Event, frame_size: tuple[int, int] | None = None) -> str:
     """One sentence describing the event, for full-text search and embeddings."""
     et = EventType(event.event_type)
@@ -83,6 +97,8 @@ def event_sentence(event: Event, frame_size: tuple[int, int] | None = None) -> s
     label = event.orientation_label
     if label is not None and label in _ORIENTATION:
         text += f", {_ORIENTATION[label]}"
+    if et is not EventType.PERSON:
+        text += _incident(event)
     if event.scene_description:
         scene = " ".join(event.scene_description.split())[:SCENE_CHARS]
         text += f"; scene: {scene}"
