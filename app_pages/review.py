@@ -182,14 +182,11 @@ def _accuracy_table(rows, first: str, with_precision: bool) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-a1, a2 = st.columns(2, gap="medium")
-with a1:
-    st.markdown("**Per event type**")
-    if by_type:
-        st.table(_accuracy_table(by_type, "type", True).set_index("type"))
-    else:
-        st.caption("No incidents yet.")
-with a2:
-    st.markdown("**Per video**")
-    if by_video:
-        st.table(_accuracy_table(by_video, "video", False).set_index("video"))
+st.markdown("**Per event type**")
+if by_type:
+    st.table(_accuracy_table(by_type, "type", True).set_index("type"))
+else:
+    st.caption("No incidents yet.")
+st.markdown("**Per video**")
+if by_video:
+    st.table(_accuracy_table(by_video, "video", False).set_index("video"))

@@ -24,10 +24,12 @@ def person_label(o: PersonObservation, event: str | None = None) -> str:
 
 
 def annotate_frame(image_rgb: np.ndarray, people: Sequence[PersonObservation],
-                   focus_obj_id: int | None = None, event: str | None = None,
+                   focus_obj_id: int | Sequence[int] | None = None, event: str | None = None,
                    caption: str | None = None) -> np.ndarray:
-    """A copy of ``image_rgb`` with ``people`` drawn; the ``focus_obj_id`` person carries the
-    ``event`` name in its label. Returns RGB uint8."""
+    """A copy of ``image_rgb`` with ``people`` drawn; the ``focus_obj_id`` person (or people)
+    carries the ``event`` name in its label. Returns RGB uint8."""
+    focus = ({focus_obj_id} if isinstance(focus_obj_id, (int, np.integer))
+             else set(focus_obj_id or ()))
     import supervision as sv
 
     scene = np.ascontiguousarray(image_rgb[:, :, ::-1]).copy()  # supervision/cv2 draw in BGR
@@ -39,7 +41,7 @@ def annotate_frame(image_rgb: np.ndarray, people: Sequence[PersonObservation],
         dets = sv.Detections(xyxy=np.array([o.xyxy for o in people], np.float32),
                              confidence=np.array([o.det_confidence for o in people], np.float32),
                              class_id=np.zeros(len(people), int), tracker_id=ids)
-        labels = [person_label(o, event if o.obj_id == focus_obj_id else None) for o in people]
+        labels = [person_label(o, event if o.obj_id in focus else None) for o in people]
         scene = sv.BoxAnnotator(thickness=thick, color_lookup=sv.ColorLookup.TRACK).annotate(
             scene, dets)
         kp = np.array([o.keypoints for o in people], np.float32).reshape(-1, 17, 3)

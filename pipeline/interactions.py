@@ -105,13 +105,16 @@ def dense_windows(observations: Sequence[PersonObservation], sampled_fps: float,
 
 
 def find_interaction_episodes(observations: Sequence[PersonObservation],
-                              frame_size: tuple[int, int], sampled_fps: float) -> list[Episode]:
+                              frame_size: tuple[int, int], sampled_fps: float,
+                              violent: Sequence[Episode] | None = None) -> list[Episode]:
     """Violent, grabbing and anomaly episodes (see the module docstring for the rules).
 
     ``frame_size`` is (width, height) in pixels; ``sampled_fps`` the sampling rate of
-    ``observations`` (only used to bound gaps when timestamps are irregular)."""
+    ``observations`` (only used to bound gaps when timestamps are irregular). ``violent``: the
+    violent episodes found by a violence backend (``pipeline.violence``); None: this module's
+    limb-speed rule."""
     tracks = _motion_tracks(observations, frame_size)
-    episodes = _violent(tracks)
+    episodes = _violent(tracks) if violent is None else list(violent)
     violent_spans = [(e.obj_id, e.start_t_s, e.end_t_s) for e in episodes] + [
         (o, e.start_t_s, e.end_t_s) for e in episodes for o in e.other_obj_ids]
     episodes += _grabbing(tracks, violent_spans)

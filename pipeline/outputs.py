@@ -30,6 +30,7 @@ import numpy as np
 
 from pipeline import thresholds as T
 from pipeline.errors import Cancelled, PipelineError
+from pipeline.incidents import track_ids
 from pipeline.records import (
     Episode, Event, EventType, Frame, Highlight, PersonObservation, VideoInfo,
 )
@@ -113,7 +114,7 @@ def event_attributes(e: Event) -> dict:
         attrs["raw_action"] = e.raw_action.value
         attrs["action_confidence"] = e.action_confidence
     if e.start_t_s is not None or e.end_t_s is not None:
-        attrs.update(start_t_s=e.start_t_s, end_t_s=e.end_t_s,
+        attrs.update(start_t_s=e.start_t_s, end_t_s=e.end_t_s, track_ids=list(e.track_ids),
                      other_obj_ids=list(e.other_track_ids))
     attrs.update({k: _jsonable(v) for k, v in dict(e.extra).items()})
     return attrs
@@ -216,8 +217,12 @@ def render_highlights(dest: Path, episodes: Sequence[Episode],
             continue
         frame = frames[0]
         people = _people_at(frame, by_frame, sampled, detector, e)
-        img = annotate_frame(frame.image, people, focus_obj_id=e.obj_id, event=e.event_type.value,
-                             caption=f"{e.peak_t_s:.1f}s {e.event_type.value} #{e.obj_id}")
+        involved = track_ids(e)
+        if len(involved) > 1:  # an incident of several people: show those, not the bystanders
+            people = [o for o in people if o.obj_id in involved] or people
+        who = " ".join(f"#{t}" for t in involved)
+        img = annotate_frame(frame.image, people, focus_obj_id=involved, event=e.event_type.value,
+                             caption=f"{e.peak_t_s:.1f}s {e.event_type.value} {who}")
         after = _fall_aftermath(e, observations, reader) if e.event_type is EventType.FALLING else None
         if after is not None:  # a fall's onset alone shows someone upright: show them down too
             frame2, people2 = after
@@ -229,7 +234,8 @@ def render_highlights(dest: Path, episodes: Sequence[Episode],
         out.append((e, Highlight(t_s=e.peak_t_s, frame_number=e.peak_frame_number,
                                  event_type=e.event_type, obj_id=e.obj_id,
                                  confidence=e.confidence, file=f"{HIGHLIGHTS_DIR}/{name}",
-                                 start_t_s=e.start_t_s, end_t_s=e.end_t_s)))
+                                 start_t_s=e.start_t_s, end_t_s=e.end_t_s,
+                                 track_ids=track_ids(e))))
     return out
 
 
@@ -278,7 +284,8 @@ def write_outputs(output_dir: Path, info: VideoInfo, observations: Sequence[Pers
         (tmp / HIGHLIGHTS_JSON).write_text(json.dumps([
             {"timestamp": round(h.t_s, 3), "event_type": h.event_type.value, "obj_id": h.obj_id,
              "confidence": h.confidence, "file": h.file, "frame_number": h.frame_number,
-             "start": h.start_t_s, "end": h.end_t_s} for h in highlights], indent=1))
+             "start": h.start_t_s, "end": h.end_t_s, "track_ids": list(h.track_ids)}
+            for h in highlights], indent=1))
         if should_stop and should_stop():
             raise Cancelled("the run was stopped while writing outputs; no output file was written")
         _move_into_place(tmp, output_dir)

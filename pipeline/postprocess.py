@@ -20,6 +20,7 @@ from typing import Sequence
 
 from pipeline import thresholds as T
 from pipeline.attributes import summarize_attributes
+from pipeline.incidents import track_ids
 from pipeline.records import (
     Action, AgeGroup, Episode, Event, EventType, Gender, PersonObservation, TrackSummary,
     frozen_mapping,
@@ -163,7 +164,7 @@ def clean(observations: Sequence[PersonObservation], episodes: Sequence[Episode]
             age=s.age if s else None, orientation_deg=near.orientation_deg if near else None,
             scene_description=near.scene_description if near else None,
             keypoints=near.keypoints if near else (),
-            track_ids=(e.obj_id,) + tuple(t for t in e.other_obj_ids if t != e.obj_id),
+            track_ids=track_ids(e),
             start_t_s=e.start_t_s, end_t_s=e.end_t_s,
             extra=frozen_mapping({"reason": e.reason})))
     events.sort(key=lambda ev: (ev.t_s, ev.obj_id, ev.event_type.value))

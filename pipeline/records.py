@@ -348,6 +348,7 @@ class Highlight:
     file: str  # relative to the output folder, e.g. "highlights/4.3s_falling.jpg"
     start_t_s: float | None = None  # the episode's extent
     end_t_s: float | None = None
+    track_ids: tuple[int, ...] = ()  # the people involved (obj_id first)
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,23 @@ class HighlightItem:
     video_name: str
 
     @property
+    def track_ids(self) -> tuple[int, ...]:
+        """The people of the incident: the stored ``track_ids``, else the event's track."""
+        if self.event.track_ids:
+            return tuple(int(t) for t in self.event.track_ids)
+        return () if self.event.obj_id is None else (int(self.event.obj_id),)
+
+    @property
+    def tracks_label(self) -> str:
+        ids = self.track_ids
+        if not ids:
+            return "no track"
+        return (f"track {ids[0]}" if len(ids) == 1
+                else "tracks " + ", ".join(str(t) for t in ids))
+
+    @property
     def caption(self) -> str:
-        track = f"track {self.event.obj_id}" if self.event.obj_id is not None else "no track"
-        return f"{self.event.event_type} · {mmss(self.event.t_s)} · {track}"
+        return f"{self.event.event_type} · {mmss(self.event.t_s)} · {self.tracks_label}"
 
     @property
     def frame(self) -> StoredObject | None:

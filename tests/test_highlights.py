@@ -56,8 +56,11 @@ def test_fall_clip_gives_a_timed_fall_highlight(engine, gt, tmp_path, name):
     result = _run(engine, rel, tmp_path)
     hits = [h for h in result.highlights if h.event_type in FALL_TYPES]
     assert hits, f"{name}: no fall/collapse highlight; got {result.highlights}"
-    ok = [h for h in hits if abs(h.t_s - onset) <= (1.0 if h.event_type is EventType.FALLING else 1.5)]
+    # one incident: the fall and the lying after it (no separate collapse), within 1.0 s
+    assert len(hits) == 1, f"{name}: {[(h.event_type.value, h.t_s, h.obj_id) for h in hits]}"
+    ok = [h for h in hits if h.event_type is EventType.FALLING and abs(h.t_s - onset) <= 1.0]
     assert ok, f"{name}: onset {onset}s, highlights at {[(h.event_type.value, h.t_s) for h in hits]}"
+    assert not [h for h in result.highlights if h.event_type is EventType.VIOLENT]
     # the highlight frame exists, is listed in highlights.json and named {t:.1f}s_{event}.jpg
     h = ok[0]
     assert (result.output_dir / h.file).is_file()
@@ -80,20 +83,26 @@ def test_no_fall_highlight_on_clips_without_a_fall(engine, gt, tmp_path, rel):
     falls = [(h.event_type.value, h.t_s, h.obj_id) for h in result.highlights
              if h.event_type in FALL_TYPES]
     assert not falls, f"{rel}: false fall alarm(s) {falls}"
+    fights = [(h.t_s, h.track_ids) for h in result.highlights if h.event_type is EventType.VIOLENT]
+    assert not fights, f"{rel}: false violent incident(s) {fights}"
 
 
 @pytest.mark.slow
 def test_violent_highlights_on_fights_only(engine, tmp_path):
-    """Issue target: a violent highlight on >= 3 of the 4 fight clips and <= 1 of the 4 calm
-    ones (measured: 4 and 0); no fall or collapse on the calm ones either."""
+    """Exactly one violent incident on each of the 4 dev fights (with the people involved, not
+    everyone in the frame), none on the 4 calm clips; no fall or collapse on those either. The
+    dev clips are among the training clips of models/violence.json: this checks the product's
+    wiring, not the model (models/violence.md has the grouped cross-validation)."""
     def highlights(name):
         return _run(engine, f"clips/fight/{name}.mp4", tmp_path / name).highlights
 
-    fights = {n: [h.t_s for h in highlights(n) if h.event_type is EventType.VIOLENT] for n in FIGHTS}
+    fights = {n: [(h.t_s, h.track_ids) for h in highlights(n) if h.event_type is EventType.VIOLENT]
+              for n in FIGHTS}
     calm = {n: highlights(n) for n in CALM}
-    assert sum(bool(v) for v in fights.values()) >= 3, fights
+    assert all(len(v) == 1 for v in fights.values()), fights
+    assert all(len(v[0][1]) >= 2 for v in fights.values()), fights
     violent_calm = {n: [h.t_s for h in v if h.event_type is EventType.VIOLENT] for n, v in calm.items()}
-    assert sum(bool(v) for v in violent_calm.values()) <= 1, violent_calm
+    assert not any(violent_calm.values()), violent_calm
     falls = {n: [h.t_s for h in v if h.event_type in FALL_TYPES] for n, v in calm.items()}
     assert not any(falls.values()), falls
 
@@ -132,3 +141,38 @@ def test_sparse_run_gets_dense_windows_for_interactions(engine):
     eps = find_episodes(obs, v.info, v.info.fps / 20, detector=b.detector, dense_detector=b.dense,
                         reader=lambda s, e, st: read_frames(v.info.path, s, e, st, v.info, v.keyframes))
     assert any(e.event_type is EventType.VIOLENT for e in eps), eps
+
+
+def _write_video(path, frames, fps):
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for f in frames:
+        out.write(f[:, :, ::-1])
+    out.release()
+
+
+@pytest.mark.slow
+def test_a_fight_inside_a_long_video_is_one_incident_located_within_a_second(engine, tmp_path):
+    """A 21 s video of one camera: 8 s still, people walking (nofi001, 3.1 s), the fight of fi001
+    (2.1 s), then 8 s still. People are close the whole time, more than the dense budget: the
+    engine re-analyses the most agitated stretches densely, and the classifier finds one violent
+    incident on the fight (the cut from nofi001 to fi001 is where the fight starts)."""
+    from pipeline.run import run_video
+    from pipeline.sampling import iter_frames, probe_video
+
+    calm = [f.image for f in iter_frames(data_path("clips/fight/nofi001.mp4"))]
+    fight = [f.image for f in iter_frames(data_path("clips/fight/fi001.mp4"))]
+    fps = probe_video(data_path("clips/fight/fi001.mp4")).fps
+    before = [calm[0]] * int(8 * fps) + calm  # a still scene, then people walking
+    path = tmp_path / "long.mp4"
+    _write_video(path, before + fight + [fight[-1]] * int(8 * fps), fps)
+    start, end = len(before) / fps, (len(before) + len(fight)) / fps
+    settings, backends = engine
+    result = run_video(path, tmp_path / "out", settings, backends=backends)
+    fights = [h for h in result.highlights if h.event_type is EventType.VIOLENT]
+    assert len(fights) == 1, [(h.t_s, h.start_t_s, h.end_t_s) for h in fights]
+    h = fights[0]
+    assert start - 1.0 <= h.t_s <= end + 1.0, (start, end, h)
+    assert abs(h.start_t_s - start) <= 1.0, (start, end, h)

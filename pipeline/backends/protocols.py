@@ -7,7 +7,7 @@ from typing import Mapping, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from pipeline.records import (
-    ActionEstimate, Attributes, ChatReply, Frame, Orientation, PersonDetections,
+    ActionEstimate, Attributes, ChatReply, Episode, Frame, Orientation, PersonDetections,
     PersonObservation, SceneCaption,
 )
 
@@ -55,6 +55,17 @@ class SceneDescriber(Protocol):
 
     def describe(self, frame: Frame, observations: Sequence[PersonObservation]) -> SceneCaption:
         """A plain-language description of the frame."""
+
+
+@runtime_checkable
+class ViolenceDetector(Protocol):
+    name: str
+
+    def episodes(self, observations: Sequence[PersonObservation],
+                 motion: Mapping[int, np.ndarray] | None,
+                 frame_size: tuple[int, int]) -> list[Episode]:
+        """Violent episodes in densely sampled, tracked observations; ``motion`` maps a frame
+        number to its difference with the previous sampled frame (``pipeline.violence``)."""
 
 
 @runtime_checkable

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 from pipeline.errors import BackendUnavailable
 from pipeline.backends.protocols import (
     ActionRecognizer, AttributeEstimator, OrientationEstimator, PersonDetector, SceneDescriber,
+    ViolenceDetector,
 )
 
 #: Settings every backend may read (where it runs, its threads, the shipped weights' folder).
@@ -68,12 +69,20 @@ BACKENDS: tuple[BackendSpec, ...] = (
     BackendSpec("action", "pose_rules", "pipeline.actions:load_pose_rules"),
     BackendSpec("action", "vlm", "pipeline.backends.vlm:load_vlm_actions", ("vlm_path",),
                 _set("vlm_path")),
+    # Violent episodes in the dense observations: the learned classifier (models/violence.json)
+    # or the hand-set limb-speed rule it replaced (the baseline of models/violence.md).
+    BackendSpec("violence", "learned", "pipeline.violence:load_learned"),
+    BackendSpec("violence", "rule", "pipeline.violence:load_rule"),
     BackendSpec("scene", "template", "pipeline.scene:load_template_scene"),
     BackendSpec("scene", "bedrock", "pipeline.backends.bedrock:load_bedrock_scene",
                 ("bedrock_region", "bedrock_claude_model", "aws_region"), _set("bedrock_region")),
     BackendSpec("scene", "openai", "pipeline.backends.openai_compat:load_openai_scene",
                 ("openai_base_url", "openai_model", "openai_api_key"), _set("openai_base_url")),
-    BackendSpec("embedder", "minilm", "pipeline.backends.minilm:load_minilm"),
+    # all-MiniLM-L6-v2 through onnxruntime (no torch); the same vectors (model name) as the
+    # sentence-transformers one, which VA_EMBEDDER=minilm-torch selects.
+    BackendSpec("embedder", "minilm", "pipeline.backends.minilm_onnx:load_minilm_onnx",
+                ("cpu_threads",)),
+    BackendSpec("embedder", "minilm-torch", "pipeline.backends.minilm:load_minilm", ("device",)),
     BackendSpec("embedder", "titan", "pipeline.backends.bedrock:load_titan_embedder",
                 ("bedrock_region", "bedrock_embed_model", "aws_region"), _set("bedrock_region")),
     # Search answers (services.answer); no chat backend = extractive answers.
@@ -92,10 +101,11 @@ del _b
 #: The Settings field naming each stage's backend, and its environment variable.
 STAGE_SETTING = {"detector": "detector", "proposals": "proposals", "attributes": "attributes",
                  "orientation": "orientation", "action": "action", "scene": "scene",
-                 "embedder": "embedder", "chat": "answerer"}
+                 "violence": "violence", "embedder": "embedder", "chat": "answerer"}
 SETTING_FOR_STAGE = {stage: "VA_" + field.upper() for stage, field in STAGE_SETTING.items()}
 #: The stages ``load_backends`` builds for an analysis (the embedder and chat belong to search).
-ANALYSIS_STAGES = ("detector", "proposals", "attributes", "orientation", "action", "scene")
+ANALYSIS_STAGES = ("detector", "proposals", "attributes", "orientation", "action", "scene",
+                   "violence")
 
 
 def spec(stage: str, name: str) -> BackendSpec:
@@ -149,6 +159,7 @@ class Backends:
     action: ActionRecognizer
     scene: SceneDescriber
     dense_detector: PersonDetector | None = None  # for the dense passes; None: ``detector``
+    violence: ViolenceDetector | None = None  # None: the limb-speed rule
 
     @property
     def dense(self) -> PersonDetector:
@@ -161,6 +172,7 @@ class Backends:
             "detector": self.detector.name, "dense_detector": self.dense.name,
             "attributes": self.attributes.name, "orientation": self.orientation.name,
             "action": self.action.name, "scene": self.scene.name,
+            "violence": self.violence.name if self.violence is not None else "rule",
         }
 
 
@@ -176,6 +188,7 @@ def load_backends(settings: Any) -> Backends:
         orientation=load_backend("orientation", settings.orientation, settings),
         action=load_backend("action", settings.action, settings),
         scene=load_backend("scene", settings.scene, settings),
+        violence=load_backend("violence", getattr(settings, "violence", "learned"), settings),
     )
 
 
