@@ -37,6 +37,8 @@ def _parse(f, name: str, raw: str):
         return _bool(name, raw)
     if kind == "int":
         return _int(name, raw, minimum=f.metadata.get("min"), maximum=f.metadata.get("max"))
+    if kind == "float":
+        return _float(name, raw, minimum_exclusive=f.metadata.get("above"))
     if kind == "Path":
         return Path(raw).expanduser()
     if f.metadata.get("upper"):
@@ -54,6 +56,16 @@ def _bool(name: str, raw: str) -> bool:
     if v in {"0", "false", "no", "off", ""}:
         return False
     raise SettingsError(f"{name}={raw!r} is not a boolean; set it to 1 or 0")
+
+
+def _float(name: str, raw: str, minimum_exclusive: float | None = None) -> float:
+    try:
+        v = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number; set it to e.g. 1.5") from None
+    if v != v or (minimum_exclusive is not None and v <= minimum_exclusive):
+        raise SettingsError(f"{name}={raw!r} must be a number above {minimum_exclusive}")
+    return v
 
 
 def _int(name: str, raw: str, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -77,7 +89,10 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 @dataclass(frozen=True)
 class Settings:
     # --- analysis ---------------------------------------------------------------------------
-    frame_skip: int = field(default=20, metadata={"min": 1, "max": MAX_FRAME_SKIP})
+    #: Sampled frames per second of video (the seed's rate: every 20th frame of 30 fps video).
+    sample_fps: float = field(default=1.5, metadata={"above": 0.0})
+    #: Analyse every Nth frame: when set (VA_FRAME_SKIP, --frame-skip) it wins over sample_fps.
+    frame_skip: int | None = field(default=None, metadata={"min": 1, "max": MAX_FRAME_SKIP})
     device: str = field(default="cpu", metadata={"choices": ("cpu", "cuda")})
     cpu_threads: int = field(default=2, metadata={"min": 1})  # onnxruntime threads (CPU backends)
     detector: str = "movenet"  # movenet | yolo
@@ -129,6 +144,15 @@ class Settings:
     job_source: str | None = None
     # --- misc -------------------------------------------------------------------------------
     log_level: str = field(default="INFO", metadata={"choices": LOG_LEVELS, "upper": True})
+
+    def frame_skip_for(self, fps: float) -> int:
+        """The frame skip of a video at ``fps``: ``frame_skip`` when given, else the skip that
+        samples closest to ``sample_fps`` (10 fps -> 7, 25 fps -> 17, 30 fps -> 20)."""
+        if self.frame_skip is not None:
+            return int(self.frame_skip)
+        if not fps or fps <= 0 or self.sample_fps <= 0:
+            return 1
+        return max(1, int(round(float(fps) / float(self.sample_fps))))
 
     @property
     def embedded_database(self) -> bool:

@@ -97,10 +97,21 @@ with left:
 
 with right:
     st.subheader("2. Options")
-    frame_skip = st.number_input(
-        "Analyse every Nth frame", min_value=1, max_value=300, value=int(settings.frame_skip),
-        step=1, key="analyze.frame_skip",
-        help="20 on a 30 fps video = 1.5 frames per second. Smaller is slower and finer.")
+    sample_fps = st.number_input(
+        "Sampled frames per second", min_value=0.1, max_value=30.0,
+        value=float(settings.sample_fps), step=0.5, format="%.1f", key="analyze.sample_fps",
+        help="1.5 = every 20th frame of a 30 fps video, every 7th of a 10 fps camera. Higher is "
+             "slower and finer.")
+    if settings.frame_skip is not None:
+        st.caption(f"VA_FRAME_SKIP={settings.frame_skip} is set: every "
+                   f"{settings.frame_skip}th frame is analysed whatever the rate.")
+    if source is not None:
+        est = wb.estimate_source(settings, source.uri, float(sample_fps))
+        if est is not None:
+            how = " (a short clip: analysed densely for fights)" if est.dense else ""
+            st.caption(f"{est.frames_sampled} sampled frames, every {est.frame_skip}th frame"
+                       f"{how}; about {wb.mmss(est.seconds)} to analyse and store on 2 CPU "
+                       f"cores.")
     device = st.selectbox("Device", caps.devices, key="analyze.device",
                           help="cuda is offered only when a GPU is visible.")
     with st.expander("Models", expanded=False):
@@ -121,7 +132,7 @@ with right:
 
     if st.button("Start analysis", type="primary", key="analyze.start",
                  icon=":material/play_arrow:", width="stretch"):
-        options = wb.AnalysisOptions(frame_skip=int(frame_skip), device=device, detector=detector,
+        options = wb.AnalysisOptions(sample_fps=float(sample_fps), device=device, detector=detector,
                                      attributes=attributes, orientation=orientation,
                                      action=action, scene=scene)
         try:

@@ -154,6 +154,9 @@ class EventBatch:
     vectors: np.ndarray | None = None
     model: str | None = None
     tracks: Sequence[TrackSummary] = ()
+    #: The events (indices) that carry ``vectors``, in their order; None: every event, one each.
+    #: The engine embeds one sentence per track segment or incident, stored on its first event.
+    vector_rows: Sequence[int] | None = None
 
 
 #: Binary COPY types of ``("event_id",) + EVENT_COLUMNS``. Binary COPY is ~25% cheaper for the
@@ -223,10 +226,14 @@ def replace_events(conn, video_id: int, batch: EventBatch) -> int:
         raise ValueError(f"{n} events need as many sentences ({len(batch.sentences)}) and "
                          f"thumbnails ({len(batch.thumbnails)})")
     vecs = None
+    vec_rows = list(range(n)) if batch.vector_rows is None else [int(i) for i in batch.vector_rows]
     if batch.vectors is not None:
-        if batch.model is None or batch.vectors.shape[0] != n or batch.vectors.ndim != 2:
-            raise ValueError(f"vectors must be ({n}, dim) with a model name, got "
+        if (batch.model is None or batch.vectors.ndim != 2
+                or batch.vectors.shape[0] != len(vec_rows)):
+            raise ValueError(f"vectors must be ({len(vec_rows)}, dim) with a model name, got "
                              f"{None if batch.vectors is None else batch.vectors.shape}")
+        if any(not 0 <= i < n for i in vec_rows) or len(set(vec_rows)) != len(vec_rows):
+            raise ValueError(f"vector_rows must be distinct event indices below {n}")
         vecs = np.ascontiguousarray(batch.vectors, dtype=np.float32)
     rows = (event_row(video_id, i, e, s, t) for i, (e, s, t) in
             enumerate(zip(batch.events, batch.sentences, batch.thumbnails)))
@@ -242,7 +249,7 @@ def replace_events(conn, video_id: int, batch: EventBatch) -> int:
         if vecs is not None and n:
             dim = int(vecs.shape[1])
             vectors.ensure_index(conn, batch.model, dim)
-            copy_vectors(conn, zip(ids, vecs), batch.model, dim)
+            copy_vectors(conn, zip((ids[i] for i in vec_rows), vecs), batch.model, dim)
         if batch.tracks:
             with conn.cursor() as cur:
                 cur.executemany(

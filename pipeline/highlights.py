@@ -249,19 +249,77 @@ def active_windows(windows: Sequence[tuple[float, float]],
     return out
 
 
-def _within_budget(windows: list[tuple[float, float]], duration_s: float) -> list[tuple[float, float]]:
-    """The first windows whose total length stays within ``DENSE_MAX_FRACTION`` of the video
-    (or ``DENSE_MIN_BUDGET_S``): a crowd close together all the time must not turn the run into
-    a dense one."""
+def _within_budget(windows: list[tuple[float, float]], duration_s: float,
+                   observations: Sequence[PersonObservation] = ()) -> list[tuple[float, float]]:
+    """The windows to re-analyse, within ``DENSE_MAX_FRACTION`` of the video (or
+    ``DENSE_MIN_BUDGET_S``): a crowd close together all the time must not turn the run into a
+    dense one. When they all fit, all of them; otherwise the windows are cut into
+    ``DENSE_PIECE_S`` pieces and the most agitated pieces of the sparse pass (``_agitation``:
+    overlapping boxes of close people, moving) are taken, in time order."""
     budget = max(T.DENSE_MIN_BUDGET_S, T.DENSE_MAX_FRACTION * max(duration_s, 0.0))
-    out, used = [], 0.0
-    for a, b in windows:
+    if sum(b - a for a, b in windows) <= budget:
+        return list(windows)
+    pieces = [(a + k * T.DENSE_PIECE_S, min(b, a + (k + 1) * T.DENSE_PIECE_S))
+              for a, b in windows for k in range(int(np.ceil((b - a) / T.DENSE_PIECE_S - 1e-9)))]
+    ranked = sorted(pieces, key=lambda p: -_agitation(p, observations))
+    chosen, used = [], 0.0
+    for a, b in ranked:
         if used + (b - a) > budget:
-            log.info("dense re-analysis budget used up: %d window(s) skipped", len(windows) - len(out))
             break
-        out.append((a, b))
+        chosen.append((a, b))
         used += b - a
-    return out
+    log.info("dense re-analysis budget: %.0f of %.0f s chosen by agitation", used,
+             sum(b - a for a, b in windows))
+    out: list[list[float]] = []
+    for a, b in sorted(chosen):
+        if out and a <= out[-1][1] + 1e-6:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return [(a, b) for a, b in out]
+
+
+def _agitation(piece: tuple[float, float], observations: Sequence[PersonObservation]) -> float:
+    """How much a stretch of the sparse pass looks like a scuffle: per sampled frame, the box
+    overlap (IoU) of close people plus how far those people moved since their previous sample
+    (body heights per second); the stretch's highest frame."""
+    a, b = piece
+    prev: dict[int, PersonObservation] = {}
+    by_frame: dict[int, list[PersonObservation]] = {}
+    for o in sorted(observations, key=lambda o: o.t_s):
+        if a - 2.0 <= o.t_s <= b:
+            by_frame.setdefault(o.frame_number, []).append(o)
+    best = 0.0
+    for f in sorted(by_frame):
+        obs = by_frame[f]
+        score = 0.0
+        for i, p in enumerate(obs):
+            for q in obs[i + 1:]:
+                h = max(1.0, (p.xyxy[3] - p.xyxy[1] + q.xyxy[3] - q.xyxy[1]) / 2)
+                d = np.hypot((p.xyxy[0] + p.xyxy[2] - q.xyxy[0] - q.xyxy[2]) / 2,
+                             (p.xyxy[1] + p.xyxy[3] - q.xyxy[1] - q.xyxy[3]) / 2) / h
+                if d > T.VIOLENT_MAX_DISTANCE_BH:
+                    continue
+                score += _iou(p.xyxy, q.xyxy)
+                for o in (p, q):
+                    last = prev.get(o.obj_id)
+                    if last is not None and o.t_s > last.t_s:
+                        move = np.hypot((o.xyxy[0] + o.xyxy[2] - last.xyxy[0] - last.xyxy[2]) / 2,
+                                        (o.xyxy[1] + o.xyxy[3] - last.xyxy[1] - last.xyxy[3]) / 2)
+                        score += 0.5 * min(2.0, move / h / (o.t_s - last.t_s))
+        if obs[0].t_s >= a:
+            best = max(best, score)
+        for o in obs:
+            prev[o.obj_id] = o
+    return best
+
+
+def _iou(p, q) -> float:
+    ix = max(0.0, min(p[2], q[2]) - max(p[0], q[0]))
+    iy = max(0.0, min(p[3], q[3]) - max(p[1], q[1]))
+    inter = ix * iy
+    union = (p[2] - p[0]) * (p[3] - p[1]) + (q[2] - q[0]) * (q[3] - q[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def dense_observations(windows: Sequence[tuple[float, float]], main: Sequence[PersonObservation],
@@ -349,7 +407,7 @@ def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sa
     if reader is not None and detector is not None and sample_dt > 2 * dense_dt:
         windows = active_windows(interactions.dense_windows(observations, sampled_fps),
                                  observations)
-        windows = _within_budget(windows, info.duration_s)
+        windows = _within_budget(windows, info.duration_s, observations)
         if windows:
             extra = dense_observations(windows, observations, info, reader,
                                        dense_detector or detector, dense_dt)

@@ -22,7 +22,7 @@ from pipeline.interactions import interaction_frame_skip
 from pipeline.records import (
     Frame, PersonDetections, PersonObservation, RunProgress, RunResult, SceneCaption,
 )
-from pipeline.sampling import VideoFrames, probe_video, read_frames
+from pipeline.sampling import Prefetch, VideoFrames, probe_video, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,9 @@ def _observations(frame: Frame, persons: PersonDetections, attrs, orients, actio
 
 def pass_detector(info, frame_skip: int, settings, backends):
     """The detector of the sampled pass: a clip sampled densely for interactions (shorter than
-    ``DENSE_CLIP_MAX_S``, so ``frame_skip`` is below the setting) uses the dense one; stills and
+    ``DENSE_CLIP_MAX_S``, so ``frame_skip`` is below the setting's) uses the dense one; stills and
     regularly sampled videos use the main detector."""
-    dense = not info.is_image and frame_skip < settings.frame_skip
+    dense = not info.is_image and frame_skip < settings.frame_skip_for(info.fps)
     return backends.dense if dense else backends.detector
 
 
@@ -124,7 +124,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
 
         backends = load_backends(settings)
     stop = should_stop or (lambda: False)
-    frame_skip = effective_frame_skip(info, settings.frame_skip)
+    frame_skip = effective_frame_skip(info, settings.frame_skip_for(info.fps))
     detector = pass_detector(info, frame_skip, settings, backends)
     frames = VideoFrames(path, frame_skip, info)
     total = frames.expected_samples
@@ -139,46 +139,49 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     scenes: list[SceneCaption] = []
     done = 0
     covered: tuple[float, float] | None = None
-    frame_iter = iter(frames)
-    while True:
-        if stop():
-            raise Cancelled(f"analysis of {path.name} was stopped after {done} sampled frames; "
-                            f"no output file was written")
-        t = time.perf_counter()
-        try:
-            frame = next(frame_iter)
-        except StopIteration:
+    frame_iter = Prefetch(frames)  # the next frames decode while the models run
+    try:
+        while True:
+            if stop():
+                raise Cancelled(f"analysis of {path.name} was stopped after {done} sampled frames; "
+                                f"no output file was written")
+            t = time.perf_counter()
+            try:
+                frame = next(frame_iter)
+            except StopIteration:
+                stage_ms["decode"] += (time.perf_counter() - t) * 1000.0
+                break
             stage_ms["decode"] += (time.perf_counter() - t) * 1000.0
-            break
-        stage_ms["decode"] += (time.perf_counter() - t) * 1000.0
-        covered = (frame.t_s if covered is None else covered[0], frame.t_s)
-        persons = _stage("detector", stage_ms, lambda f: detector.detect([f])[0], frame)
-        persons = _stage("tracking", stage_ms, tracker.update, persons, frame.t_s)
-        if persons.tracker_id is not None and len(persons):
-            persons = persons[persons.tracker_id >= 0]  # low-score detections matching no track
-        if len(persons):
-            attrs = _stage("attributes", stage_ms, backends.attributes.estimate, frame, persons)
-            orients = _stage("orientation", stage_ms, backends.orientation.estimate, frame, persons)
-            hist_view = {k: tuple(v) for k, v in history.items()}
-            actions = _stage("action", stage_ms, backends.action.recognize, frame, persons,
-                             hist_view)
-            rows = _observations(frame, persons, attrs, orients, actions)
-        else:
-            rows = []
-        if frame.sample_index % SCENE_EVERY_SAMPLES == 0:
-            cap = _stage("scene", stage_ms, backends.scene.describe, frame, rows)
-            scenes.append(cap)
-            rows = [dataclasses.replace(r, scene_description=cap.text) for r in rows]
-        observations.extend(rows)
-        for r in rows:
-            h = history.setdefault(r.obj_id, deque())
-            h.append(r)
-            while h and r.t_s - h[0].t_s > keep_s:
-                h.popleft()
-        for oid in [k for k, v in history.items() if v and frame.t_s - v[-1].t_s > T.TRACK_LOST_S]:
-            del history[oid]
-        done += 1
-        progress(ANALYSIS_SHARE * min(1.0, done / total), "analysing frames", done)
+            covered = (frame.t_s if covered is None else covered[0], frame.t_s)
+            persons = _stage("detector", stage_ms, lambda f: detector.detect([f])[0], frame)
+            persons = _stage("tracking", stage_ms, tracker.update, persons, frame.t_s)
+            if persons.tracker_id is not None and len(persons):
+                persons = persons[persons.tracker_id >= 0]  # low-score detections matching no track
+            if len(persons):
+                attrs = _stage("attributes", stage_ms, backends.attributes.estimate, frame, persons)
+                orients = _stage("orientation", stage_ms, backends.orientation.estimate, frame, persons)
+                hist_view = {k: tuple(v) for k, v in history.items()}
+                actions = _stage("action", stage_ms, backends.action.recognize, frame, persons,
+                                 hist_view)
+                rows = _observations(frame, persons, attrs, orients, actions)
+            else:
+                rows = []
+            if frame.sample_index % SCENE_EVERY_SAMPLES == 0:
+                cap = _stage("scene", stage_ms, backends.scene.describe, frame, rows)
+                scenes.append(cap)
+                rows = [dataclasses.replace(r, scene_description=cap.text) for r in rows]
+            observations.extend(rows)
+            for r in rows:
+                h = history.setdefault(r.obj_id, deque())
+                h.append(r)
+                while h and r.t_s - h[0].t_s > keep_s:
+                    h.popleft()
+            for oid in [k for k, v in history.items() if v and frame.t_s - v[-1].t_s > T.TRACK_LOST_S]:
+                del history[oid]
+            done += 1
+            progress(ANALYSIS_SHARE * min(1.0, done / total), "analysing frames", done)
+    finally:
+        frame_iter.close()
 
     progress(ANALYSIS_SHARE, "finding events", done, force=True)
     if stop():

@@ -251,3 +251,58 @@ def read_frames(path: Path, start_frame: int, end_frame: int, step: int = 1,
     finally:
         container.close()
     return out
+
+
+class Prefetch:
+    """Iterate ``frames`` with the next ``depth`` frames decoded ahead on a thread: decoding (PyAV
+    releases the GIL) overlaps the models' work on the current frame. Errors of the decoder are
+    raised where the frame would have been; ``close()`` stops the thread early."""
+
+    _END = object()
+
+    def __init__(self, frames, depth: int = 2):
+        import queue
+        import threading
+
+        self._q: "queue.Queue" = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._fill, args=(iter(frames),), daemon=True,
+                                   name="va-decode")
+        self._t.start()
+
+    def _put(self, item) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fill(self, it) -> None:
+        try:
+            for frame in it:
+                if not self._put((frame, None)):
+                    return
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            self._put((None, e))
+            return
+        self._put((self._END, None))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Frame:
+        item, err = self._q.get()
+        if err is not None:
+            raise err
+        if item is self._END:
+            self._t.join()
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._t.join(timeout=5)

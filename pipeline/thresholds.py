@@ -18,6 +18,12 @@ DET_SMALL_PERSON_FRAC = 0.25  # median box height below this fraction of the fra
 DET_TILE_LONG_SIDE = 384  # tiles hold small people; 2x2 tiles at 384 see them at ~1.7x the full
 #   pass's scale (512 finds ~10% more people in vtest for 1.5x the cost)
 DET_TILE_OVERLAP = 0.3  # tiles overlap by this fraction of their size
+DET_FULL_PASS_EVERY = 3  # between two sampled frames of small people (consecutive samples of
+#   one video) only the tiles that hold the previous frame's people run, and no full-frame pass; every 3rd sampled frame (~2 s at 1.5 fps)
+#   the full pass and every tile run again, so people who come in are found within ~2 s
+DET_TILE_MOTION_FRAC = 0.2  # a previous box grown by this fraction of its height on each side
+#   where a tile can hold it so (a brisk step between samples); the tiles overlap by ~100 px, so
+#   a larger margin would force both tiles for everyone near an inner border
 DET_NMS_IOU = 0.5  # two boxes with more IoU are one person
 DET_NMS_IOMIN = 0.8  # ...or when the smaller box lies this much inside the larger one
 KP_MIN_SCORE = 0.25  # keypoints below this score are treated as unseen
@@ -86,6 +92,8 @@ COLLAPSE_MAX_GAP_S = 1.5  # missed detections of a lying person up to this long 
 EPISODE_MERGE_GAP_S = 2.0  # same-type episodes of one track this close are one episode
 DENSE_MAX_FRACTION = 0.3  # at most this fraction of a video is re-analysed densely...
 DENSE_MIN_BUDGET_S = 10.0  # ...or this many seconds, whichever is more
+DENSE_PIECE_S = 2.0  # windows over the budget are cut into pieces this long; the most agitated
+#   pieces of the sparse pass (close people's boxes overlapping and moving) are re-analysed
 DENSE_CHUNK_S = 2.0  # dense windows are decoded this many seconds at a time (bounded memory)
 DENSE_MIN_BODY_PX = 120  # sparse runs re-analyse close people densely for interactions only
 #   when at least two are this tall (px): on smaller bodies keypoint jitter of a few pixels

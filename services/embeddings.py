@@ -8,9 +8,11 @@ The sentence is what full-text search indexes and what the embedder turns into a
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -101,6 +103,50 @@ def event_sentence(event: Event, frame_size: tuple[int, int] | None = None) -> s
         scene = " ".join(event.scene_description.split())[:SCENE_CHARS]
         text += f"; scene: {scene}"
     return text
+
+
+def search_sentence(event: Event, frame_size: tuple[int, int] | None = None) -> str:
+    """What the vector of an event's segment says: its sentence without the time and the scene
+    (who, doing what, where, facing where). Equal for every sampled frame of one track segment."""
+    text = event_sentence(dataclasses.replace(event, scene_description=None), frame_size)
+    return text.split(" ", 2)[2] if text.startswith("at ") else text
+
+
+@dataclass(frozen=True)
+class EmbeddingPlan:
+    """Which texts to embed for a run's events, and which events carry the vectors: one vector per
+    track segment (consecutive rows of one track that read the same) or incident (every
+    highlight event), stored on the segment's first event; identical texts are embedded once."""
+
+    texts: tuple[str, ...]  # distinct texts, embedded once each
+    rows: tuple[int, ...]  # event index carrying each stored vector
+    text_of_row: tuple[int, ...]  # the text (index into ``texts``) of each of ``rows``
+
+    def vectors(self, text_vectors: np.ndarray) -> np.ndarray:
+        """(len(rows), dim): the vector of each carrying event."""
+        return np.asarray(text_vectors, np.float32)[list(self.text_of_row)]
+
+
+def embedding_plan(events: Sequence[Event], frame_size: tuple[int, int] | None = None
+                   ) -> EmbeddingPlan:
+    texts: dict[str, int] = {}
+    rows: list[int] = []
+    text_of_row: list[int] = []
+    last: dict[int, tuple[str, float]] = {}  # track -> (text, time) of its latest person row
+    order = sorted(range(len(events)), key=lambda i: (events[i].t_s, i))
+    for i in order:
+        e = events[i]
+        text = search_sentence(e, frame_size)
+        incident = EventType(e.event_type) is not EventType.PERSON
+        oid = int(e.obj_id)
+        if not incident:
+            prev = last.get(oid)
+            last[oid] = (text, e.t_s)
+            if prev is not None and prev[0] == text:
+                continue  # same segment: its first row carries the vector
+        rows.append(i)
+        text_of_row.append(texts.setdefault(text, len(texts)))
+    return EmbeddingPlan(texts=tuple(texts), rows=tuple(rows), text_of_row=tuple(text_of_row))
 
 
 # --- embedder -----------------------------------------------------------------------------------

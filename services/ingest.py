@@ -241,7 +241,7 @@ def analyze_source(source: str, settings, video_id: int | None = None,
 
     from db import store
     from services import database
-    from services.embeddings import embed_texts, event_sentence, load_embedder
+    from services.embeddings import embed_texts, embedding_plan, event_sentence, load_embedder
     from services.storage import get_storage
 
     t0 = time.monotonic()
@@ -252,13 +252,26 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     validate_name(vname, "video name")
     storage = get_storage(settings)
     _check_input(storage, source)  # a missing path or a non-video: < 2 s, no row, no model
-    database.get_pool(settings)  # reachable and migrated, or a one-line error naming the setting
-    database.mark_stale_jobs(settings)
+    # Start-up work runs side by side: the database (embedded: a server process to start) while
+    # the analysis models load; the embedder loads in the background while the engine runs and
+    # is joined only when the sentences are ready.
+    from concurrent.futures import ThreadPoolExecutor
+
+    prep = ThreadPoolExecutor(2, thread_name_prefix="va-prep")
+    embedder_future = prep.submit(load_embedder, settings)
+
+    def open_database():
+        database.get_pool(settings)  # reachable and migrated, or a one-line error
+        database.mark_stale_jobs(settings)
+
+    db_future = prep.submit(open_database)
+    prep.shutdown(wait=False)
     if backends is None:  # bad weights or settings fail here, before any row is touched
         from pipeline.backends.registry import load_backends
 
         backends = load_backends(settings)
-    embedder = load_embedder(settings)
+    db_future.result()
+    start_ms = (time.monotonic() - t0) * 1000.0
     vid = find_or_create_video(settings, source, vname, video_id)
 
     from db.connection import deadline
@@ -294,7 +307,7 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                 progress.set_span(SPAN_ANALYSIS)
                 from pipeline.run import run_video
 
-                usage_before = _usage(backends, embedder)
+                usage_before = _usage(backends)
                 result = run_video(Path(local_path), out_dir, settings, backends=backends,
                                    on_progress=progress, should_stop=progress.should_stop)
             out_complete = result.output_dir
@@ -306,9 +319,16 @@ def analyze_source(source: str, settings, video_id: int | None = None,
 
             frame_size = (result.video.width, result.video.height)
             sentences = [event_sentence(e, frame_size) for e in result.events]
+            plan = embedding_plan(result.events, frame_size)
+            t_embed = time.monotonic()
+            embedder = embedder_future.result()  # loaded while the engine ran
+            embedder_usage_before = _usage(None, embedder)
             progress.set_span(SPAN_EMBED)
-            vecs = embed_texts(embedder, sentences, on_progress=progress,
-                               should_stop=progress.should_stop) if sentences else None
+            vecs = plan.vectors(embed_texts(embedder, plan.texts, on_progress=progress,
+                                            should_stop=progress.should_stop)) \
+                if plan.texts else None
+            embed_ms = (time.monotonic() - t_embed) * 1000.0
+            t_store = time.monotonic()
             if progress.should_stop():
                 raise Cancelled("stopped before storing the events")
             progress.report(98.0, "storing events", len(sentences), len(sentences), force=True)
@@ -317,17 +337,20 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                 old_thumbs = store.thumbnail_keys(conn, vid)
                 n = store.replace_events(conn, vid, store.EventBatch(
                     events=result.events, sentences=sentences, thumbnails=thumbs, vectors=vecs,
-                    model=embedder.name if vecs is not None else None, tracks=result.tracks))
+                    model=embedder.name if vecs is not None else None, tracks=result.tracks,
+                    vector_rows=plan.rows if vecs is not None else None))
                 store.set_video_info(conn, vid, result.video)
                 store.complete_run(
                     conn, vid, run_id,
-                    token_usage=_usage_delta(usage_before, _usage(backends, embedder)),
+                    token_usage=_usage_delta(usage_before, _usage(backends))
+                    | _usage_delta(embedder_usage_before, _usage(None, embedder)),
                     warning=warning, coverage=store.RunCoverage(
                         frames_decoded=result.frames_decoded,
                         frames_undecodable=result.frames_skipped_undecodable,
                         covered_from_s=(result.covered_s or (None, None))[0],
                         covered_to_s=(result.covered_s or (None, None))[1]))
             committed = True
+            store_ms = (time.monotonic() - t_store) * 1000.0
         except Cancelled as e:
             if progress.lost is not None:
                 reason = (f"lost the database connection mid-run ({_one_line(progress.lost)}); "
@@ -380,7 +403,9 @@ def analyze_source(source: str, settings, video_id: int | None = None,
         video_id=vid, name=vname, status=JobStatus.COMPLETED, n_events=n,
         n_highlights=sum(1 for t in thumbs if t is not None), n_embedded=0 if vecs is None else len(vecs),
         embedding_model=embedder.name if vecs is not None else None, output_dir=result.output_dir,
-        elapsed_s=time.monotonic() - t0, warning=warning)
+        elapsed_s=time.monotonic() - t0, warning=warning, frames_sampled=result.frames_sampled,
+        stage_ms={**dict(result.stage_ms), "start": round(start_ms, 1),
+                  "embed": round(embed_ms, 1), "store": round(store_ms, 1)})
     log.info(outcome.summary())
     return outcome
 

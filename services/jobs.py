@@ -45,6 +45,7 @@ class AnalysisOptions:
     """What the analyst chose on the Analyze page; ``None`` keeps the setting's value."""
 
     frame_skip: int | None = None
+    sample_fps: float | None = None  # sampled frames per second; frame_skip wins when set
     device: str | None = None
     detector: str | None = None
     attributes: str | None = None

@@ -1,8 +1,9 @@
 """Records of the service layer: answers with their citations, and the outcome of an ingest."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 from pipeline.records import JobStatus, mmss
 
@@ -43,6 +44,10 @@ class IngestOutcome:
     output_dir: Path | None
     elapsed_s: float
     warning: str | None = None
+    frames_sampled: int = 0
+    #: ms per stage: the engine's (decode, detector...) and the job's own (start: database and
+    #: models, embed, store)
+    stage_ms: Mapping[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         return (f"video {self.video_id} ({self.name}): {self.status.value}; {self.n_events} events, "

@@ -29,6 +29,7 @@ from services.events_table import (
     EVENT_TABLE_COLUMNS, EventQuery, events_csv, events_table, get_event, list_events,
     video_names,
 )
+from services.estimate import estimate_source
 from services.job_store import DbJobStore
 from services.job_views import JobView, get_video, job_views, list_videos, start_analysis
 from services.jobs import AnalysisOptions, JobClient, QueueSnapshot
@@ -59,7 +60,7 @@ __all__ = [
     "Capabilities", "DbJobStore", "EventQuery", "Hit", "HighlightItem", "JobClient", "JobStatus",
     "JobView", "QueueSnapshot", "SearchEmbedder", "SearchFilters", "SearchView", "Services",
     "StoredEvent", "StoredObject", "TrackCard", "TrackSummary", "VideoRecord", "VideoSource",
-    "capabilities", "events_csv", "events_table", "frame_bytes", "get_event", "get_video",
+    "capabilities", "estimate_source", "events_csv", "events_table", "frame_bytes", "get_event", "get_video",
     "highlights", "job_views", "library_videos", "list_events", "list_videos",
     "load_search_embedder", "load_settings", "make_runner", "mmss", "open_services",
     "person_crops", "player_width", "run_search", "save_upload", "settings_key",

@@ -37,6 +37,8 @@ def test_start_from_the_library_shows_progress_then_done(app, db_settings):
     link_clips(app, "clips/intel/classroom.mp4")
     at = new_app().run()
     assert at.selectbox(key="analyze.library").value == "classroom.mp4"
+    # before launch: the sampled frames and an estimated time at the chosen rate
+    assert any("sampled frames" in c and "to analyse" in c for c in texts(at, "caption"))
     at.button(key="analyze.start").click().run()
     assert not at.exception, at.exception
     vid = at.session_state["analyze.video_id"]
@@ -65,7 +67,7 @@ def test_start_from_the_library_shows_progress_then_done(app, db_settings):
 def test_a_reload_during_a_run_shows_the_live_progress_and_can_cancel(app, db_settings):
     link_clips(app, "clips/pedestrians/vtest_first20s.mp4")
     first = new_app().run()
-    first.number_input(key="analyze.frame_skip").set_value(2)
+    first.number_input(key="analyze.sample_fps").set_value(5.0)  # every 2nd frame at 10 fps
     first.button(key="analyze.start").click().run()
     vid = first.session_state["analyze.video_id"]
     wait_for(lambda: (lambda v: v.status is JobStatus.PROCESSING and (v.frames_done or 0) > 1

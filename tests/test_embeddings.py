@@ -1,4 +1,5 @@
-"""pipeline/backends/minilm.py and services/embeddings.py: the real offline MiniLM model."""
+"""pipeline/backends/minilm_onnx.py, minilm.py and services/embeddings.py: the real offline
+MiniLM model (ONNX by default, torch on request)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,10 +12,7 @@ from settings import Settings
 
 @pytest.fixture(scope="module")
 def embedder():
-    import torch
-
-    torch.set_num_threads(1)
-    return load_embedder(Settings())
+    return load_embedder(Settings())  # the default: onnxruntime, no torch
 
 
 def test_minilm_is_offline_384d_normalised(embedder):
@@ -62,6 +60,45 @@ def test_unknown_embedder_names_the_setting():
 
     with pytest.raises(BackendUnavailable, match="VA_EMBEDDER"):
         load_embedder(Settings(embedder="nope"))
+
+
+def test_one_vector_per_track_segment_or_incident():
+    from services.embeddings import embedding_plan, search_sentence
+
+    def person(t, oid, x, action=Action.WALKING, scene=None):
+        return Event(EventType.PERSON, t, int(t * 10), oid, (x, 0.0, x + 50.0, 200.0),
+                     AgeGroup.UNKNOWN, Gender.MALE, action, 0.8, scene_description=scene)
+
+    events = [person(0.0, 1, 10.0, scene="two men"), person(0.7, 1, 12.0), person(1.4, 1, 14.0),
+              person(0.0, 2, 300.0), person(0.7, 2, 300.0),
+              person(2.1, 1, 300.0),  # track 1 reaches the middle: a new segment
+              person(2.8, 1, 14.0),  # back at the left: the same text as its first segment
+              Event(EventType.FALLING, 3.0, 30, 1, (10.0, 0.0, 60.0, 200.0), AgeGroup.UNKNOWN,
+                    Gender.MALE, Action.FALLING, 0.9)]
+    plan = embedding_plan(events, (640, 480))
+    assert plan.rows == (0, 3, 5, 6, 7)  # first row of each segment, and the incident
+    assert len(plan.texts) == 3  # walking at the left, in the middle (both tracks), the fall
+    assert search_sentence(events[0], (640, 480)) == "a man was walking near the left edge"
+    assert plan.texts[plan.text_of_row[0]] == plan.texts[plan.text_of_row[3]]
+    vecs = plan.vectors(np.eye(len(plan.texts), dtype=np.float32))
+    assert vecs.shape == (5, len(plan.texts))
+
+
+def test_onnx_and_torch_minilm_agree():
+    """The default (onnxruntime, no torch) and VA_EMBEDDER=minilm-torch give comparable vectors
+    under one model name (scripts/export_minilm_onnx.py made the ONNX file from the same
+    weights)."""
+    import torch
+
+    torch.set_num_threads(1)
+    texts = ["a person falls down", "a man was walking near the left edge, facing right",
+             "people fighting", "at 00:15 a woman, about 30, fell down to the floor (a fall)"]
+    onnx = load_embedder(Settings(embedder="minilm"))
+    ref = load_embedder(Settings(embedder="minilm-torch"))
+    assert onnx.name == ref.name == "all-MiniLM-L6-v2"
+    assert "torch" not in type(onnx).__module__
+    cos = (onnx.embed(texts) * ref.embed(texts)).sum(1)
+    assert cos.min() >= 0.99, cos
 
 
 def test_incident_sentence_names_the_people_and_the_extent():

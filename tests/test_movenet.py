@@ -80,3 +80,28 @@ def test_unknown_backend_name():
     with pytest.raises(BackendUnavailable) as ei:
         load_backend("detector", "nope", Settings())
     assert "movenet" in str(ei.value) and "VA_DETECTOR" in str(ei.value)
+
+
+def test_consecutive_samples_of_small_people_run_fewer_tiles(detector):
+    """Between full passes only the tiles holding the previous sample's people run; a frame out
+    of sequence (sample_index 0, a dense pass) gets the full pass and every tile again."""
+    import dataclasses
+
+    from pipeline import thresholds as T
+
+    clip = data_path("clips/pedestrians/vtest_first20s.mp4")
+    frames = [dataclasses.replace(f, sample_index=i) for i, f in
+              enumerate(read_frames(clip, 0, 14, 7))]  # samples 0, 1, 2 at 1.43 fps
+    assert T.DET_FULL_PASS_EVERY >= 3
+    calls, found = [], []
+    for f in frames:
+        c = detector.calls
+        found.append(detector.detect([f])[0])
+        calls.append(detector.calls - c)
+    assert calls[0] == 5  # full pass + 2x2 tiles
+    assert 1 <= calls[1] <= 4 and 1 <= calls[2] <= 4, calls
+    strong = [int((p.confidence >= 0.2).sum()) for p in found]
+    assert min(strong[1:]) >= strong[0] - 1, strong  # the same people are kept
+    c = detector.calls
+    detector.detect([dataclasses.replace(frames[2], sample_index=0)])
+    assert detector.calls - c == 5

@@ -9,6 +9,13 @@ model's cap is nearly reached, or the people found are small, the frame is also 
 overlapping tiles, each run at the same input size, and the detections merged (NMS; detections
 that touch a tile's inner border are dropped because the overlap shows that person whole in a
 neighbouring tile or in the full-frame pass).
+
+Consecutive sampled frames of small people (``Frame.sample_index`` n, n+1 of one video) cost
+less: only the 2x2 tiles needed to hold every person of the previous frame whole (boxes grown by
+``DET_TILE_MOTION_FRAC``) run, without the full-frame pass; every ``DET_FULL_PASS_EVERY``-th
+sampled frame, a frame where a previous person fits no tile, or one where the chosen tiles find
+nobody runs the full pass and every tile. Frames read out of sequence (dense passes, stills,
+``detect_image``) always get the full treatment.
 """
 from __future__ import annotations
 
@@ -54,6 +61,8 @@ class MoveNetDetector:
         self.min_person_score = float(min_person_score)
         self.tiles = tiles
         self.calls = 0  # model invocations (for the benchmark)
+        # (frame size, sample_index, people rows) of the previous sampled frame of small people
+        self._prev: tuple[tuple[int, int], int, np.ndarray] | None = None
 
     # -- one model call ---------------------------------------------------------------------
     def _run(self, image: np.ndarray, long_side: int | None = None) -> np.ndarray:
@@ -106,39 +115,48 @@ class MoveNetDetector:
             return 2, 2
         return (1, 2) if w >= h else (2, 1)
 
-    def _tiled(self, image: np.ndarray, grid: tuple[int, int]) -> list[np.ndarray]:
-        h, w = image.shape[:2]
+    @staticmethod
+    def _tile_rects(w: int, h: int, grid: tuple[int, int]) -> list[tuple[int, int, int, int]]:
         gr, gc = grid
         ov = T.DET_TILE_OVERLAP
         tw = int(math.ceil(w / (gc - (gc - 1) * ov))) if gc > 1 else w
         th = int(math.ceil(h / (gr - (gr - 1) * ov))) if gr > 1 else h
-        found = []
-        margin = 3.0
+        rects = []
         for r in range(gr):
             for c in range(gc):
                 x0 = 0 if gc == 1 else int(round(c * (w - tw) / (gc - 1)))
                 y0 = 0 if gr == 1 else int(round(r * (h - th) / (gr - 1)))
-                x1, y1 = min(w, x0 + tw), min(h, y0 + th)
-                rows = self._run(image[y0:y1, x0:x1], T.DET_TILE_LONG_SIDE)
-                if not len(rows):
-                    continue
-                rows = rows.copy()
-                # drop people cut by an inner tile border (they are whole in a neighbour)
-                keep = np.ones(len(rows), bool)
-                if x0 > 0:
-                    keep &= rows[:, 51] > margin
-                if y0 > 0:
-                    keep &= rows[:, 52] > margin
-                if x1 < w:
-                    keep &= rows[:, 53] < (x1 - x0) - 1 - margin
-                if y1 < h:
-                    keep &= rows[:, 54] < (y1 - y0) - 1 - margin
-                rows = rows[keep]
-                rows[:, 0:51:3] += x0
-                rows[:, 1:51:3] += y0
-                rows[:, [51, 53]] += x0
-                rows[:, [52, 54]] += y0
-                found.append(rows)
+                rects.append((x0, y0, min(w, x0 + tw), min(h, y0 + th)))
+        return rects
+
+    def _tiled(self, image: np.ndarray, grid: tuple[int, int],
+               only: list[int] | None = None) -> list[np.ndarray]:
+        h, w = image.shape[:2]
+        found = []
+        margin = 3.0
+        for k, (x0, y0, x1, y1) in enumerate(self._tile_rects(w, h, grid)):
+            if only is not None and k not in only:
+                continue
+            rows = self._run(image[y0:y1, x0:x1], T.DET_TILE_LONG_SIDE)
+            if not len(rows):
+                continue
+            rows = rows.copy()
+            # drop people cut by an inner tile border (they are whole in a neighbour)
+            keep = np.ones(len(rows), bool)
+            if x0 > 0:
+                keep &= rows[:, 51] > margin
+            if y0 > 0:
+                keep &= rows[:, 52] > margin
+            if x1 < w:
+                keep &= rows[:, 53] < (x1 - x0) - 1 - margin
+            if y1 < h:
+                keep &= rows[:, 54] < (y1 - y0) - 1 - margin
+            rows = rows[keep]
+            rows[:, 0:51:3] += x0
+            rows[:, 1:51:3] += y0
+            rows[:, [51, 53]] += x0
+            rows[:, [52, 54]] += y0
+            found.append(rows)
         return found
 
     # -- public -----------------------------------------------------------------------------
@@ -154,8 +172,68 @@ class MoveNetDetector:
         rows = _nms(np.concatenate(parts, axis=0))
         return _to_detections(rows)
 
+    def _tiles_holding(self, w: int, h: int, rows: np.ndarray) -> list[int]:
+        """The fewest 2x2 tiles (greedy cover) that hold each person of ``rows``: whole with the
+        motion margin when some tile can, else whole, else the tiles holding the box's centre
+        (a person astride an inner border is seen whole only after a step either way)."""
+        rects = np.asarray(self._tile_rects(w, h, (2, 2)), np.float32)
+        box = rows[:, 51:55].astype(np.float32)
+
+        def holds(grow: np.ndarray) -> np.ndarray:
+            g = np.stack([box[:, 0] - grow, box[:, 1] - grow, box[:, 2] + grow,
+                          box[:, 3] + grow], axis=1)
+            g = np.clip(g, 0, [w, h, w, h])
+            return ((g[:, None, 0] >= rects[None, :, 0]) & (g[:, None, 1] >= rects[None, :, 1])
+                    & (g[:, None, 2] <= rects[None, :, 2]) & (g[:, None, 3] <= rects[None, :, 3]))
+
+        moved = holds(T.DET_TILE_MOTION_FRAC * (box[:, 3] - box[:, 1]))
+        whole = holds(np.zeros(len(box), np.float32))
+        cx, cy = (box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2
+        centre = ((cx[:, None] >= rects[None, :, 0]) & (cx[:, None] <= rects[None, :, 2])
+                  & (cy[:, None] >= rects[None, :, 1]) & (cy[:, None] <= rects[None, :, 3]))
+        cand = np.where(moved.any(1)[:, None], moved,
+                        np.where(whole.any(1)[:, None], whole, centre))
+        need = cand.any(axis=1)
+        chosen: list[int] = []
+        while need.any():
+            k = int(np.argmax(cand[need].sum(axis=0)))
+            chosen.append(k)
+            need &= ~cand[:, k]
+        return sorted(chosen)
+
+    def _detect_sampled(self, frame: Frame) -> PersonDetections:
+        image = frame.image
+        h, w = image.shape[:2]
+        prev, self._prev = self._prev, None
+        only: list[int] | None = None
+        if (self.tiles and prev is not None and prev[0] == (w, h)
+                and prev[1] == frame.sample_index - 1
+                and frame.sample_index % T.DET_FULL_PASS_EVERY != 0):
+            only = self._tiles_holding(w, h, prev[2])
+        rows = None
+        if only:
+            parts = self._tiled(image, (2, 2), only)
+            rows = _nms(np.concatenate(parts, axis=0)) if parts else np.zeros((0, 56), np.float32)
+            if not len(rows):
+                rows = None  # nobody where people were: look at the whole frame
+        if rows is None:
+            rows = self._run(image)
+            parts = [rows]
+            grid = self._tile_grid(w, h, rows) if self.tiles else (1, 1)
+            if grid != (1, 1):
+                parts += self._tiled(image, grid)
+            rows = _nms(np.concatenate(parts, axis=0))
+            if grid != (2, 2):
+                return _to_detections(rows)
+        elif self._tile_grid(w, h, rows) != (2, 2):
+            return _to_detections(rows)  # people grew or left: next frame gets the full pass
+        self._prev = ((w, h), frame.sample_index, rows)
+        return _to_detections(rows)
+
     def detect(self, frames: Sequence[Frame]) -> list[PersonDetections]:
-        return [self.detect_image(f.image) for f in frames]
+        """People of each frame; consecutive sampled frames of small people run fewer tiles (see
+        the module docstring)."""
+        return [self._detect_sampled(f) for f in frames]
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -78,7 +78,11 @@ BACKENDS: tuple[BackendSpec, ...] = (
                 ("bedrock_region", "bedrock_claude_model", "aws_region"), _set("bedrock_region")),
     BackendSpec("scene", "openai", "pipeline.backends.openai_compat:load_openai_scene",
                 ("openai_base_url", "openai_model", "openai_api_key"), _set("openai_base_url")),
-    BackendSpec("embedder", "minilm", "pipeline.backends.minilm:load_minilm"),
+    # all-MiniLM-L6-v2 through onnxruntime (no torch); the same vectors (model name) as the
+    # sentence-transformers one, which VA_EMBEDDER=minilm-torch selects.
+    BackendSpec("embedder", "minilm", "pipeline.backends.minilm_onnx:load_minilm_onnx",
+                ("cpu_threads",)),
+    BackendSpec("embedder", "minilm-torch", "pipeline.backends.minilm:load_minilm", ("device",)),
     BackendSpec("embedder", "titan", "pipeline.backends.bedrock:load_titan_embedder",
                 ("bedrock_region", "bedrock_embed_model", "aws_region"), _set("bedrock_region")),
     # Search answers (services.answer); no chat backend = extractive answers.

@@ -1,0 +1,49 @@
+"""Before a run: how many frames the chosen sampling rate analyses and about how long the run
+takes, from the costs the bench measured (``pipeline/costs.py``). Only local videos (the library
+folder, the workbench's own storage) are probed; an S3 video is estimated after its download."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pipeline.costs import CostTable, RunEstimate, estimate_run
+from pipeline.errors import PipelineError
+
+log = logging.getLogger("va.services.estimate")
+
+
+def local_path(settings, uri: str) -> Path | None:
+    """The local file behind ``uri`` (a path or ``local:videos/x.mp4``), or None (S3)."""
+    if uri.startswith("s3://"):
+        return None
+    if uri.startswith("local:"):
+        from services.storage import validate_name
+
+        key = uri[len("local:"):]
+        for part in key.split("/"):
+            validate_name(part, "key part")  # no "..": a key never leaves the storage folder
+        return Path(settings.data_dir) / "storage" / key
+    return Path(uri)
+
+
+def estimate_source(settings, uri: str, sample_fps: float | None = None,
+                    costs: CostTable | None = None) -> RunEstimate | None:
+    """Sampled frames and estimated seconds for ``uri`` at ``sample_fps`` (None: the setting);
+    None when the video is not local or cannot be read (the run itself will say why)."""
+    from pipeline.sampling import probe_video
+
+    from services.errors import ServiceError
+
+    try:
+        path = local_path(settings, uri)
+    except ServiceError:
+        return None
+    if path is None or not path.is_file():
+        return None
+    try:
+        info = probe_video(path)
+    except PipelineError as e:
+        log.debug("no estimate for %s: %s", uri, e)
+        return None
+    s = settings.with_overrides(sample_fps=sample_fps) if sample_fps else settings
+    return estimate_run(info, s, costs)
