@@ -32,7 +32,7 @@ def test_progress_records_and_outputs(engine, tmp_path):
     assert any(p.eta_s is not None for p in seen)
     assert seen[-1].frames_done == result.frames_sampled > 0
     assert set(result.backends) == {"detector", "dense_detector", "attributes", "orientation",
-                                    "action", "scene"}
+                                    "action", "scene", "violence"}
     assert result.backends["detector"] == "movenet"
     assert result.backends["dense_detector"] == "movenet+yolov5"  # a 3 s clip is sampled densely
     assert {"decode", "detector", "tracking", "action", "outputs"} <= set(result.stage_ms)
