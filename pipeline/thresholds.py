@@ -90,8 +90,8 @@ DOWN_MAX_BOX_ASPECT = 1.0  # a box no taller than wide: the person is on the flo
 COLLAPSE_MIN_LYING_S = 3.0  # lying on the floor this long is a collapse
 COLLAPSE_MAX_GAP_S = 1.5  # missed detections of a lying person up to this long do not break it
 EPISODE_MERGE_GAP_S = 2.0  # same-type episodes of one track this close are one episode
-DENSE_MAX_FRACTION = 0.3  # at most this fraction of a video is re-analysed densely...
-DENSE_MIN_BUDGET_S = 10.0  # ...or this many seconds, whichever is more
+DENSE_MAX_FRACTION = 0.1  # at most this fraction of a video is re-analysed densely...
+DENSE_MIN_BUDGET_S = 6.0  # ...or this many seconds, whichever is more
 DENSE_PIECE_S = 2.0  # windows over the budget are cut into pieces this long; the most agitated
 #   pieces of the sparse pass (close people's boxes overlapping and moving) are re-analysed
 DENSE_CHUNK_S = 2.0  # dense windows are decoded this many seconds at a time (bounded memory)
