@@ -70,7 +70,9 @@ def test_dev_clips_then_search_and_answer(db_settings):
     hits = search("a person falls down", top_k=5, settings=db_settings)
     assert hits[0].event.video_id == ids["fall"], [h.event.sentence for h in hits]
     assert hits[0].event.event_type in ("falling", "collapse")
-    fights = search("people fighting", top_k=3, settings=db_settings)
+    # the fighters' own rows ("fighting with another person") and the incident both answer it
+    fights = search("people fighting", top_k=5, settings=db_settings)
+    assert fights[0].event.video_id == ids["fight"], [h.event.sentence for h in fights]
     assert any(h.event.video_id == ids["fight"] and h.event.event_type == "violent" for h in fights)
     a = answer("a person falls down", hits, settings=db_settings)
     assert a.relevant and f"[event {hits[0].event.event_id}, Fall01.mp4 00:0" in a.text
