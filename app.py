@@ -28,7 +28,8 @@ res.keep_filters()  # the pages' filters survive a visit to another page
 res.services()  # settings + database: a setup problem is one plain error here, and stops
 
 
-@st.fragment(run_every=2.0)
+# Same refresh as the Analyze page's progress, so the two bars read the same job state.
+@st.fragment(run_every=1.0)
 def _sidebar_jobs() -> None:
     """Running and queued analyses, visible (and live) on every page."""
     svc = res.services()

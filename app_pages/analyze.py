@@ -209,8 +209,8 @@ def live_jobs() -> None:
         return
     st.dataframe(
         [{"video": j.video_id, "name": j.name, "status": j.status.value,
-          "progress": round(j.percent), "stage": j.stage,
-          "frames": f"{j.frames_done or 0}/{j.frames_total}" if j.frames_total else "",
+          "progress": round(j.percent),
+          "stage": j.stage_text, "count": j.count_text,
           "ETA": wb.mmss(j.eta_s) if j.active and j.eta_s is not None else "",
           "events": j.n_events or 0, "attempts": j.attempts, "worker": j.worker or "",
           "problem": j.error or ""} for j in jobs],

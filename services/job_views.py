@@ -13,6 +13,17 @@ from services.vocab import ACTIVE
 from settings import Settings
 
 
+#: What each stage's done/total counts; stages not listed count nothing worth showing.
+_STAGE_UNITS = {"analysing frames": "frames", "finding events": "frames",
+                "writing outputs": "frames", "uploading highlights": "highlights",
+                "embedding": "sentences", "storing events": "events"}
+
+
+def count_unit(stage: str | None) -> str:
+    """The unit of a progress stage's done/total counts ("" when it counts nothing)."""
+    return _STAGE_UNITS.get(stage or "", "")
+
+
 @dataclass(frozen=True)
 class JobView:
     """A video's job state as the Analyze page shows it."""
@@ -37,10 +48,27 @@ class JobView:
     warning: str | None = None  # the completed result's warning (part of the video undecodable)
 
     @property
+    def count_text(self) -> str:
+        """The stage's own count with its unit ("frames 40/114", "highlights 1/10",
+        "sentences 64/127"); empty when the stage counts nothing or the job is not running
+        (a queued re-run keeps the last run's counts in its row, which are not this run's)."""
+        unit = count_unit(self.stage)
+        if not self.active or self.status is not JobStatus.PROCESSING or not unit \
+                or not self.frames_total:
+            return ""
+        return f"{unit} {self.frames_done or 0}/{self.frames_total}"
+
+    @property
+    def stage_text(self) -> str:
+        if self.stage == "done" and self.status is JobStatus.PROCESSING:
+            return "analysis done, storing"  # the engine's end, not the job's
+        return self.stage or self.status.value
+
+    @property
     def progress_text(self) -> str:
-        parts = [f"{self.percent:.0f}%", self.stage or self.status.value]
-        if self.frames_total:
-            parts.append(f"frames {self.frames_done or 0}/{self.frames_total}")
+        parts = [f"{self.percent:.0f}%", self.stage_text]
+        if self.count_text:
+            parts.append(self.count_text)
         if self.active and self.eta_s is not None:
             parts.append(f"ETA {mmss(self.eta_s)}")
         return " · ".join(parts)
