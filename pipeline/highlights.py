@@ -419,7 +419,8 @@ def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sa
     if violence is not None:
         from pipeline.violence import read_motion
 
-        motion = read_motion(dense_obs, reader) if reader is not None and dense_obs else None
+        motion = (read_motion(dense_obs, reader, getattr(violence, "backbone", None))
+                  if reader is not None and dense_obs else None)
         violent = violence.episodes(dense_obs, motion, (info.width, info.height))
     episodes += interactions.find_interaction_episodes(obs, (info.width, info.height), fps,
                                                        violent=violent)
