@@ -344,8 +344,10 @@ def dense_observations(windows: Sequence[tuple[float, float]], main: Sequence[Pe
         rows: list[PersonObservation] = []
         votes: dict[int, dict[int, int]] = {}
         # decoded in chunks so that memory does not grow with the window's length
-        frames = (fr for c0 in range(a, b + 1, chunk)
-                  for fr in reader(c0, min(b, c0 + chunk - 1), step))
+        # numbered 0, 1, 2... within the window, as the short-clip pass numbers its frames, so
+        # that the detector treats them as consecutive samples (fewer tiles: see movenet.py)
+        frames = (replace(fr, sample_index=k) for k, fr in enumerate(
+            fr for c0 in range(a, b + 1, chunk) for fr in reader(c0, min(b, c0 + chunk - 1), step)))
         for fr in frames:
             persons = tracker.update(detector.detect([fr])[0], fr.t_s)
             if not sampled:
