@@ -156,18 +156,18 @@ st.divider()
 @st.fragment(run_every=1.0)
 def live_jobs() -> None:
     try:
-        jobs = wb.job_views(settings, runner.snapshot())
+        jobs = res.job_views(settings)
     except wb.USER_ERRORS as e:
         res.show_error(e, "Cannot read the job list")
         return
-    active = [j for j in jobs if j.active]
+    active = [j for j in jobs if j.show_bar]
     st.subheader("3. Progress")
     if not active:
         st.caption("No analysis is running. Finished jobs are listed below.")
     for j in active:
         c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
         with c1:
-            st.markdown(f"**{md(j.name)}** (video {j.video_id}) — {j.status.value}")
+            st.markdown(f"**{md(j.name)}** (video {j.video_id}) — {j.status_text}")
             st.progress(min(1.0, j.percent / 100.0), text=j.progress_text)
         with c2:
             if st.button("Cancel", key=f"analyze.cancel.{j.video_id}",
@@ -208,7 +208,7 @@ def live_jobs() -> None:
         st.info("No videos analysed yet. Pick a video above and press Start analysis.")
         return
     st.dataframe(
-        [{"video": j.video_id, "name": j.name, "status": j.status.value,
+        [{"video": j.video_id, "name": j.name, "status": j.status_text,
           "progress": round(j.percent),
           "stage": j.stage_text, "count": j.count_text,
           "ETA": wb.mmss(j.eta_s) if j.active and j.eta_s is not None else "",

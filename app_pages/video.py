@@ -68,10 +68,24 @@ m[1].metric("Length", "photo" if kind == "image" else tf.duration(dur))
 m[2].metric("Frame rate", f"{video.fps:.2f} fps" if video.fps and kind != "image" else "—")
 m[3].metric("Size", f"{video.width}×{video.height}" if video.width else "—")
 m[4].metric("Events", video.n_events or 0)
+
+
+@st.fragment(run_every=1.0)
+def _live_job(video_id: int) -> None:
+    """The running job's bar, from the same job view as the sidebar and the Analyze page; when
+    the job ends the page is drawn again (its results, no stale bar)."""
+    job = res.job_view(settings, video_id)
+    if job is None or not job.show_bar:  # not yet in the views read a second ago, or ended
+        if st.session_state.pop("video.live", None) == video_id:
+            st.rerun(scope="app")
+        return
+    st.session_state["video.live"] = video_id
+    st.progress(min(1.0, job.percent / 100.0), text=job.progress_text)
+    st.caption("The analysis is running; its results appear here when it is done.")
+
+
 if video.status in wb.ACTIVE:
-    st.progress(min(1.0, video.progress / 100.0),
-                text=f"{video.progress:.0f}% · {video.stage or video.status.value}")
-    st.caption("The analysis is running; the Analyze page shows it live.")
+    _live_job(video.video_id)
 elif video.status is wb.JobStatus.FAILED:
     st.error(f"The analysis failed: {md(video.error_message or 'no reason recorded')}")
 elif video.status is wb.JobStatus.CANCELLED:

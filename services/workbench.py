@@ -31,7 +31,8 @@ from services.events_table import (
 )
 from services.estimate import estimate_source
 from services.job_store import DbJobStore
-from services.job_views import JobView, get_video, job_views, list_videos, start_analysis
+from services.job_views import (JobView, get_video, job_view, job_views, list_videos,
+                               start_analysis)
 from services.jobs import AnalysisOptions, JobClient, QueueSnapshot
 from services.media import (
     HighlightItem, frame_bytes, highlights, media_kind, player_width, still_bytes, video_media,
@@ -61,7 +62,7 @@ __all__ = [
     "JobView", "QueueSnapshot", "SearchEmbedder", "SearchFilters", "SearchView", "Services",
     "StoredEvent", "StoredObject", "TrackCard", "TrackSummary", "VideoRecord", "VideoSource",
     "capabilities", "estimate_source", "events_csv", "events_table", "frame_bytes", "get_event", "get_video",
-    "highlights", "job_views", "library_videos", "list_events", "list_videos",
+    "highlights", "job_view", "job_views", "library_videos", "list_events", "list_videos",
     "load_search_embedder", "load_settings", "make_runner", "mmss", "open_services",
     "person_crops", "player_width", "run_search", "save_upload", "settings_key",
     "shutdown_runners", "split_citations", "start_analysis", "stored_videos", "track_cards",
