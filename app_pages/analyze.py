@@ -103,14 +103,14 @@ with right:
         help="1.5 = every 20th frame of a 30 fps video, every 7th of a 10 fps camera. Higher is "
              "slower and finer.")
     if settings.frame_skip is not None:
-        st.caption(f"VA_FRAME_SKIP={settings.frame_skip} is set: every "
-                   f"{settings.frame_skip}th frame is analysed whatever the rate.")
+        st.caption(f"VA_FRAME_SKIP={settings.frame_skip} is set: "
+                   f"{wb.timefmt.every_nth(settings.frame_skip)} is analysed whatever the rate.")
     if source is not None:
         est = wb.estimate_source(settings, source.uri, float(sample_fps))
         if est is not None:
             how = " (a short clip: analysed densely for fights)" if est.dense else ""
-            st.caption(f"{est.frames_sampled} sampled frames, every {est.frame_skip}th frame"
-                       f"{how}; about {wb.mmss(est.seconds)} to analyse and store on 2 CPU "
+            st.caption(f"{est.frames_sampled} sampled frames, "
+                       f"{wb.timefmt.every_nth(est.frame_skip)}{how}; about {wb.mmss(est.seconds)} to analyse and store on 2 CPU "
                        f"cores.")
     device = st.selectbox("Device", caps.devices, key="analyze.device",
                           help="cuda is offered only when a GPU is visible.")
