@@ -295,6 +295,7 @@ def observe_clip(path: Path, detector) -> tuple[list[PersonObservation], Motion,
     """The observations the engine's short-clip pass makes of ``path`` (frames every
     ``interactions.DENSE_SAMPLE_DT_S``, ``detector``, the tracker; attributes left out), the
     motion maps of those frames, and the frame size."""
+    from pipeline.detection import detect_tracked
     from pipeline.sampling import VideoFrames, probe_video
     from pipeline.tracking import PersonTracker
 
@@ -304,11 +305,9 @@ def observe_clip(path: Path, detector) -> tuple[list[PersonObservation], Motion,
     rows: list[PersonObservation] = []
     frames = list(VideoFrames(info.path, skip, info))
     for fr in frames:
-        persons = tracker.update(detector.detect([fr])[0], fr.t_s)
+        persons = detect_tracked(fr, detector, tracker)
         for i in range(len(persons)):
             tid = int(persons.tracker_id[i])
-            if tid < 0:
-                continue
             rows.append(PersonObservation(
                 frame_number=fr.frame_number, t_s=fr.t_s, obj_id=tid,
                 xyxy=tuple(round(float(v), 1) for v in persons.xyxy[i]),
