@@ -24,17 +24,20 @@ PAGES = [
     st.Page("app_pages/video.py", title="Video detail", icon=":material/movie:"),
 ]
 page = st.navigation(PAGES)
+res.begin_run()  # the sidebar and the page share one read of the job views
 res.keep_filters()  # the pages' filters survive a visit to another page
 res.services()  # settings + database: a setup problem is one plain error here, and stops
 
 
-# Same refresh as the Analyze page's progress, so the two bars read the same job state.
+# Same refresh and the same job views (res.job_views) as the Analyze and Video pages, so the
+# bars agree, and a finished job never keeps a bar.
 @st.fragment(run_every=1.0)
 def _sidebar_jobs() -> None:
     """Running and queued analyses, visible (and live) on every page."""
     svc = res.services()
     try:
-        jobs = [j for j in wb.job_views(svc.settings, res.runner().snapshot()) if j.active]
+        res.runner()  # the local worker runs from the first page shown
+        jobs = [j for j in res.job_views(svc.settings) if j.show_bar]
     except wb.USER_ERRORS as e:
         st.caption(f"Job status unavailable: {wb.text.error_text(e)}")
         return

@@ -3,6 +3,7 @@ connection and the single analysis worker. The plain factories live in ``service
 (no Streamlit there); this module only wraps them and turns setup problems into ``st.error``."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import streamlit as st
@@ -53,6 +54,33 @@ def _search_embedder(key: str, _settings):
 def search_embedder() -> "workbench.SearchEmbedder":
     s = services().settings
     return _search_embedder(workbench.settings_key(s), s)
+
+
+#: How long one read of the job views serves the bars of one script run.
+JOB_VIEWS_SHARED_S = 0.9  # under the fragments' 1 s: the sidebar's and the page's (each on
+#   its own timer) show the same read
+
+
+def begin_run() -> None:
+    """Called by the entry file on every full run: the next job_views() reads afresh."""
+    st.session_state.pop("jobs.views", None)
+
+
+def job_views(settings) -> list["workbench.JobView"]:
+    """Every job as the pages show it. One read serves the sidebar and the page of one script
+    run and of the two 1 s fragments, so the bars never disagree (issue 13, defect 12: 41 %
+    beside 55 %); each full run reads afresh."""
+    now = time.monotonic()
+    shared = st.session_state.get("jobs.views")
+    if shared is not None and now - shared[0] < JOB_VIEWS_SHARED_S:
+        return shared[1]
+    views = workbench.job_views(settings)
+    st.session_state["jobs.views"] = (now, views)
+    return views
+
+
+def job_view(settings, video_id: int) -> "workbench.JobView | None":
+    return next((j for j in job_views(settings) if j.video_id == int(video_id)), None)
 
 
 def show_error(e: BaseException, what: str = "") -> None:
@@ -140,7 +168,7 @@ def keep_filters() -> None:
             st.session_state[key] = st.session_state[key]
 
 
-NEEDS_VLM = ("theft", "paying")
+NEEDS_VLM = (workbench.EventType.THEFT.value, workbench.Action.PAYING.value)
 
 
 def offered(values, caps) -> list[str]:

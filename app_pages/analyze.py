@@ -103,14 +103,14 @@ with right:
         help="1.5 = every 20th frame of a 30 fps video, every 7th of a 10 fps camera. Higher is "
              "slower and finer.")
     if settings.frame_skip is not None:
-        st.caption(f"VA_FRAME_SKIP={settings.frame_skip} is set: every "
-                   f"{settings.frame_skip}th frame is analysed whatever the rate.")
+        st.caption(f"VA_FRAME_SKIP={settings.frame_skip} is set: "
+                   f"{wb.timefmt.every_nth(settings.frame_skip)} is analysed whatever the rate.")
     if source is not None:
         est = wb.estimate_source(settings, source.uri, float(sample_fps))
         if est is not None:
             how = " (a short clip: analysed densely for fights)" if est.dense else ""
-            st.caption(f"{est.frames_sampled} sampled frames, every {est.frame_skip}th frame"
-                       f"{how}; about {wb.mmss(est.seconds)} to analyse and store on 2 CPU "
+            st.caption(f"{est.frames_sampled} sampled frames, "
+                       f"{wb.timefmt.every_nth(est.frame_skip)}{how}; about {wb.mmss(est.seconds)} to analyse and store on 2 CPU "
                        f"cores.")
     device = st.selectbox("Device", caps.devices, key="analyze.device",
                           help="cuda is offered only when a GPU is visible.")
@@ -156,18 +156,18 @@ st.divider()
 @st.fragment(run_every=1.0)
 def live_jobs() -> None:
     try:
-        jobs = wb.job_views(settings, runner.snapshot())
+        jobs = res.job_views(settings)
     except wb.USER_ERRORS as e:
         res.show_error(e, "Cannot read the job list")
         return
-    active = [j for j in jobs if j.active]
+    active = [j for j in jobs if j.show_bar]
     st.subheader("3. Progress")
     if not active:
         st.caption("No analysis is running. Finished jobs are listed below.")
     for j in active:
         c1, c2 = st.columns([6, 1], vertical_alignment="bottom")
         with c1:
-            st.markdown(f"**{md(j.name)}** (video {j.video_id}) — {j.status.value}")
+            st.markdown(f"**{md(j.name)}** (video {j.video_id}) — {j.status_text}")
             st.progress(min(1.0, j.percent / 100.0), text=j.progress_text)
         with c2:
             if st.button("Cancel", key=f"analyze.cancel.{j.video_id}",
@@ -208,7 +208,7 @@ def live_jobs() -> None:
         st.info("No videos analysed yet. Pick a video above and press Start analysis.")
         return
     st.dataframe(
-        [{"video": j.video_id, "name": j.name, "status": j.status.value,
+        [{"video": j.video_id, "name": j.name, "status": j.status_text,
           "progress": round(j.percent),
           "stage": j.stage_text, "count": j.count_text,
           "ETA": wb.mmss(j.eta_s) if j.active and j.eta_s is not None else "",

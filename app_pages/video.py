@@ -68,10 +68,24 @@ m[1].metric("Length", "photo" if kind == "image" else tf.duration(dur))
 m[2].metric("Frame rate", f"{video.fps:.2f} fps" if video.fps and kind != "image" else "—")
 m[3].metric("Size", f"{video.width}×{video.height}" if video.width else "—")
 m[4].metric("Events", video.n_events or 0)
+
+
+@st.fragment(run_every=1.0)
+def _live_job(video_id: int) -> None:
+    """The running job's bar, from the same job view as the sidebar and the Analyze page; when
+    the job ends the page is drawn again (its results, no stale bar)."""
+    job = res.job_view(settings, video_id)
+    if job is None or not job.show_bar:  # not yet in the views read a second ago, or ended
+        if st.session_state.pop("video.live", None) == video_id:
+            st.rerun(scope="app")
+        return
+    st.session_state["video.live"] = video_id
+    st.progress(min(1.0, job.percent / 100.0), text=job.progress_text)
+    st.caption("The analysis is running; its results appear here when it is done.")
+
+
 if video.status in wb.ACTIVE:
-    st.progress(min(1.0, video.progress / 100.0),
-                text=f"{video.progress:.0f}% · {video.stage or video.status.value}")
-    st.caption("The analysis is running; the Analyze page shows it live.")
+    _live_job(video.video_id)
 elif video.status is wb.JobStatus.FAILED:
     st.error(f"The analysis failed: {md(video.error_message or 'no reason recorded')}")
 elif video.status is wb.JobStatus.CANCELLED:
@@ -156,22 +170,22 @@ with right:
         st.caption("No fall, collapse, fight, grabbing or anomaly in this video.")
     for inc in incidents:
         chosen = event is not None and inc.event_id == event.event_id
-        st.button(f"{inc.event.event_type} · {inc.time_text} · {inc.tracks_text} · "
+        st.button(f"{inc.event.event_type.value} · {inc.time_text} · {inc.tracks_text} · "
                   f"{inc.state_label}", key=f"video.inc.{inc.event_id}",
                   icon=":material/play_arrow:", type="primary" if chosen else "secondary",
                   on_click=_show, args=(inc.event_id,), width="stretch")
     if event is not None:
         with st.container(border=True):
-            st.subheader(f"Event {event.event_id}: {event.event_type} at "
+            st.subheader(f"Event {event.event_id}: {event.event_type.value} at "
                          f"{tf.at(event.t_s, dur)}")
             img = res.frame(wb.HighlightItem(event, video.name).frame)
             if img is not None:
                 st.image(img, width="stretch")
             tracks = rv.track_ids(event)
-            st.markdown(f"- action: **{event.action}** ({event.confidence:.0%})\n"
+            st.markdown(f"- action: **{event.action.value}** ({event.confidence:.0%})\n"
                         f"- {'tracks' if len(tracks) > 1 else 'track'}: "
                         f"{', '.join(map(str, tracks)) or '—'}\n"
-                        f"- person: {event.gender}, {event.age_group}\n"
+                        f"- person: {event.gender.value}, {event.age_group.value}\n"
                         f"- frame {event.frame_number}\n"
                         f"- review: {md(rv.mark_text(marks.get(event.event_id)))}")
             if event.sentence:

@@ -49,11 +49,17 @@ def set_queue_job(conn, video_id: int, job_id: int | None = None,
         (job_id, batch_job_id, video_id))
 
 
-def start_attempt(conn, video_id: int, attempt: int, job_id: int | None) -> None:
-    """A worker starts run number ``attempt`` (1-based) of the video's job."""
+def start_attempt(conn, video_id: int, attempt: int, job_id: int | None,
+                  stage: str | None = None, eta_s: float | None = None) -> None:
+    """A worker starts run number ``attempt`` (1-based) of the video's job; ``stage`` (e.g.
+    'loading models') and ``eta_s`` (the job's estimate) show on the still-queued row until the
+    job itself marks it processing."""
     conn.execute(
         "UPDATE db_video SET attempts = %s, queue_job_id = COALESCE(%s, queue_job_id),"
         " updated_at = now() WHERE video_id = %s", (int(attempt), job_id, video_id))
+    if stage is not None:
+        conn.execute("UPDATE db_video SET stage = %s, eta_s = %s WHERE video_id = %s"
+                     " AND analysis_status = 'queued'", (stage, eta_s, video_id))
 
 
 def queue_job_of(conn, video_id: int) -> tuple[int | None, str | None]:

@@ -14,7 +14,7 @@ Rules (thresholds in ``pipeline.thresholds``, section "falls and collapse"):
   interval, since the fall happens between samples) earlier, and the person is not upright again
   within ``FALL_MIN_DOWN_S`` (squats, bending and sitting down fail one of these tests).
   The frames between the reference and the down observation are then decoded (every
-  ``FALL_REFINE_STEP_S``) and the detector run on them: the onset is the last frame whose hips
+  ``FALL_REFINE_STEP_S``) and people detected on them (``detection.Observer.between``): the onset is the last frame whose hips
   are still within ``FALL_ONSET_DROP_BH`` of standing height, and the transition (onset to the
   first down frame) must take at most ``FALL_MAX_TRANSITION_S``, which confirms the fall.
 * **collapse**: lying for at least ``COLLAPSE_MIN_LYING_S`` (gaps of missed detections up to
@@ -23,20 +23,19 @@ Rules (thresholds in ``pipeline.thresholds``, section "falls and collapse"):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from pipeline import interactions
 from pipeline import thresholds as T
 from pipeline.actions import Posture, posture
+from pipeline.detection import Observer
 from pipeline.incidents import incidents
-from pipeline.records import Episode, EventType, Frame, PersonObservation, VideoInfo
+from pipeline.records import Episode, EventType, PersonObservation, VideoInfo
 
 log = logging.getLogger(__name__)
-
-FrameReader = Callable[[int, int, int], list[Frame]]  # (start_frame, end_frame, step) -> frames
 
 
 @dataclass(frozen=True)
@@ -125,20 +124,19 @@ def _nearest(persons, box: np.ndarray) -> int | None:
     return i if d[i] <= T.TRACK_RELINK_BH else None
 
 
-def _refine(ref: _P, down: _P, scale: float, reader: FrameReader | None, detector, fps: float,
+def _refine(ref: _P, down: _P, scale: float, observer: Observer | None, fps: float,
             ) -> tuple[float, int, float, str] | None:
-    """Decode the frames between ``ref`` and ``down``: (onset_t, onset_frame, duration_s, how)
-    or None when the in-between frames contradict a fall (the transition takes too long)."""
-    if reader is None or detector is None or down.frame_number - ref.frame_number <= 1:
+    """Detect people on the frames between ``ref`` and ``down`` (``Observer.between``, which keeps
+    them in the run's stream): (onset_t, onset_frame, duration_s, how) or None when the
+    in-between frames contradict a fall (the transition takes too long)."""
+    if observer is None or down.frame_number - ref.frame_number <= 1:
         return ref.t_s, ref.frame_number, down.t_s - ref.t_s, "sampled frames"
     step = max(1, int(round(fps * T.FALL_REFINE_STEP_S)))
-    frames = reader(ref.frame_number + step, down.frame_number - 1, step)
     onset_t, onset_f = ref.t_s, ref.frame_number
     first_down_t = down.t_s
     prev_box = np.asarray(ref.xyxy, np.float32)
     seen = 0
-    for fr in frames:
-        persons = detector.detect([fr])[0]
+    for fr, persons in observer.between(ref.frame_number + step, down.frame_number - 1, step):
         i = _nearest(persons, prev_box)
         if i is None:
             continue
@@ -159,10 +157,10 @@ def _refine(ref: _P, down: _P, scale: float, reader: FrameReader | None, detecto
 
 
 def find_falls(seq: list[_P], obj_id: int, sample_dt: float, fps: float,
-               reader: FrameReader | None, detector) -> list[Episode]:
+               observer: Observer | None = None) -> list[Episode]:
     episodes = []
     for ref, down, scale in _fall_candidates(seq, sample_dt):
-        refined = _refine(ref, down, scale, reader, detector, fps)
+        refined = _refine(ref, down, scale, observer, fps)
         if refined is None:
             log.debug("track %d: drop at %.2fs too slow for a fall", obj_id, down.t_s)
             continue
@@ -322,95 +320,34 @@ def _iou(p, q) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def dense_observations(windows: Sequence[tuple[float, float]], main: Sequence[PersonObservation],
-                       info: VideoInfo, reader: FrameReader, detector, dt_s: float,
-                       ) -> list[PersonObservation]:
-    """People in the frames of ``windows`` (start_s, end_s) every ``dt_s``: detected, tracked
-    with a tracker of their own, and named after the main pass's tracks (nearest box at the
-    nearest sampled frame). Used where interactions need denser samples than the run's."""
-    from pipeline.tracking import PersonTracker
-
-    step = max(1, int(round(info.fps * dt_s)))
-    by_frame: dict[int, list[PersonObservation]] = {}
-    for o in main:
-        by_frame.setdefault(o.frame_number, []).append(o)
-    sampled = sorted(by_frame)
-    out: list[PersonObservation] = []
-    # a whole number of steps, so that the frames are evenly spaced across chunks too
-    chunk = step * max(1, int(round(T.DENSE_CHUNK_S * info.fps / step)))
-    for start_s, end_s in windows:
-        a, b = int(start_s * info.fps), int(end_s * info.fps)
-        tracker = PersonTracker(info.fps / step)
-        rows: list[PersonObservation] = []
-        votes: dict[int, dict[int, int]] = {}
-        # decoded in chunks so that memory does not grow with the window's length
-        frames = (fr for c0 in range(a, b + 1, chunk)
-                  for fr in reader(c0, min(b, c0 + chunk - 1), step))
-        for fr in frames:
-            persons = tracker.update(detector.detect([fr])[0], fr.t_s)
-            if not sampled:
-                break
-            near = min(sampled, key=lambda f: abs(f - fr.frame_number))
-            ref = by_frame[near]
-            for i in range(len(persons)):
-                tid = int(persons.tracker_id[i])
-                if tid < 0:
-                    continue
-                box = persons.xyxy[i]
-                c = (box[:2] + box[2:]) / 2
-                best, best_d = None, T.TRACK_RELINK_BH
-                for o in ref:
-                    ob = np.asarray(o.xyxy)
-                    size = max(ob[2] - ob[0], ob[3] - ob[1], 1.0)
-                    d = float(np.hypot(*(c - (ob[:2] + ob[2:]) / 2))) / size
-                    if d < best_d:
-                        best, best_d = o.obj_id, d
-                if best is not None:
-                    votes.setdefault(tid, {}).setdefault(best, 0)
-                    votes[tid][best] += 1
-                rows.append(PersonObservation(
-                    frame_number=fr.frame_number, t_s=fr.t_s, obj_id=tid,
-                    xyxy=tuple(float(v) for v in box), det_confidence=float(persons.confidence[i]),
-                    keypoints=tuple(tuple(float(v) for v in k) for k in persons.keypoints[i])))
-        # window track -> main track by majority vote; unmatched ones get ids of their own
-        fresh = max([o.obj_id for o in main] + [0]) + 1_000
-        mapping = {}
-        for tid in {r.obj_id for r in rows}:
-            v = votes.get(tid)
-            mapping[tid] = max(v, key=v.get) if v else fresh + tid
-        out += [replace(r, obj_id=mapping[r.obj_id]) for r in rows]
-    return out
-
-
 def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sampled_fps: float,
-                  detector=None, reader: FrameReader | None = None,
-                  dense_detector=None, violence=None) -> list[Episode]:
+                  observer: Observer | None = None, violence=None) -> list[Episode]:
     """Falls, collapses and (when ``pipeline.interactions`` is present) violent / grabbing /
     anomaly episodes, merged to one per episode per track, then to incidents
     (``pipeline.incidents``: a fall with the lying after it, a fight with everyone in it).
 
-    Interactions need samples ~0.13 s apart; when the run sampled more sparsely, the frames of
-    the windows where people come close (``interactions.dense_windows``), large enough to
-    measure (``active_windows``), are decoded and analysed densely for them with
-    ``dense_detector`` (default ``detector``). Fall onsets are refined with ``detector``.
+    ``observations`` are the sampled pass's. Interactions need samples ~0.13 s apart; when the
+    run sampled more sparsely, the frames of the windows where people come close
+    (``interactions.dense_windows``), large enough to measure (``active_windows``), are observed
+    densely for them (``observer.dense``). Fall onsets are refined on the in-between frames
+    (``observer.between``). Without an ``observer`` the sampled observations alone are used.
     ``violence`` (a ``ViolenceDetector``; None: the limb-speed rule) finds the violent episodes
-    in the densely sampled observations only."""
+    in the densely sampled observations only. Every peak is a frame of the observer's stream."""
     sample_dt = 1.0 / max(sampled_fps, 1e-6)
     tracks = _by_track(observations, info.height)
     episodes: list[Episode] = []
     for oid, seq in tracks.items():
-        episodes += find_falls(seq, oid, sample_dt, info.fps, reader, detector)
+        episodes += find_falls(seq, oid, sample_dt, info.fps, observer)
         episodes += find_collapses(seq, oid, sample_dt)
     obs, fps = list(observations), sampled_fps
     dense_dt = interactions.DENSE_SAMPLE_DT_S
     dense_obs = obs if sample_dt <= 2 * dense_dt else []
-    if reader is not None and detector is not None and sample_dt > 2 * dense_dt:
+    if observer is not None and sample_dt > 2 * dense_dt:
         windows = active_windows(interactions.dense_windows(observations, sampled_fps),
                                  observations)
         windows = _within_budget(windows, info.duration_s, observations)
         if windows:
-            extra = dense_observations(windows, observations, info, reader,
-                                       dense_detector or detector, dense_dt)
+            extra = observer.dense(windows, dense_dt)
             outside = [o for o in obs if not any(a <= o.t_s <= b for a, b in windows)]
             obs = sorted(outside + extra, key=lambda o: (o.t_s, o.obj_id))
             dense_obs = extra
@@ -419,8 +356,8 @@ def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sa
     if violence is not None:
         from pipeline.violence import read_motion
 
-        motion = (read_motion(dense_obs, reader, getattr(violence, "backbone", None))
-                  if reader is not None and dense_obs else None)
+        motion = (read_motion(dense_obs, observer.reader, getattr(violence, "backbone", None))
+                  if observer is not None and dense_obs else None)
         violent = violence.episodes(dense_obs, motion, (info.width, info.height))
     episodes += interactions.find_interaction_episodes(obs, (info.width, info.height), fps,
                                                        violent=violent)

@@ -185,17 +185,16 @@ def observe_clip(path: Path, detector, backbone: "Backbone | None" = None,
     """The observations the engine's short-clip pass makes of ``path`` (frames every
     ``interactions.DENSE_SAMPLE_DT_S``, ``detector``, the tracker; attributes left out), the
     motion numbers (and with ``backbone`` the appearance) of those frames, and the frame size."""
+    from pipeline.detection import detect_tracked
     from pipeline.tracking import PersonTracker
 
     info, skip, frames = clip_frames(path)
     tracker = PersonTracker(info.fps / skip)
     rows: list[PersonObservation] = []
     for fr in frames:
-        persons = tracker.update(detector.detect([fr])[0], fr.t_s)
+        persons = detect_tracked(fr, detector, tracker)
         for i in range(len(persons)):
             tid = int(persons.tracker_id[i])
-            if tid < 0:
-                continue
             rows.append(PersonObservation(
                 frame_number=fr.frame_number, t_s=fr.t_s, obj_id=tid,
                 xyxy=tuple(round(float(v), 1) for v in persons.xyxy[i]),

@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from pipeline import thresholds as T
+from pipeline.detection import Observations
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.incidents import track_ids
 from pipeline.records import (
@@ -138,43 +139,6 @@ def highlight_name(t_s: float, event: str, taken: set[str], obj_id: int) -> str:
     return name
 
 
-def _people_at(frame: Frame, observations_by_frame: dict[int, list[PersonObservation]],
-               sampled_frames: list[int], detector, episode: Episode) -> list[PersonObservation]:
-    """Who to draw on a highlight frame: the sampled observations when the frame was sampled,
-    else the detector's people on it, named after the nearest sampled frame's tracks."""
-    if frame.frame_number in observations_by_frame:
-        return observations_by_frame[frame.frame_number]
-    if detector is None:
-        return []
-    persons = detector.detect([frame])[0]
-    if not len(persons) or not sampled_frames:
-        return []
-    idx = int(np.searchsorted(sampled_frames, frame.frame_number))
-    near = [sampled_frames[i] for i in (idx - 1, idx) if 0 <= i < len(sampled_frames)]
-    ref = [o for f in near for o in observations_by_frame.get(f, [])]
-    out, used = [], set()
-    for i in range(len(persons)):
-        box = persons.xyxy[i]
-        c = (box[:2] + box[2:]) / 2
-        best, best_d = None, T.TRACK_RELINK_BH
-        for o in ref:
-            if o.obj_id in used:
-                continue
-            ob = np.asarray(o.xyxy)
-            size = max(ob[2] - ob[0], ob[3] - ob[1], 1.0)
-            d = float(np.hypot(*(c - (ob[:2] + ob[2:]) / 2))) / size
-            if d < best_d:
-                best, best_d = o, d
-        if best is None:
-            continue
-        used.add(best.obj_id)
-        out.append(dataclasses.replace(
-            best, frame_number=frame.frame_number, t_s=frame.t_s,
-            xyxy=tuple(float(v) for v in box), det_confidence=float(persons.confidence[i]),
-            keypoints=tuple(tuple(float(v) for v in k) for k in persons.keypoints[i])))
-    return out
-
-
 def _fall_aftermath(e: Episode, observations: Sequence[PersonObservation], reader: FrameReader
                     ) -> tuple[Frame, list[PersonObservation]] | None:
     """The first sampled frame at least ``FALL_HIGHLIGHT_AFTER_S`` after a fall's onset in which
@@ -192,19 +156,16 @@ def _fall_aftermath(e: Episode, observations: Sequence[PersonObservation], reade
     return frames[0], [o for o in observations if o.frame_number == f]
 
 
-def render_highlights(dest: Path, episodes: Sequence[Episode],
-                      observations: Sequence[PersonObservation], reader: FrameReader,
-                      detector=None, should_stop: Callable[[], bool] | None = None,
+def render_highlights(dest: Path, episodes: Sequence[Episode], observations: Observations,
+                      reader: FrameReader, should_stop: Callable[[], bool] | None = None,
                       ) -> list[tuple[Episode, Highlight]]:
-    """Decode each episode's peak frame again, draw it, save ``dest/<name>.jpg``."""
+    """Decode each episode's peak frame again, draw the people the run observed there (every
+    peak is an observed frame: sampled, dense or fall refinement), save ``dest/<name>.jpg``."""
     from PIL import Image
 
     from pipeline.annotate import annotate_frame
 
-    by_frame: dict[int, list[PersonObservation]] = {}
-    for o in observations:
-        by_frame.setdefault(o.frame_number, []).append(o)
-    sampled = sorted(by_frame)
+    sampled = observations.sampled
     dest.mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
     out = []
@@ -216,14 +177,17 @@ def render_highlights(dest: Path, episodes: Sequence[Episode],
             log.warning("highlight frame %d could not be decoded; skipped", e.peak_frame_number)
             continue
         frame = frames[0]
-        people = _people_at(frame, by_frame, sampled, detector, e)
+        people = observations.people_at(frame.frame_number)
+        if not people:
+            log.warning("no observation at highlight frame %d; drawn without people",
+                        e.peak_frame_number)
         involved = track_ids(e)
         if len(involved) > 1:  # an incident of several people: show those, not the bystanders
             people = [o for o in people if o.obj_id in involved] or people
         who = " ".join(f"#{t}" for t in involved)
         img = annotate_frame(frame.image, people, focus_obj_id=involved, event=e.event_type.value,
                              caption=f"{e.peak_t_s:.1f}s {e.event_type.value} {who}")
-        after = _fall_aftermath(e, observations, reader) if e.event_type is EventType.FALLING else None
+        after = _fall_aftermath(e, sampled, reader) if e.event_type is EventType.FALLING else None
         if after is not None:  # a fall's onset alone shows someone upright: show them down too
             frame2, people2 = after
             img2 = annotate_frame(frame2.image, people2, focus_obj_id=e.obj_id, event="down",
@@ -258,12 +222,16 @@ def _move_into_place(tmp: Path, output_dir: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_outputs(output_dir: Path, info: VideoInfo, observations: Sequence[PersonObservation],
+def write_outputs(output_dir: Path, info: VideoInfo,
+                  observations: Observations | Sequence[PersonObservation],
                   events: Sequence[Event], episodes: Sequence[Episode], reader: FrameReader,
-                  detector=None, should_stop: Callable[[], bool] | None = None) -> Written:
+                  should_stop: Callable[[], bool] | None = None) -> Written:
     """Write all outputs atomically (see the module docstring); returns the events with their
-    highlight files and the highlights."""
+    highlight files and the highlights. ``observations``: the run's stream (or the sampled
+    pass's rows); results_final.csv holds the sampled pass's."""
     output_dir = Path(output_dir)
+    if not isinstance(observations, Observations):
+        observations = Observations(observations)
     try:
         output_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
@@ -272,14 +240,14 @@ def write_outputs(output_dir: Path, info: VideoInfo, observations: Sequence[Pers
                           f"--output folder") from None
     try:
         rendered = render_highlights(tmp / HIGHLIGHTS_DIR, episodes, observations, reader,
-                                     detector, should_stop)
+                                     should_stop)
         files = {(e.event_type, e.obj_id, e.peak_frame_number): h.file for e, h in rendered}
         events = tuple(
             dataclasses.replace(ev, highlight_file=files.get((ev.event_type, ev.obj_id,
                                                               ev.frame_number)))
             if ev.event_type.value != "person" else ev for ev in events)
         highlights = tuple(h for _, h in rendered)
-        write_results_final(tmp / RESULTS_FINAL, observations)
+        write_results_final(tmp / RESULTS_FINAL, observations.sampled)
         write_processed(tmp / PROCESSED, events)
         (tmp / HIGHLIGHTS_JSON).write_text(json.dumps([
             {"timestamp": round(h.t_s, 3), "event_type": h.event_type.value, "obj_id": h.obj_id,

@@ -87,6 +87,15 @@ class AgeGroup(str, Enum):
         return cls.OLD
 
 
+class ObservationPass(str, Enum):
+    """Which pass of the engine saw a person (``pipeline.detection``), in the order drawing
+    prefers them."""
+
+    SAMPLED = "sampled"  # the run's sampled frames, all stages
+    DENSE = "dense"  # the windows where people come close, pose only
+    REFINE = "refine"  # the frames between a fall's standing and down frames, pose only
+
+
 class JobStatus(str, Enum):
     PENDING = "pending"
     QUEUED = "queued"  # waiting in the job queue for a worker (services/jobs.py)
@@ -231,7 +240,8 @@ class ActionEstimate:
 
 @dataclass(frozen=True)
 class PersonObservation:
-    """One person in one sampled frame: a row of results_final.csv."""
+    """One person in one frame; ``source`` the pass that saw them (the sampled pass's rows are
+    results_final.csv)."""
 
     frame_number: int
     t_s: float
@@ -246,6 +256,7 @@ class PersonObservation:
     action: Action = Action.UNKNOWN
     action_confidence: float = 0.0
     scene_description: str | None = None
+    source: ObservationPass = ObservationPass.SAMPLED
 
     @property
     def orientation_label(self) -> int | None:

@@ -2,10 +2,12 @@
 and highlights.json out.
 
 Per sampled frame: detect -> track -> attributes -> orientation -> action -> (every
-``SCENE_EVERY_SAMPLES`` sampled frames) scene. Then falls/collapse and interaction episodes,
+``SCENE_EVERY_SAMPLES`` sampled frames) scene. People are detected only through
+``pipeline.detection``'s ``Observer``, whose stream collects everyone the run sees: in this pass,
+in the dense windows and in the fall refinement. Then falls/collapse and interaction episodes,
 post-processing, and the outputs, written to a temporary folder and moved into place only when
 everything succeeded. Memory holds the observation rows and a short per-track history, never a
-list of frames: highlight frames are decoded again at the end.
+list of frames: highlight frames are decoded again at the end and drawn from the stream.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from typing import Callable
 
 from pipeline import thresholds as T
 from pipeline.errors import Cancelled, PipelineError, StageError
+from pipeline.detection import Observer
 from pipeline.interactions import interaction_frame_skip
 from pipeline.records import (
     Frame, PersonDetections, PersonObservation, RunProgress, RunResult, SceneCaption,
@@ -68,7 +71,9 @@ def _stage(stage: str, stage_ms: dict, fn, *args):
         stage_ms[stage] += (time.perf_counter() - t) * 1000.0
 
 
-def _observations(frame: Frame, persons: PersonDetections, attrs, orients, actions) -> list[PersonObservation]:
+def sampled_rows(frame: Frame, persons: PersonDetections, attrs, orients, actions,
+                 ) -> list[PersonObservation]:
+    """The sampled pass's rows of ``frame``: each tracked person with every stage's reading."""
     rows = []
     for i in range(len(persons)):
         oid = int(persons.tracker_id[i]) if persons.tracker_id is not None else -1
@@ -127,6 +132,11 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     frame_skip = effective_frame_skip(info, settings.frame_skip_for(info.fps))
     detector = pass_detector(info, frame_skip, settings, backends)
     frames = VideoFrames(path, frame_skip, info)
+
+    def reader(start: int, end: int, step: int) -> list[Frame]:
+        return read_frames(path, start, end, step, info, frames.keyframes)
+
+    observer = Observer.for_run(info, reader, backends)  # every person seen goes into its stream
     total = frames.expected_samples
     progress = _Progress(on_progress, total)
     progress(0.0, "starting", 0, force=True)
@@ -135,9 +145,12 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     stage_ms: dict[str, float] = defaultdict(float)
     history: dict[int, deque[PersonObservation]] = {}
     keep_s = max(T.MOTION_WINDOW_S, T.FALL_MAX_TRANSITION_S) + 2.0 / max(sampled_fps, 1e-3)
-    observations: list[PersonObservation] = []
     scenes: list[SceneCaption] = []
     done = 0
+
+    def timed(stage: str, fn, *args):
+        return _stage(stage, stage_ms, fn, *args)
+
     covered: tuple[float, float] | None = None
     frame_iter = Prefetch(frames)  # the next frames decode while the models run
     try:
@@ -153,24 +166,21 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
                 break
             stage_ms["decode"] += (time.perf_counter() - t) * 1000.0
             covered = (frame.t_s if covered is None else covered[0], frame.t_s)
-            persons = _stage("detector", stage_ms, lambda f: detector.detect([f])[0], frame)
-            persons = _stage("tracking", stage_ms, tracker.update, persons, frame.t_s)
-            if persons.tracker_id is not None and len(persons):
-                persons = persons[persons.tracker_id >= 0]  # low-score detections matching no track
+            persons = observer.track(frame, detector, tracker, timed)
             if len(persons):
                 attrs = _stage("attributes", stage_ms, backends.attributes.estimate, frame, persons)
                 orients = _stage("orientation", stage_ms, backends.orientation.estimate, frame, persons)
                 hist_view = {k: tuple(v) for k, v in history.items()}
                 actions = _stage("action", stage_ms, backends.action.recognize, frame, persons,
                                  hist_view)
-                rows = _observations(frame, persons, attrs, orients, actions)
+                rows = sampled_rows(frame, persons, attrs, orients, actions)
             else:
                 rows = []
             if frame.sample_index % SCENE_EVERY_SAMPLES == 0:
                 cap = _stage("scene", stage_ms, backends.scene.describe, frame, rows)
                 scenes.append(cap)
                 rows = [dataclasses.replace(r, scene_description=cap.text) for r in rows]
-            observations.extend(rows)
+            observer.stream.add(rows)
             for r in rows:
                 h = history.setdefault(r.obj_id, deque())
                 h.append(r)
@@ -186,12 +196,9 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     progress(ANALYSIS_SHARE, "finding events", done, force=True)
     if stop():
         raise Cancelled(f"analysis of {path.name} was stopped; no output file was written")
-    def reader(start: int, end: int, step: int) -> list[Frame]:
-        return read_frames(path, start, end, step, info, frames.keyframes)
-
+    observations = observer.stream.sampled
     t = time.perf_counter()
-    episodes = hl.find_episodes(observations, info, sampled_fps, detector=backends.detector,
-                                reader=reader, dense_detector=backends.dense,
+    episodes = hl.find_episodes(observations, info, sampled_fps, observer=observer,
                                 violence=getattr(backends, "violence", None))
     stage_ms["highlights"] += (time.perf_counter() - t) * 1000.0
     t = time.perf_counter()
@@ -203,8 +210,8 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
         raise Cancelled(f"analysis of {path.name} was stopped; no output file was written")
     t = time.perf_counter()
     written = outputs.write_outputs(
-        output_dir, info=info, observations=observations, events=clean.events,
-        episodes=clean.episodes, reader=reader, detector=backends.dense, should_stop=stop)
+        output_dir, info=info, observations=observer.stream, events=clean.events,
+        episodes=clean.episodes, reader=reader, should_stop=stop)
     stage_ms["outputs"] += (time.perf_counter() - t) * 1000.0
     result = RunResult(
         video=info, output_dir=output_dir, observations=tuple(observations),

@@ -195,3 +195,16 @@ GRAB_MAX_BODY_SPEED_BH_S = 0.5  # a person walking by swings arms; reaching happ
 ANOMALY_RUN_SPEED_BH_S = 2.0
 ANOMALY_MIN_INTERVALS = 2
 ANOMALY_MAX_SCALE_CHANGE = 1.25  # box height ratio between samples above this: detection jump
+
+# --- one person's crops on a track card (``media.same_person_picks``) ------------------------
+#   At 0.5-1.5 sampled fps a track can pass from one person to another (issue 13, defect 11);
+#   the card shows only crops that agree on where the person went and what they wear.
+IDENTITY_MAX_SPEED_BH_S = 3.0  # a box centre moving faster than this (body heights a second,
+#   beyond sprinting: ANOMALY runs at 2) between consecutive samples is another person...
+IDENTITY_JUMP_SLACK_BH = 0.5  # ...plus this much for box jitter and a bent-over pose
+IDENTITY_MAX_COLOUR_DIST = 0.5  # Bhattacharyya distance between the median hue-saturation
+#   histograms (upper and lower body) of the samples before and after a cut: over 0.5, about
+#   half the colour mass moved, i.e. other clothes, not another pose or light. Reasoned, then
+#   checked (not fitted) on vtest: a constructed jump between two of its pedestrians at 0.5 fps
+#   gave a mixed card in 1 of 51 pairs (12 of 51 picking neighbours of the largest box)
+IDENTITY_CANDIDATES = 12  # samples of a track compared (evenly spread; frames are decoded)

@@ -28,8 +28,10 @@ from typing import Callable
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.records import JobStatus, RunProgress, RunResult
 from db.records import StoredObject
-from services.records import IngestOutcome
+from services.records import (IngestOutcome, STAGE_LOADING_TEXT_MODEL, STAGE_STARTING,
+                              STAGE_STORING)
 from services.errors import DatabaseUnavailable, JobConflict, ServiceError
+from services.estimate import job_estimate_s, remaining_s
 from services.highlight_frames import upload_highlights
 from services.token_usage import usage as _usage, usage_delta as _usage_delta
 
@@ -82,8 +84,12 @@ class _JobProgress:
     5 % or 2 s (and on every stage change), and forwards it to the caller. A failed write means
     the database is gone: the run is asked to stop, and the job ends failed."""
 
-    def __init__(self, conn, video_id: int, on_progress, should_stop):
+    def __init__(self, conn, video_id: int, on_progress, should_stop,
+                 started_at: float | None = None, estimate_s: float | None = None):
         self.conn = conn
+        # For the ETA before the run has its own (services.estimate.remaining_s).
+        self.started_at = time.monotonic() if started_at is None else float(started_at)
+        self.estimate_s = estimate_s
         self.video_id = video_id
         self.on_progress = on_progress
         self.user_stop = should_stop
@@ -100,13 +106,16 @@ class _JobProgress:
     def __call__(self, p: RunProgress) -> None:
         lo, hi = self.span
         pct = lo + (hi - lo) * max(0.0, min(1.0, float(p.fraction)))
-        self.report(pct, p.stage, p.frames_done, p.frames_total, p.eta_s, p.message)
+        # The engine's "done" is not the job's: storing follows (issue 13, defect 3).
+        stage = STAGE_STORING if p.stage == "done" else p.stage
+        self.report(pct, stage, p.frames_done, p.frames_total, p.eta_s, p.message)
 
     def report(self, pct: float, stage: str, frames_done=None, frames_total=None, eta_s=None,
                message: str = "", force: bool = False) -> None:
         import psycopg
 
         now = time.monotonic()
+        eta_s = remaining_s(self.estimate_s, now - self.started_at, eta_s, pct / 100.0)
         due = (force or stage != self.last_stage or pct - self.last_pct >= PROGRESS_EVERY_PCT
                or now - self.last_t >= PROGRESS_EVERY_S)
         if due and self.lost is None:
@@ -225,7 +234,9 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                    output_dir: Path | None = None,
                    on_progress: Callable[[RunProgress], None] | None = None,
                    should_stop: Callable[[], bool] | None = None, *, backends=None,
-                   wait: bool = False, name: str | None = None) -> IngestOutcome:
+                   wait: bool = False, name: str | None = None,
+                   started_at: float | None = None,
+                   estimate_s: float | None = None) -> IngestOutcome:
     """Analyse ``source`` (local path, ``local:videos/x.mp4`` or ``s3://bucket/key``) and store
     its events, vectors, tracks and highlight frames. Raises ``JobConflict`` when the video is
     already being analysed (unless ``wait``), ``Cancelled`` on stop, ``PipelineError`` /
@@ -236,7 +247,8 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     reason, and the video keeps its last completed result and status. A completed attempt
     replaces the video's events, vectors, tracks and highlight frames in one transaction; its
     frames were written under its own prefix, and the previous run's frames are deleted after
-    the commit."""
+    the commit. ``started_at`` (monotonic; a worker's, before loading models) and ``estimate_s``
+    (computed for a local file when omitted) give an ETA before the first analysed frame."""
     import psycopg
 
     from db import store
@@ -252,6 +264,8 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     validate_name(vname, "video name")
     storage = get_storage(settings)
     _check_input(storage, source)  # a missing path or a non-video: < 2 s, no row, no model
+    if estimate_s is None:
+        estimate_s = job_estimate_s(settings, source)
     # Start-up work runs side by side: the database (embedded: a server process to start) while
     # the analysis models load; the embedder loads in the background while the engine runs and
     # is joined only when the sentences are ready.
@@ -297,8 +311,10 @@ def analyze_source(source: str, settings, video_id: int | None = None,
             had_result = store.completed_run_of(conn, vid) is not None
             store.set_source(conn, vid, vname, source)
             run_id = store.mark_processing(conn, vid, os.getpid(), socket.gethostname())
-        progress = _JobProgress(conn, vid, on_progress, should_stop)
-        progress.report(0.0, "starting", force=True)
+        progress = _JobProgress(conn, vid, on_progress, should_stop,
+                                started_at=t0 if started_at is None else started_at,
+                                estimate_s=estimate_s)
+        progress.report(0.0, STAGE_STARTING, force=True)
         try:
             progress.set_span(SPAN_DOWNLOAD)
             with storage.fetch(source, on_progress=progress) as local_path:
@@ -321,6 +337,8 @@ def analyze_source(source: str, settings, video_id: int | None = None,
             sentences = [event_sentence(e, frame_size) for e in result.events]
             plan = embedding_plan(result.events, frame_size)
             t_embed = time.monotonic()
+            if not embedder_future.done():
+                progress.report(SPAN_EMBED[0], STAGE_LOADING_TEXT_MODEL, force=True)
             embedder = embedder_future.result()  # loaded while the engine ran
             embedder_usage_before = _usage(None, embedder)
             progress.set_span(SPAN_EMBED)

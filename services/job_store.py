@@ -64,11 +64,12 @@ class DbJobStore:
         with self._conn() as conn:
             return jobs.active_job(conn, video_id)
 
-    def start_attempt(self, video_id: int, attempt: int, job_id: int | None) -> None:
+    def start_attempt(self, video_id: int, attempt: int, job_id: int | None,
+                      stage: str | None = None, eta_s: float | None = None) -> None:
         from db import jobs
 
         with self._conn() as conn:
-            jobs.start_attempt(conn, video_id, attempt, job_id)
+            jobs.start_attempt(conn, video_id, attempt, job_id, stage, eta_s)
 
     def set_status(self, video_id: int, status: JobStatus, error: str | None = None) -> None:
         from db import store

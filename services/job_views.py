@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Sequence
 
 from pipeline.records import JobStatus, mmss
 from db.records import VideoRecord
 from services import database
 from services.jobs import AnalysisOptions, JobClient, NoQueue, QueueSnapshot
+from services.records import STAGE_LOADING_MODELS, STAGE_STARTING
 from services.sources import VideoSource
 from services.vocab import ACTIVE
 from settings import Settings
@@ -59,6 +61,21 @@ class JobView:
         return f"{unit} {self.frames_done or 0}/{self.frames_total}"
 
     @property
+    def status_text(self) -> str:
+        """The status as shown: a queued job a worker has taken (loading its models) is
+        'starting', not 'queued'."""
+        if self.status is JobStatus.QUEUED and self.stage in (STAGE_LOADING_MODELS,
+                                                             STAGE_STARTING):
+            return "starting"
+        return self.status.value
+
+    @property
+    def show_bar(self) -> bool:
+        """Only a queued or running job has a progress bar; a finished, failed or cancelled one
+        never shows its last stored percentage (issue 13, defect 12)."""
+        return self.status in ACTIVE
+
+    @property
     def stage_text(self) -> str:
         if self.stage == "done" and self.status is JobStatus.PROCESSING:
             return "analysis done, storing"  # the engine's end, not the job's
@@ -102,12 +119,35 @@ def job_views(settings: Settings, snapshot: QueueSnapshot | None = None,
             video_id=v.video_id, name=v.name, status=status,
             percent=0.0 if queued else float(v.progress),
             stage=v.stage or ("waiting in the queue" if queued else status.value),
-            frames_done=v.frames_done, frames_total=v.frames_total, eta_s=v.eta_s,
+            frames_done=v.frames_done, frames_total=v.frames_total,
+            eta_s=eta_now(v.eta_s, v.updated_at) if status in ACTIVE else None,
             error=v.error_message, n_events=v.n_events, active=status in ACTIVE,
             attempts=v.attempts, worker=v.worker,
             last_attempt_status=v.last_attempt_status, last_attempt_error=v.last_attempt_error,
             warning=v.warning))
     return out
+
+
+def job_view(settings: Settings, video_id: int) -> JobView | None:
+    """One video's job as every page shows it (the sidebar, Analyze and the Video page read
+    the same view, so they never disagree on a finished job)."""
+    return next((j for j in job_views(settings, limit=500) if j.video_id == int(video_id)), None)
+
+
+#: How old a row's ETA may be and still be counted down by its age (beyond: the app's clock
+#: and the database's disagree, and the stored value is shown as is).
+ETA_COUNTDOWN_MAX_S = 120.0
+
+
+def eta_now(eta_s: float | None, updated_at, now: datetime | None = None) -> float | None:
+    """The stored ETA less the seconds since it was written: it keeps counting down between the
+    job's writes (models loading write nothing for a while)."""
+    if eta_s is None or updated_at is None:
+        return eta_s
+    age = ((now or datetime.now(timezone.utc)) - updated_at).total_seconds()
+    if not 0.0 <= age <= ETA_COUNTDOWN_MAX_S:
+        return eta_s
+    return max(0.0, float(eta_s) - age)
 
 
 _RECOVERY: dict[str, JobClient] = {}

@@ -93,3 +93,12 @@ def slider_range(longest_s) -> tuple[float, float]:
     step = 0.1 if v < SHORT_CLIP_S else 1.0
     top = math.ceil(round(v / step, 6)) * step
     return round(top, 1), step
+
+
+def every_nth(n: int) -> str:
+    """'every frame', 'every 2nd frame', 'every 3rd', 'every 11th', 'every 22nd' ..."""
+    n = int(n)
+    if n <= 1:
+        return "every frame"
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"every {n}{suffix} frame"

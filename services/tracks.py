@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.records import EventType, Gender, TrackSummary, mmss
+from pipeline.records import Action, EventType, Gender, TrackSummary, mmss
 from db.records import SearchFilters, StoredEvent, StoredObject, VideoRecord
 from services import database
 from settings import Settings
@@ -20,10 +20,10 @@ class TrackCard:
 
     video_id: int
     summary: TrackSummary
-    age_group: str
-    action_history: tuple[tuple[float, str], ...]  # (t_s, action) at each change
+    action_history: tuple[tuple[float, Action], ...]  # (t_s, action) at each change
     thumbnails: tuple[StoredObject, ...] = ()  # the track's highlight frames
-    samples: tuple[tuple[int, tuple[float, float, float, float]], ...] = ()  # (frame, bbox xywh)
+    #: (frame, t_s, bbox xywh) of the samples compared to crop one person (crop_candidates)
+    samples: tuple[tuple[int, float, tuple[float, float, float, float]], ...] = ()
 
     @property
     def title(self) -> str:
@@ -36,28 +36,30 @@ class TrackCard:
         if s.age is None:
             return "age unknown (face too small or unclear)"
         spread = f" ± {s.age_spread / 2:.0f}" if s.age_spread else ""
-        return f"about {s.age:.0f}{spread} years ({self.age_group})"
+        return f"about {s.age:.0f}{spread} years ({s.age_group.value})"
 
     @property
     def gender_text(self) -> str:
         s = self.summary
-        g = getattr(s.gender, "value", s.gender)
-        if g == Gender.UNKNOWN:
+        if s.gender is Gender.UNKNOWN:
             return "gender unknown"
         conf = f" ({s.gender_confidence:.0%} of frames)" if s.gender_confidence else ""
-        return f"{g}{conf}"
+        return f"{s.gender.value}{conf}"
 
 
-def crop_picks(rows: list[StoredEvent], n: int = 3) -> list[StoredEvent]:
-    """Rows to crop the person from: ``n`` consecutive samples around the largest box (the
-    clearest view). Not the track's start, middle and end: at a low sampling rate a track can
-    pass from one person to another between samples far apart (issue 13, defect 11), and
-    neighbouring samples are the least likely to straddle such a switch."""
-    if not rows:
-        return []
+def crop_candidates(rows: list[StoredEvent], k: int | None = None) -> list[StoredEvent]:
+    """Up to ``k`` of a track's rows, evenly spread in time, the largest box (the clearest view)
+    among them: the samples ``pipeline.media.same_person_picks`` compares to keep crops of one
+    person (issue 13, defect 11: at a low sampling rate a track can pass from one person to
+    another, and its card showed two or three people)."""
+    from pipeline.thresholds import IDENTITY_CANDIDATES
+
+    k = IDENTITY_CANDIDATES if k is None else int(k)
+    if len(rows) <= k:
+        return list(rows)
     best = max(range(len(rows)), key=lambda i: rows[i].bbox[2] * rows[i].bbox[3])
-    lo = max(0, min(best - (n - 1) // 2, len(rows) - n))
-    return rows[lo:lo + n]
+    picks = {int(round(j * (len(rows) - 1) / (k - 2))) for j in range(k - 1)} | {best}
+    return [rows[i] for i in sorted(picks)]
 
 
 def track_cards(settings: Settings, video_id: int) -> list[TrackCard]:
@@ -73,31 +75,33 @@ def track_cards(settings: Settings, video_id: int) -> list[TrackCard]:
     cards = []
     for t in tracks:
         evs = sorted(by_track.get(int(t.obj_id), []), key=lambda e: e.t_s)
-        history: list[tuple[float, str]] = []
+        history: list[tuple[float, Action]] = []
         for e in evs:
-            if e.event_type == EventType.PERSON and (not history or history[-1][1] != e.action):
+            if e.event_type is EventType.PERSON and (not history or history[-1][1] is not e.action):
                 history.append((e.t_s, e.action))
         thumbs = tuple(StoredObject(e.thumbnail_bucket, e.thumbnail_key)
                        for e in evs if e.thumbnail_key)[:4]
-        people = [e for e in evs if e.event_type == EventType.PERSON and e.bbox[2] > 0]
-        samples = tuple(dict.fromkeys((e.frame_number, e.bbox) for e in crop_picks(people)))
-        cards.append(TrackCard(video_id=int(video_id), summary=t, age_group=t.age_group.value,
+        people = [e for e in evs if e.event_type is EventType.PERSON and e.bbox[2] > 0]
+        samples = tuple(dict.fromkeys((e.frame_number, e.t_s, e.bbox)
+                                      for e in crop_candidates(people)))
+        cards.append(TrackCard(video_id=int(video_id), summary=t,
                                action_history=tuple(history), thumbnails=thumbs,
                                samples=samples))
     return cards
 
 
 def person_crops(video: VideoRecord, card: TrackCard, height_px: int = 160) -> list[bytes]:
-    """JPEG crops of the track's person at a few of its frames (start, middle, end), read from
-    the source video when it is a local file; [] otherwise (S3 sources show highlight frames)."""
+    """JPEG crops of the track's person at up to 3 of its frames that agree on one person (the
+    box's path and the clothes' colours), read from the source video when it is a local file;
+    [] otherwise (S3 sources show highlight frames)."""
     uri = video.source_uri or ""
     path = Path(uri)
     if not card.samples or uri.startswith(("s3://", "local:")) or not path.is_file():
         return []
-    from pipeline.media import person_crops as crops
+    from pipeline.media import same_person_crops
 
     try:
-        return crops(path, card.samples, height_px)
+        return same_person_crops(path, card.samples, 3, height_px)
     except PipelineError as e:  # the file changed or went away since the analysis
         log.warning("no person crops from %s: %s", path, e)
         return []

@@ -19,7 +19,7 @@ own (``app_pages/_resources.py`` wraps the factories in ``st.cache_resource``):
 """
 from __future__ import annotations
 
-from pipeline.records import JobStatus, TrackSummary, mmss
+from pipeline.records import Action, AgeGroup, EventType, Gender, JobStatus, TrackSummary, mmss
 from db.records import Hit, SearchFilters, StoredEvent, StoredObject, VideoRecord
 from services import housekeeping, review, text, timefmt
 from services.records import Answer
@@ -31,7 +31,8 @@ from services.events_table import (
 )
 from services.estimate import estimate_source
 from services.job_store import DbJobStore
-from services.job_views import JobView, get_video, job_views, list_videos, start_analysis
+from services.job_views import (JobView, get_video, job_view, job_views, list_videos,
+                               start_analysis)
 from services.jobs import AnalysisOptions, JobClient, QueueSnapshot
 from services.media import (
     HighlightItem, frame_bytes, highlights, media_kind, player_width, still_bytes, video_media,
@@ -57,11 +58,12 @@ __all__ = [
     "housekeeping", "review", "text", "timefmt", "HitGroup", "hit_thumbnail",
     "ACTION_COLOURS", "ACTIONS", "ACTIVE", "AGE_GROUPS", "EVENT_COLOURS", "EVENT_TABLE_COLUMNS",
     "EVENT_TYPES", "FINAL", "GENDER_COLOURS", "GENDERS", "HIGHLIGHT_TYPES", "ORIENTATION_LABELS", "USER_ERRORS", "VIDEO_EXTENSIONS", "AnalysisOptions", "Answer",
+    "Action", "AgeGroup", "EventType", "Gender",
     "Capabilities", "DbJobStore", "EventQuery", "Hit", "HighlightItem", "JobClient", "JobStatus",
     "JobView", "QueueSnapshot", "SearchEmbedder", "SearchFilters", "SearchView", "Services",
     "StoredEvent", "StoredObject", "TrackCard", "TrackSummary", "VideoRecord", "VideoSource",
     "capabilities", "estimate_source", "events_csv", "events_table", "frame_bytes", "get_event", "get_video",
-    "highlights", "job_views", "library_videos", "list_events", "list_videos",
+    "highlights", "job_view", "job_views", "library_videos", "list_events", "list_videos",
     "load_search_embedder", "load_settings", "make_runner", "mmss", "open_services",
     "person_crops", "player_width", "run_search", "save_upload", "settings_key",
     "shutdown_runners", "split_citations", "start_analysis", "stored_videos", "track_cards",

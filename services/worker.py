@@ -9,12 +9,14 @@ import logging
 import os
 import socket
 import threading
+import time
 from typing import Any, Callable
 
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.records import JobStatus
 from services.errors import JobConflict, ServiceError
 from services.job_store import DbJobStore
+from services.records import STAGE_LOADING_MODELS, STAGE_STARTING
 from services.jobs import AnalysisOptions, JobStore, make_app
 
 log = logging.getLogger("va.jobs")
@@ -49,6 +51,11 @@ class _BackendPool:
                 return k, self._free.pop()
         return k, self.loader(settings) if self.loader is not None else None
 
+    def ready(self, settings) -> bool:
+        """Whether a loaded model set for these choices waits (else the next acquire loads)."""
+        with self._lock:
+            return self.loader is None or (self.key(settings) == self._key and bool(self._free))
+
     def release(self, k: tuple, backends: Any) -> None:
         with self._lock:
             if k == self._key and backends is not None:
@@ -82,7 +89,13 @@ class JobExecutor:
         settings = AnalysisOptions.from_json(options).apply(self.settings)
         if self.device:
             settings = settings.with_overrides(device=self.device)
-        self.store.start_attempt(video_id, attempt, job.id)
+        started_at = time.monotonic()
+        from services.estimate import job_estimate_s
+
+        estimate_s = job_estimate_s(settings, source)  # the ETA until the run has its own
+        self.store.start_attempt(video_id, attempt, job.id,
+                                 stage=STAGE_STARTING if self.backends.ready(settings)
+                                 else STAGE_LOADING_MODELS, eta_s=estimate_s)
         log.info("video %s: attempt %d on %s", video_id, attempt, context.worker_name)
         key, backends = None, None
         try:
@@ -90,7 +103,8 @@ class JobExecutor:
                 raise Cancelled("cancelled before it started")
             key, backends = self.backends.acquire(settings)
             kwargs: dict[str, Any] = dict(video_id=video_id, name=name,
-                                          should_stop=context.should_abort)
+                                          should_stop=context.should_abort,
+                                          started_at=started_at, estimate_s=estimate_s)
             if backends is not None:
                 kwargs["backends"] = backends
             outcome = self._analyze(source, settings, **kwargs)

@@ -80,6 +80,16 @@ def test_a_reload_during_a_run_shows_the_live_progress_and_can_cancel(app, db_se
     assert any("frames" in t and "%" in t and "ETA" in t for t in bars), bars
     assert "vtest_first20s.mp4" in all_text(reloaded)
     assert "processing" in all_text(reloaded)
+    # The sidebar and the Video page read the same job view as this page (issue 13, defect
+    # 12: 41 % in the sidebar beside 55 % in the page; the Video page's bar had no counts).
+    side = [p.proto.text for p in reloaded.sidebar.get("progress")]
+    assert side and side[0].endswith(bars[0]), (side, bars)
+    detail = new_app().run()
+    detail.switch_page("app_pages/video.py").run()
+    assert not detail.exception, detail.exception
+    vbars = _progress_texts(detail)
+    vside = [p.proto.text for p in detail.sidebar.get("progress")]
+    assert vbars and "ETA" in vbars[0] and vside[0].endswith(vbars[0]), (vbars, vside)
     pct1 = workbench.get_video(db_settings, vid).progress
     wait_for(lambda: workbench.get_video(db_settings, vid).progress >= pct1 + 2, timeout=90,
              what="progress to move")

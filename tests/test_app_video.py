@@ -139,3 +139,22 @@ def test_analyze_clears_failed_jobs_and_deletes_a_video(seeded):
     at.button(key="analyze.delete_video").click().run()
     assert not at.exception, at.exception
     assert ids["clip"] not in {v.video_id for v in workbench.list_videos(settings)}
+
+
+def test_a_finished_or_failed_job_shows_no_bar_anywhere(seeded):
+    """issue 13, defect 12: the sidebar said 'No analysis running' above a stale 98 % bar. The
+    rows keep their last stored progress; no page nor the sidebar draws it as running."""
+    settings, ids = seeded
+    from services import database
+
+    with database.pooled(settings) as conn:
+        conn.execute("UPDATE db_video SET analysis_progress = 98, stage = 'storing events',"
+                     " eta_s = 3 WHERE video_id = ANY(%s)", ([ids["clip"], ids["bad"]],))
+    for key in ("clip", "bad"):
+        at = _open(ids[key])
+        assert not at.get("progress"), [p.proto for p in at.get("progress")]
+        assert "No analysis running." in texts(at, "caption")
+    at = new_app().run()  # the Analyze page: the history lists them, without a running bar
+    assert not at.exception, at.exception
+    assert not at.get("progress")
+    assert any("No analysis is running" in t for t in texts(at, "caption"))

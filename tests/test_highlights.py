@@ -124,22 +124,26 @@ def test_merge_keeps_one_episode_per_track_and_type():
 def test_sparse_run_gets_dense_windows_for_interactions(engine):
     """At the default skip a fight happens between samples; the windows where people are close
     are decoded densely so the interaction rules still see it (fi001: a fight, ground truth)."""
+    from pipeline.detection import Observer
     from pipeline.highlights import find_episodes
-    from pipeline.run import _observations
+    from pipeline.records import ObservationPass
+    from pipeline.run import sampled_rows
     from pipeline.sampling import VideoFrames, read_frames
     from pipeline.tracking import PersonTracker
 
     settings, b = engine
     v = VideoFrames(data_path("clips/fight/fi001.mp4"), 20)  # 25 fps: 0.8 s between samples
+    observer = Observer(v.info, lambda s, e, st: read_frames(v.info.path, s, e, st, v.info,
+                                                             v.keyframes), b.detector, b.dense)
     tracker = PersonTracker(v.info.fps / 20)
-    obs = []
     for f in v:
-        p = tracker.update(b.detector.detect([f])[0], f.t_s)
-        p = p[p.tracker_id >= 0] if len(p) else p
-        obs += _observations(f, p, b.attributes.estimate(f, p), b.orientation.estimate(f, p),
-                             b.action.recognize(f, p, {}))
-    eps = find_episodes(obs, v.info, v.info.fps / 20, detector=b.detector, dense_detector=b.dense,
-                        reader=lambda s, e, st: read_frames(v.info.path, s, e, st, v.info, v.keyframes))
+        p = observer.track(f, b.detector, tracker)
+        observer.stream.add(sampled_rows(f, p, b.attributes.estimate(f, p),
+                                         b.orientation.estimate(f, p), b.action.recognize(f, p, {})))
+    eps = find_episodes(observer.stream.sampled, v.info, v.info.fps / 20, observer=observer)
+    # the dense windows' people are in the stream, and every peak is an observed frame
+    assert observer.stream.of(ObservationPass.DENSE)
+    assert all(observer.stream.people_at(e.peak_frame_number) for e in eps), eps
     assert any(e.event_type is EventType.VIOLENT for e in eps), eps
 
 

@@ -55,8 +55,9 @@ class FakeStore:
         r = self.rows[video_id]
         return r["job"], r["batch"]
 
-    def start_attempt(self, video_id, attempt, job_id):
+    def start_attempt(self, video_id, attempt, job_id, stage=None, eta_s=None):
         self.rows[video_id]["attempts"] = attempt
+        self.rows[video_id]["stage"] = stage
         self.events.append(("attempt", video_id, attempt))
 
     def set_status(self, video_id, status, error=None):
@@ -217,7 +218,9 @@ def test_an_attempt_records_its_number_and_runs_with_the_jobs_options_and_kept_m
     assert ex.run(ctx, video_id=7, source="/v.mp4", name="v.mp4",
                   options={"frame_skip": 4, "device": "cpu"}) == "done"
     assert store.events == [("attempt", 7, 2)]
+    assert store.rows[7]["stage"] == "loading models"  # the first job loads them (defect 3)
     ex.run(ctx, video_id=7, source="/v.mp4", name="v.mp4", options={"frame_skip": 9})
+    assert store.rows[7]["stage"] == "starting"  # kept from the first job
     # The worker's --device wins; models are loaded once and kept for the same choices (frame
     # skip is not a model choice).
     assert [c[1:3] for c in calls] == [(4, "cuda"), (9, "cuda")]

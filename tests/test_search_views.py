@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 
 from db.records import Hit, StoredEvent
+from pipeline.records import Action, AgeGroup, EventType, Gender
 from services import search_views
 
 
 def _hit(eid, t, sentence, video=1, sim=0.5, kind="person", bbox=(10, 5, 20, 30), frame=0):
-    e = StoredEvent(event_id=eid, video_id=video, event_type=kind, t_s=t, frame_number=frame,
-                    bbox=bbox, age_group="unknown", gender="unknown", action="walking",
+    e = StoredEvent(event_id=eid, video_id=video, event_type=EventType(kind), t_s=t,
+                    frame_number=frame, bbox=bbox, age_group=AgeGroup.UNKNOWN,
+                    gender=Gender.UNKNOWN, action=Action.WALKING,
                     confidence=0.9, obj_id=1, sentence=sentence)
     return Hit(event=e, video_name=f"v{video}", score=1.0 / eid, similarity=sim)
 
@@ -65,16 +67,42 @@ def test_a_person_hit_gets_a_crop_from_the_video(tmp_path):
         is None
 
 
-def test_track_crops_come_from_neighbouring_samples_around_the_clearest_view():
-    """issue 13, defect 11: crops of one track at its start, middle and end showed two or three
-    different people at 0.5 sampled fps; neighbouring samples around the largest box do not
-    straddle a switch far apart in time."""
-    from services.tracks import crop_picks
+def test_track_crop_candidates_spread_over_the_track_with_its_clearest_view():
+    from services.tracks import crop_candidates
 
-    rows = [_hit(i + 1, float(i * 2), "x", bbox=(0, 0, 10 + (30 if i == 6 else i), 40),
-                 frame=i * 60).event for i in range(10)]
-    assert [e.frame_number for e in crop_picks(rows)] == [300, 360, 420]
-    assert [e.frame_number for e in crop_picks(rows[:2])] == [0, 60]
-    assert crop_picks([]) == []
-    rows[0] = _hit(1, 0.0, "x", bbox=(0, 0, 99, 99)).event
-    assert [e.frame_number for e in crop_picks(rows)] == [0, 60, 120]
+    rows = [_hit(i + 1, float(i * 2), "x", bbox=(0, 0, 10 + (30 if i == 7 else 0), 40),
+                 frame=i * 20).event for i in range(30)]
+    picked = [e.frame_number for e in crop_candidates(rows, k=6)]
+    assert picked[0] == 0 and picked[-1] == 580 and 140 in picked and len(picked) <= 6
+    assert crop_candidates(rows[:4], k=6) == rows[:4] and crop_candidates([]) == []
+
+
+# A track of vtest_first20s.mp4 at 0.5 sampled fps (every 20th frame) whose id passes from one
+# pedestrian (dark coat and trousers) to another (red and navy jacket, jeans) between 14 and
+# 16 s. Boxes (x, y, w, h) of the two people from MoveNet tracked at 5 fps, where each keeps
+# one id; the first person's largest box is the sample before the jump.
+DARK = [(40, (434, 186, 24, 84)), (60, (365, 168, 20, 67)), (80, (259, 173, 27, 70)),
+        (100, (349, 200, 33, 75)), (120, (507, 214, 33, 82)), (140, (675, 235, 31, 100))]
+RED = [(160, (656, 103, 20, 55)), (180, (680, 100, 21, 57))]
+
+
+def test_a_track_card_shows_one_person_when_the_track_jumps_to_another():
+    """issue 13, defect 11: track cards showed crops of 2-3 different people under one track at
+    a low sampling rate. Picking neighbours of the clearest view straddles this jump; the card
+    keeps the samples whose path and clothes agree."""
+    from conftest import testdata_path
+    from pipeline.media import clothes_histogram, same_person_crops, same_person_picks
+    from pipeline.sampling import probe_video, read_frames
+
+    path = testdata_path("clips/pedestrians/vtest_first20s.mp4")
+    rows = DARK + RED
+    best = max(range(len(rows)), key=lambda i: rows[i][1][2] * rows[i][1][3])
+    assert {f for f, _ in rows[best - 1:best + 2]} & {f for f, _ in RED}  # the naive pick mixes
+    info = probe_video(path)
+    hists = [clothes_histogram(read_frames(path, f, f, 1, info=info)[0].image, b)
+             for f, b in rows]
+    t_s = [f / info.fps for f, _ in rows]
+    picks = [rows[i][0] for i in same_person_picks(t_s, [b for _, b in rows], hists, 3)]
+    assert len(picks) == 3 and set(picks) <= {f for f, _ in DARK}, picks
+    crops = same_person_crops(path, [(f, f / info.fps, b) for f, b in rows], 3, 120)
+    assert len(crops) == 3 and all(c[:2] == b"\xff\xd8" for c in crops)

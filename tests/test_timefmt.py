@@ -58,3 +58,11 @@ def test_slider_range_ends_on_the_end(longest, top, step):
     assert (got_top, got_step) == (top, step)
     n = got_top / got_step
     assert abs(n - round(n)) < 1e-6 and got_top >= (longest or 0)
+
+
+@pytest.mark.parametrize("n, text", [(1, "every frame"), (2, "every 2nd frame"),
+                                     (3, "every 3rd frame"), (7, "every 7th frame"),
+                                     (11, "every 11th frame"), (13, "every 13th frame"),
+                                     (22, "every 22nd frame")])
+def test_every_nth_frame(n, text):
+    assert timefmt.every_nth(n) == text  # the Analyze page said 'every 3th frame'
