@@ -84,7 +84,8 @@ def timeline_figure(events: pd.DataFrame) -> go.Figure:
 def action_seconds(events: pd.DataFrame) -> pd.DataFrame:
     """Seconds each action was seen, summed over the people (tracks) of person rows: the same
     whatever the sampling rate, unlike row counts."""
-    people = events[events["event_type"] == "person"] if not events.empty else events
+    people = (events[events["event_type"] == wb.EventType.PERSON.value] if not events.empty
+              else events)
     runs = action_runs(people)
     if runs.empty:
         return pd.DataFrame(columns=["action", "seconds"])
@@ -135,7 +136,8 @@ def orientation_figure(events: pd.DataFrame) -> go.Figure:
     known = events.dropna(subset=["orientation"]) if not events.empty else events
     if known.empty:
         return _empty("Orientation", "No orientation estimates")
-    known = known[known["event_type"] == "person"].sort_values(["video_id", "obj_id", "t_s"])
+    known = known[known["event_type"] == wb.EventType.PERSON.value].sort_values(
+        ["video_id", "obj_id", "t_s"])
     step = known.groupby(["video_id", "obj_id"])["t_s"].diff().fillna(0.0)
     step = step.where(step > 0, step[step > 0].median() if (step > 0).any() else 1.0)
     secs = step.groupby(known["orientation"].astype(int)).sum().reindex(list(wb.ORIENTATION_LABELS),
@@ -163,8 +165,8 @@ def video_timeline_figure(incidents, people: list[tuple[float, int]],
     min_w = max(0.15, end / 150)  # an instant still shows as a clickable span
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.4, 0.6],
                         vertical_spacing=0.08)
-    for kind in _present(list(EVENT_COLORS), [i.event.event_type for i in incidents]):
-        mine = [i for i in incidents if i.event.event_type == kind]
+    for kind in _present(list(EVENT_COLORS), [i.event.event_type.value for i in incidents]):
+        mine = [i for i in incidents if i.event.event_type is wb.EventType(kind)]
         fig.add_trace(go.Bar(
             name=kind, orientation="h", y=[kind] * len(mine),
             base=[i.start_s for i in mine], x=[max(min_w, i.end_s - i.start_s) for i in mine],

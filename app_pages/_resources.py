@@ -169,7 +169,7 @@ def keep_filters() -> None:
             st.session_state[key] = st.session_state[key]
 
 
-NEEDS_VLM = ("theft", "paying")
+NEEDS_VLM = (workbench.EventType.THEFT.value, workbench.Action.PAYING.value)
 
 
 def offered(values, caps) -> list[str]:

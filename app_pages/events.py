@@ -49,7 +49,8 @@ query = wb.EventQuery(video_ids=tuple(chosen), event_types=tuple(types), actions
                       t_max_s=t_range[1] if t_range[1] < top else None)
 try:
     evs = wb.list_events(settings, query)
-    marks = wb.review.marks_for(settings, [e.event_id for e in evs if e.event_type != "person"])
+    marks = wb.review.marks_for(settings, [e.event_id for e in evs
+                                           if e.event_type is not wb.EventType.PERSON])
     df = wb.events_table(evs, names, durations, marks)
     if not df.empty:  # newest video first, each in time order
         df = df.sort_values(["video_id", "t_s", "event_id"], ascending=[False, True, True],
@@ -66,7 +67,7 @@ m = st.columns(4)
 m[0].metric("Events", len(df))
 m[1].metric("Videos", df["video_id"].nunique())
 m[2].metric("People (tracks)", df[["video_id", "obj_id"]].dropna().drop_duplicates().shape[0])
-m[3].metric("Incidents", int((df["event_type"] != "person").sum()))
+m[3].metric("Incidents", int((df["event_type"] != wb.EventType.PERSON.value).sum()))
 
 st.dataframe(
     df.drop(columns=["t_s", "thumbnail"]), hide_index=True, width="stretch", height=320,
@@ -122,7 +123,7 @@ for row_start in range(0, len(cards), 3):
                         f"- Seen in {tf.counted(card.summary.n_observations, 'sampled frame')}")
             if card.action_history:
                 st.caption("Actions: " + " → ".join(
-                    f"{tf.at(t, durations.get(card.video_id))} {a}"
+                    f"{tf.at(t, durations.get(card.video_id))} {a.value}"
                     for t, a in card.action_history[:12])
                     + (" …" if len(card.action_history) > 12 else ""))
             crops = res.person_crops(card.video_id, card.summary.obj_id,

@@ -22,7 +22,7 @@ videos = res.analysed_videos_or_stop(
               "fights, grabbing and anomalies appear here to review.")
 by_id = {v.video_id: v for v in videos}
 caps = res.capabilities(settings)
-TYPES = [t for t in rv.INCIDENT_TYPES if t != "theft" or caps.vlm]
+TYPES = [t.value for t in rv.INCIDENT_TYPES if t is not wb.EventType.THEFT or caps.vlm]
 
 # --- filters -----------------------------------------------------------------------------------
 with st.container(border=True):
@@ -105,7 +105,8 @@ else:
                         unsafe_allow_html=True)
         nav[2].button("Next", key="review.next", icon=":material/chevron_right:",
                       shortcut="Right", disabled=next_id is None, on_click=_go, args=(next_id,))
-        st.subheader(f"{e.event_type.capitalize()} · {item.time_text} · {md(item.video_name)}")
+        st.subheader(f"{e.event_type.value.capitalize()} · {item.time_text} · "
+                     f"{md(item.video_name)}")
         pic, facts = st.columns([3, 2], gap="small")
         img = res.frame(item.frame)
         if img is None:
@@ -143,7 +144,7 @@ else:
     with right:
         table = pd.DataFrame({
             "state": [i.state_label for i in items],
-            "type": [i.event.event_type for i in items],
+            "type": [i.event.event_type.value for i in items],
             "time": [i.time_text for i in items],
             "tracks": [", ".join(map(str, i.tracks)) for i in items],
             "video": [i.video_name for i in items],

@@ -117,7 +117,7 @@ matches = [g for g in groups if g.relevant]
 closest = [g for g in groups if not g.relevant]
 try:
     marks = wb.review.marks_for(settings, [e for g in groups for e in g.event_ids
-                                           if g.hit.event.event_type != "person"])
+                                           if g.hit.event.event_type is not wb.EventType.PERSON])
 except wb.USER_ERRORS:
     marks = {}
 
@@ -136,7 +136,7 @@ def show_group(g: "wb.HitGroup", below: bool) -> None:
                 f"{tf.span(g.first_t_s, g.last_t_s, dur)} · {g.count} moments alike")
         tracks = wb.review.track_ids(e)
         mark = marks.get(e.event_id)
-        c2.markdown(f"**{md(hit.video_name)}** · {when} · {e.event_type} · {e.action} · "
+        c2.markdown(f"**{md(hit.video_name)}** · {when} · {e.event_type.value} · {e.action.value} · "
                     f"{'tracks' if len(tracks) > 1 else 'track'} "
                     f"{', '.join(map(str, tracks)) or '—'}"
                     + (f" · *{md(wb.review.mark_text(mark))}*" if mark else "")

@@ -170,22 +170,22 @@ with right:
         st.caption("No fall, collapse, fight, grabbing or anomaly in this video.")
     for inc in incidents:
         chosen = event is not None and inc.event_id == event.event_id
-        st.button(f"{inc.event.event_type} · {inc.time_text} · {inc.tracks_text} · "
+        st.button(f"{inc.event.event_type.value} · {inc.time_text} · {inc.tracks_text} · "
                   f"{inc.state_label}", key=f"video.inc.{inc.event_id}",
                   icon=":material/play_arrow:", type="primary" if chosen else "secondary",
                   on_click=_show, args=(inc.event_id,), width="stretch")
     if event is not None:
         with st.container(border=True):
-            st.subheader(f"Event {event.event_id}: {event.event_type} at "
+            st.subheader(f"Event {event.event_id}: {event.event_type.value} at "
                          f"{tf.at(event.t_s, dur)}")
             img = res.frame(wb.HighlightItem(event, video.name).frame)
             if img is not None:
                 st.image(img, width="stretch")
             tracks = rv.track_ids(event)
-            st.markdown(f"- action: **{event.action}** ({event.confidence:.0%})\n"
+            st.markdown(f"- action: **{event.action.value}** ({event.confidence:.0%})\n"
                         f"- {'tracks' if len(tracks) > 1 else 'track'}: "
                         f"{', '.join(map(str, tracks)) or '—'}\n"
-                        f"- person: {event.gender}, {event.age_group}\n"
+                        f"- person: {event.gender.value}, {event.age_group.value}\n"
                         f"- frame {event.frame_number}\n"
                         f"- review: {md(rv.mark_text(marks.get(event.event_id)))}")
             if event.sentence:

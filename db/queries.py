@@ -10,7 +10,9 @@ from typing import Sequence
 import numpy as np
 
 from db import vectors
-from pipeline.records import Gender, JobStatus, TrackSummary, frozen_mapping
+from pipeline.records import (
+    Action, AgeGroup, EventType, Gender, JobStatus, TrackSummary, frozen_mapping,
+)
 from db.records import Hit, SearchFilters, StoredEvent, VideoRecord
 
 RRF_K = 60  # reciprocal rank fusion constant (Cormack et al. 2009)
@@ -64,17 +66,36 @@ def _video(row, n_events: int | None = None) -> VideoRecord:
     )
 
 
+def _vocab(enum, value, column: str):
+    """A stored vocabulary value as its Enum (NULL: UNKNOWN); a value the engine does not know
+    is a one-line error naming the row's column and the fix."""
+    if value is None:
+        return enum("unknown")
+    try:
+        return enum(value)
+    except ValueError:
+        raise ValueError(f"db_event.{column} holds {value!r}, outside {enum.__name__} "
+                         f"({', '.join(m.value for m in enum)}); delete and re-analyse that "
+                         f"video") from None
+
+
 def _event(row) -> StoredEvent:
+    """A ``db_event`` row as a ``StoredEvent``: the one place its vocabulary columns become the
+    engine's Enums."""
     (eid, vid, et, t, fn, bx, by, bw, bh, ag, g, a, conf, obj, bucket, key, sentence, attrs,
      odeg, olabel, tracks, raw, aconf, scene, age, t0, t1) = row
     return StoredEvent(
-        event_id=int(eid), video_id=int(vid), event_type=et, t_s=float(t), frame_number=int(fn),
+        event_id=int(eid), video_id=int(vid), event_type=_vocab(EventType, et, "event_type"),
+        t_s=float(t), frame_number=int(fn),
         bbox=(float(bx or 0), float(by or 0), float(bw or 0), float(bh or 0)),
-        age_group=ag or "unknown", gender=g or "unknown", action=a or "unknown",
+        age_group=_vocab(AgeGroup, ag, "age_group"), gender=_vocab(Gender, g, "gender"),
+        action=_vocab(Action, a, "action"),
         confidence=float(conf or 0.0), obj_id=obj, thumbnail_bucket=bucket, thumbnail_key=key,
         sentence=sentence or "", orientation_deg=odeg,
         orientation_label=None if olabel is None else int(olabel),
-        track_ids=tuple(int(t) for t in tracks or ()), raw_action=raw, action_confidence=aconf,
+        track_ids=tuple(int(t) for t in tracks or ()),
+        raw_action=None if raw is None else _vocab(Action, raw, "raw_action"),
+        action_confidence=aconf,
         scene_description=scene, age=age, start_t_s=t0, end_t_s=t1,
         attributes=frozen_mapping(attrs or {}),
     )
@@ -119,7 +140,7 @@ def _filter_sql(filters: SearchFilters | None, alias: str = "e") -> tuple[str, d
                              ("f_ages", "age_group", f.age_groups)):
         if values:
             conds.append(f"{e}.{col} = ANY(%({key})s::text[])")
-            p[key] = [str(v) for v in values]
+            p[key] = [v.value for v in values]
     return (" AND ".join(conds) if conds else "TRUE"), p
 
 

@@ -1,11 +1,15 @@
 """Stored records: ``db/`` maps these to and from rows; services and pages use them (through
-``services.workbench``). The engine's records are in ``pipeline/records.py``."""
+``services.workbench``). The engine's records are in ``pipeline/records.py``; the vocabularies
+(event type, action, gender, age group) are its Enums here too, converted once in ``db/`` when a
+row is read, so that services and pages compare Enums, never strings."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from pipeline.records import JobStatus, frozen_mapping, mmss
+from pipeline.records import (
+    Action, AgeGroup, EventType, Gender, JobStatus, frozen_mapping, mmss,
+)
 
 
 @dataclass(frozen=True)
@@ -47,17 +51,18 @@ class VideoRecord:
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """A ``db_event`` row. ``bbox`` is x, y, width, height in pixels (the seed's columns)."""
+    """A ``db_event`` row: the app's record of an engine ``Event`` once stored (with its ids,
+    thumbnail and sentence). ``bbox`` is x, y, width, height in pixels (the seed's columns)."""
 
     event_id: int
     video_id: int
-    event_type: str
+    event_type: EventType
     t_s: float
     frame_number: int
     bbox: tuple[float, float, float, float]
-    age_group: str
-    gender: str
-    action: str
+    age_group: AgeGroup
+    gender: Gender
+    action: Action
     confidence: float
     obj_id: int | None = None
     thumbnail_bucket: str | None = None  # None: the local storage folder
@@ -66,7 +71,7 @@ class StoredEvent:
     orientation_deg: float | None = None
     orientation_label: int | None = None  # 0/90/180/270, the nearest of the four
     track_ids: tuple[int, ...] = ()  # the tracks involved: obj_id first, then a fight's others
-    raw_action: str | None = None  # the frame's own reading before per-track smoothing
+    raw_action: Action | None = None  # the frame's own reading before per-track smoothing
     action_confidence: float | None = None
     scene_description: str | None = None
     age: float | None = None
@@ -74,9 +79,20 @@ class StoredEvent:
     end_t_s: float | None = None
     attributes: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))  # open-ended
 
+    def __post_init__(self) -> None:
+        for name, enum in _EVENT_VOCABULARIES:
+            v = getattr(self, name)
+            if not isinstance(v, enum) and not (v is None and name == "raw_action"):
+                raise TypeError(f"StoredEvent.{name} must be {enum.__name__}, got {v!r}; "
+                                f"convert the row's value when reading it (db.queries)")
+
     @property
     def other_track_ids(self) -> tuple[int, ...]:
         return tuple(t for t in self.track_ids if t != self.obj_id)
+
+
+_EVENT_VOCABULARIES = (("event_type", EventType), ("age_group", AgeGroup), ("gender", Gender),
+                       ("action", Action), ("raw_action", Action))
 
 
 @dataclass(frozen=True)
@@ -91,15 +107,31 @@ class StoredObject:
         return f"s3://{self.bucket}/{self.key}" if self.bucket else f"local:{self.key}"
 
 
+_FILTER_VOCABULARIES = (("event_types", EventType), ("actions", Action), ("genders", Gender),
+                        ("age_groups", AgeGroup))
+
+
 @dataclass(frozen=True)
 class SearchFilters:
+    """Filters of an event query (empty = everything). The vocabularies may be given as the
+    pages' widgets hold them (plain values): they are converted to the Enums here, once."""
+
     video_ids: tuple[int, ...] = ()
     t_min_s: float | None = None
     t_max_s: float | None = None
-    event_types: tuple[str, ...] = ()
-    actions: tuple[str, ...] = ()
-    genders: tuple[str, ...] = ()
-    age_groups: tuple[str, ...] = ()
+    event_types: tuple[EventType, ...] = ()
+    actions: tuple[Action, ...] = ()
+    genders: tuple[Gender, ...] = ()
+    age_groups: tuple[AgeGroup, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name, enum in _FILTER_VOCABULARIES:
+            try:
+                object.__setattr__(self, name, tuple(enum(v) for v in getattr(self, name)))
+            except ValueError:
+                raise ValueError(f"{name} {list(getattr(self, name))} holds a value outside "
+                                 f"{enum.__name__} ({', '.join(m.value for m in enum)}); "
+                                 f"filter by those") from None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Sequence
 
+from pipeline.records import EventType
+
 NOTE_MAX_CHARS = 2000
 
 
@@ -36,7 +38,7 @@ class ReviewCount:
     """Marks of one (video, event type): how many events, and how many in each state."""
 
     video_id: int
-    event_type: str
+    event_type: EventType
     events: int
     reviewed: int
     confirmed: int
@@ -74,7 +76,8 @@ def get_marks(conn, event_ids: Sequence[int]) -> dict[int, ReviewMark]:
     return {int(r[0]): _mark(r) for r in rows}
 
 
-def count_marks(conn, event_types: Sequence[str], video_ids: Sequence[int] = ()) -> list[ReviewCount]:
+def count_marks(conn, event_types: Sequence[EventType | str], video_ids: Sequence[int] = (),
+                ) -> list[ReviewCount]:
     """Per (video, event type) of the given types: events and marks in each state."""
     rows = conn.execute(
         "SELECT e.video_id, e.event_type, count(*),"
@@ -85,9 +88,10 @@ def count_marks(conn, event_types: Sequence[str], video_ids: Sequence[int] = ())
         " WHERE e.event_type = ANY(%s::text[])"
         " AND (cardinality(%s::bigint[]) = 0 OR e.video_id = ANY(%s::bigint[]))"
         " GROUP BY e.video_id, e.event_type ORDER BY e.video_id DESC, e.event_type",
-        ([str(t) for t in event_types], [int(v) for v in video_ids],
+        ([EventType(t).value for t in event_types], [int(v) for v in video_ids],
          [int(v) for v in video_ids])).fetchall()
-    return [ReviewCount(int(v), t, int(n), int(a), int(b), int(c)) for v, t, n, a, b, c in rows]
+    return [ReviewCount(int(v), EventType(t), int(n), int(a), int(b), int(c))
+            for v, t, n, a, b, c in rows]
 
 
 def _mark(row) -> ReviewMark:

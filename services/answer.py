@@ -65,7 +65,7 @@ def citation(hit: Hit) -> Citation:
 
 
 def _claim(hit: Hit) -> str:
-    s = hit.event.sentence.split("; scene:")[0].strip() or f"{hit.event.event_type} ({hit.event.action})"
+    s = hit.event.sentence.split("; scene:")[0].strip() or f"{hit.event.event_type.value} ({hit.event.action.value})"
     return s[0].upper() + s[1:] if s else s
 
 
@@ -81,7 +81,7 @@ def group_moments(hits: Sequence[Hit]) -> list[list[Hit]]:
         for g in groups:
             b = g[0].event
             if (e.obj_id is not None and b.video_id == e.video_id and b.obj_id == e.obj_id
-                    and b.action == e.action
+                    and b.action is e.action
                     and min(abs(e.t_s - o.event.t_s) for o in g) <= MOMENT_GAP_S):
                 g.append(h)
                 break

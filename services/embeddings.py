@@ -87,12 +87,11 @@ def _incident(event: Event) -> str:
 
 def event_sentence(event: Event, frame_size: tuple[int, int] | None = None) -> str:
     """One sentence describing the event, for full-text search and embeddings."""
-    et = EventType(event.event_type)
-    action = Action(event.action)
+    et, action = event.event_type, event.action
     what = _EVENT_PHRASES.get(et) or _ACTION_PHRASES.get(action, f"was {action.value}")
     if et is not EventType.PERSON and action not in (Action.UNKNOWN,) and action.value != et.value:
         what += f", {_ACTION_PHRASES.get(action, action.value)}"
-    subject = _subject(Gender(event.gender), event.age, AgeGroup(event.age_group))
+    subject = _subject(event.gender, event.age, event.age_group)
     text = f"at {mmss(event.t_s)} {subject} {what}{_where(event.xyxy, frame_size)}"
     label = event.orientation_label
     if label is not None and label in _ORIENTATION:
@@ -137,7 +136,7 @@ def embedding_plan(events: Sequence[Event], frame_size: tuple[int, int] | None =
     for i in order:
         e = events[i]
         text = search_sentence(e, frame_size)
-        incident = EventType(e.event_type) is not EventType.PERSON
+        incident = e.event_type is not EventType.PERSON
         oid = int(e.obj_id)
         if not incident:
             prev = last.get(oid)

@@ -7,6 +7,7 @@ from typing import Iterable
 import pandas as pd
 
 from db.records import SearchFilters, StoredEvent, StoredObject
+from pipeline.records import Action, AgeGroup, EventType, Gender
 from services import database
 from services.job_views import list_videos
 from settings import Settings
@@ -14,13 +15,14 @@ from settings import Settings
 
 @dataclass(frozen=True)
 class EventQuery:
-    """Filters of the Events/Highlights pages (empty = everything)."""
+    """Filters of the Events/Highlights pages (empty = everything). The vocabularies as the
+    widgets hold them (plain values) or as Enums; ``SearchFilters`` converts them."""
 
     video_ids: tuple[int, ...] = ()
-    event_types: tuple[str, ...] = ()
-    actions: tuple[str, ...] = ()
-    genders: tuple[str, ...] = ()
-    age_groups: tuple[str, ...] = ()
+    event_types: tuple[EventType | str, ...] = ()
+    actions: tuple[Action | str, ...] = ()
+    genders: tuple[Gender | str, ...] = ()
+    age_groups: tuple[AgeGroup | str, ...] = ()
     t_min_s: float | None = None
     t_max_s: float | None = None
 
@@ -49,7 +51,8 @@ EVENT_TABLE_COLUMNS = [
 def events_table(events: Iterable[StoredEvent], video_names: dict[int, str],
                  durations: dict[int, float | None] | None = None,
                  marks: dict | None = None) -> pd.DataFrame:
-    """The event table the Events page shows, filters and downloads (one row per event). Times
+    """The event table the Events page shows, filters and downloads (one row per event; the
+    vocabularies as their plain values, as plotly and the CSV take them). Times
     read like the player's clock, with tenths on short clips (``durations``: video lengths);
     ``review`` is the analyst's mark of an incident (``marks``: event id -> ReviewMark)."""
     from services import review, timefmt
@@ -63,12 +66,12 @@ def events_table(events: Iterable[StoredEvent], video_names: dict[int, str],
             "video": video_names.get(e.video_id, f"video {e.video_id}"),
             "time": timefmt.at(e.t_s, durations.get(e.video_id)), "t_s": round(e.t_s, 2),
             "frame_number": e.frame_number,
-            "event_type": e.event_type, "obj_id": e.obj_id, "action": e.action,
+            "event_type": e.event_type.value, "obj_id": e.obj_id, "action": e.action.value,
             "confidence": round(e.confidence, 3),
-            "review": ("" if e.event_type == "person"
+            "review": ("" if e.event_type is EventType.PERSON
                        else review.mark_text(marks.get(e.event_id))),
-            "age_group": e.age_group, "age": e.age,
-            "gender": e.gender, "orientation": e.orientation_label,
+            "age_group": e.age_group.value, "age": e.age,
+            "gender": e.gender.value, "orientation": e.orientation_label,
             "orientation_deg": e.orientation_deg,
             "bbox_x": e.bbox[0], "bbox_y": e.bbox[1], "bbox_width": e.bbox[2],
             "bbox_height": e.bbox[3], "scene": e.scene_description,

@@ -23,16 +23,16 @@ def _highlight_path(result: RunResult, rel: str) -> Path | None:
 def _match_highlights(result: RunResult) -> list[str | None]:
     """The highlight frame (relative file) of each event: its own ``highlight_file`` or the
     run's highlight of the same type and track closest in time."""
-    by_key: dict[tuple[str, int], list] = {}
+    by_key: dict[tuple[EventType, int], list] = {}
     for h in result.highlights:
-        by_key.setdefault((EventType(h.event_type).value, int(h.obj_id)), []).append(h)
+        by_key.setdefault((h.event_type, int(h.obj_id)), []).append(h)
     files: list[str | None] = []
     for e in result.events:
         if e.highlight_file:
             files.append(e.highlight_file)
             continue
-        et = EventType(e.event_type)
-        cands = by_key.get((et.value, int(e.obj_id)), []) if et is not EventType.PERSON else []
+        et = e.event_type
+        cands = by_key.get((et, int(e.obj_id)), []) if et is not EventType.PERSON else []
         best = min(cands, key=lambda h: abs(h.t_s - e.t_s), default=None)
         files.append(best.file if best is not None and abs(best.t_s - e.t_s) <= 1.0 else None)
     return files
@@ -60,8 +60,8 @@ def upload_highlights(storage, video_id: int, run_id: int, result: RunResult,
         if str(path) in used:
             thumbs[i] = used[str(path)]
             continue
-        label = EventType(e.event_type).value if EventType(e.event_type) is not EventType.PERSON \
-            else getattr(e.action, "value", str(e.action))
+        label = (e.event_type.value if e.event_type is not EventType.PERSON
+                 else e.action.value)
         from services.storage import highlight_key
 
         key = highlight_key(video_id, run_id, e.t_s, label)

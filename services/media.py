@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from pipeline.records import mmss
+from pipeline.records import EventType, mmss
 from db.records import StoredEvent, StoredObject, VideoRecord
 from services.errors import StorageError
 from services.events_table import EventQuery, list_events, video_names
@@ -39,7 +39,7 @@ class HighlightItem:
 
     @property
     def caption(self) -> str:
-        return f"{self.event.event_type} · {mmss(self.event.t_s)} · {self.tracks_label}"
+        return f"{self.event.event_type.value} · {mmss(self.event.t_s)} · {self.tracks_label}"
 
     @property
     def frame(self) -> StoredObject | None:
@@ -48,7 +48,7 @@ class HighlightItem:
 
 
 def highlights(settings: Settings, video_ids: Sequence[int] = (),
-               event_types: Sequence[str] = ()) -> list[HighlightItem]:
+               event_types: Sequence[EventType | str] = ()) -> list[HighlightItem]:
     """Highlight events (those with an annotated frame), in video then time order."""
     types = tuple(event_types) or HIGHLIGHT_TYPES
     names = video_names(settings)

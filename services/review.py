@@ -22,7 +22,7 @@ from services.errors import ServiceError
 
 log = logging.getLogger("va.services.review")
 
-INCIDENT_TYPES: tuple[str, ...] = tuple(t.value for t in EventType if t is not EventType.PERSON)
+INCIDENT_TYPES: tuple[EventType, ...] = tuple(t for t in EventType if t is not EventType.PERSON)
 STATES: tuple[ReviewState, ...] = tuple(ReviewState)
 DETECTORS_FILE = "detectors.json"
 
@@ -42,7 +42,7 @@ class ReviewError(ServiceError):
 class Precision:
     """A detector's measured precision (None = not measured), how it was measured, and where."""
 
-    event_type: str
+    event_type: EventType
     precision: float | None
     alarms: int
     how: str
@@ -55,7 +55,7 @@ class Precision:
         return f"{self.precision:.0%} of {self.alarms} alarms"
 
 
-def detector_precision(models_dir: Path | str) -> dict[str, Precision]:
+def detector_precision(models_dir: Path | str) -> dict[EventType, Precision]:
     """Every incident type's measured precision from ``models/detectors.json``."""
     path = Path(models_dir) / DETECTORS_FILE
     try:
@@ -65,7 +65,7 @@ def detector_precision(models_dir: Path | str) -> dict[str, Precision]:
         raw = {}
     out = {}
     for t in INCIDENT_TYPES:
-        d = raw.get(t) or {}
+        d = raw.get(t.value) or {}
         p = d.get("precision")
         out[t] = Precision(event_type=t, precision=None if p is None else float(p),
                            alarms=int(d.get("alarms") or 0), how=str(d.get("how") or
@@ -124,13 +124,13 @@ class Incident:
 
     @property
     def title(self) -> str:
-        return f"{self.event.event_type} · {self.time_text} · {self.tracks_text}"
+        return f"{self.event.event_type.value} · {self.time_text} · {self.tracks_text}"
 
 
 @dataclass(frozen=True)
 class IncidentFilter:
     unreviewed_only: bool = False
-    event_types: tuple[str, ...] = ()
+    event_types: tuple[EventType | str, ...] = ()  # plain values (the widget's) or Enums
     min_confidence: float = 0.0
     video_ids: tuple[int, ...] = ()
 
@@ -248,12 +248,12 @@ class AccuracyRow:
         return None if self.judged == 0 else self.false_alarm / self.judged
 
 
-def _rows(scope: str, groups: Mapping[str, list[ReviewCount]],
-          prec: Mapping[str, Precision] | None) -> list[AccuracyRow]:
+def _rows(scope: str, groups: Mapping[EventType | str, list[ReviewCount]],
+          prec: Mapping[EventType, Precision] | None) -> list[AccuracyRow]:
     out = []
     for key, cs in groups.items():
         out.append(AccuracyRow(
-            scope=scope, key=key, incidents=sum(c.events for c in cs),
+            scope=scope, key=key.value if isinstance(key, EventType) else key, incidents=sum(c.events for c in cs),
             reviewed=sum(c.reviewed + c.confirmed + c.false_alarm for c in cs),
             confirmed=sum(c.confirmed for c in cs), false_alarm=sum(c.false_alarm for c in cs),
             measured_precision=(prec[key].precision if prec and key in prec else None)))
@@ -268,7 +268,7 @@ def accuracy(settings, video_ids: Sequence[int] = (),
 
     with database.pooled(settings) as conn:
         counts = reviews.count_marks(conn, INCIDENT_TYPES, video_ids)
-    by_type: dict[str, list[ReviewCount]] = {}
+    by_type: dict[EventType, list[ReviewCount]] = {}
     by_video: dict[str, list[ReviewCount]] = {}
     for c in counts:
         by_type.setdefault(c.event_type, []).append(c)
@@ -290,7 +290,7 @@ def people_over_time(settings, video_id: int) -> list[tuple[float, int]]:
 
     with database.pooled(settings) as conn:
         events = queries.list_events(conn, SearchFilters(video_ids=(int(video_id),),
-                                                         event_types=("person",)))
+                                                         event_types=(EventType.PERSON,)))
     seen: dict[float, set] = {}
     for e in events:
         seen.setdefault(round(e.t_s, 3), set()).add(e.obj_id if e.obj_id is not None

@@ -66,8 +66,8 @@ def hit_json(hit: Hit) -> str:
     e = hit.event
     return json.dumps({
         "event_id": e.event_id, "video_id": e.video_id, "video": hit.video_name,
-        "timestamp": round(e.t_s, 2), "time": hit.mmss, "event_type": e.event_type,
-        "action": e.action, "obj_id": e.obj_id, "score": round(hit.score, 5),
+        "timestamp": round(e.t_s, 2), "time": hit.mmss, "event_type": e.event_type.value,
+        "action": e.action.value, "obj_id": e.obj_id, "score": round(hit.score, 5),
         "similarity": None if hit.similarity is None else round(hit.similarity, 4),
         "frame_key": (f"s3://{e.thumbnail_bucket}/{e.thumbnail_key}" if e.thumbnail_bucket
                       else e.thumbnail_key),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.records import EventType, Gender, TrackSummary, mmss
+from pipeline.records import Action, EventType, Gender, TrackSummary, mmss
 from db.records import SearchFilters, StoredEvent, StoredObject, VideoRecord
 from services import database
 from settings import Settings
@@ -20,8 +20,7 @@ class TrackCard:
 
     video_id: int
     summary: TrackSummary
-    age_group: str
-    action_history: tuple[tuple[float, str], ...]  # (t_s, action) at each change
+    action_history: tuple[tuple[float, Action], ...]  # (t_s, action) at each change
     thumbnails: tuple[StoredObject, ...] = ()  # the track's highlight frames
     #: (frame, t_s, bbox xywh) of the samples compared to crop one person (crop_candidates)
     samples: tuple[tuple[int, float, tuple[float, float, float, float]], ...] = ()
@@ -37,16 +36,15 @@ class TrackCard:
         if s.age is None:
             return "age unknown (face too small or unclear)"
         spread = f" ± {s.age_spread / 2:.0f}" if s.age_spread else ""
-        return f"about {s.age:.0f}{spread} years ({self.age_group})"
+        return f"about {s.age:.0f}{spread} years ({s.age_group.value})"
 
     @property
     def gender_text(self) -> str:
         s = self.summary
-        g = getattr(s.gender, "value", s.gender)
-        if g == Gender.UNKNOWN:
+        if s.gender is Gender.UNKNOWN:
             return "gender unknown"
         conf = f" ({s.gender_confidence:.0%} of frames)" if s.gender_confidence else ""
-        return f"{g}{conf}"
+        return f"{s.gender.value}{conf}"
 
 
 def crop_candidates(rows: list[StoredEvent], k: int | None = None) -> list[StoredEvent]:
@@ -77,16 +75,16 @@ def track_cards(settings: Settings, video_id: int) -> list[TrackCard]:
     cards = []
     for t in tracks:
         evs = sorted(by_track.get(int(t.obj_id), []), key=lambda e: e.t_s)
-        history: list[tuple[float, str]] = []
+        history: list[tuple[float, Action]] = []
         for e in evs:
-            if e.event_type == EventType.PERSON and (not history or history[-1][1] != e.action):
+            if e.event_type is EventType.PERSON and (not history or history[-1][1] is not e.action):
                 history.append((e.t_s, e.action))
         thumbs = tuple(StoredObject(e.thumbnail_bucket, e.thumbnail_key)
                        for e in evs if e.thumbnail_key)[:4]
-        people = [e for e in evs if e.event_type == EventType.PERSON and e.bbox[2] > 0]
+        people = [e for e in evs if e.event_type is EventType.PERSON and e.bbox[2] > 0]
         samples = tuple(dict.fromkeys((e.frame_number, e.t_s, e.bbox)
                                       for e in crop_candidates(people)))
-        cards.append(TrackCard(video_id=int(video_id), summary=t, age_group=t.age_group.value,
+        cards.append(TrackCard(video_id=int(video_id), summary=t,
                                action_history=tuple(history), thumbnails=thumbs,
                                samples=samples))
     return cards

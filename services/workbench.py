@@ -19,7 +19,7 @@ own (``app_pages/_resources.py`` wraps the factories in ``st.cache_resource``):
 """
 from __future__ import annotations
 
-from pipeline.records import JobStatus, TrackSummary, mmss
+from pipeline.records import Action, AgeGroup, EventType, Gender, JobStatus, TrackSummary, mmss
 from db.records import Hit, SearchFilters, StoredEvent, StoredObject, VideoRecord
 from services import housekeeping, review, text, timefmt
 from services.records import Answer
@@ -58,6 +58,7 @@ __all__ = [
     "housekeeping", "review", "text", "timefmt", "HitGroup", "hit_thumbnail",
     "ACTION_COLOURS", "ACTIONS", "ACTIVE", "AGE_GROUPS", "EVENT_COLOURS", "EVENT_TABLE_COLUMNS",
     "EVENT_TYPES", "FINAL", "GENDER_COLOURS", "GENDERS", "HIGHLIGHT_TYPES", "ORIENTATION_LABELS", "USER_ERRORS", "VIDEO_EXTENSIONS", "AnalysisOptions", "Answer",
+    "Action", "AgeGroup", "EventType", "Gender",
     "Capabilities", "DbJobStore", "EventQuery", "Hit", "HighlightItem", "JobClient", "JobStatus",
     "JobView", "QueueSnapshot", "SearchEmbedder", "SearchFilters", "SearchView", "Services",
     "StoredEvent", "StoredObject", "TrackCard", "TrackSummary", "VideoRecord", "VideoSource",

@@ -98,14 +98,20 @@ def make_event(t_s: float = 0.0, event_type=None, obj_id: int = 1, **kw):
 
 
 def make_stored_event(event_id: int = 1, t_s: float = 0.0, obj_id: int | None = 1, **kw):
-    """A ``StoredEvent`` as ``db.queries`` returns it (plain strings for the vocabularies)."""
+    """A ``StoredEvent`` as ``db.queries`` returns it (the vocabularies as the engine's Enums;
+    tests may name them by their plain values)."""
     from db.records import StoredEvent
+    from pipeline.records import Action, AgeGroup, EventType, Gender
 
-    fields = dict(video_id=1, event_type="person", frame_number=int(round(t_s * 30)),
-                  bbox=(10.0, 20.0, 50.0, 120.0), age_group="young", gender="male",
-                  action="standing", confidence=0.8,
+    fields = dict(video_id=1, event_type=EventType.PERSON, frame_number=int(round(t_s * 30)),
+                  bbox=(10.0, 20.0, 50.0, 120.0), age_group=AgeGroup.YOUNG, gender=Gender.MALE,
+                  action=Action.STANDING, confidence=0.8,
                   track_ids=() if obj_id is None else (obj_id,))
     fields.update(kw)
+    for name, enum in (("event_type", EventType), ("age_group", AgeGroup), ("gender", Gender),
+                       ("action", Action), ("raw_action", Action)):
+        if fields.get(name) is not None:
+            fields[name] = enum(fields[name])
     return StoredEvent(event_id=event_id, t_s=float(t_s), obj_id=obj_id, **fields)
 
 

@@ -178,7 +178,7 @@ def test_video_page_opens_from_a_citation_link(done):
     assert not at.exception, at.exception
     when = workbench.timefmt.at(ev.t_s, workbench.get_video(done.settings,
                                                              done.video_id).duration_s)
-    assert any(h.startswith(f"Event {ev.event_id}: {ev.event_type} at {when}")
+    assert any(h.startswith(f"Event {ev.event_id}: {ev.event_type.value} at {when}")
                for h in texts(at, "subheader")), texts(at, "subheader")
     (video,) = at.main.get("video")
     assert video.proto.start_time == workbench.timefmt.play_from(ev.t_s)

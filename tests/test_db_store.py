@@ -62,9 +62,14 @@ def test_replace_events_roundtrip_and_atomic_replace(db_pool):
         assert [e.t_s for e in got] == [0.0, 1.0, 2.0, 3.0, 4.0]
         e0 = got[0]
         assert e0.bbox == (10.0, 20.0, 100.0, 200.0)
+        # the vocabularies come back as the engine's Enums, converted once in db.queries
+        assert (e0.event_type, e0.action, e0.gender, e0.age_group) == (
+            EventType.PERSON, Action.WALKING, Gender.MALE, AgeGroup.MIDDLE)
+        assert all(isinstance(v, t) for v, t in ((e0.event_type, EventType), (e0.action, Action),
+                                                (e0.gender, Gender), (e0.age_group, AgeGroup)))
         assert e0.orientation_label == 90 and e0.orientation_deg == 92.0
         assert e0.scene_description == "two people in a corridor" and e0.age == 41.5
-        assert e0.track_ids == (0,) and e0.raw_action == "standing"
+        assert e0.track_ids == (0,) and e0.raw_action is Action.STANDING
         assert e0.action_confidence == pytest.approx(0.7)
         assert e0.attributes["score"] is None and e0.attributes["n"] == 3
         assert not {"orientation", "scene_analysis", "age", "obj_id"} & set(e0.attributes)
@@ -126,6 +131,9 @@ def test_filters(db_pool):
         store.replace_events(conn, vid, store.EventBatch(evs, ["a fall", "walks", "walks"], [None] * 3))
         f = queries.list_events
         assert len(f(conn, SearchFilters(event_types=("falling",)))) == 1
+        assert len(f(conn, SearchFilters(event_types=(EventType.FALLING,)))) == 1
+        with pytest.raises(ValueError, match="outside EventType"):
+            SearchFilters(event_types=("fall",))
         assert len(f(conn, SearchFilters(genders=("female",)))) == 1
         assert len(f(conn, SearchFilters(t_min_s=0.5, t_max_s=10))) == 1
         assert len(f(conn, SearchFilters(actions=("walking",), age_groups=("middle",)))) == 2

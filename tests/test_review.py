@@ -126,14 +126,20 @@ def test_accuracy_per_type_and_per_video_beside_measured_precision(world):
 def test_track_ids_are_the_typed_list_or_the_track():
     from db.records import StoredEvent
 
-    e = StoredEvent(event_id=1, video_id=1, event_type="violent", t_s=1.0, frame_number=1,
-                    bbox=(0, 0, 1, 1), age_group="unknown", gender="unknown", action="violent",
-                    confidence=1.0, obj_id=2, track_ids=(2, 4, 2))
+    from pipeline.records import Action, AgeGroup, EventType, Gender
+
+    e = StoredEvent(event_id=1, video_id=1, event_type=EventType.VIOLENT, t_s=1.0, frame_number=1,
+                    bbox=(0, 0, 1, 1), age_group=AgeGroup.UNKNOWN, gender=Gender.UNKNOWN,
+                    action=Action.VIOLENT, confidence=1.0, obj_id=2, track_ids=(2, 4, 2))
     assert review.track_ids(e) == (2, 4)
     assert review.track_ids(StoredEvent(
-        event_id=1, video_id=1, event_type="falling", t_s=1.0, frame_number=1,
-        bbox=(0, 0, 1, 1), age_group="unknown", gender="unknown", action="falling",
-        confidence=1.0, obj_id=7)) == (7,)
+        event_id=1, video_id=1, event_type=EventType.FALLING, t_s=1.0, frame_number=1,
+        bbox=(0, 0, 1, 1), age_group=AgeGroup.UNKNOWN, gender=Gender.UNKNOWN,
+        action=Action.FALLING, confidence=1.0, obj_id=7)) == (7,)
+    with pytest.raises(TypeError, match="must be EventType"):
+        StoredEvent(event_id=1, video_id=1, event_type="falling", t_s=1.0, frame_number=1,
+                    bbox=(0, 0, 1, 1), age_group=AgeGroup.UNKNOWN, gender=Gender.UNKNOWN,
+                    action=Action.FALLING, confidence=1.0)
 
 
 def test_every_measured_precision_is_quoted_from_its_source():

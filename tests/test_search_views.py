@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 
 from db.records import Hit, StoredEvent
+from pipeline.records import Action, AgeGroup, EventType, Gender
 from services import search_views
 
 
 def _hit(eid, t, sentence, video=1, sim=0.5, kind="person", bbox=(10, 5, 20, 30), frame=0):
-    e = StoredEvent(event_id=eid, video_id=video, event_type=kind, t_s=t, frame_number=frame,
-                    bbox=bbox, age_group="unknown", gender="unknown", action="walking",
+    e = StoredEvent(event_id=eid, video_id=video, event_type=EventType(kind), t_s=t,
+                    frame_number=frame, bbox=bbox, age_group=AgeGroup.UNKNOWN,
+                    gender=Gender.UNKNOWN, action=Action.WALKING,
                     confidence=0.9, obj_id=1, sentence=sentence)
     return Hit(event=e, video_name=f"v{video}", score=1.0 / eid, similarity=sim)
 
