@@ -24,7 +24,7 @@ PAGES = [
     st.Page("app_pages/video.py", title="Video detail", icon=":material/movie:"),
 ]
 page = st.navigation(PAGES)
-res.begin_run()  # the sidebar and the page share one read of the job views
+res.fresh_job_views()  # the sidebar and the page share one read of the job views
 res.keep_filters()  # the pages' filters survive a visit to another page
 res.services()  # settings + database: a setup problem is one plain error here, and stops
 

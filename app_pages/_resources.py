@@ -61,8 +61,9 @@ JOB_VIEWS_SHARED_S = 0.9  # under the fragments' 1 s: the sidebar's and the page
 #   its own timer) show the same read
 
 
-def begin_run() -> None:
-    """Called by the entry file on every full run: the next job_views() reads afresh."""
+def fresh_job_views() -> None:
+    """The next job_views() reads afresh: called by the entry file on every full run, and after
+    a job is queued or cancelled (so the page shows it at once)."""
     st.session_state.pop("jobs.views", None)
 
 

@@ -143,6 +143,7 @@ with right:
                 st.warning("Pick or upload a video first.")
             else:
                 vid = wb.start_analysis(runner, source, options)
+                res.fresh_job_views()
                 st.session_state["analyze.video_id"] = vid
                 st.session_state["video.id"] = vid
                 st.toast(f"Queued {md(source.label)} (video {vid})", icon=":material/schedule:")
@@ -174,6 +175,7 @@ def live_jobs() -> None:
                          icon=":material/stop_circle:"):
                 if not runner.cancel(j.video_id):
                     st.warning("This job is no longer queued or running.")
+                res.fresh_job_views()
     # The job started in this session; after a reload (a new session) the newest job, so its
     # outcome and links are not lost.
     last = st.session_state.get("analyze.video_id") or (jobs[0].video_id if jobs else None)

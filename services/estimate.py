@@ -67,8 +67,10 @@ def remaining_s(estimate_s: float | None, elapsed_s: float, reported_eta_s: floa
                 fraction: float = 0.0) -> float | None:
     """The job's ETA: before the run has its own (models loading, the first frame) what is left
     of the estimate; then a blend that moves from the estimate to the run's own ETA (from its
-    frame rate so far, noisy over its first frames) as the job passes ``fraction`` 0 -> 0.5.
-    None when neither is known (an S3 video before its first frames)."""
+    frame rate so far, noisy over its first frames) as the job passes ``fraction`` 0 -> 0.5,
+    never less than what is left of the estimate: the run's own counts only its frames, not
+    finding events (dense re-analysis) or storing, and read '00:00' for 20 s on vtest. None
+    when neither is known (an S3 video before its first frames)."""
     left = None if estimate_s is None else float(estimate_s) - max(0.0, float(elapsed_s))
     if left is not None and left <= 0:
         left = None  # overrun: the estimate says nothing any more
@@ -76,5 +78,5 @@ def remaining_s(estimate_s: float | None, elapsed_s: float, reported_eta_s: floa
         eta = left if reported_eta_s is None else float(reported_eta_s)
     else:
         w = min(1.0, max(0.0, float(fraction)) / ETA_BLEND_UNTIL)
-        eta = (1.0 - w) * left + w * float(reported_eta_s)
+        eta = max(left, (1.0 - w) * left + w * float(reported_eta_s))
     return None if eta is None else round(eta, 1)

@@ -42,6 +42,8 @@ def test_start_from_the_library_shows_progress_then_done(app, db_settings):
     at.button(key="analyze.start").click().run()
     assert not at.exception, at.exception
     vid = at.session_state["analyze.video_id"]
+    # The queued job has its bar in the run that queued it (not a second later).
+    assert any(f"(video {vid})" in m for m in texts(at, "markdown")), texts(at, "markdown")
     seen = []
 
     def finished():

@@ -3,7 +3,8 @@ data folder, the embedded PostgreSQL of the test session, a library folder holdi
 clip Fall01 and the dev fight clip fi003), driven by Playwright in Debian's chromium. It analyses
 both (watching the progress bar move and reach done), finds the fight incident and the fall
 incident on the Review page, marks the fight a false alarm and sees the accuracy panel change,
-runs a search, opens a hit and lands on that moment in the player. The app must contact no host
+runs a search, opens a hit and lands on that moment in the player, and plays an incident by
+clicking its span on the timeline under the player. The app must contact no host
 but its own. Screenshots of every page go to docs/screenshots/ (shown in the README) and the
 in-between ones to test-artifacts/.
 
@@ -291,6 +292,20 @@ def test_analyst_flow_in_a_real_browser(server):
             _check_player(page, PlaywrightTimeout)
             expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
             _shot(page, "video", doc=True)
+            # Clicking the incident's span on the timeline under the player plays it too.
+            page.locator('[data-testid="stMain"] [data-testid="stButton"] button',
+                         has_text=re.compile(r"Close$")).first.click()
+            page.get_by_role("heading", name=re.compile(r"^Event \d+: ")).first \
+                .wait_for(state="detached")
+            span = page.locator('[data-testid="stPlotlyChart"] .barlayer .point path').first
+            box = span.bounding_box()
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(x, y)  # plotly picks the point under the pointer on hover
+            page.wait_for_timeout(300)
+            page.mouse.click(x, y)
+            page.get_by_role("heading", name=re.compile(r"^Event \d+: (falling|collapse) "))\
+                .wait_for()
+            _check_player(page, PlaywrightTimeout)
         finally:
             browser.close()
     assert not outside, f"the app contacted outside hosts: {sorted(set(outside))[:10]}"

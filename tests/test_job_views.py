@@ -67,7 +67,9 @@ def test_eta_before_the_first_frame_is_what_is_left_of_the_estimate():
     assert remaining_s(30.0, 31.0, 7.0, 0.3) == 7.0
     # The run's first ETA (one frame in) is noisy: the estimate leads, then the run's own.
     assert remaining_s(20.0, 2.0, 46.0, 0.06) == pytest.approx(18.0 + 0.12 * 28.0, abs=0.1)
-    assert remaining_s(20.0, 10.0, 4.0, 0.6) == 4.0
+    assert remaining_s(20.0, 5.0, 3.0, 0.3) == 15.0  # never under the estimate's rest
+    assert remaining_s(20.0, 10.0, 4.0, 0.6) == 10.0  # finding events: the estimate's rest
+    assert remaining_s(20.0, 10.0, 14.0, 0.6) == 14.0  # slower than estimated: the run's own
 
 
 def test_a_stored_eta_counts_down_between_writes():
