@@ -356,7 +356,8 @@ def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sa
     if violence is not None:
         from pipeline.violence import read_motion
 
-        motion = read_motion(dense_obs, observer.reader) if observer is not None and dense_obs else None
+        motion = (read_motion(dense_obs, observer.reader, getattr(violence, "backbone", None))
+                  if observer is not None and dense_obs else None)
         violent = violence.episodes(dense_obs, motion, (info.width, info.height))
     episodes += interactions.find_interaction_episodes(obs, (info.width, info.height), fps,
                                                        violent=violent)

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
 from pipeline.records import Frame, PersonObservation
+
+if TYPE_CHECKING:
+    from pipeline.appearance import Appearance, Backbone
 
 MOTION_WIDTH_PX = 160  # frames are compared at this width (grey)
 
@@ -32,6 +36,7 @@ class Motion:
 
     frames: Mapping[int, tuple[float, ...]]
     boxes: Mapping[tuple[int, int], tuple[float, ...]]
+    appearance: "Appearance | None" = None  # backbone vectors (pipeline.appearance)
 
     def frame(self, frame_number: int, stat: str) -> float | None:
         v = self.frames.get(frame_number)
@@ -68,9 +73,10 @@ def _coherence(fx: np.ndarray, fy: np.ndarray, mag: np.ndarray) -> float:
     return float(np.hypot(fx[moving].mean(), fy[moving].mean()) / (mag[moving].mean() + 1e-6))
 
 
-def motion_of(frames: Sequence[Frame], observations: Sequence[PersonObservation]) -> Motion:
+def motion_of(frames: Sequence[Frame], observations: Sequence[PersonObservation],
+              backbone: "Backbone | None" = None) -> Motion:
     """The ``Motion`` of ``frames`` (evenly sampled) and of the people of ``observations`` in
-    them; the first frame has none."""
+    them; the first frame has none. With ``backbone``, also their ``Appearance``."""
     import cv2
 
     by_frame: dict[int, list[PersonObservation]] = defaultdict(list)
@@ -111,16 +117,23 @@ def motion_of(frames: Sequence[Frame], observations: Sequence[PersonObservation]
                 _coherence(fx[box], fy[box], m),
                 float(dmag[box].mean()) if dmag is not None else 0.0)
         prev, prev_mag = g, mag
-    return Motion(out_f, out_b)
+    app = None
+    if backbone is not None:
+        from pipeline.appearance import appearance_of
+
+        app = appearance_of(frames, observations, backbone)
+    return Motion(out_f, out_b, app)
 
 
 def read_motion(observations: Sequence[PersonObservation], reader: Callable[[int, int, int], list[Frame]],
-                ) -> Motion:
+                backbone: "Backbone | None" = None) -> Motion:
     """The ``Motion`` of the frames of ``observations``: the frames are read again (decoding is
     cheap next to detection) in runs of evenly spaced frame numbers, a few at a time."""
     numbers = sorted({o.frame_number for o in observations})
     frames_out: dict[int, tuple[float, ...]] = {}
     boxes_out: dict[tuple[int, int], tuple[float, ...]] = {}
+    app_boxes: dict = {}
+    app_frames: dict = {}
     if len(numbers) < 2:
         return Motion(frames_out, boxes_out)
     step = int(np.bincount(np.diff(numbers)).argmax())
@@ -141,7 +154,51 @@ def read_motion(observations: Sequence[PersonObservation], reader: Callable[[int
             c1 = min(run[-1], c0 + chunk)
             frames = reader(c0, c1, step)
             sel = [o for o in observations if c0 <= o.frame_number <= c1]
-            m = motion_of(frames, sel)
+            m = motion_of(frames, sel, backbone)
             frames_out.update(m.frames)
             boxes_out.update(m.boxes)
-    return Motion(frames_out, boxes_out)
+            if m.appearance is not None:
+                app_boxes.update(m.appearance.boxes)
+                app_frames.update(m.appearance.frames)
+    if backbone is None:
+        return Motion(frames_out, boxes_out)
+    from pipeline.appearance import Appearance
+
+    return Motion(frames_out, boxes_out, Appearance(app_boxes, app_frames))
+
+
+# --- the short-clip pass of the violence classifier's training ---------------------------------
+
+def clip_frames(path: Path):
+    """(video info, frame skip, frames) of the short-clip pass: every
+    ``interactions.DENSE_SAMPLE_DT_S``."""
+    from pipeline import interactions
+    from pipeline.sampling import VideoFrames, probe_video
+
+    info = probe_video(Path(path))
+    skip = interactions.interaction_frame_skip(info.fps, info.duration_s, 10 ** 6)
+    return info, skip, list(VideoFrames(info.path, skip, info))
+
+
+def observe_clip(path: Path, detector, backbone: "Backbone | None" = None,
+                 ) -> tuple[list[PersonObservation], Motion, tuple[int, int]]:
+    """The observations the engine's short-clip pass makes of ``path`` (frames every
+    ``interactions.DENSE_SAMPLE_DT_S``, ``detector``, the tracker; attributes left out), the
+    motion numbers (and with ``backbone`` the appearance) of those frames, and the frame size."""
+    from pipeline.detection import detect_tracked
+    from pipeline.tracking import PersonTracker
+
+    info, skip, frames = clip_frames(path)
+    tracker = PersonTracker(info.fps / skip)
+    rows: list[PersonObservation] = []
+    for fr in frames:
+        persons = detect_tracked(fr, detector, tracker)
+        for i in range(len(persons)):
+            tid = int(persons.tracker_id[i])
+            rows.append(PersonObservation(
+                frame_number=fr.frame_number, t_s=fr.t_s, obj_id=tid,
+                xyxy=tuple(round(float(v), 1) for v in persons.xyxy[i]),
+                det_confidence=round(float(persons.confidence[i]), 4),
+                keypoints=tuple((round(float(k[0]), 1), round(float(k[1]), 1), round(float(k[2]), 3))
+                                for k in persons.keypoints[i])))
+    return rows, motion_of(frames, rows, backbone), (info.width, info.height)

@@ -13,6 +13,8 @@ features (``FEATURE_NAMES``) summarise, over that window:
 * motion energy: the mean absolute difference of consecutive sampled frames (grey, 160 px
   wide) inside each person's box, and over the whole frame (camera noise, crowds);
 * the rule's own verdict (``interactions`` violent rule) and pose quality (keypoint scores).
+* appearance (``pipeline.appearance``): how fast the close people's YOLOv5s-backbone vectors
+  change, and ``app_score``, the model's linear head on their mean vector.
 
 ``scripts/train_violence.py`` learns the classifier from the surveillance-fight clips with the
 same code (``observe_clip`` is the short-clip pass of ``run.run_video`` without attributes), and
@@ -35,15 +37,16 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from pipeline import appearance as A
 from pipeline import interactions
 from pipeline import thresholds as T
 from pipeline.motion import (  # noqa: F401  (re-exported: the training script and tests use them)
-    BOX_STATS, FRAME_STATS, MOTION_WIDTH_PX, Motion, motion_of, read_motion,
+    BOX_STATS, FRAME_STATS, MOTION_WIDTH_PX, Motion, motion_of, observe_clip, read_motion,
 )
 from pipeline.records import KP, Episode, EventType, PersonObservation
 from pipeline.trees import TreeEnsemble
 
-FEATURE_VERSION = 2  # the window features (FEATURE_NAMES and how they are computed)
+FEATURE_VERSION = 3  # the window features (FEATURE_NAMES and how they are computed)
 OBSERVATION_VERSION = 1  # what observe_clip records (the training script's cache)
 MODEL_FILE = "violence.json"
 WINDOW_S = 2.0  # the training clips are ~2 s
@@ -67,7 +70,7 @@ FEATURE_NAMES = (
     "flow_frame_mean", "flow_frame_std", "coh_frame_mean", "flow_cell_p90", "flow_cell_max",
     "dflow_cell_mean", "dflow_cell_p90", "moving_frac", "flow_ratio",
     "hot_frac", "wrist_up_frac", "kp_score_close", "rule_fires", "rule_confidence",
-)
+) + A.FEATURES + ("app_score",)  # app_score: the appearance head (0 until applied)
 
 
 
@@ -123,6 +126,7 @@ class WindowScore:
 @dataclass(frozen=True)
 class _Window:
     features: np.ndarray
+    embedding: np.ndarray  # the close people's mean backbone vector (pipeline.appearance)
     involved: tuple[int, ...]
     peak_t_s: float
     peak_frame_number: int
@@ -152,6 +156,7 @@ def _window(observations: Sequence[PersonObservation], motion: Motion | None,
     track_act: dict[int, list[float]] = defaultdict(list)
     prev_dist: dict[tuple[int, int], tuple[float, float]] = {}
     peak = (-1.0, None)
+    close_pairs: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for frame in sorted(by_frame):
         people = by_frame[frame]
         counts.append(len(people))
@@ -182,6 +187,7 @@ def _window(observations: Sequence[PersonObservation], motion: Motion | None,
                 if d > T.VIOLENT_MAX_DISTANCE_BH:
                     continue
                 in_pair |= {a, b}
+                close_pairs[frame].append((a, b))
                 if d <= TOUCH_DISTANCE_BH:
                     touching[a].add(b)
                     touching[b].add(a)
@@ -260,6 +266,10 @@ def _window(observations: Sequence[PersonObservation], motion: Motion | None,
         rule_fires=1.0 if rule else 0.0,
         rule_confidence=max((e.confidence for e in rule), default=0.0),
     )
+    app, embedding = A.window_features(motion.appearance if motion is not None else None,
+                                       sorted(by_frame), close_pairs,
+                                       {f: sorted(p) for f, p in by_frame.items()})
+    feats.update(app, app_score=0.0)
     values = np.array([feats[n] for n in FEATURE_NAMES], np.float64)
     # the people involved: the most active close pair, and whoever comes within touching
     # distance of one of them while moving limbs fast (bystanders stand, sit or walk by)
@@ -280,41 +290,13 @@ def _window(observations: Sequence[PersonObservation], motion: Motion | None,
         peak_t, peak_f = mid.t_s, mid.frame_number
     else:
         peak_t, peak_f = 0.0, 0
-    return _Window(values, tuple(sorted(involved)), peak_t, peak_f)
+    return _Window(values, embedding, tuple(sorted(involved)), peak_t, peak_f)
 
 
 def window_features(observations: Sequence[PersonObservation], motion: Motion | None,
                     frame_size: tuple[int, int]) -> np.ndarray:
     """The ``FEATURE_NAMES`` vector of one window of dense observations."""
     return _window(observations, motion, frame_size).features
-
-
-# --- the short-clip pass, for training ------------------------------------------------------------
-
-def observe_clip(path: Path, detector) -> tuple[list[PersonObservation], Motion, tuple[int, int]]:
-    """The observations the engine's short-clip pass makes of ``path`` (frames every
-    ``interactions.DENSE_SAMPLE_DT_S``, ``detector``, the tracker; attributes left out), the
-    motion maps of those frames, and the frame size."""
-    from pipeline.detection import detect_tracked
-    from pipeline.sampling import VideoFrames, probe_video
-    from pipeline.tracking import PersonTracker
-
-    info = probe_video(Path(path))
-    skip = interactions.interaction_frame_skip(info.fps, info.duration_s, 10 ** 6)
-    tracker = PersonTracker(info.fps / skip)
-    rows: list[PersonObservation] = []
-    frames = list(VideoFrames(info.path, skip, info))
-    for fr in frames:
-        persons = detect_tracked(fr, detector, tracker)
-        for i in range(len(persons)):
-            tid = int(persons.tracker_id[i])
-            rows.append(PersonObservation(
-                frame_number=fr.frame_number, t_s=fr.t_s, obj_id=tid,
-                xyxy=tuple(round(float(v), 1) for v in persons.xyxy[i]),
-                det_confidence=round(float(persons.confidence[i]), 4),
-                keypoints=tuple((round(float(k[0]), 1), round(float(k[1]), 1), round(float(k[2]), 3))
-                                for k in persons.keypoints[i])))
-    return rows, motion_of(frames, rows), (info.width, info.height)
 
 
 # --- the classifier -----------------------------------------------------------------------------
@@ -324,7 +306,7 @@ class LearnedViolence:
 
     name = "learned"
 
-    def __init__(self, spec: Mapping):
+    def __init__(self, spec: Mapping, backbone: A.Backbone | None = None):
         if int(spec.get("feature_version", -1)) != FEATURE_VERSION:
             raise ValueError(f"violence model has feature version {spec.get('feature_version')}, "
                              f"the engine computes version {FEATURE_VERSION}")
@@ -333,11 +315,21 @@ class LearnedViolence:
         self.model = TreeEnsemble(spec["model"])
         self.threshold = float(spec["threshold"])
         self.version = str(spec.get("version", ""))
+        head = spec.get("appearance_head")  # a logistic head on the backbone vectors, or None
+        self.head = TreeEnsemble(head) if head else None
+        self.backbone = backbone  # None: no appearance (its features 0, app_score missing)
 
     @classmethod
-    def from_file(cls, path: Path) -> "LearnedViolence":
+    def from_file(cls, path: Path, backbone: A.Backbone | None = None) -> "LearnedViolence":
         with open(path, encoding="utf-8") as f:
-            return cls(json.load(f))
+            return cls(json.load(f), backbone)
+
+    def probability(self, windows: Sequence[_Window]) -> np.ndarray:
+        """The classifier's probability of each window (the appearance head fills app_score)."""
+        x = np.stack([w.features for w in windows])
+        if self.head is not None and self.backbone is not None:
+            x[:, FEATURE_NAMES.index("app_score")] = self.head.raw(np.stack([w.embedding for w in windows]))
+        return self.model.probability(x)
 
     def score_windows(self, observations: Sequence[PersonObservation], motion: Motion | None,
                       frame_size: tuple[int, int]) -> list[WindowScore]:
@@ -358,7 +350,7 @@ class LearnedViolence:
                 sel = [o for o in obs if a - 1e-6 <= o.t_s <= b + 1e-6]
                 wins.append(_window(sel, motion, frame_size))
                 spans.append((a, min(b, hi)))
-            probs = self.model.probability(np.stack([w.features for w in wins]))
+            probs = self.probability(wins)
             out += [WindowScore(a, b, round(float(p), 4), w.involved, w.peak_t_s,
                                 w.peak_frame_number, first=k == 0, last=k == len(wins) - 1)
                     for k, ((a, b), w, p) in enumerate(zip(spans, wins, probs))]
@@ -374,10 +366,17 @@ class LearnedViolence:
             best = max(run, key=lambda w: w.probability)
             involved = sorted({t for w in run for t in w.involved})
             lead = best.involved[0] if best.involved else involved[0]
-            # the fight is where the windows agree: within a longer stretch, from the first hot
-            # window's second part to the last one's first part
-            start = run[0].start_t_s + (HOP_S if len(run) > 1 and not run[0].first else 0.0)
-            end = run[-1].end_t_s - (HOP_S if len(run) > 1 and not run[-1].last else 0.0)
+            # where the fight is: the core windows score at least halfway from the threshold to
+            # the peak; a core window whose predecessor is not core holds the onset in the part
+            # the predecessor lacks (its last HOP_S), and the last core window the end in its
+            # first HOP_S (the stretch's own first and last windows keep their edges)
+            level = (self.threshold + best.probability) / 2
+            core = [w for w in run if w.probability >= level] or [best]
+            start = core[0].start_t_s + (0.0 if core[0].first else WINDOW_S - HOP_S)
+            end = core[-1].end_t_s - (0.0 if core[-1].last else WINDOW_S - HOP_S)
+            if start > end:  # one core window: the fight is somewhere in it
+                start = core[0].start_t_s + (HOP_S if len(run) > 1 and not core[0].first else 0.0)
+                end = core[-1].end_t_s - (HOP_S if len(run) > 1 and not core[-1].last else 0.0)
             start, end = min(start, best.peak_t_s), max(end, best.peak_t_s)
             episodes.append(Episode(
                 event_type=EventType.VIOLENT, obj_id=lead, start_t_s=round(start, 3),
@@ -421,10 +420,12 @@ def load_learned(settings) -> LearnedViolence:
             f"violence model {path} is missing; restore models/{MODEL_FILE} from the repository, "
             f"rebuild it with scripts/train_violence.py, or set VA_VIOLENCE=rule")
     try:
-        return LearnedViolence.from_file(path)
+        det = LearnedViolence.from_file(path)
     except (ValueError, KeyError, json.JSONDecodeError) as e:
         raise BackendUnavailable(f"violence model {path} cannot be used ({e}); rebuild it with "
                                  f"scripts/train_violence.py or set VA_VIOLENCE=rule") from None
+    det.backbone = A.Backbone(Path(settings.models_dir) / A.BACKBONE_FILE)  # the appearance
+    return det
 
 
 def load_rule(settings) -> RuleViolence:

@@ -89,6 +89,7 @@ def test_learned_episodes_are_one_per_stretch_on_the_people_involved():
 
     det = V.LearnedViolence.__new__(V.LearnedViolence)
     det.model, det.threshold, det.version = Always(), 0.5, "test"
+    det.head = det.backbone = None
     obs = _scene(0.13, 40, 100, 70)  # 5.2 s of two people fighting
     eps = det.episodes(obs, None, (640, 480))
     assert len(eps) == 1 and eps[0].event_type is EventType.VIOLENT
@@ -127,6 +128,41 @@ def test_motion_numbers_of_frames_and_people():
     by_number = {f.frame_number: f for f in frames}
     reader = lambda a, b, step: [by_number[i] for i in range(a, b + 1, step) if i in by_number]
     assert V.read_motion(obs, reader) == m
+
+
+def test_backbone_vectors_follow_the_people_and_their_change():
+    """The YOLOv5s backbone (the real network) pooled over boxes: one vector per person and
+    one for the frame; a person whose appearance changes between samples scores a larger
+    change than one who stays the same; the vectors survive the training cache's JSON."""
+    from pipeline import appearance as A
+    from pipeline.records import Frame, PersonObservation
+
+    backbone = A.Backbone(REPO / "models" / A.BACKBONE_FILE)
+    rng = np.random.default_rng(0)
+    still = rng.integers(0, 255, (120, 60, 3), dtype=np.uint8)
+    frames, obs = [], []
+    kp = tuple((0.0, 0.0, 0.0) for _ in range(17))
+    for k in range(4):
+        img = np.full((240, 320, 3), 90, np.uint8)
+        img[60:180, 40:100] = still
+        img[60:180, 200:260] = rng.integers(0, 255, (120, 60, 3), dtype=np.uint8)  # changing
+        frames.append(Frame(4 * k, 0.13 * k, img))
+        obs += [PersonObservation(4 * k, 0.13 * k, 1, (40.0, 60.0, 100.0, 180.0), 0.9, kp),
+                PersonObservation(4 * k, 0.13 * k, 2, (200.0, 60.0, 260.0, 180.0), 0.9, kp)]
+    app = A.appearance_of(frames, obs, backbone)
+    assert len(app.boxes) == 8 and len(app.frames) == 4
+    assert all(v.shape == (A.DIM,) and np.isfinite(v).all() for v in app.boxes.values())
+    nums = [f.frame_number for f in frames]
+    one = A.window_features(app, nums, {}, {f: [1] for f in nums})[0]
+    two = A.window_features(app, nums, {}, {f: [2] for f in nums})[0]
+    assert one["app_change_all_p90"] < 1e-3 < two["app_change_all_p90"]
+    feats, mean = A.window_features(app, nums, {f: [(1, 2)] for f in nums}, {f: [1, 2] for f in nums})
+    assert feats["app_change_close_max"] == pytest.approx(two["app_change_all_p90"], rel=0.5)
+    assert feats["app_spread_close_mean"] > 0 and mean.shape == (A.DIM,)
+    again = A.Appearance.from_json(json.loads(json.dumps(app.to_json())))
+    assert all(np.array_equal(again.boxes[k], v) for k, v in app.boxes.items())
+    m = V.motion_of(frames, obs, backbone)  # the engine's path: the same vectors
+    assert all(np.array_equal(m.appearance.boxes[k], v) for k, v in app.boxes.items())
 
 
 @pytest.mark.skipif(not (DATASET / "labels.csv").exists(), reason="surveillance-fight dataset absent")
