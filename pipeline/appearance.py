@@ -64,21 +64,12 @@ class Backbone:
     """YOLOv5s P4 + P5 feature maps of an RGB frame, averaged over boxes."""
 
     def __init__(self, path: Path, threads: int = 2):
-        import onnxruntime as ort
+        from pipeline.backends.onnx_common import cpu_session
 
-        from pipeline.errors import BackendUnavailable
-
-        path = Path(path)
-        if not path.is_file():
-            raise BackendUnavailable(f"YOLOv5s weights {path} are missing; restore models/"
-                                     f"{BACKBONE_FILE} (git checkout models/) or set VA_VIOLENCE=rule")
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = max(1, int(threads))
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(_backbone_graph(path), so,
-                                            providers=["CPUExecutionProvider"])
+        self.session = cpu_session(
+            Path(path), threads, "YOLOv5s weights",
+            f"restore models/{BACKBONE_FILE} (git checkout models/) or set VA_VIOLENCE=rule",
+            graph=_backbone_graph)
 
     def vectors(self, image: np.ndarray, boxes_xyxy: Sequence[Sequence[float]]) -> np.ndarray:
         """(len(boxes) + 1, DIM): each box's mean P4 and P5 features, then the whole frame's."""

@@ -4,12 +4,15 @@ message names the file and the fix."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from pipeline.errors import BackendUnavailable
 
 
-def cpu_session(path: Path, threads: int, what: str, fix: str):
-    """An onnxruntime ``InferenceSession`` on the CPU for ``path``.
+def cpu_session(path: Path, threads: int, what: str, fix: str,
+                graph: Callable[[Path], bytes] | None = None):
+    """An onnxruntime ``InferenceSession`` on the CPU for ``path`` (or for ``graph(path)``, a
+    serialised model derived from it, e.g. a network cut after its backbone).
 
     ``what`` names the model in errors ("MoveNet weights"), ``fix`` says what the user should do.
     Threads do not spin between ops: on a shared 2-core machine spinning threads steal the CPU
@@ -29,7 +32,8 @@ def cpu_session(path: Path, threads: int, what: str, fix: str):
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        model = str(path) if graph is None else graph(path)
+        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
         first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         raise BackendUnavailable(f"{what} {path} are unreadable ({first}); {fix}") from None
