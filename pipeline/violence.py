@@ -23,8 +23,8 @@ chosen from grouped cross-validation (``models/violence.md``).
 
 At run time (``VA_VIOLENCE``): ``learned`` (default) scores sliding windows (``WINDOW_S`` long,
 every ``HOP_S``), and each stretch of windows at or above the threshold is one violent episode
-on the people involved (the close pair moving most, plus those close to them who move too;
-bystanders are left out); ``rule`` is the limb-speed rule of ``interactions``.
+on the people involved (the close pair moving most, plus those within arm's reach of them
+whose limbs and pixels move like a fighter's; bystanders are left out); ``rule`` is the limb-speed rule of ``interactions``.
 """
 from __future__ import annotations
 
@@ -52,8 +52,12 @@ MODEL_FILE = "violence.json"
 WINDOW_S = 2.0  # the training clips are ~2 s
 HOP_S = 0.5
 MIN_WINDOW_S = 1.0  # shorter stretches of dense samples are not scored
-NO_PAIR_DISTANCE_BH = 5.0
-TOUCH_DISTANCE_BH = 0.8  # box centres this close (mean body heights): within arm's reach  # "distance" of the closest pair when fewer than two people are seen
+NO_PAIR_DISTANCE_BH = 5.0  # "distance" of the closest pair when fewer than two people are seen
+TOUCH_DISTANCE_BH = 0.8  # box centres this close (mean body heights): within arm's reach
+# a third person joins a fight's people only if the image inside their box moves at least this
+# many times the window's mean optical flow (a bystander's pose can jitter when boxes overlap,
+# the pixels of someone standing or watching barely move; the fighters' move most)
+INVOLVED_MIN_FLOW_RATIO = 1.5
 
 _LS, _RS, _LH, _RH = KP["left_shoulder"], KP["right_shoulder"], KP["left_hip"], KP["right_hip"]
 _LW, _RW = KP["left_wrist"], KP["right_wrist"]
@@ -154,6 +158,7 @@ def _window(observations: Sequence[PersonObservation], motion: Motion | None,
     pair_activity: dict[tuple[int, int], float] = defaultdict(float)
     touching: dict[int, set[int]] = defaultdict(set)
     track_act: dict[int, list[float]] = defaultdict(list)
+    track_flow: dict[int, list[float]] = defaultdict(list)
     prev_dist: dict[tuple[int, int], tuple[float, float]] = {}
     peak = (-1.0, None)
     close_pairs: dict[int, list[tuple[int, int]]] = defaultdict(list)
@@ -169,6 +174,7 @@ def _window(observations: Sequence[PersonObservation], motion: Motion | None,
             m = motion.box(s.obs, "mag") if motion is not None else None
             if m is not None:
                 flow_all.append(m)
+                track_flow[s.obs.obj_id].append(m)
             track_act[s.obs.obj_id].append(max(s.limb_speed or 0.0, leg.get(id(s)) or 0.0))
         ids = sorted(people)
         frame_ious, in_pair = [], set()
@@ -272,15 +278,19 @@ def _window(observations: Sequence[PersonObservation], motion: Motion | None,
     feats.update(app, app_score=0.0)
     values = np.array([feats[n] for n in FEATURE_NAMES], np.float64)
     # the people involved: the most active close pair, and whoever comes within touching
-    # distance of one of them while moving limbs fast (bystanders stand, sit or walk by)
+    # distance of one of them while moving limbs fast and moving more than the scene does
+    # (bystanders stand, sit, watch or walk by)
     involved: set[int] = set()
     if pair_activity:
         pair = set(max(pair_activity, key=pair_activity.get))
         involved |= pair
+        min_flow = INVOLVED_MIN_FLOW_RATIO * flow_frame_mean
         for tid in pair:
             for other in touching[tid] - involved:
                 acts = track_act.get(other, [])
-                if acts and np.percentile(acts, 90) >= T.VIOLENT_MIN_LIMB_SPEED_BH_S:
+                flow = track_flow.get(other)
+                if (acts and np.percentile(acts, 90) >= T.VIOLENT_MIN_LIMB_SPEED_BH_S
+                        and (motion is None or (flow and np.mean(flow) >= min_flow))):
                     involved.add(other)
     if peak[1] is not None:
         pk = peak[1].obs

@@ -96,8 +96,19 @@ def test_violent_highlights_on_fights_only(engine, tmp_path):
     def highlights(name):
         return _run(engine, f"clips/fight/{name}.mp4", tmp_path / name).highlights
 
-    fights = {n: [(h.t_s, h.track_ids) for h in highlights(n) if h.event_type is EventType.VIOLENT]
-              for n in FIGHTS}
+    results = {n: _run(engine, f"clips/fight/{n}.mp4", tmp_path / n) for n in FIGHTS}
+    fights = {n: [(h.t_s, h.track_ids) for h in r.highlights if h.event_type is EventType.VIOLENT]
+              for n, r in results.items()}
+    # fi003's brawl is on the left half of the frame; the onlookers standing at the right (the
+    # women with bags, the man in the yellow jacket) are not among the people involved
+    r = results["fi003"]
+    centre_x = {}
+    for o in r.observations:
+        centre_x.setdefault(o.obj_id, []).append((o.xyxy[0] + o.xyxy[2]) / 2 / r.video.width)
+    involved = fights["fi003"][0][1] if len(fights["fi003"]) == 1 else ()
+    assert all(sum(centre_x[t]) / len(centre_x[t]) < 0.5 for t in involved), \
+        {t: round(sum(centre_x[t]) / len(centre_x[t]), 2) for t in involved}
+    assert 2 <= len(involved) <= len(centre_x) // 2 + 1, (involved, sorted(centre_x))
     calm = {n: highlights(n) for n in CALM}
     assert all(len(v) == 1 for v in fights.values()), fights
     assert all(len(v[0][1]) >= 2 for v in fights.values()), fights

@@ -100,6 +100,32 @@ def test_learned_episodes_are_one_per_stretch_on_the_people_involved():
     assert det.episodes(obs, None, (640, 480)) == []
 
 
+def test_a_bystander_beside_the_fight_is_not_involved_unless_their_pixels_move():
+    """fi003: the people watching a brawl stand within arm's reach of the fighters, and their
+    poses jitter where boxes overlap, so limb speed alone made them fighters. A third person
+    joins only if the image in their box moves ``INVOLVED_MIN_FLOW_RATIO`` times the scene."""
+    from test_interactions import _person
+
+    pair = _scene(0.13, 16, 100, 70)  # 1 punches 2 (2 stands 100 px to the left of 1)
+    jitter = [_person(140, o.t_s, 3, wrist=(30.0 if k % 2 else 0.0, 0.0), frame=o.frame_number)
+              for k, o in enumerate(o for o in pair if o.obj_id == 2)]  # beside 2, limbs at 1.2 BH/s
+    obs = pair + jitter
+    frames = sorted({o.frame_number for o in obs})
+
+    def motion(third_flow):
+        flow = {1: 3.0, 2: 2.5, 3: third_flow}
+        box = {(o.frame_number, o.obj_id): (0.05, flow[o.obj_id], flow[o.obj_id], 0.3, 0.5)
+               for o in obs}
+        return V.Motion({f: (0.03, 1.0, 0.5, 1.5, 0.5, 0.2) for f in frames}, box)
+
+    def involved(m):
+        return V._window(obs, m, (640, 480)).involved
+
+    assert involved(motion(0.6)) == (1, 2)  # watching: pixels still, pose jitter
+    assert involved(motion(2.0)) == (1, 2, 3)  # joining in
+    assert involved(None) == (1, 2, 3)  # no motion numbers: limb speeds decide, as before
+
+
 def test_motion_numbers_of_frames_and_people():
     from pipeline.records import Frame, PersonObservation
 
