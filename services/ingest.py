@@ -52,6 +52,19 @@ SPAN_UPLOAD = (85.0, 90.0)
 SPAN_EMBED = (90.0, 98.0)
 
 
+def _give_back_freed_memory() -> None:
+    """Drop what the analysis models held and hand freed heap pages back to the system (glibc
+    keeps them for reuse otherwise), so storing does not stack on the analysis's peak."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the pages stay with the process
+        pass
+
+
 def _one_line(e: BaseException) -> str:
     from db.connection import redact
 
@@ -267,12 +280,15 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     if estimate_s is None:
         estimate_s = job_estimate_s(settings, source)
     # Start-up work runs side by side: the database (embedded: a server process to start) while
-    # the analysis models load; the embedder loads in the background while the engine runs and
-    # is joined only when the sentences are ready.
-    from concurrent.futures import ThreadPoolExecutor
+    # the analysis models load. A worker that keeps its models loads the text embedder in the
+    # background while the engine runs; a one-shot run (the CLI) loads it after the analysis,
+    # once the analysis models are released: the default ONNX MiniLM loads in ~0.2 s but holds
+    # ~100 MB, which on top of the engine's peak was the run's largest memory (vtest.avi).
+    from concurrent.futures import Future, ThreadPoolExecutor
 
+    owns_backends = backends is None
     prep = ThreadPoolExecutor(2, thread_name_prefix="va-prep")
-    embedder_future = prep.submit(load_embedder, settings)
+    embedder_future: Future | None = None if owns_backends else prep.submit(load_embedder, settings)
 
     def open_database():
         database.get_pool(settings)  # reachable and migrated, or a one-line error
@@ -327,6 +343,10 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                 result = run_video(Path(local_path), out_dir, settings, backends=backends,
                                    on_progress=progress, should_stop=progress.should_stop)
             out_complete = result.output_dir
+            usage_after = _usage(backends)
+            if owns_backends:  # a one-shot run (the CLI): the analysis models are done with
+                backends = None
+                _give_back_freed_memory()
             warning = result.decode_warning
             if warning:
                 log.warning("video %s: %s", vid, warning)
@@ -337,9 +357,10 @@ def analyze_source(source: str, settings, video_id: int | None = None,
             sentences = [event_sentence(e, frame_size) for e in result.events]
             plan = embedding_plan(result.events, frame_size)
             t_embed = time.monotonic()
-            if not embedder_future.done():
+            if embedder_future is None or not embedder_future.done():
                 progress.report(SPAN_EMBED[0], STAGE_LOADING_TEXT_MODEL, force=True)
-            embedder = embedder_future.result()  # loaded while the engine ran
+            embedder = load_embedder(settings) if embedder_future is None \
+                else embedder_future.result()  # loaded while the engine ran
             embedder_usage_before = _usage(None, embedder)
             progress.set_span(SPAN_EMBED)
             vecs = plan.vectors(embed_texts(embedder, plan.texts, on_progress=progress,
@@ -360,7 +381,7 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                 store.set_video_info(conn, vid, result.video)
                 store.complete_run(
                     conn, vid, run_id,
-                    token_usage=_usage_delta(usage_before, _usage(backends))
+                    token_usage=_usage_delta(usage_before, usage_after)
                     | _usage_delta(embedder_usage_before, _usage(None, embedder)),
                     warning=warning, coverage=store.RunCoverage(
                         frames_decoded=result.frames_decoded,
