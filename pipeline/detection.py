@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from pipeline import heap
 from pipeline import thresholds as T
 from pipeline.records import (
     Frame, ObservationPass, PersonDetections, PersonObservation, VideoInfo,
@@ -203,6 +204,7 @@ class Observer:
                 v = votes.get(tid)
                 mapping[tid] = max(v, key=v.get) if v else fresh + tid
             out += [dataclasses.replace(r, obj_id=mapping[r.obj_id]) for r in rows]
+            heap.give_back()  # the dense models' freed activations (pipeline/heap.py)
         stream.add(out)
         return out
 

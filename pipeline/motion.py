@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 
+from pipeline import heap
 from pipeline.records import Frame, PersonObservation
 
 if TYPE_CHECKING:
@@ -160,6 +161,8 @@ def read_motion(observations: Sequence[PersonObservation], reader: Callable[[int
             if m.appearance is not None:
                 app_boxes.update(m.appearance.boxes)
                 app_frames.update(m.appearance.frames)
+            del frames
+            heap.give_back()  # the decoded frames and the backbone's activations
     if backbone is None:
         return Motion(frames_out, boxes_out)
     from pipeline.appearance import Appearance

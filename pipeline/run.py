@@ -18,6 +18,7 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Callable
 
+from pipeline import heap
 from pipeline import thresholds as T
 from pipeline.errors import Cancelled, PipelineError, StageError
 from pipeline.detection import Observer
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 SCENE_EVERY_SAMPLES = 10
 PROGRESS_MIN_INTERVAL_S = 0.25  # at most ~4 progress calls a second (plus first and last)
 ANALYSIS_SHARE = 0.9  # fraction of the progress bar for the per-frame stages
+HEAP_TRIM_EVERY = 64  # sampled frames between handing freed memory back (~40 s of video)
 
 
 class _Progress:
@@ -189,10 +191,13 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
             for oid in [k for k, v in history.items() if v and frame.t_s - v[-1].t_s > T.TRACK_LOST_S]:
                 del history[oid]
             done += 1
+            if done % HEAP_TRIM_EVERY == 0:
+                heap.give_back()  # the models' freed activations (pipeline/heap.py)
             progress(ANALYSIS_SHARE * min(1.0, done / total), "analysing frames", done)
     finally:
         frame_iter.close()
 
+    heap.give_back()
     progress(ANALYSIS_SHARE, "finding events", done, force=True)
     if stop():
         raise Cancelled(f"analysis of {path.name} was stopped; no output file was written")

@@ -18,6 +18,7 @@ token usage), and the attempt's own frames are removed: nothing is half-written.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -25,6 +26,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
+from pipeline import heap
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.records import JobStatus, RunProgress, RunResult
 from db.records import StoredObject
@@ -33,15 +35,14 @@ from services.records import (IngestOutcome, STAGE_LOADING_TEXT_MODEL, STAGE_STA
 from services.errors import DatabaseUnavailable, JobConflict, ServiceError
 from services.estimate import job_estimate_s, remaining_s
 from services.highlight_frames import upload_highlights
+from services.job_progress import JobProgress as _JobProgress, one_line as _one_line
 from services.token_usage import usage as _usage, usage_delta as _usage_delta
 
 log = logging.getLogger("va.services.ingest")
 
-PROGRESS_EVERY_PCT = 5.0
-PROGRESS_EVERY_S = 2.0
 #: Client-side bounds on the job's database calls (a frozen server never answers; see
-#: db.connection.deadline): a progress write, the start of an attempt, the final switch.
-PROGRESS_WRITE_TIMEOUT_S = 20.0
+#: db.connection.deadline): the start of an attempt, the final switch (progress writes:
+#: services.job_progress).
 START_TIMEOUT_S = 30.0
 SWITCH_TIMEOUT_S = 120.0
 FINISH_TIMEOUT_S = 5.0
@@ -50,26 +51,6 @@ SPAN_DOWNLOAD = (0.0, 5.0)
 SPAN_ANALYSIS = (5.0, 85.0)
 SPAN_UPLOAD = (85.0, 90.0)
 SPAN_EMBED = (90.0, 98.0)
-
-
-def _give_back_freed_memory() -> None:
-    """Drop what the analysis models held and hand freed heap pages back to the system (glibc
-    keeps them for reuse otherwise), so storing does not stack on the analysis's peak."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: the pages stay with the process
-        pass
-
-
-def _one_line(e: BaseException) -> str:
-    from db.connection import redact
-
-    text = redact(" ".join(str(e).split())) or type(e).__name__
-    return text[:500]
 
 
 def source_name(source: str) -> str:
@@ -90,73 +71,6 @@ def normalise_source(source: str) -> str:
     if source.startswith(("s3://", "local:")):
         return source
     return str(Path(source).expanduser().resolve())
-
-
-class _JobProgress:
-    """Maps each step's progress into the job's 0-100 %, writes it to ``db_video`` at least every
-    5 % or 2 s (and on every stage change), and forwards it to the caller. A failed write means
-    the database is gone: the run is asked to stop, and the job ends failed."""
-
-    def __init__(self, conn, video_id: int, on_progress, should_stop,
-                 started_at: float | None = None, estimate_s: float | None = None):
-        self.conn = conn
-        # For the ETA before the run has its own (services.estimate.remaining_s).
-        self.started_at = time.monotonic() if started_at is None else float(started_at)
-        self.estimate_s = estimate_s
-        self.video_id = video_id
-        self.on_progress = on_progress
-        self.user_stop = should_stop
-        self.lost: BaseException | None = None
-        self.last_pct = -100.0
-        self.last_t = 0.0
-        self.last_stage = None
-        self.span = (0.0, 100.0)
-        self.writes = 0
-
-    def set_span(self, span: tuple[float, float]) -> None:
-        self.span = span
-
-    def __call__(self, p: RunProgress) -> None:
-        lo, hi = self.span
-        pct = lo + (hi - lo) * max(0.0, min(1.0, float(p.fraction)))
-        # The engine's "done" is not the job's: storing follows (issue 13, defect 3).
-        stage = STAGE_STORING if p.stage == "done" else p.stage
-        self.report(pct, stage, p.frames_done, p.frames_total, p.eta_s, p.message)
-
-    def report(self, pct: float, stage: str, frames_done=None, frames_total=None, eta_s=None,
-               message: str = "", force: bool = False) -> None:
-        import psycopg
-
-        now = time.monotonic()
-        eta_s = remaining_s(self.estimate_s, now - self.started_at, eta_s, pct / 100.0)
-        due = (force or stage != self.last_stage or pct - self.last_pct >= PROGRESS_EVERY_PCT
-               or now - self.last_t >= PROGRESS_EVERY_S)
-        if due and self.lost is None:
-            from db import store
-
-            from db.connection import deadline
-            from db.errors import DatabaseUnavailable as _DbGone
-
-            try:
-                with deadline(self.conn, PROGRESS_WRITE_TIMEOUT_S, "writing the job's progress"):
-                    store.write_progress(self.conn, self.video_id, pct, stage, frames_done,
-                                         frames_total, eta_s)
-                self.writes += 1
-            except (psycopg.Error, _DbGone) as e:
-                self.lost = e
-                log.error("video %s: progress write failed (%s); stopping the run",
-                          self.video_id, _one_line(e))
-            self.last_pct, self.last_t, self.last_stage = pct, now, stage
-        if self.on_progress is not None:
-            self.on_progress(RunProgress(fraction=pct / 100.0, stage=stage,
-                                         frames_done=int(frames_done or 0),
-                                         frames_total=int(frames_total or 0), eta_s=eta_s,
-                                         message=message))
-
-    def should_stop(self) -> bool:
-        if self.lost is not None:
-            return True
-        return bool(self.user_stop and self.user_stop())
 
 
 def find_or_create_video(settings, source: str, name: str, video_id: int | None) -> int:
@@ -346,7 +260,8 @@ def analyze_source(source: str, settings, video_id: int | None = None,
             usage_after = _usage(backends)
             if owns_backends:  # a one-shot run (the CLI): the analysis models are done with
                 backends = None
-                _give_back_freed_memory()
+                gc.collect()
+                heap.give_back()
             warning = result.decode_warning
             if warning:
                 log.warning("video %s: %s", vid, warning)
