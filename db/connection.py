@@ -90,8 +90,13 @@ def install_log_redaction() -> None:
             h.addFilter(RedactingFilter())
 
 
+def one_line(err: BaseException, limit: int = 500) -> str:
+    """``err`` on one line, secrets redacted, at most ``limit`` characters (or its type)."""
+    return redact(" ".join(str(err).split()))[:limit] or type(err).__name__
+
+
 def _unreachable(url: str, err: Exception, embedded: bool) -> DatabaseUnavailable:
-    reason = redact(" ".join(str(err).split())[:300]) or type(err).__name__
+    reason = one_line(err, 300)
     if "connection info string" in reason or "invalid dsn" in reason.lower() or \
             "invalid connection option" in reason:
         # libpq quotes fragments of a string it cannot parse: they may be the password.

@@ -24,7 +24,8 @@ chosen from grouped cross-validation (``models/violence.md``).
 At run time (``VA_VIOLENCE``): ``learned`` (default) scores sliding windows (``WINDOW_S`` long,
 every ``HOP_S``), and each stretch of windows at or above the threshold is one violent episode
 on the people involved (the close pair moving most, plus those within arm's reach of them
-whose limbs and pixels move like a fighter's; bystanders are left out); ``rule`` is the limb-speed rule of ``interactions``.
+whose limbs and pixels move like a fighter's; bystanders are left out); ``rule`` is the
+limb-speed rule of ``interactions``.
 """
 from __future__ import annotations
 

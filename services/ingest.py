@@ -35,7 +35,8 @@ from services.records import (IngestOutcome, STAGE_LOADING_TEXT_MODEL, STAGE_STA
 from services.errors import DatabaseUnavailable, JobConflict, ServiceError
 from services.estimate import job_estimate_s, remaining_s
 from services.highlight_frames import upload_highlights
-from services.job_progress import JobProgress as _JobProgress, one_line as _one_line
+from db.connection import one_line as _one_line
+from services.job_progress import JobProgress as _JobProgress
 from services.token_usage import usage as _usage, usage_delta as _usage_delta
 
 log = logging.getLogger("va.services.ingest")

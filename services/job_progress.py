@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from db.connection import one_line
 from pipeline.records import RunProgress
 from services.estimate import remaining_s
 from services.records import STAGE_STORING
@@ -14,13 +15,6 @@ log = logging.getLogger("va.services.ingest")
 PROGRESS_EVERY_PCT = 5.0
 PROGRESS_EVERY_S = 2.0
 PROGRESS_WRITE_TIMEOUT_S = 20.0  # a frozen server never answers (db.connection.deadline)
-
-
-def one_line(e: BaseException) -> str:
-    from db.connection import redact
-
-    text = redact(" ".join(str(e).split())) or type(e).__name__
-    return text[:500]
 
 
 class JobProgress:

@@ -107,8 +107,9 @@ def test_a_bystander_beside_the_fight_is_not_involved_unless_their_pixels_move()
     from test_interactions import _person
 
     pair = _scene(0.13, 16, 100, 70)  # 1 punches 2 (2 stands 100 px to the left of 1)
+    # person 3 stands beside 2, wrist swinging 30 px: limbs at ~1.2 body heights/s
     jitter = [_person(140, o.t_s, 3, wrist=(30.0 if k % 2 else 0.0, 0.0), frame=o.frame_number)
-              for k, o in enumerate(o for o in pair if o.obj_id == 2)]  # beside 2, limbs at 1.2 BH/s
+              for k, o in enumerate(o for o in pair if o.obj_id == 2)]
     obs = pair + jitter
     frames = sorted({o.frame_number for o in obs})
 

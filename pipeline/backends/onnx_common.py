@@ -31,10 +31,10 @@ def cpu_session(path: Path, threads: int, what: str, fix: str,
     so.log_severity_level = 3
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # no arena and no memory-pattern plan: each run allocates what it needs and gives it back.
-    # Measured on vtest.avi (CLI with storing, 2 cores): peak RSS 850 -> 719 MB, same wall time;
-    # MoveNet 40 frames alone: high-water 607 -> 560 MB
-    # (the arena keeps every session's largest activations for the whole process).
+    # no arena and no memory-pattern plan: each run allocates what it needs and gives it back
+    # (the arena keeps every session's largest activations for the whole process; pipeline/heap
+    # returns the freed pages). vtest.avi, CLI with storing, 2 cores: peak RSS 850 -> 719 MB
+    # from this alone, wall time the same within run-to-run noise.
     so.enable_cpu_mem_arena = False
     so.enable_mem_pattern = False
     try:
