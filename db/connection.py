@@ -13,7 +13,6 @@ import atexit
 import json
 import logging
 import os
-import re
 import socket
 import threading
 from contextlib import contextmanager
@@ -21,6 +20,8 @@ import time
 from pathlib import Path
 
 from db.errors import DatabaseUnavailable
+from db.redaction import (RedactingFilter, install_log_redaction, one_line,  # noqa: F401
+                          misquoted_password, redact, scrub)
 
 log = logging.getLogger("va.db")
 
@@ -41,66 +42,15 @@ _pools: dict[str, object] = {}
 _embedded: dict[Path, object] = {}
 
 
-#: Secret-bearing parts of a connection string, in every form libpq accepts: ``user:pw@`` in a
-#: URL, ``?password=...`` / ``&sslpassword=...`` in its query, and ``password=...`` (bare or
-#: single-quoted, with spaces around ``=``) in a key=value DSN.
-_SECRET_KEYS = r"\w*(?:pass(?:word|wd)?|secret|api[_-]?key|token)"
-_SECRET_PATTERNS = (
-    # key=value DSN, quoted value ('a b\'c')
-    (re.compile(rf"(?i)\b({_SECRET_KEYS})(\s*=\s*)'(?:[^'\\]|\\.)*'"), r"\1\2***"),
-    # key=value DSN or URL query, bare value (up to space, & or a quote)
-    (re.compile(rf"(?i)\b({_SECRET_KEYS})(\s*=\s*)(?!\*\*\*)[^\s&'\"]+"), r"\1\2***"),
-    # scheme://user:password@host
-    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/?#@\s]*):[^@/\s]*@"), r"\1:***@"),
-)
-
-
-def redact(text: str) -> str:
-    """``text`` (a connection string, or a message that may quote one) without passwords, in
-    every form: URL ``user:pw@``, URL query ``password=``, key=value ``password=``."""
-    out = str(text)
-    for pattern, repl in _SECRET_PATTERNS:
-        out = pattern.sub(repl, out)
-    return out
-
-
-class RedactingFilter(logging.Filter):
-    """A logging filter that redacts connection-string secrets from every record it sees
-    (installed on the root handlers by the CLI and the app)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            msg = record.getMessage()
-        except Exception:  # noqa: BLE001 - a malformed record: leave it to logging
-            return True
-        clean = redact(msg)
-        if clean != msg:
-            record.msg, record.args = clean, None
-        if record.exc_info and record.exc_info[1] is not None:
-            text = redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info, record.exc_text = None, text
-        return True
-
-
-def install_log_redaction() -> None:
-    """Redact secrets in everything the root logger's handlers write (idempotent)."""
-    root = logging.getLogger()
-    for h in root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in h.filters):
-            h.addFilter(RedactingFilter())
-
-
-def one_line(err: BaseException, limit: int = 500) -> str:
-    """``err`` on one line, secrets redacted, at most ``limit`` characters (or its type)."""
-    return redact(" ".join(str(err).split()))[:limit] or type(err).__name__
-
-
 def _unreachable(url: str, err: Exception, embedded: bool) -> DatabaseUnavailable:
-    reason = one_line(err, 300)
+    reason = scrub(one_line(err, 300), url)
     if "connection info string" in reason or "invalid dsn" in reason.lower() or \
-            "invalid connection option" in reason:
+            "connection option" in reason:
         # libpq quotes fragments of a string it cannot parse: they may be the password.
         reason = "not a valid connection string: use postgresql://user:password@host:port/db"
+    if misquoted_password(url):  # libpq took part of the password for the host, port or db
+        reason = ("the password in the URL holds '/', '@', '?' or '#': percent-encode them "
+                  "(%2F, %40, %3F, %23)")
     if embedded:
         return DatabaseUnavailable(
             f"the embedded PostgreSQL at {redact(url)} is not answering ({reason}); remove a stale "

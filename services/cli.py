@@ -256,6 +256,7 @@ def cmd_jobs(args) -> int:
     from settings import Settings
 
     settings = Settings.from_env()
+    database.get_pool(settings)  # an unreachable database is one line, before the recovery
     client = JobClient(settings, queue=NoQueue())
     client.recover(force=True)
     with database.pooled(settings) as conn:
