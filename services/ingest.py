@@ -32,7 +32,7 @@ from pipeline.records import JobStatus, RunProgress, RunResult
 from db.records import StoredObject
 from services.records import (IngestOutcome, STAGE_LOADING_TEXT_MODEL, STAGE_STARTING,
                               STAGE_STORING)
-from services.errors import DatabaseUnavailable, JobConflict, ServiceError
+from services.errors import DatabaseUnavailable, JobConflict, ServiceError, StorageError
 from services.estimate import job_estimate_s, remaining_s
 from services.highlight_frames import upload_highlights
 from db.connection import one_line as _one_line
@@ -71,7 +71,14 @@ def source_name(source: str) -> str:
 def normalise_source(source: str) -> str:
     if source.startswith(("s3://", "local:")):
         return source
-    return str(Path(source).expanduser().resolve())
+    try:
+        return str(Path(source).expanduser().resolve())
+    except (RuntimeError, OSError) as e:  # 3.11 raises RuntimeError on a symlink loop
+        loop = isinstance(e, RuntimeError) or getattr(e, "errno", None) == 40  # ELOOP
+        raise StorageError(
+            f"{source} is a symbolic link that leads back to itself (a loop); give the path of "
+            f"the video file itself" if loop else
+            f"{source} cannot be resolved ({_one_line(e, 200)}); check the path") from None
 
 
 def find_or_create_video(settings, source: str, name: str, video_id: int | None) -> int:
@@ -145,6 +152,16 @@ def _check_input(storage, source: str) -> None:
 
     path = storage.root / source[len("local:"):] if source.startswith("local:") else Path(source)
     probe_video(path)
+
+
+def check_input(settings, source: str) -> str:
+    """What ``run`` checks before touching a row (a missing path, bucket or key, a symlink loop,
+    a folder, a local non-video), for ``enqueue``; returns the normalised source."""
+    from services.storage import get_storage
+
+    source = normalise_source(str(source))
+    _check_input(get_storage(settings), source)
+    return source
 
 
 def _kept_message(vid: int, had_result: bool, out_dir: Path | None) -> str:
