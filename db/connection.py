@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import time
 from pathlib import Path
 
+from db import embedded_watch
 from db.errors import DatabaseUnavailable
 from db.redaction import (RedactingFilter, install_log_redaction, one_line,  # noqa: F401
                           misquoted_password, redact, scrub)
@@ -91,6 +92,14 @@ def start_embedded(pgdata: Path, cleanup_mode: str | None = "stop") -> str:
     stays. Tests pass ``'delete'`` for a throw-away folder.
     """
     pgdata = Path(pgdata).expanduser().resolve()
+    known = _embedded.get(pgdata)
+    if known is not None and embedded_watch.server_gone(known):  # killed: start it again now
+        try:
+            embedded_watch.ensure_running(known, _lock, lambda: _embedded.get(pgdata) is known)
+        except Exception as e:  # noqa: BLE001 - the watchdog keeps trying
+            raise DatabaseUnavailable(
+                f"the embedded PostgreSQL in {pgdata} is gone and could not be restarted yet "
+                f"({type(e).__name__}); see {pgdata / 'log'}") from e
     with _lock:
         server = _embedded.get(pgdata)
         if server is None:
@@ -109,6 +118,7 @@ def start_embedded(pgdata: Path, cleanup_mode: str | None = "stop") -> str:
             _tune_embedded(server)
             _embedded[pgdata] = server
             atexit.register(_leave_frozen_server, server)  # runs before the library's stop
+            embedded_watch.watch(lambda: _embedded, _lock)  # restarts it if it dies
         return server.get_uri()
 
 
@@ -200,6 +210,7 @@ def _leave_frozen_server(server) -> None:
     """At exit, the library stops the embedded server with ``pg_ctl -w stop``, which waits a
     minute on a stopped (SIGSTOP) postmaster and then kills it. A frozen server is left as it
     is, so Ctrl-C or the end of a job never hangs in the shutdown."""
+    embedded_watch.leaving()
     try:
         import psutil
 

@@ -146,6 +146,19 @@ def recover_stalled(conn, stalled_after_s: float, max_attempts: int,
     return Recovered(tuple(retried), tuple(failed), tuple(orphaned))
 
 
+def requeue_after_outage(conn, video_id: int, attempt: int, why: str) -> None:
+    """The database went away during attempt ``attempt``: the attempt ends failed with ``why``
+    (unless the job recorded its end itself) and the video waits for its next attempt, which
+    procrastinate schedules (the task's retry strategy)."""
+    with conn.transaction():
+        _end_dead_attempt(conn, video_id, why)
+        conn.execute(
+            "UPDATE db_video SET analysis_status = 'queued', analysis_progress = 0, stage = %s,"
+            " eta_s = NULL, error_message = NULL, updated_at = now() WHERE video_id = %s",
+            (f"the database went away during attempt {int(attempt)}; waiting to retry",
+             video_id))
+
+
 def _end_dead_attempt(conn, video_id: int, why: str) -> None:
     """The dead worker's attempt ends failed with the reason (``db_run``); a video with a
     completed result keeps it (runs are attempts, 0004)."""

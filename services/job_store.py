@@ -86,6 +86,12 @@ class DbJobStore:
                                                   JobStatus.PROCESSING):
                 store.finish_video(conn, video_id, status, error)
 
+    def requeue_after_outage(self, video_id: int, attempt: int, why: str) -> None:
+        from db import jobs
+
+        with self._conn() as conn:
+            jobs.requeue_after_outage(conn, video_id, attempt, why)
+
     def recover_stalled(self) -> Any:
         """Jobs of dead workers back to the queue (or failed after the attempts); 'processing'
         rows of dead CLI runs failed. Returns ``db.jobs.Recovered``."""

@@ -38,6 +38,7 @@ log = logging.getLogger("va.jobs")
 TASK_NAME = "analyse_video"
 DEFAULT_QUEUE = "analysis"
 APP_RECOVER_EVERY_S = 5.0  # the same, from the app's job list, at most this often
+OUTAGE_RETRY_WAIT_S = 3  # a job stopped by a database outage runs again after this
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,9 @@ def _conninfo(settings) -> str:
 
 
 def _connector(settings, max_size: int):
-    from procrastinate import PsycopgConnector
+    from services.outage import ResilientConnector  # a worker waits out a database outage
 
-    return PsycopgConnector(
+    return ResilientConnector(
         conninfo=_conninfo(settings), min_size=1, max_size=max_size,
         kwargs={"connect_timeout": 5, "application_name": "va-jobs", "keepalives": 1,
                 "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3})
@@ -134,9 +135,16 @@ def make_app(settings, run: Callable[..., Any] | None = None, max_size: int = 4)
     is the task's body on a worker (``JobExecutor.run``); clients (enqueue, cancel) pass none."""
     import procrastinate
 
-    app = procrastinate.App(connector=_connector(settings, max_size))
+    from services.outage import DatabaseOutage
 
-    @app.task(name=TASK_NAME, queue=DEFAULT_QUEUE, pass_context=True)
+    app = procrastinate.App(connector=_connector(settings, max_size))
+    # A job stopped by a database outage runs again while attempts remain (VA_MAX_ATTEMPTS runs
+    # started in all, as for a killed worker); any other failure is final.
+    retry = procrastinate.RetryStrategy(
+        max_attempts=settings.max_attempts - 1, wait=OUTAGE_RETRY_WAIT_S,
+        retry_exceptions={DatabaseOutage}) if settings.max_attempts > 1 else None
+
+    @app.task(name=TASK_NAME, queue=DEFAULT_QUEUE, pass_context=True, retry=retry)
     def analyse_video(context, video_id: int, source: str, name: str,
                       options: dict | None = None) -> str:
         if run is None:
