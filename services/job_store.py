@@ -97,8 +97,11 @@ class DbJobStore:
         rows of dead CLI runs failed. Returns ``db.jobs.Recovered``."""
         from db import jobs, store
 
+        from services import pending_ends
+
         s = self.settings
         with self._conn() as conn:
+            pending_ends.record(s, conn)  # ends kept during an outage, with their own reason
             done = jobs.recover_stalled(conn, s.stalled_after_s, s.max_attempts)
             stale = store.mark_stale_jobs(conn)
         if stale:

@@ -109,7 +109,8 @@ class JobQueue(Protocol):
               queue: str | None = None) -> int | str: ...
 
     def cancel(self, video_id: int, job_id: int | str) -> str:
-        """'cancelled' (it had not started), 'aborting' (its worker will stop) or 'unknown'."""
+        """'cancelled' (it had not started), 'aborting' (its worker will stop), 'too late' (it
+        has stored its result) or 'unknown'."""
 
 
 def _conninfo(settings) -> str:
@@ -188,11 +189,20 @@ class ProcrastinateQueue:
                               f"first") from None
 
     def cancel(self, video_id: int, job_id: int | str) -> str:
+        """Under the video's row lock, which the job's final store takes too: a running job
+        either sees the request before it stores its result, or has stored it ('too late')."""
+        from db import jobs
+        from services import database
+
         app = self._opened()
-        if not app.job_manager.cancel_job_by_id(int(job_id), abort=True):
-            return "unknown"
-        status = app.job_manager.get_job_status(int(job_id))
-        return "cancelled" if status.value == "cancelled" else "aborting"
+        with database.pooled(self.settings) as conn, conn.transaction():
+            if jobs.lock_for_cancel(conn, video_id) is JobStatus.COMPLETED and \
+                    jobs.queue_job_state(conn, job_id) == "doing":
+                return "too late"
+            if not app.job_manager.cancel_job_by_id(int(job_id), abort=True, connection=conn):
+                return "unknown"
+            state = jobs.queue_job_state(conn, job_id)
+        return "cancelled" if state == "cancelled" else "aborting"
 
     def close(self) -> None:
         with self._lock:
@@ -286,7 +296,8 @@ class JobClient:
 
     def cancel(self, video_id: int) -> bool:
         """Stop a running job (on whichever worker runs it) or drop a waiting one. False when
-        the video has no queued or running job."""
+        the video has no queued or running job; ``JobConflict`` ('too late to cancel') when the
+        running job has already stored its result."""
         job_id, batch_id = self.store.queue_job_of(video_id)
         if batch_id is not None:
             outcome = self.queue.cancel(video_id, batch_id) if self.settings.executor == "batch" \
@@ -297,6 +308,9 @@ class JobClient:
             if job_id is None:
                 return False
             outcome = self.queue.cancel(video_id, job_id)
+        if outcome == "too late":
+            raise JobConflict(f"too late to cancel: video {video_id}'s analysis has already "
+                              f"stored its result")
         if outcome == "cancelled":
             self.store.finish_if_active(video_id, JobStatus.CANCELLED,
                                         "cancelled before it started")
