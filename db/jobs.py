@@ -83,9 +83,9 @@ def lock_for_cancel(conn, video_id: int) -> JobStatus | None:
     return None if row is None else JobStatus(row[0])
 
 
-def queue_job_state(conn, job_id: int) -> str | None:
-    row = conn.execute("SELECT status FROM procrastinate_jobs WHERE id = %s",
-                       (int(job_id),)).fetchone()
+def queue_job_state(conn, job_id: int, lock: bool = False) -> str | None:
+    row = conn.execute("SELECT status FROM procrastinate_jobs WHERE id = %s"
+                       + (" FOR UPDATE" if lock else ""), (int(job_id),)).fetchone()
     return None if row is None else str(row[0])
 
 

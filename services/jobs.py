@@ -196,8 +196,9 @@ class ProcrastinateQueue:
 
         app = self._opened()
         with database.pooled(self.settings) as conn, conn.transaction():
-            if jobs.lock_for_cancel(conn, video_id) is JobStatus.COMPLETED and \
-                    jobs.queue_job_state(conn, job_id) == "doing":
+            # The job's row, then the video's: the order in which the recovery takes them.
+            state = jobs.queue_job_state(conn, job_id, lock=True)
+            if jobs.lock_for_cancel(conn, video_id) is JobStatus.COMPLETED and state == "doing":
                 return "too late"
             if not app.job_manager.cancel_job_by_id(int(job_id), abort=True, connection=conn):
                 return "unknown"
