@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-import conftest
 from pipeline.records import JobStatus
 from rel_support import FIGHT, copy_clip, fast, runs, video
 from services import jobs
@@ -16,6 +15,9 @@ from services.ingest import analyze_source
 from services.worker import JobExecutor, LocalWorker
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
+
+
+state: dict = {}  # the client and the video id, for the job's hook
 
 
 def _run_with(settings, analyze, clip):
@@ -31,8 +33,6 @@ def _run_with(settings, analyze, clip):
         worker.stop()
         client.shutdown()
 
-
-state: dict = {}
 
 
 def test_cancel_after_the_last_stop_check_cancels(db_settings, tmp_path):
@@ -71,4 +71,3 @@ def test_cancel_after_the_result_is_stored_is_too_late(db_settings, tmp_path):
     assert raised and raised[0].startswith("too late to cancel"), raised
     v = video(s, vid)
     assert v.status is JobStatus.COMPLETED and v.n_events > 0, (v.status, v.error_message)
-    assert conftest  # the clip came from ../shared/testdata
