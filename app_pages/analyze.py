@@ -173,8 +173,11 @@ def live_jobs() -> None:
         with c2:
             if st.button("Cancel", key=f"analyze.cancel.{j.video_id}",
                          icon=":material/stop_circle:"):
-                if not runner.cancel(j.video_id):
-                    st.warning("This job is no longer queued or running.")
+                try:
+                    if not runner.cancel(j.video_id):
+                        st.warning("This job is no longer queued or running.")
+                except wb.USER_ERRORS as e:  # too late to cancel: the result is stored
+                    res.show_error(e, "Could not cancel")
                 res.fresh_job_views()
     # The job started in this session; after a reload (a new session) the newest job, so its
     # outcome and links are not lost.

@@ -233,13 +233,19 @@ def cmd_enqueue(args) -> int:
     from services.jobs import AnalysisOptions, JobClient
     from settings import Settings
 
+    from services.ingest import check_input, source_name
+
     settings = Settings.from_env()
+    options = AnalysisOptions(frame_skip=args.frame_skip, device=args.device)
+    options.apply(settings)  # a bad value fails here, before any row
+    # What run refuses (missing path, folder, symlink loop, non-video) is refused here too,
+    # for every input before the first is queued: rc 2, one line, no row.
+    for source in args.input:
+        check_input(settings, source)
+        source_name(source)
     client = JobClient(settings)
     try:
-        options = AnalysisOptions(frame_skip=args.frame_skip, device=args.device)
         for source in args.input:
-            from services.ingest import source_name
-
             vid = client.submit(source, options, name=source_name(source), queue=args.queue)
             print(vid, flush=True)
     finally:
@@ -256,6 +262,7 @@ def cmd_jobs(args) -> int:
     from settings import Settings
 
     settings = Settings.from_env()
+    database.get_pool(settings)  # an unreachable database is one line, before the recovery
     client = JobClient(settings, queue=NoQueue())
     client.recover(force=True)
     with database.pooled(settings) as conn:

@@ -10,6 +10,7 @@ import sys
 import unicodedata
 
 from db.records import Hit, SearchFilters
+from pipeline.records import EventType
 from services.errors import QueryError
 
 log = logging.getLogger("va.services.search")
@@ -74,6 +75,18 @@ def hit_json(hit: Hit) -> str:
     }, ensure_ascii=False)
 
 
+def event_type_arg(value: str) -> EventType:
+    """``--event-type``'s value as an ``EventType``, or a one-line error listing the allowed
+    values (the value itself is shown quoted and shortened: it may be anything, SQL included)."""
+    try:
+        return EventType(str(value).strip().lower())
+    except ValueError:
+        shown = " ".join(str(value).split())
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise QueryError(f"--event-type {shown!r} is not an event type; use one of: "
+                         f"{', '.join(t.value for t in EventType)}") from None
+
+
 def search_cli(args) -> int:
     """``python -m pipeline search "QUERY" [--video-id N] [--top-k K]``: hits as JSON lines on
     stdout, then the cited answer."""
@@ -82,7 +95,8 @@ def search_cli(args) -> int:
     settings = Settings.from_env()
     filters = SearchFilters(
         video_ids=(args.video_id,) if getattr(args, "video_id", None) is not None else (),
-        event_types=(args.event_type,) if getattr(args, "event_type", None) else ())
+        event_types=(event_type_arg(args.event_type),) if getattr(args, "event_type", None)
+        else ())
     hits = search(args.query, filters, args.top_k, settings=settings)
     for h in hits:
         print(hit_json(h))
