@@ -159,7 +159,7 @@ ICON = str(Path(__file__).resolve().parents[1] / "assets" / "icon.png")
 #: when a run does not draw it (another page); writing the value back on every run keeps it.
 PERSISTENT_PREFIXES = ("events.", "review.", "search.")
 PERSISTENT_SUFFIXES = ("videos", "types", "actions", "genders", "ages", "time", "unreviewed",
-                       "min_conf", "query", "top_k", "cards_video", "all_cards")
+                       "min_conf", "query", "top_k", "cards_video", "all_cards", "severity")
 
 
 def keep_filters() -> None:

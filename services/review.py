@@ -35,7 +35,7 @@ DETECTORS_FILE = "detectors.json"
 __all__ = ["INCIDENT_TYPES", "STATES", "ReviewState", "ReviewMark", "Incident", "IncidentFilter",
            "Precision", "AccuracyRow", "Severity", "incidents", "write_marks", "set_mark",
            "clear_mark", "mark_all_reviewed", "forget_mark", "lost_marks", "marks_for",
-           "marks_summary", "state_counts", "accuracy", "detector_precision", "track_ids"]
+           "marks_summary", "marks_before_rerun", "state_counts", "accuracy", "detector_precision", "track_ids"]
 
 
 class Severity(str, Enum):
@@ -203,6 +203,15 @@ def incidents(settings, filt: IncidentFilter | None = None,
     return out
 
 
+#: What each counter of the Review page counts (its help text).
+STATE_HELP = {
+    "unreviewed": "No mark yet.",
+    "reviewed": "Looked at, no verdict (the Reviewed button, V, or Mark all as reviewed).",
+    "confirmed": "Judged a real incident (Y).",
+    "false alarm": "Judged a false alarm (N).",
+}
+
+
 def state_counts(items: Iterable[Incident]) -> dict[str, int]:
     """How many incidents are unreviewed and in each state (labels as the page shows them)."""
     counts = {"unreviewed": 0} | {s.label: 0 for s in STATES}
@@ -273,8 +282,20 @@ def marks_for(settings, event_ids: Sequence[int]) -> dict[int, ReviewMark]:
         return reviews.get_marks(conn, list(event_ids))
 
 
+def marks_before_rerun(settings, source: str, video_id: int | None = None) -> str | None:
+    """``marks_summary`` of the video that analysing ``source`` (or ``video_id``) would re-run;
+    None for a new video or one without marks."""
+    from db import store
+    from services.ingest import normalise_source
+
+    if video_id is None:
+        with database.pooled(settings) as conn:
+            video_id = store.find_video_by_source(conn, normalise_source(source))
+    return marks_summary(settings, video_id)
+
+
 def marks_summary(settings, video_id: int | None) -> str | None:
-    """Before a re-run: "video 3 has 2 review marks (1 confirmed, 1 false alarm) ..."; None
+    """Before a re-run: "Video 3 has 2 review marks (1 confirmed, 1 false alarm) ..."; None
     when the video has no mark (or is new)."""
     from db import reviews
 
@@ -287,7 +308,7 @@ def marks_summary(settings, video_id: int | None) -> str | None:
     by = {s.label: sum(1 for m in marks if m.state is s) for s in STATES}
     parts = ", ".join(f"{n} {label}" for label, n in by.items() if n)
     lost = sum(1 for m in marks if not m.detected)
-    return (f"video {video_id} has {len(marks)} review mark{'s' if len(marks) != 1 else ''} "
+    return (f"Video {video_id} has {len(marks)} review mark{'s' if len(marks) != 1 else ''} "
             f"({parts}{f'; {lost} no longer detected' if lost else ''}): the new analysis "
             f"carries each over to the incident it finds again at the same moment; the others "
             f"stay, listed as \"{LOST}\"")

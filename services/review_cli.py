@@ -94,14 +94,9 @@ def main(args: argparse.Namespace) -> int:
 def say_marks(settings, source: str, video_id: int | None = None) -> str | None:
     """Before (re)analysing ``source``: print on stderr how many review marks its video has and
     what the run does with them. Returns the line (None for a new video or one without marks)."""
-    from db import store
-    from services import database, review
-    from services.ingest import normalise_source
+    from services import review
 
-    if video_id is None:
-        with database.pooled(settings) as conn:
-            video_id = store.find_video_by_source(conn, normalise_source(source))
-    line = review.marks_summary(settings, video_id)
+    line = review.marks_before_rerun(settings, source, video_id)
     if line:
         print(f"note: {line}", file=sys.stderr, flush=True)
     return line
