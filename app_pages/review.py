@@ -129,7 +129,9 @@ else:
     prev_id = ids[pos - 1] if pos > 0 else None
     next_id = ids[pos + 1] if pos + 1 < len(ids) else None
 
-    left, right = st.columns([3, 2], gap="medium")
+    # The incident, then the list under it at full width: beside it, the list's columns were
+    # cut off below ~1600 px (video and confidence hidden at 1440).
+    left, right = st.container(), st.container()
     with left.container(border=True):
         nav = st.columns([1, 2, 1], vertical_alignment="center")
         nav[0].button("Previous", key="review.prev", icon=":material/chevron_left:",
@@ -140,7 +142,7 @@ else:
                       shortcut="Right", disabled=next_id is None, on_click=_go, args=(next_id,))
         st.subheader(f"{e.event_type.value.capitalize()} · {item.time_text} · "
                      f"{md(item.video_name)}")
-        pic, facts = st.columns([3, 2], gap="small")
+        pic, facts = st.columns([1, 1], gap="small")
         img = res.frame(item.frame)
         if img is None:
             pic.warning("The annotated frame is missing from storage; re-run the analysis.")
@@ -189,16 +191,16 @@ else:
             "confidence": [round(i.event.confidence, 2) for i in items],
             "tracks": [", ".join(map(str, i.tracks)) for i in items],
         })
-        # Narrow columns first and the tracks last: at 1440 px every column stays in view.
-        st.dataframe(table, hide_index=True, width="stretch", height=460, key="review.list",
+        # Widths that fit a 1024 px window; the tracks (open-ended) last.
+        st.dataframe(table, hide_index=True, width="stretch", height=320, key="review.list",
                      on_select=_picked, selection_mode="single-row", column_config={
-                         "state": st.column_config.TextColumn(width="small"),
-                         "type": st.column_config.TextColumn(width="small"),
-                         "severity": st.column_config.TextColumn(width="small"),
-                         "time": st.column_config.TextColumn(width="small"),
-                         "video": st.column_config.TextColumn(width="small"),
+                         "state": st.column_config.TextColumn(width=110),
+                         "type": st.column_config.TextColumn(width=75),
+                         "severity": st.column_config.TextColumn(width=75),
+                         "time": st.column_config.TextColumn(width=105),
+                         "video": st.column_config.TextColumn(width=100),
                          "confidence": st.column_config.NumberColumn(
-                             "conf.", format="%.2f", width="small"),
+                             "conf.", format="%.2f", width=50),
                          "tracks": st.column_config.TextColumn(width="small")})
         unmarked = [i.event_id for i in items if i.mark is None]
         st.button(f"Mark all as reviewed ({len(unmarked)})", key="review.mark_all",

@@ -62,12 +62,15 @@ video = next(v for v in videos if v.video_id == current)
 # --- facts and state ---------------------------------------------------------------------------
 kind = wb.media_kind(video)
 dur = video.duration_s
-m = st.columns(5)
-m[0].metric("Status", video.status.value)
-m[1].metric("Length", "photo" if kind == "image" else tf.duration(dur))
-m[2].metric("Frame rate", f"{video.fps:.2f} fps" if video.fps and kind != "image" else "—")
-m[3].metric("Size", f"{video.width}×{video.height}" if video.width else "—")
-m[4].metric("Events", video.n_events or 0)
+# A wrapping row of metrics as wide as their values: five equal columns cut them at 1024 px
+# ("com...", "30.0...").
+with st.container(horizontal=True, gap="medium", key="video.facts"):
+    st.metric("Status", video.status.value, width="content")
+    st.metric("Length", "photo" if kind == "image" else tf.duration(dur), width="content")
+    st.metric("Frame rate", f"{video.fps:.2f} fps" if video.fps and kind != "image" else "—",
+              width="content")
+    st.metric("Size", f"{video.width}×{video.height}" if video.width else "—", width="content")
+    st.metric("Events", video.n_events or 0, width="content")
 
 
 @st.fragment(run_every=1.0)
