@@ -37,9 +37,15 @@ with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
     longest = max((v.duration_s or 0.0) for v in videos if not chosen or v.video_id in chosen)
     top, step = tf.slider_range(longest)
     held = st.session_state.get("events.time")
-    if held is not None:  # another video choice may have shortened the range
+    if held is not None:  # another video choice changed the range
+        # An end handle left at the end of the range follows it (clearing the video filter must
+        # not leave the table and CSV cut at the short video's end); a moved one stays.
+        was_top = st.session_state.get("events.time_top", top)
         lo, hi = (min(max(0.0, float(x)), top) for x in held)
-        st.session_state["events.time"] = (lo, hi if hi > lo else top)
+        if float(held[1]) >= was_top - 1e-9 or hi <= lo:
+            hi = top
+        st.session_state["events.time"] = (lo, hi)
+    st.session_state["events.time_top"] = top
     t_range = c3.slider("Time in the video (s)", 0.0, top, (0.0, top), step=step,
                         key="events.time", format="%.1f" if step < 1 else "%d")
 
@@ -59,6 +65,9 @@ except wb.USER_ERRORS as e:
     res.show_error(e, "Cannot read the events")
     st.stop()
 
+if t_range[0] > 0 or t_range[1] < top:  # never a silent cut: say the time filter is on
+    st.caption(f"Time filter on: only events from {tf.clock(t_range[0], True)} to "
+               f"{tf.clock(t_range[1], True)} into their video are listed and exported.")
 if df.empty:
     st.info("No events match these filters. Clear some filters to see more.")
     st.stop()

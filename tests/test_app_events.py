@@ -92,3 +92,32 @@ def test_filters_persist_across_pages(seeded):
     at = _events(at)
     assert at.multiselect(key="events.actions").value == ["walking"]
     assert set(at.dataframe[0].value["action"]) == {"walking"}
+
+
+def test_time_slider_follows_the_range_when_the_video_filter_is_cleared(seeded):
+    """Issue 20: after picking the short clip and clearing the pick, the slider stayed at the
+    short clip's end and the table and CSV silently lost the longer video's later rows."""
+    import psycopg
+
+    settings, vids = seeded
+
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:  # a row at 6.0 s
+        with_late = conn.execute(
+            'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
+            " confidence, obj_id, action, track_ids) VALUES (%s, 999, 'person', 6.0, 150, 0.9,"
+            " 1, 'walking', '{1}') RETURNING event_id", (vids[1],)).fetchone()[0]
+    at = _events(new_app().run())
+    total = len(at.dataframe[0].value)
+    assert with_late in set(at.dataframe[0].value["event_id"])
+    at.multiselect(key="events.videos").set_value([vids[0]]).run()  # fi003, 2.9 s
+    assert at.slider(key="events.time").value == (0.0, 2.9)
+    at.multiselect(key="events.videos").set_value([]).run()
+    assert at.slider(key="events.time").value == (0.0, 7.2)
+    assert len(at.dataframe[0].value) == total
+    assert not any("Time filter on" in c for c in texts(at, "caption"))
+    # A handle the analyst moved stays where it is, and the page says the filter is on.
+    at.slider(key="events.time").set_value((0.0, 1.0)).run()
+    at.multiselect(key="events.videos").set_value([vids[0]]).run()
+    at.multiselect(key="events.videos").set_value([]).run()
+    assert at.slider(key="events.time").value == (0.0, 1.0)
+    assert any("Time filter on" in c for c in texts(at, "caption"))
