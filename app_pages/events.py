@@ -79,14 +79,18 @@ m[2].metric("People (tracks)", df[["video_id", "obj_id"]].dropna().drop_duplicat
 m[3].metric("Incidents", int((df["event_type"] != wb.EventType.PERSON.value).sum()))
 
 st.dataframe(
-    df.drop(columns=["t_s", "thumbnail"]), hide_index=True, width="stretch", height=320,
+    df.drop(columns=["t_s", "thumbnail", "start_t_s", "end_t_s"]), hide_index=True,
+    width="stretch", height=320,
     column_config={"confidence": st.column_config.NumberColumn(format="%.2f"),
                    "age": st.column_config.NumberColumn(format="%.0f"),
                    "orientation": st.column_config.NumberColumn(
                        help="0 = facing the camera, 90 = facing right, 180 = back to the "
                             "camera, 270 = facing left")},
     key="events.table")
-st.download_button("Download CSV", wb.events_csv(df), file_name="events.csv", mime="text/csv",
+# The CSV's links open the event in this workbench, at the address the analyst is using.
+app_url = (st.context.url or "").split("?", 1)[0].rsplit("/", 1)[0] or None
+st.download_button("Download CSV", wb.events_csv(df, settings, app_url), file_name="events.csv",
+                   mime="text/csv",
                    icon=":material/download:", key="events.csv", on_click="ignore")
 
 st.subheader("Charts")

@@ -163,6 +163,11 @@ class IncidentFilter:
     severity: Severity | str | None = None  # None: alerts and detections
 
 
+def episode(e: StoredEvent) -> tuple[float, float]:
+    """An incident's episode (start, end), its peak inside."""
+    return _episode(e)
+
+
 def _episode(e: StoredEvent) -> tuple[float, float]:
     start = e.t_s if e.start_t_s is None else float(e.start_t_s)
     end = e.t_s if e.end_t_s is None else float(e.end_t_s)

@@ -121,3 +121,29 @@ def test_time_slider_follows_the_range_when_the_video_filter_is_cleared(seeded):
     at.multiselect(key="events.videos").set_value([]).run()
     assert at.slider(key="events.time").value == (0.0, 1.0)
     assert any("Time filter on" in c for c in texts(at, "caption"))
+
+
+def test_csv_lists_the_people_start_end_and_a_usable_frame_and_link(seeded):
+    """Issue 20: the CSV listed a fight under one person (obj_id 0), with no start/end and an
+    internal ``local:`` path as its thumbnail."""
+    import csv
+    import io
+
+    from conftest import make_stored_event
+    from services import workbench as wb
+
+    settings, vids = seeded
+    fight = make_stored_event(7, 1.2, 0, video_id=vids[0], event_type="violent",
+                              action="violent", track_ids=(0, 3, 5), start_t_s=0.4,
+                              end_t_s=2.6, thumbnail_key="highlights/1/1.2s_violent.jpg")
+    person = make_stored_event(8, 0.3, 1, video_id=vids[0])
+    df = wb.events_table([fight, person], {vids[0]: "fi003.mp4"}, {vids[0]: 2.9})
+    rows = list(csv.DictReader(io.StringIO(wb.events_csv(
+        df, settings, "http://127.0.0.1:8501").decode())))
+    f, p = rows
+    assert (f["people"], f["start"], f["end"], f["start_t_s"], f["end_t_s"]) == (
+        "0 3 5", "0:00.4", "0:02.6", "0.4", "2.6")
+    assert f["frame"] == str(settings.data_dir / "storage" / "highlights/1/1.2s_violent.jpg")
+    assert "local:" not in "".join(",".join(r.values()) for r in rows)
+    assert f["link"] == f"http://127.0.0.1:8501/video?video_id={vids[0]}&event_id=7"
+    assert (p["people"], p["start"], p["frame"]) == ("1", "", "")
