@@ -147,8 +147,15 @@ left, right = st.columns([3, 2], gap="medium")
 with left:
     if kind == "image":
         photo = wb.still_bytes(svc, video)
+        # A photo's event: the person it found, outlined (there is no moment to play).
+        boxed = (wb.outline_person(photo, event.bbox, f"track {event.obj_id} · "
+                                   f"{event.action.value}")
+                 if photo is not None and event is not None else None)
         if photo is None:
             st.info("The photo is not reachable from here.")
+        elif boxed is not None:
+            st.image(boxed, width=wb.player_width(video, 480),
+                     caption=f"{md(video.name)}: the person of event {event.event_id}, outlined")
         else:
             st.image(photo, width=wb.player_width(video, 480), caption=md(video.name))
     elif kind == "none":
