@@ -24,15 +24,15 @@ durations = {v.video_id: v.duration_s for v in videos}
 caps = res.capabilities(settings)
 with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
     c1, c2, c3 = st.columns(3)
-    chosen = c1.multiselect("Videos", list(names), key="events.videos",
+    chosen = c1.multiselect("Videos", list(names), key="events.videos", persist_state="session",
                             format_func=lambda i: f"{names[i]} (video {i})",
                             placeholder="All videos")
-    types = c1.multiselect("Event types", res.offered(wb.EVENT_TYPES, caps), key="events.types",
+    types = c1.multiselect("Event types", res.offered(wb.EVENT_TYPES, caps), key="events.types", persist_state="session",
                            placeholder="All event types")
-    actions = c2.multiselect("Actions", res.offered(wb.ACTIONS, caps), key="events.actions",
+    actions = c2.multiselect("Actions", res.offered(wb.ACTIONS, caps), key="events.actions", persist_state="session",
                              placeholder="All actions")
-    genders = c2.multiselect("Gender", wb.GENDERS, key="events.genders", placeholder="Any")
-    ages = c3.multiselect("Age group", wb.AGE_GROUPS, key="events.ages", placeholder="Any",
+    genders = c2.multiselect("Gender", wb.GENDERS, key="events.genders", persist_state="session", placeholder="Any")
+    ages = c3.multiselect("Age group", wb.AGE_GROUPS, key="events.ages", persist_state="session", placeholder="Any",
                           help="young < 30 ≤ middle < 60 ≤ old")
     longest = max((v.duration_s or 0.0) for v in videos if not chosen or v.video_id in chosen)
     top, step = tf.slider_range(longest)
@@ -47,7 +47,7 @@ with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
         st.session_state["events.time"] = (lo, hi)
     st.session_state["events.time_top"] = top
     t_range = c3.slider("Time in the video (s)", 0.0, top, (0.0, top), step=step,
-                        key="events.time", format="%.1f" if step < 1 else "%d")
+                        key="events.time", persist_state="session", format="%.1f" if step < 1 else "%d")
 
 query = wb.EventQuery(video_ids=tuple(chosen), event_types=tuple(types), actions=tuple(actions),
                       genders=tuple(genders), age_groups=tuple(ages),
@@ -109,7 +109,7 @@ with c2:
 st.subheader("People")
 in_view = [vid for vid in names if vid in set(df["video_id"])]
 vid = st.selectbox("Video", in_view, format_func=lambda i: f"{names[i]} (video {i})",
-                   key="events.cards_video")
+                   key="events.cards_video", persist_state="session")
 try:
     cards = wb.track_cards(settings, vid)
 except wb.USER_ERRORS as e:
@@ -122,7 +122,7 @@ video_row = next(v for v in videos if v.video_id == vid)
 
 MAX_CARDS = 12
 if len(cards) > MAX_CARDS and not st.toggle(f"Show all {len(cards)} people",
-                                             key="events.all_cards"):
+                                             key="events.all_cards", persist_state="session"):
     st.caption(f"Showing the first {MAX_CARDS} of {len(cards)} people.")
     cards = cards[:MAX_CARDS]
 for row_start in range(0, len(cards), 3):

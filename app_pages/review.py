@@ -34,15 +34,15 @@ TYPES = [t.value for t in rv.INCIDENT_TYPES if t is not wb.EventType.THEFT or ca
 with st.container(border=True):
     f0, f1 = st.columns([2, 1.2], vertical_alignment="bottom")
     severity = f0.segmented_control(
-        "Severity", [s.value for s in rv.Severity], key="review.severity",
+        "Severity", [s.value for s in rv.Severity], key="review.severity", persist_state="session",
         format_func=lambda v: {"alert": "Alerts", "detection": "Detections"}[v],
         help="Alerts: falls, collapses, fights, theft (someone may be hurt: look first). "
              "Detections: grabbing, running. None picked: both.")
-    unreviewed = f1.toggle("Unreviewed only", key="review.unreviewed")
+    unreviewed = f1.toggle("Unreviewed only", key="review.unreviewed", persist_state="session")
     f2, f3, f4 = st.columns([2, 1.5, 2.3], vertical_alignment="bottom")
-    types = f2.multiselect("Type", TYPES, key="review.types", placeholder="All types")
-    min_conf = f3.slider("Minimum confidence", 0.0, 1.0, 0.0, 0.05, key="review.min_conf")
-    vids = f4.multiselect("Video", list(by_id), key="review.videos", placeholder="All videos",
+    types = f2.multiselect("Type", TYPES, key="review.types", persist_state="session", placeholder="All types")
+    min_conf = f3.slider("Minimum confidence", 0.0, 1.0, 0.0, 0.05, key="review.min_conf", persist_state="session")
+    vids = f4.multiselect("Video", list(by_id), key="review.videos", persist_state="session", placeholder="All videos",
                           format_func=lambda i: f"{by_id[i].name} (video {i})")
 
 try:

@@ -52,17 +52,17 @@ if restore:
         st.session_state[f"search.{key}"] = [int(v) for v in vals] if key == "videos" else vals
 
 with st.form("search.form", border=True):
-    query = st.text_input("Question", key="search.query", max_chars=2000,
+    query = st.text_input("Question", key="search.query", persist_state="session", max_chars=2000,
                           placeholder="e.g. when did someone fall near the counter?")
     c1, c2, c3, c4, c5 = st.columns(5)
-    vids = c1.multiselect("Videos", list(names), key="search.videos", placeholder="All videos",
+    vids = c1.multiselect("Videos", list(names), key="search.videos", persist_state="session", placeholder="All videos",
                           format_func=lambda i: f"{names[i]} (video {i})")
-    types = c2.multiselect("Event types", res.offered(wb.EVENT_TYPES, caps), key="search.types",
+    types = c2.multiselect("Event types", res.offered(wb.EVENT_TYPES, caps), key="search.types", persist_state="session",
                            placeholder="All")
-    actions = c3.multiselect("Actions", res.offered(wb.ACTIONS, caps), key="search.actions", placeholder="All")
-    genders = c4.multiselect("Gender", wb.GENDERS, key="search.genders", placeholder="Any")
-    ages = c5.multiselect("Age group", wb.AGE_GROUPS, key="search.ages", placeholder="Any")
-    top_k = st.slider("How many moments", 3, 30, 8, key="search.top_k")
+    actions = c3.multiselect("Actions", res.offered(wb.ACTIONS, caps), key="search.actions", persist_state="session", placeholder="All")
+    genders = c4.multiselect("Gender", wb.GENDERS, key="search.genders", persist_state="session", placeholder="Any")
+    ages = c5.multiselect("Age group", wb.AGE_GROUPS, key="search.ages", persist_state="session", placeholder="Any")
+    top_k = st.slider("How many moments", 3, 30, 8, key="search.top_k", persist_state="session")
     submitted = st.form_submit_button("Search", type="primary", icon=":material/search:")
 
 if not (caps.bedrock or caps.openai):
