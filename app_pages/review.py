@@ -60,9 +60,11 @@ items = [i for i in every if i.mark is None] if unreviewed else every
 # any of the three, so one word never means two things.
 counts = rv.state_counts(every)
 m = st.columns(5)
-m[0].metric("Incidents", len(every), help="Incidents that match the filters.")
+m[0].metric("Incidents", len(every))
 for col, (label, n) in zip(m[1:], counts.items()):
-    col.metric(label.capitalize(), n, help=rv.STATE_HELP.get(label))
+    col.metric(label.capitalize(), n)
+# (No help icons on the counters: their buttons would share the mark buttons' names.)
+st.caption(" · ".join(f"**{label.capitalize()}**: {text}" for label, text in rv.STATE_HELP.items()))
 
 flash = st.session_state.pop("review.flash", None)
 if flash:

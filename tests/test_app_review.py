@@ -162,7 +162,7 @@ def test_reviewed_counter_and_accuracy_table_do_not_share_a_word(seeded):
     # The counter "Reviewed" = looked at, no verdict (0 here); the table counts any mark.
     assert _metrics(at)["Reviewed"] == "0"
     assert "reviewed" not in per_type.columns and per_type.loc["violent", "marked"] == 1
-    assert "Looked at, no verdict" in (at.metric[2].help or "")
+    assert any("**Reviewed**: Looked at, no verdict" in c for c in texts(at, "caption"))
 
 
 def test_a_rerun_shows_the_mark_carried_over_and_the_vanished_one(seeded, db_pool):
