@@ -196,3 +196,32 @@ def test_a_rerun_shows_the_mark_carried_over_and_the_vanished_one(seeded, db_poo
     forget.click().run()
     assert not [x for x in at.expander if x.label.startswith("No longer detected")]
     assert review.lost_marks(settings) == []
+
+
+def test_analyze_says_how_many_marks_a_rerun_has(db_settings, db_pool, monkeypatch, tmp_path):
+    """Before a re-run the Analyze page says how many marks the video has (the slow test
+    tests/test_app_review_rerun.py re-runs it through the engine)."""
+    from app_support import link_clips
+
+    (clip,) = link_clips(tmp_path / "library", "clips/falls/Fall01.mp4")
+    with db_pool.connection() as conn:
+        vid = conn.execute("INSERT INTO db_video (name, source_uri, analysis_status, duration_s)"
+                           " VALUES ('Fall01.mp4', %s, 'completed', 7.2) RETURNING video_id",
+                           (str(clip.resolve()),)).fetchone()[0]
+        fall = conn.execute(
+            'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
+            " confidence, obj_id, action, track_ids) VALUES (%s, 0, 'falling', 4.2, 126, 0.9,"
+            " 1, 'falling', '{1}') RETURNING event_id", (vid,)).fetchone()[0]
+    set_app_env(monkeypatch, db_settings.database_url, db_settings.data_dir, tmp_path / "library")
+    reset_app_caches()
+    try:
+        at = new_app().run()
+        assert not at.exception, at.exception
+        assert not any("review mark" in w for w in texts(at, "warning"))
+        review.set_mark(db_settings, fall, "confirmed")
+        at.run()
+        (warn,) = [w.replace("\\", "") for w in texts(at, "warning") if "review mark" in w]
+        assert warn.startswith(f"Video {vid} has 1 review mark (1 confirmed): the new analysis "
+                               f"carries each over"), warn
+    finally:
+        reset_app_caches()
