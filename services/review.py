@@ -247,6 +247,12 @@ def write_marks(settings, event_ids: Sequence[int], state: ReviewState | str | N
 def set_mark(settings, event_id: int, state: ReviewState | str, note: str = "") -> ReviewMark:
     marks = write_marks(settings, [int(event_id)], ReviewState(state), note)
     if not marks:
+        from services.events_table import get_event
+
+        if get_event(settings, int(event_id)) is not None:  # a person row
+            raise ReviewError(f"event {event_id} is a person row, not an incident; only "
+                              f"incidents take review marks (`python -m pipeline review list` "
+                              f"gives their ids)")
         raise ReviewError(f"incident {event_id} does not exist: the video was analysed again "
                           f"since this was shown (reload the page, or `python -m pipeline review "
                           f"list` for the current incident ids)")

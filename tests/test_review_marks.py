@@ -140,7 +140,7 @@ def test_person_rows_take_no_mark(video):
     with pool.connection() as conn:
         person = conn.execute("SELECT event_id FROM db_event WHERE video_id = %s AND"
                               " event_type = 'person'", (vid,)).fetchone()[0]
-    with pytest.raises(review.ReviewError):
+    with pytest.raises(review.ReviewError, match="is a person row, not an incident"):
         review.set_mark(settings, person, "confirmed")
 
 
