@@ -194,7 +194,8 @@ else:
             "tracks": [", ".join(map(str, i.tracks)) for i in items],
         })
         # Widths that fit a 1024 px window; the tracks (open-ended) last.
-        st.dataframe(table, hide_index=True, width="stretch", height=320, key="review.list",
+        st.dataframe(table, hide_index=True, width="stretch", key="review.list",
+                     height=min(320, 35 * (len(items) + 1) + 3),
                      on_select=_picked, selection_mode="single-row", column_config={
                          "state": st.column_config.TextColumn(width=110),
                          "type": st.column_config.TextColumn(width=75),
