@@ -125,9 +125,10 @@ try:
                              videos={video.video_id: video})
     people = rv.people_over_time(settings, video.video_id) if kind == "video" else []
     marks = rv.marks_for(settings, [event.event_id]) if event is not None else {}
+    lost = rv.lost_marks(settings, [video.video_id])
 except wb.USER_ERRORS as e:
     res.show_error(e, "Cannot read the incidents")
-    incidents, people, marks = [], [], {}
+    incidents, people, marks, lost = [], [], {}, []
 
 
 def _show(event_id: int | None) -> None:
@@ -184,6 +185,9 @@ with right:
                   f"{inc.state_label}", key=f"video.inc.{inc.event_id}",
                   icon=":material/play_arrow:", type="primary" if chosen else "secondary",
                   on_click=_show, args=(inc.event_id,), width="stretch")
+    for lm in lost:  # marks whose incident a re-run no longer found (kept, never dropped)
+        st.caption(f"{lm.event_type.value} · {tf.span(lm.start_s, lm.end_s, dur)} · "
+                   f"{md(rv.mark_text(lm))} · *{rv.LOST}*")
     if event is not None:
         with st.container(border=True):
             st.subheader(f"Event {event.event_id}: {event.event_type.value} at "

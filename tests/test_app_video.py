@@ -192,3 +192,17 @@ def test_a_photos_event_outlines_the_person_found(seeded, db_pool):
     assert r > 200 and g < 120
     assert out.getpixel((20, 15))[1] > 100  # inside: the photo
     assert stills.outline_person(b"not a picture", (1, 1, 5, 5)) is None
+
+
+def test_a_mark_whose_incident_is_gone_is_listed_on_the_video(seeded, db_pool):
+    from services import review
+
+    settings, ids = seeded
+    items = review.incidents(settings, review.IncidentFilter(video_ids=(ids["clip"],)))
+    fall = next(i for i in items if i.event.event_type.value == "falling")
+    review.set_mark(settings, fall.event_id, "confirmed", "he fell")
+    with db_pool.connection() as conn:  # what a re-run that no longer finds it leaves
+        conn.execute("DELETE FROM db_event WHERE event_id = %s", (fall.event_id,))
+    at = _open(ids["clip"])
+    assert any("falling · 0:04.2–0:05.0 · confirmed: he fell · *no longer detected*" in c
+               for c in texts(at, "caption")), texts(at, "caption")
