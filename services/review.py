@@ -235,13 +235,20 @@ def write_marks(settings, event_ids: Sequence[int], state: ReviewState | str | N
     their marks, and the marks ``mark_ids`` of incidents no longer detected). With
     ``keep_existing`` only unmarked incidents get the mark ("mark all as reviewed" never
     overwrites a verdict). Returns the marks written (or removed)."""
+    import psycopg
+
     from db import reviews
 
-    with database.pooled(settings) as conn:
-        with conn.transaction():
-            if state is None:
-                return reviews.delete_marks(conn, event_ids, mark_ids)
-            return reviews.set_marks(conn, event_ids, ReviewState(state), note, keep_existing)
+    state = None if state is None else ReviewState(state)
+    try:
+        with database.pooled(settings) as conn:
+            with conn.transaction():
+                if state is None:
+                    return reviews.delete_marks(conn, event_ids, mark_ids)
+                return reviews.set_marks(conn, event_ids, state, note, keep_existing)
+    except psycopg.errors.ForeignKeyViolation as e:  # a re-run replaced them meanwhile
+        raise ReviewError("the video was analysed again while this was marked; nothing was "
+                          "stored: reload the page and mark the incident again") from e
 
 
 def set_mark(settings, event_id: int, state: ReviewState | str, note: str = "") -> ReviewMark:

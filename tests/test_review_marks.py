@@ -181,3 +181,44 @@ def test_cli_review_list_and_mark(video, monkeypatch, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["review", "mark", "1", "maybe"])
     assert e.value.code == 2
+
+
+# --- the migration on marks given before it ------------------------------------------------------
+
+
+@pytest.mark.db
+def test_migration_0008_keeps_earlier_marks_with_their_moment(pg_url):
+    from pathlib import Path
+
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    migrations = Path(__file__).resolve().parents[1] / "db" / "migrations"
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("DROP DATABASE IF EXISTS marks_0006")
+        c.execute("CREATE DATABASE marks_0006")
+    try:
+        with psycopg.connect(make_conninfo(**(conninfo_to_dict(pg_url) | {
+                "dbname": "marks_0006"})), autocommit=True) as c:
+            for f in sorted(migrations.glob("000[1-6]*.sql")):  # the schema before 0008
+                c.execute(f.read_text())
+            vid = c.execute("INSERT INTO db_video (name) VALUES ('x') RETURNING video_id"
+                            ).fetchone()[0]
+            fall, fight = (c.execute(
+                'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
+                " start_t_s, end_t_s) VALUES (%s, %s, %s, %s, 1, %s, %s) RETURNING event_id",
+                row).fetchone()[0] for row in ((vid, 0, "falling", 4.2, 4.0, 5.1),
+                                               (vid, 1, "violent", 1.5, None, None)))
+            c.execute("INSERT INTO event_review (event_id, state, note) VALUES"
+                      " (%s, 'confirmed', 'he fell'), (%s, 'reviewed', '')", (fall, fight))
+            c.execute((migrations / "0008_marks_survive_reruns.sql").read_text())
+            rows = c.execute("SELECT event_id, video_id, event_type, start_t_s, end_t_s, state,"
+                             " note FROM event_review ORDER BY mark_id").fetchall()
+            assert rows == [(fall, vid, "falling", 4.0, 5.1, "confirmed", "he fell"),
+                            (fight, vid, "violent", 1.5, 1.5, "reviewed", "")]
+            c.execute("DELETE FROM db_event WHERE event_id = %s", (fall,))
+            assert c.execute("SELECT event_id, state FROM event_review ORDER BY mark_id"
+                             ).fetchall() == [(None, "confirmed"), (fight, "reviewed")]
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as c:
+            c.execute("DROP DATABASE IF EXISTS marks_0006")
