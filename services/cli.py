@@ -172,11 +172,11 @@ def cmd_run(args) -> int:
                        "events": len(result.events)}
         else:
             from services.ingest import analyze_source
-            from services.review_cli import say_marks
+            from services.review_cli import marks_notice
 
-            say_marks(settings, args.input, args.video_id)  # a re-run: how many marks it has
-            outcome = analyze_source(args.input, settings, video_id=args.video_id,
-                                     output_dir=args.output, on_progress=progress)
+            with marks_notice(settings, args.input, args.video_id):  # a re-run: its marks
+                outcome = analyze_source(args.input, settings, video_id=args.video_id,
+                                         output_dir=args.output, on_progress=progress)
             summary = outcome.summary()
             timings = {"frames_sampled": outcome.frames_sampled, "stage_ms": dict(outcome.stage_ms),
                        "events": outcome.n_events, "embedded": outcome.n_embedded}

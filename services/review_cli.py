@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
+from contextlib import contextmanager
 
 from db.reviews import ReviewState
 
@@ -100,3 +102,48 @@ def say_marks(settings, source: str, video_id: int | None = None) -> str | None:
     if line:
         print(f"note: {line}", file=sys.stderr, flush=True)
     return line
+
+
+def say_marks_soon(settings, source: str, video_id: int | None = None
+                   ) -> threading.Thread | None:
+    """``say_marks`` for ``pipeline run``, from a background thread: the database start it may
+    need (the embedded server) runs beside the model loading instead of before it, so the run's
+    wall time does not grow. Nothing for an input the run will refuse (a missing path, a file
+    that is not a video): its one-line error stays as fast as before. Join the thread before
+    exiting."""
+    if not source.startswith(("s3://", "local:")):
+        from pathlib import Path
+
+        from pipeline.errors import PipelineError
+        from pipeline.sampling import probe_video
+
+        path = Path(source).expanduser()
+        try:
+            if not path.is_file():
+                return None
+            probe_video(path)
+        except (PipelineError, OSError):
+            return None
+
+    def _say() -> None:
+        try:
+            say_marks(settings, source, video_id)
+        except Exception as e:  # noqa: BLE001 - the run reports a database problem itself
+            import logging
+
+            logging.getLogger("va.cli").debug("no review-mark notice: %s", e)
+
+    t = threading.Thread(target=_say, name="va-marks-notice", daemon=True)
+    t.start()
+    return t
+
+
+@contextmanager
+def marks_notice(settings, source: str, video_id: int | None = None):
+    """``with marks_notice(...): analyze_source(...)``: the re-run's notice beside the run."""
+    notice = say_marks_soon(settings, source, video_id)
+    try:
+        yield
+    finally:
+        if notice is not None:
+            notice.join(30)
