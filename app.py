@@ -25,7 +25,6 @@ PAGES = [
 ]
 page = st.navigation(PAGES)
 res.fresh_job_views()  # the sidebar and the page share one read of the job views
-res.keep_filters()  # the pages' filters survive a visit to another page
 res.services()  # settings + database: a setup problem is one plain error here, and stops
 
 

@@ -130,6 +130,10 @@ with right:
         action = pick("Actions", caps.action, settings.action, "analyze.action")
         scene = pick("Scene descriptions", caps.scene, settings.scene, "analyze.scene")
 
+    if source is not None:  # a re-run: say what happens to the analysts' marks first
+        marks_note = wb.review.marks_before_rerun(settings, source.uri)
+        if marks_note:
+            st.warning(md(marks_note), icon=":material/rate_review:")
     if st.button("Start analysis", type="primary", key="analyze.start",
                  icon=":material/play_arrow:", width="stretch"):
         options = wb.AnalysisOptions(sample_fps=float(sample_fps), device=device, detector=detector,

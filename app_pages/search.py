@@ -31,25 +31,45 @@ if not videos:
     st.page_link("app_pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
     st.stop()
 
+# The address carries the question and filters (?q=...&k=...&video=...): a citation link loads
+# the video page afresh, and Back must find the question and its results again.
+FILTER_PARAMS = (("videos", "video"), ("types", "type"), ("actions", "action"),
+                 ("genders", "gender"), ("ages", "age"))
+ALLOWED = {"videos": [str(i) for i in names], "types": res.offered(wb.EVENT_TYPES, caps),
+           "actions": res.offered(wb.ACTIONS, caps), "genders": list(wb.GENDERS),
+           "ages": list(wb.AGE_GROUPS)}
+restore = (st.session_state.get("search.result") is None and bool(st.query_params.get("q"))
+           and not st.session_state.get("search.restored"))
+if restore:
+    st.session_state["search.restored"] = True
+    st.session_state["search.query"] = st.query_params["q"][:2000]
+    try:
+        st.session_state["search.top_k"] = min(30, max(3, int(st.query_params.get("k", 8))))
+    except ValueError:
+        pass
+    for key, param in FILTER_PARAMS:
+        vals = [v for v in st.query_params.get_all(param) if v in ALLOWED[key]]
+        st.session_state[f"search.{key}"] = [int(v) for v in vals] if key == "videos" else vals
+
 with st.form("search.form", border=True):
-    query = st.text_input("Question", key="search.query", max_chars=2000,
+    query = st.text_input("Question", key="search.query", persist_state="session", max_chars=2000,
                           placeholder="e.g. when did someone fall near the counter?")
     c1, c2, c3, c4, c5 = st.columns(5)
-    vids = c1.multiselect("Videos", list(names), key="search.videos", placeholder="All videos",
+    vids = c1.multiselect("Videos", list(names), key="search.videos", persist_state="session", placeholder="All videos",
                           format_func=lambda i: f"{names[i]} (video {i})")
-    types = c2.multiselect("Event types", res.offered(wb.EVENT_TYPES, caps), key="search.types",
+    types = c2.multiselect("Event types", res.offered(wb.EVENT_TYPES, caps), key="search.types", persist_state="session",
                            placeholder="All")
-    actions = c3.multiselect("Actions", res.offered(wb.ACTIONS, caps), key="search.actions", placeholder="All")
-    genders = c4.multiselect("Gender", wb.GENDERS, key="search.genders", placeholder="Any")
-    ages = c5.multiselect("Age group", wb.AGE_GROUPS, key="search.ages", placeholder="Any")
-    top_k = st.slider("How many moments", 3, 30, 8, key="search.top_k")
+    actions = c3.multiselect("Actions", res.offered(wb.ACTIONS, caps), key="search.actions", persist_state="session", placeholder="All")
+    genders = c4.multiselect("Gender", wb.GENDERS, key="search.genders", persist_state="session", placeholder="Any")
+    ages = c5.multiselect("Age group", wb.AGE_GROUPS, key="search.ages", persist_state="session", placeholder="Any")
+    top_k = st.slider("How many moments", 3, 30, 8, key="search.top_k", persist_state="session")
     submitted = st.form_submit_button("Search", type="primary", icon=":material/search:")
 
 if not (caps.bedrock or caps.openai):
     st.caption("Answers are written from the matching events (extractive). Answers by Claude "
                "need AWS_BEDROCK_REGION or VA_OPENAI_BASE_URL.")
 
-if submitted:
+if submitted or restore:
     filters = wb.SearchFilters(video_ids=tuple(vids), event_types=tuple(types),
                                actions=tuple(actions), genders=tuple(genders),
                                age_groups=tuple(ages))
@@ -57,6 +77,9 @@ if submitted:
         with st.spinner("Searching…"):
             st.session_state["search.result"] = wb.run_search(
                 settings, query, filters, top_k=int(top_k), embedder=res.search_embedder())
+        st.query_params.from_dict({"q": query, "k": str(int(top_k))} | {
+            param: [str(v) for v in st.session_state.get(f"search.{key}") or ()]
+            for key, param in FILTER_PARAMS if st.session_state.get(f"search.{key}")})
     except wb.USER_ERRORS as e:
         st.session_state["search.result"] = None
         res.show_error(e, "Search failed")

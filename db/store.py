@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from db import vectors
+from db import reviews, vectors
 from db.records import StoredObject
 from db.values import clean_text as _clean_text, enum_value as _enum_value, finite as _finite
 from db.videos import (  # noqa: F401 - the video functions, where callers have found them
@@ -216,7 +216,8 @@ def copy_vectors(conn, pairs: Iterable[tuple[int, np.ndarray]], model: str, dim:
 
 def replace_events(conn, video_id: int, batch: EventBatch) -> int:
     """Replace the video's events, vectors and tracks in ONE transaction (binary COPY for the
-    bulk). Readers see the old set or the new one, never a mix. Returns the number of events.
+    bulk), carrying the review marks over to the new incidents of the same moments. Readers see
+    the old set or the new one, never a mix. Returns the number of events.
 
     Rows are built while they stream: the client formats row k+1 while the server parses,
     indexes and stores row k (two cores work at once).
@@ -262,6 +263,9 @@ def replace_events(conn, video_id: int, batch: EventBatch) -> int:
                       json.dumps({str(_enum_value(k)): int(v) for k, v in dict(t.actions).items()}))
                      for t in batch.tracks],
                 )
+        # The analysts' marks belong to moments, not event ids: hand each to the new incident
+        # of its moment, keep the rest as "no longer detected" (db/reviews.py).
+        reviews.carry_over(conn, video_id)
     return n
 
 

@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-baseline", action="store_true")
     b.add_argument("--no-previous", action="store_true")
     b.add_argument("--no-long", action="store_true", help="skip the 10-minute video")
+    from services import review_cli
+    review_cli.add_parser(sub)  # review list|mark (services/review_cli.py)
     return p
 
 
@@ -170,9 +172,11 @@ def cmd_run(args) -> int:
                        "events": len(result.events)}
         else:
             from services.ingest import analyze_source
+            from services.review_cli import marks_notice
 
-            outcome = analyze_source(args.input, settings, video_id=args.video_id,
-                                     output_dir=args.output, on_progress=progress)
+            with marks_notice(settings, args.input, args.video_id):  # a re-run: its marks
+                outcome = analyze_source(args.input, settings, video_id=args.video_id,
+                                         output_dir=args.output, on_progress=progress)
             summary = outcome.summary()
             timings = {"frames_sampled": outcome.frames_sampled, "stage_ms": dict(outcome.stage_ms),
                        "events": outcome.n_events, "embedded": outcome.n_embedded}
@@ -246,6 +250,9 @@ def cmd_enqueue(args) -> int:
     client = JobClient(settings)
     try:
         for source in args.input:
+            from services.review_cli import say_marks
+
+            say_marks(settings, source)  # a re-run: how many review marks the video has
             vid = client.submit(source, options, name=source_name(source), queue=args.queue)
             print(vid, flush=True)
     finally:
@@ -301,8 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     from settings import SettingsError
 
     try:
-        return {"run": cmd_run, "search": cmd_search, "bench": cmd_bench, "worker": cmd_worker,
-                "enqueue": cmd_enqueue, "jobs": cmd_jobs}[args.command](args)
+        handler = getattr(args, "handler", None) or {  # review: services/review_cli.py
+            "run": cmd_run, "search": cmd_search, "bench": cmd_bench, "worker": cmd_worker,
+            "enqueue": cmd_enqueue, "jobs": cmd_jobs}[args.command]
+        return handler(args)
     except Cancelled as e:
         print(f"cancelled: {redact(str(e))}", file=sys.stderr)
         return 130

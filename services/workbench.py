@@ -48,6 +48,7 @@ from services.setup import (
 from services.sources import (
     VIDEO_EXTENSIONS, VideoSource, library_videos, save_upload, stored_videos,
 )
+from services.stills import outline_person
 from services.tracks import TrackCard, person_crops, track_cards
 from services.vocab import (
     ACTION_COLOURS, ACTIONS, ACTIVE, AGE_GROUPS, EVENT_COLOURS, EVENT_TYPES, FINAL,
@@ -68,4 +69,5 @@ __all__ = [
     "person_crops", "player_width", "run_search", "save_upload", "settings_key",
     "shutdown_runners", "split_citations", "start_analysis", "stored_videos", "track_cards",
     "video_media", "video_names", "media_kind", "still_bytes", "_RUNNERS", "_cuda_available",
+    "outline_person",
 ]

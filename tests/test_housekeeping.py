@@ -97,5 +97,11 @@ def test_a_bad_upload_is_refused_before_it_is_stored(db_settings):
         sources.save_upload(svc, "bad.mp4", b"this is not a video")
     msg = str(e.value)
     assert msg.startswith("bad.mp4 is not a video or photo") and "nothing was stored" in msg
+    # issue 20: said once, without brackets in brackets ("(input bad.mp4 is not a readable
+    # video (Invalid data ...; it may be ...); give a readable video ...)").
+    assert msg.startswith("bad.mp4 is not a video or photo the workbench can read: invalid "
+                          "data found when processing input; nothing was stored."), msg
+    assert msg.count("(") <= 2 and "((" not in msg and ")" not in msg.split("(")[0]
+    assert msg.count("readable video") == 0 and msg.lower().count("upload a video") == 1
     assert "/tmp" not in msg and "va-check" not in msg and str(db_settings.data_dir) not in msg
     assert not list((db_settings.data_dir / "storage").rglob("bad.mp4"))

@@ -94,12 +94,15 @@ def test_marks_filters_and_counts(world):
         review.set_mark(settings, ids["fall"], "maybe")
 
 
-def test_marks_go_with_their_events_when_a_video_is_analysed_again(world, db_pool):
+def test_a_mark_outlives_its_event_as_no_longer_detected(world, db_pool):
     settings, old, new, ids = world
     review.set_mark(settings, ids["fight"], "confirmed")
     with db_pool.connection() as conn:
         conn.execute("DELETE FROM db_event WHERE video_id = %s", (old,))
     assert review.marks_for(settings, [ids["fight"]]) == {}
+    lost = review.lost_marks(settings, [old])  # never silently deleted (tests/test_review_marks)
+    assert [(m.state.value, m.event_type.value, m.start_s, m.end_s) for m in lost] == [
+        ("confirmed", "violent", 0.4, 2.6)]
 
 
 def test_accuracy_per_type_and_per_video_beside_measured_precision(world):
@@ -161,8 +164,9 @@ def test_every_measured_precision_is_quoted_from_its_source():
     assert prec["grabbing"].text == "not measured"
 
 
-def test_migration_0006_is_the_review_table():
+def test_migrations_0006_and_0008_are_the_review_table():
     sql = (REPO / "db" / "migrations" / "0006_review_marks.sql").read_text()
-    assert re.search(r"ON DELETE CASCADE", sql)
+    later = (REPO / "db" / "migrations" / "0008_marks_survive_reruns.sql").read_text()
+    assert re.search(r"REFERENCES db_event \(event_id\) ON DELETE SET NULL", later)
     assert {s.value for s in review.ReviewState} == set(re.findall(r"'(\w+)'", sql.split(
         "CHECK")[1].split(")")[0]))
