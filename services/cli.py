@@ -238,6 +238,7 @@ def cmd_enqueue(args) -> int:
     from settings import Settings
 
     from services.ingest import check_input, source_name
+    from services.review_cli import say_marks
 
     settings = Settings.from_env()
     options = AnalysisOptions(frame_skip=args.frame_skip, device=args.device)
@@ -250,8 +251,6 @@ def cmd_enqueue(args) -> int:
     client = JobClient(settings)
     try:
         for source in args.input:
-            from services.review_cli import say_marks
-
             say_marks(settings, source)  # a re-run: how many review marks the video has
             vid = client.submit(source, options, name=source_name(source), queue=args.queue)
             print(vid, flush=True)
