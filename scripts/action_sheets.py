@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from action_tracks import SHARED, clip_list, load_tracks  # noqa: E402
+from action_tracks import load_tracks, path_of  # noqa: E402
 from action_labels import ground_truth_rows  # noqa: E402
 
 PER_SHEET = 18
@@ -31,7 +31,7 @@ def pick_samples(tracks: dict[str, dict]) -> list[dict]:
     out = []
     auto = {(r["clip"], r["frame"], r["track"]) for r in ground_truth_rows(tracks)}
     for clip, data in tracks.items():
-        gap = 1.3 if data["sampled_fps"] < 3 else 0.6
+        gap = 1.3 if data["sampled_fps"] < 3 else (0.6 if clip.startswith(("falls/", "adl/", "intel/")) else 1.5)
         by_track = defaultdict(list)
         for r in data["rows"]:
             by_track[r["track"]].append(r)
@@ -101,7 +101,6 @@ def render(folder: Path, prefixes: tuple[str, ...] = ("",)) -> None:
         wr.writerow(["n", "clip", "frame", "t", "track", "x1", "y1", "x2", "y2"])
         for n, s in enumerate(samples):
             wr.writerow([n, s["clip"], s["frame"], s["t"], s["track"], *s["box"]])
-    paths = dict(clip_list())
     cells = {}
     by_clip = defaultdict(list)
     for n, s in enumerate(samples):
@@ -109,7 +108,7 @@ def render(folder: Path, prefixes: tuple[str, ...] = ("",)) -> None:
     for clip, items in by_clip.items():
         fps = tracks[clip]["fps"]
         wanted = {s["frame"] + int(round(dt * fps)) for _, s in items for dt in (-0.6, 0, 0.6)}
-        frames = frames_of(paths[clip], {w for w in wanted if w >= 0})
+        frames = frames_of(path_of(clip), {w for w in wanted if w >= 0})
         for n, s in items:
             cells[n] = cell(frames, s, fps, n)
     order = sorted(cells)

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 CACHE = ROOT / "var" / "actions" / "tracks"
-PER_SOURCE = 2
+PER_SOURCE = 1
 TESTDATA = [
     "clips/pedestrians/vtest.avi", "clips/intel/one-by-one-person-detection_first30s.mp4",
     "clips/intel/classroom.mp4", "clips/intel/store-aisle-detection.mp4",
@@ -54,11 +54,19 @@ def clip_list() -> list[tuple[str, Path]]:
     for r in rows:
         by_src[r["source_video"] or r["clip"]].append(r)
     for src, rs in sorted(by_src.items()):
+        if not rs[0]["source_video"]:
+            continue  # clips of no known recording: their camera may repeat another group's
         rs.sort(key=lambda r: (r["label"] != "no_fight", r["clip"]))
         for r in rs[:PER_SOURCE]:
             out.append(("fight/" + Path(r["clip"]).name,
                         SHARED / "datasets/surveillance-fight" / r["clip"]))
     return out
+
+
+def path_of(clip: str) -> Path:
+    if clip.startswith("fight/"):
+        return SHARED / "datasets/surveillance-fight/clips" / clip.removeprefix("fight/")
+    return SHARED / "testdata/clips" / clip
 
 
 def fight_sources() -> dict[str, str]:
