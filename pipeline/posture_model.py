@@ -179,6 +179,7 @@ class PostureClassifier:
         self.classes = tuple(Action(c) for c in spec["classes"])
         self.models = [TreeEnsemble(m) for m in spec["models"]]
         self.abstain_below = float(spec["abstain_below"])
+        self.override_above = float(spec.get("override_rules_above", 1.01))
         self.rules = PoseRules()
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
@@ -190,13 +191,16 @@ class PostureClassifier:
     def decide(self, P: np.ndarray, rules: Sequence[ActionEstimate]) -> list[ActionEstimate]:
         """The rules' sitting, lying, falling and running stand (grouped CV: the rules' sitting
         and lying recall is higher than the trees'); elsewhere the trees' most likely posture,
-        or ``unknown`` below ``abstain_below``."""
+        or ``unknown`` below ``abstain_below``; a rules' sitting that the trees call lying with
+        probability >= ``override_rules_above`` is lying (a person on the floor after a fall)."""
         out = []
         for p, r in zip(P, rules):
-            if r.action in RULES_KEEP:
+            k = int(np.argmax(p))
+            overruled = (r.action is Action.SITTING and self.classes[k] is Action.LYING
+                         and p[k] >= self.override_above)
+            if r.action in RULES_KEEP and not overruled:
                 out.append(r)
                 continue
-            k = int(np.argmax(p))
             act = self.classes[k] if p[k] >= self.abstain_below else Action.UNKNOWN
             out.append(ActionEstimate(act, round(float(p[k]), 3)))
         return out
