@@ -26,7 +26,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from pipeline import thresholds as T
-from pipeline.actions import PoseRules, posture, track_speed_bh_s
+from pipeline.actions import PoseRules, posture
 from pipeline.records import (
     KP, Action, ActionEstimate, Frame, PersonDetections, PersonObservation,
 )
@@ -47,7 +47,7 @@ FEATURE_NAMES = (
     "cut_bottom", "cut_side", "det_conf", "rule_lying", "rule_sitting", "rule_upright",
     "legs_seen",
     "hip_speed_bh_s", "hip_vy_bh_s", "size_change_s", "torso_change_deg",
-    "step_speed_bh_s", "feet_speed_bh_s",
+    "step_speed_bh_s",
     "rules_standing", "rules_walking", "rules_sitting", "rules_lying", "rules_falling",
 )
 #: the rules' answers the classifier leaves as they are (see ``PostureClassifier``)
@@ -129,11 +129,12 @@ def geometry(kp: np.ndarray, box, frame_w: int, frame_h: int, det_conf: float) -
 
 
 def motion(kp: np.ndarray, box, t_s: float, torso_deg: float,
-           past: Sequence[PersonObservation], here: PersonObservation) -> list[float]:
-    """The track's motion features (the last 6 of ``FEATURE_NAMES``) from its past samples."""
+           past: Sequence[PersonObservation]) -> list[float]:
+    """The track's motion features (5 of ``FEATURE_NAMES``) from its past samples (the rules'
+    feet speed over 3 s is in their answer, a feature too)."""
     recent = [o for o in past if 1e-6 < t_s - o.t_s <= WINDOW_S + 1e-6]
     if not recent:
-        return [_NAN] * 5 + [_n(track_speed_bh_s(past, here))]
+        return [_NAN] * 5
     first, prev = recent[0], recent[-1]
     h_now = max(float(box[3]) - float(box[1]), 1.0)
 
@@ -150,8 +151,7 @@ def motion(kp: np.ndarray, box, t_s: float, torso_deg: float,
     okp = np.asarray(first.keypoints, np.float32).reshape(17, 3)
     osh, ohip = _mid(okp, _LS, _RS), _mid(okp, _LH, _RH)
     then = _vert_deg(osh, ohip) if osh is not None and ohip is not None else _NAN
-    return [sp, vy, abs(size), torso_deg - then, speed(prev)[0],
-            _n(track_speed_bh_s(past, here))]
+    return [sp, vy, abs(size), torso_deg - then, speed(prev)[0]]
 
 
 def features(kp, box, t_s: float, frame_w: int, frame_h: int, det_conf: float,
@@ -160,10 +160,7 @@ def features(kp, box, t_s: float, frame_w: int, frame_h: int, det_conf: float,
     ``rules``: the pose rules' action of the same sample."""
     kp = np.asarray(kp, np.float32).reshape(17, 3)
     g = geometry(kp, box, frame_w, frame_h, det_conf)
-    here = PersonObservation(frame_number=-1, t_s=t_s, obj_id=-1,
-                             xyxy=tuple(float(v) for v in box), det_confidence=float(det_conf),
-                             keypoints=tuple(tuple(float(v) for v in k) for k in kp))
-    return np.asarray(g + motion(kp, box, t_s, g[0], past, here)
+    return np.asarray(g + motion(kp, box, t_s, g[0], past)
                       + [float(rules is a) for a in _RULE_CODES], np.float64)
 
 
@@ -177,13 +174,18 @@ class PostureClassifier:
             raise ValueError("models/actions.json was trained on other features; re-run "
                              "scripts/train_actions.py")
         self.classes = tuple(Action(c) for c in spec["classes"])
-        self.models = [TreeEnsemble(m) for m in spec["models"]]
+        # every class's trees in one ensemble: one pass per depth level for all of them
+        self._bases = np.array([float(m["baseline"]) for m in spec["models"]])
+        self._ends = np.cumsum([len(m["trees"]) for m in spec["models"]])
+        self.trees = TreeEnsemble({"kind": "trees", "feature_names": FEATURE_NAMES, "baseline": 0.0,
+                                   "trees": [t for m in spec["models"] for t in m["trees"]]})
         self.abstain_below = float(spec["abstain_below"])
         self.override_above = float(spec.get("override_rules_above", 1.01))
         self.rules = PoseRules()
 
     def probabilities(self, X: np.ndarray) -> np.ndarray:
-        raw = np.stack([m.raw(X) for m in self.models], axis=1)
+        per_tree = self.trees.tree_values(X)
+        raw = np.add.reduceat(per_tree, np.r_[0, self._ends[:-1]], axis=1) + self._bases
         raw -= raw.max(axis=1, keepdims=True)
         e = np.exp(raw)
         return e / e.sum(axis=1, keepdims=True)

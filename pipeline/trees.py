@@ -50,6 +50,11 @@ class TreeEnsemble:
             return ((x - self.mean) / self.std) @ self.coef + self.intercept
         if not self.trees:
             return np.full(len(x), self.baseline)
+        return self.baseline + self.tree_values(x).sum(axis=1)
+
+    def tree_values(self, x: np.ndarray) -> np.ndarray:
+        """(samples, trees): each tree's leaf value for each sample."""
+        x = np.atleast_2d(np.asarray(x, np.float64))
         tree = np.arange(len(self.trees))[None, :]
         rows = np.arange(len(x))[:, None]
         node = np.zeros((len(x), len(self.trees)), np.int64)
@@ -62,7 +67,7 @@ class TreeEnsemble:
                                v <= self._threshold[tree, node])
             nxt = np.where(go_left, self._left[tree, node], self._right[tree, node])
             node = np.where(leaf, node, nxt)
-        return self.baseline + self._value[tree, node].sum(axis=1)
+        return self._value[tree, node]
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.raw(x)))
