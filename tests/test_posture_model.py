@@ -140,7 +140,7 @@ def test_pedestrians_walk_and_nobody_is_stored_sitting(detector, model):
     stored = Counter(a for _, _, a in _stored(seq))
     # the one left (models/actions.md, failure modes): the walker of track 51 at 14.7 s, whom
     # the rules call sitting (a long stride) and the trees, trained to keep the rules' sitting
-    # (grouped CV), do not overrule; before this model the engine stored 3 such samples
+    # (grouped CV), do not overrule; the rules alone store the same one
     assert stored[Action.LYING] + stored[Action.FALLING] == 0, stored
     assert stored[Action.SITTING] <= 1, stored
 
