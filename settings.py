@@ -99,7 +99,7 @@ class Settings:
     proposals: str = "yolov5"  # yolov5 | none: second detector for the dense passes (MoveNet only)
     attributes: str = "age_gender"  # age_gender | faceres | mivolo
     orientation: str = "keypoints"  # keypoints | mebow
-    action: str = "pose_rules"  # pose_rules | vlm
+    action: str = "posture_trees"  # posture_trees | pose_rules | vlm
     violence: str = "learned"  # learned (models/violence.json) | rule (the limb-speed baseline)
     scene: str = "template"  # template | bedrock | openai
     embedder: str = "minilm"  # minilm | titan

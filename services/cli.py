@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--detector", default=None, help="movenet (default) | yolo")
     r.add_argument("--attributes", default=None, help="age_gender (default) | faceres | mivolo")
     r.add_argument("--orientation", default=None, help="keypoints (default) | mebow")
-    r.add_argument("--action", default=None, help="pose_rules (default) | vlm")
+    r.add_argument("--action", default=None, help="posture_trees (default) | pose_rules | vlm")
     r.add_argument("--scene", default=None, help="template (default) | bedrock | openai")
     r.add_argument("--detector-weights", type=Path, default=None, help="YOLOv8 person+face .pt")
     r.add_argument("--checkpoint", type=Path, default=None, help="MiVOLO checkpoint (.pth.tar)")
