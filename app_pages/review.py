@@ -8,10 +8,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app_pages import _access as auth
 from app_pages import _resources as res
 from services import workbench as wb
 
 rv, tf, md = wb.review, wb.timefmt, wb.text.md_text
+who = auth.require(wb.Role.VIEWER)
+can_mark = who.may(wb.Role.ANALYST)  # viewers read the incidents; the server refuses their marks
 svc = res.services()
 settings = svc.settings
 
@@ -62,10 +65,10 @@ def _mark(event_id: int, state: str | None, next_id: int | None) -> None:
     note = st.session_state.get(f"review.note.{event_id}", "")
     try:
         if state is None:
-            rv.clear_mark(settings, event_id)
+            rv.clear_mark(settings, event_id, actor=auth.session())
             st.session_state["review.flash"] = ("ok", f"Event {event_id}: mark cleared.")
         else:
-            mark = rv.set_mark(settings, event_id, state, note)
+            mark = rv.set_mark(settings, event_id, state, note, actor=auth.session())
             st.session_state["review.flash"] = ("ok", f"Event {event_id} marked "
                                                       f"{mark.state.label}.")
             if next_id is not None:
@@ -124,20 +127,24 @@ else:
         if prec is not None and prec.source:
             facts.caption(md(prec.how))
         mark = item.mark
-        st.text_input("Note (optional)", key=f"review.note.{e.event_id}",
-                      value=mark.note if mark else "", max_chars=rv.NOTE_MAX_CHARS,
-                      placeholder="e.g. two friends hugging, not a fight")
-        b = st.columns(3)
-        b[0].button("Confirm", key="review.confirm", icon=":material/check_circle:",
-                    shortcut="Y", type="primary", width="stretch", on_click=_mark,
-                    args=(e.event_id, "confirmed", next_id))
-        b[1].button("False alarm", key="review.false_alarm", icon=":material/cancel:",
-                    shortcut="N", width="stretch", on_click=_mark, args=(e.event_id, "false_alarm", next_id))
-        b[2].button("Reviewed", key="review.reviewed", icon=":material/visibility:",
-                    shortcut="V", width="stretch", on_click=_mark, args=(e.event_id, "reviewed", next_id))
+        if can_mark:
+            st.text_input("Note (optional)", key=f"review.note.{e.event_id}",
+                          value=mark.note if mark else "", max_chars=rv.NOTE_MAX_CHARS,
+                          placeholder="e.g. two friends hugging, not a fight")
+            b = st.columns(3)
+            b[0].button("Confirm", key="review.confirm", icon=":material/check_circle:",
+                        shortcut="Y", type="primary", width="stretch", on_click=_mark,
+                        args=(e.event_id, "confirmed", next_id))
+            b[1].button("False alarm", key="review.false_alarm", icon=":material/cancel:",
+                        shortcut="N", width="stretch", on_click=_mark,
+                        args=(e.event_id, "false_alarm", next_id))
+            b[2].button("Reviewed", key="review.reviewed", icon=":material/visibility:",
+                        shortcut="V", width="stretch", on_click=_mark,
+                        args=(e.event_id, "reviewed", next_id))
         c = st.columns(3)
-        c[0].button("Clear mark", key="review.clear", icon=":material/undo:",
-                    disabled=mark is None, on_click=_mark, args=(e.event_id, None, None))
+        if can_mark:
+            c[0].button("Clear mark", key="review.clear", icon=":material/undo:",
+                        disabled=mark is None, on_click=_mark, args=(e.event_id, None, None))
         if c[1].button("Open in the video", key="review.open", icon=":material/movie:"):
             res.open_video(e.video_id, e.event_id)
 

@@ -184,22 +184,36 @@ def state_counts(items: Iterable[Incident]) -> dict[str, int]:
 # --- marks -------------------------------------------------------------------------------------
 
 
-def set_mark(settings, event_id: int, state: ReviewState | str, note: str = "") -> ReviewMark:
+def set_mark(settings, event_id: int, state: ReviewState | str, note: str = "", *,
+             actor) -> ReviewMark:
+    """Mark an incident (an analyst's or admin's action, audited)."""
     from db import reviews
+    from services import access
 
-    with database.pooled(settings) as conn:
+    who = access.require(settings, actor, access.Role.ANALYST)
+    with database.pooled(settings) as conn, conn.transaction():
         try:
-            return reviews.set_mark(conn, int(event_id), ReviewState(state), note)
+            mark = reviews.set_mark(conn, int(event_id), ReviewState(state), note)
         except LookupError as e:
             raise ReviewError(f"{e}: the video was analysed again since this page was drawn; "
                               f"reload the page") from e
+        access.record(conn, who.name, access.AuditAction.REVIEW_MARK, event_id=int(event_id),
+                      **access.event_subject(conn, event_id), detail=mark.state.value
+                      + (f": {mark.note}" if mark.note else ""))
+    return mark
 
 
-def clear_mark(settings, event_id: int) -> bool:
+def clear_mark(settings, event_id: int, *, actor) -> bool:
     from db import reviews
+    from services import access
 
-    with database.pooled(settings) as conn:
-        return reviews.clear_mark(conn, int(event_id))
+    who = access.require(settings, actor, access.Role.ANALYST)
+    with database.pooled(settings) as conn, conn.transaction():
+        cleared = reviews.clear_mark(conn, int(event_id))
+        if cleared:
+            access.record(conn, who.name, access.AuditAction.REVIEW_MARK,
+                          event_id=int(event_id), **access.event_subject(conn, event_id), detail="cleared")
+        return cleared
 
 
 def marks_for(settings, event_ids: Sequence[int]) -> dict[int, ReviewMark]:

@@ -82,9 +82,12 @@ def check_upload(name: str, data: bytes) -> None:
                 f"(.jpg, .png)") from e
 
 
-def save_upload(svc: Services, filename: str, data: bytes) -> VideoSource:
-    """Store an uploaded video through the storage module (S3 ``videos/`` or the local folder)."""
-    from services import storage
+def save_upload(svc: Services, filename: str, data: bytes, *, actor) -> VideoSource:
+    """Store an uploaded video through the storage module (S3 ``videos/`` or the local folder).
+    Analysts and admins only (an upload is the first half of a launch)."""
+    from services import access, storage
+
+    access.require(svc.settings, actor, access.Role.ANALYST)
 
     name = Path(filename).name
     check_upload(name, data)

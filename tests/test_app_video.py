@@ -136,6 +136,9 @@ def test_analyze_clears_failed_jobs_and_deletes_a_video(seeded):
     left = {v.video_id for v in workbench.list_videos(settings)}
     assert ids["bad"] not in left and ids["clip"] in left
     at.selectbox(key="analyze.delete_pick").set_value(ids["clip"]).run()
+    assert at.button(key="analyze.delete_video").disabled  # until the name is typed
+    name = next(v.name for v in workbench.list_videos(settings) if v.video_id == ids["clip"])
+    at.text_input(key=f"analyze.delete_confirm.{ids['clip']}").input(name).run()
     at.button(key="analyze.delete_video").click().run()
     assert not at.exception, at.exception
     assert ids["clip"] not in {v.video_id for v in workbench.list_videos(settings)}
