@@ -165,30 +165,33 @@ def sign_in(settings, name: str, password: str) -> Session:
     name = (name or "").strip()
     if not name or not password:
         raise SignInError("enter your user name and password")
+    # The failures and audit rows must be committed: nothing is raised inside the block (the
+    # pool rolls a connection's transaction back when an exception leaves it).
+    refused: str | None = None
     with database.pooled(settings) as conn:
         wait = users_db.locked_for_s(conn, name)
         if wait > 0:
             record(conn, name, AuditAction.SIGN_IN_FAILED, detail="refused: waiting after "
                    f"{MAX_FAILURES} failed sign-ins")
-            raise SignInError(f"too many failed sign-ins for {name}: wait "
-                              f"{max(1, round(wait / 60))} minute(s) and try again")
-        stored = users_db.password_hash(conn, name)
-        ok = _verify(stored, password)
-        if not ok:
+            refused = (f"too many failed sign-ins for {name}: wait "
+                       f"{max(1, round(wait / 60))} minute(s) and try again")
+        elif not (ok := _verify(users_db.password_hash(conn, name), password)):
             left = users_db.note_failure(conn, name, MAX_FAILURES, LOCK_S, FAILURE_WINDOW_S)
             record(conn, name, AuditAction.SIGN_IN_FAILED,
                    detail="wrong name or password" + ("; now waits 5 minutes" if left == 0
                                                       else f" ({left} of {MAX_FAILURES})"))
-            if left == 0:
-                raise SignInError(f"wrong user name or password; after {MAX_FAILURES} failed "
-                                  f"sign-ins {name} must wait {LOCK_S // 60} minutes")
-            raise SignInError("wrong user name or password")
-        users_db.clear_failures(conn, name)
-        user = users_db.get_user(conn, name)
-        if ok == "rehash":
-            users_db.set_password_hash(conn, name, _hasher().hash(password))
-        session = _open(conn, user, "password")
-        record(conn, name, AuditAction.SIGN_IN, detail=f"password, role {user.role.value}")
+            refused = "wrong user name or password" + (
+                f"; after {MAX_FAILURES} failed sign-ins {name} must wait {LOCK_S // 60} "
+                f"minutes" if left == 0 else "")
+        else:
+            users_db.clear_failures(conn, name)
+            user = users_db.get_user(conn, name)
+            if ok == "rehash":
+                users_db.set_password_hash(conn, name, _hasher().hash(password))
+            session = _open(conn, user, "password")
+            record(conn, name, AuditAction.SIGN_IN, detail=f"password, role {user.role.value}")
+    if refused is not None:
+        raise SignInError(refused)
     return session
 
 
@@ -228,11 +231,13 @@ def sign_in_sso(settings, email: str | None) -> Session:
         user = users_db.user_by_email(conn, email)
         if user is None:
             record(conn, email, AuditAction.SIGN_IN_FAILED, detail="single sign-on: no account")
-            raise SignInError(f"{email} has no account here; an admin adds it with `python -m "
-                              f"pipeline users add NAME --role viewer --email {email}`")
-        session = _open(conn, user, "sso")
-        record(conn, user.name, AuditAction.SIGN_IN, detail=f"single sign-on ({email}), role "
-                                                            f"{user.role.value}")
+        else:
+            session = _open(conn, user, "sso")
+            record(conn, user.name, AuditAction.SIGN_IN,
+                   detail=f"single sign-on ({email}), role {user.role.value}")
+    if user is None:
+        raise SignInError(f"{email} has no account here; an admin adds it with `python -m "
+                          f"pipeline users add NAME --role viewer --email {email} --sso-only`")
     return session
 
 

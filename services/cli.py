@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-baseline", action="store_true")
     b.add_argument("--no-previous", action="store_true")
     b.add_argument("--no-long", action="store_true", help="skip the 10-minute video")
+    from services import access_cli  # users and audit (their own module)
+
+    access_cli.add_parsers(sub)
     return p
 
 
@@ -282,6 +285,12 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
+def access_cli_commands() -> dict:
+    from services.access_cli import COMMANDS
+
+    return COMMANDS
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # platformdirs warns on every start where XDG_RUNTIME_DIR is unset (containers, CI): noise
@@ -295,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return {"run": cmd_run, "search": cmd_search, "bench": cmd_bench, "worker": cmd_worker,
-                "enqueue": cmd_enqueue, "jobs": cmd_jobs}[args.command](args)
+                "enqueue": cmd_enqueue, "jobs": cmd_jobs,
+                **access_cli_commands()}[args.command](args)
     except Cancelled as e:
         print(f"cancelled: {redact(str(e))}", file=sys.stderr)
         return 130
