@@ -1,5 +1,6 @@
 """Command line: ``python -m pipeline run ...``, ``python -m pipeline search ...``,
-``python -m pipeline bench``, and the job queue's ``worker``, ``enqueue`` and ``jobs``. Flags follow the seed's run.py. Exit code 0 only on success;
+``python -m pipeline bench``, the job queue's ``worker``, ``enqueue`` and ``jobs``, and ``users`` and
+``audit`` (services/access_cli.py). Flags follow the seed's run.py. Exit code 0 only on success;
 errors are one line on stderr naming the problem and the fix."""
 from __future__ import annotations
 

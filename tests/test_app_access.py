@@ -211,3 +211,17 @@ def test_single_sign_on_maps_the_email_to_the_role(seeded):
     at.run()
     assert _is_sign_in(at)
     assert any("stranger@example.org has no account here" in e for e in texts(at, "error"))
+
+
+def test_pages_act_only_as_the_signed_in_user():
+    """The pages reach the actions through the checked functions, as the session's user: never
+    as the command line's operator, never through the unchecked queue calls."""
+    from app_support import REPO
+
+    bad = []
+    for f in sorted((REPO / "app_pages").glob("*.py")) + [REPO / "app.py"]:
+        text = f.read_text()
+        for needle in ("OPERATOR", "Operator", "start_analysis(", "runner.cancel(", ".submit("):
+            if needle in text:
+                bad.append(f"{f.name}: {needle}")
+    assert not bad, bad
