@@ -127,9 +127,20 @@ def sign_in_page() -> None:
             res.show_error(e, "Sign-in refused")
     if sso:
         st.divider()
-        if st.button("Sign in with single sign-on", key="auth.sso", icon=":material/key:"):
-            st.session_state.pop(EXPIRED, None)
-            st.login()
+        for provider in sso_providers():
+            label = "Sign in with single sign-on" + (f" ({provider})" if provider else "")
+            if st.button(label, key=f"auth.sso{'.' + provider if provider else ''}",
+                         icon=":material/key:"):
+                st.session_state.pop(EXPIRED, None)
+                st.login(provider)
+
+
+def sso_providers() -> list[str | None]:
+    """None for one provider set in ``[auth]`` itself, else the names of ``[auth.NAME]``."""
+    auth = st.secrets["auth"]
+    if "client_id" in auth:
+        return [None]
+    return [k for k, v in auth.items() if hasattr(v, "keys")] or [None]
 
 
 def sidebar(who: "wb.access.Identity") -> None:

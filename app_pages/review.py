@@ -161,7 +161,8 @@ else:
                      on_select=_picked, selection_mode="single-row",
                      column_config={"confidence": st.column_config.NumberColumn(format="%.2f")})
         st.caption("Pick a row, or use Left / Right. Y confirms, N marks a false alarm, "
-                   "V marks it reviewed; marking moves to the next incident.")
+                   "V marks it reviewed; marking moves to the next incident." if can_mark else
+                   "Pick a row, or use Left / Right. Analysts mark the incidents.")
 
 # --- the analyst's accuracy --------------------------------------------------------------------
 st.subheader("Accuracy")

@@ -185,6 +185,7 @@ def sign_in(settings, name: str, password: str) -> Session:
                 f"minutes" if left == 0 else "")
         else:
             users_db.clear_failures(conn, name)
+            users_db.drop_idle_sessions(conn, _idle_s(settings))  # tabs closed without signing out
             user = users_db.get_user(conn, name)
             if ok == "rehash":
                 users_db.set_password_hash(conn, name, _hasher().hash(password))
