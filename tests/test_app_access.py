@@ -224,4 +224,10 @@ def test_pages_act_only_as_the_signed_in_user():
         for needle in ("OPERATOR", "Operator", "start_analysis(", "runner.cancel(", ".submit("):
             if needle in text:
                 bad.append(f"{f.name}: {needle}")
+        # Every page checks the signed-in user's role before it draws anything.
+        if f.parent.name == "app_pages" and not f.name.startswith("_"):
+            first = next(line for line in text.splitlines() if line.startswith(
+                ("who = ", "auth.require", "svc = ", "settings = ", "st.")))
+            if "auth.require(" not in first:
+                bad.append(f"{f.name}: first statement is not auth.require: {first}")
     assert not bad, bad

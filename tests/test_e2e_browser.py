@@ -199,11 +199,15 @@ def _check_player(page, PlaywrightTimeout) -> None:
     assert abs(state[1] - start) < 0.6, (state, start, caption)
 
 
-def test_analyst_flow_in_a_real_browser(server):
+def test_analyst_flow_in_a_real_browser(server, pg_url):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
+    import psycopg
+
     url, log = server
+    with psycopg.connect(pg_url) as conn:
+        first_audit = conn.execute("SELECT coalesce(max(audit_id), 0) FROM audit_log").fetchone()[0]
     expect.set_options(timeout=60_000)
     outside: list[str] = []
     with sync_playwright() as p:
@@ -330,10 +334,16 @@ def test_analyst_flow_in_a_real_browser(server):
                 .wait_for()
             _check_player(page, PlaywrightTimeout)
 
+            # --- the admin's page: users and the audit trail --------------------------------
+            _nav(page, "Admin")
+            page.get_by_role("heading", name="Audit trail").wait_for()
+            _shot(page, "admin", doc=True)
+
             # --- a viewer: no Delete, launch, cancel or review control on any page ----------
             page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Sign out") \
                 .click()
-            _sign_in(page, "vic", "Video detail")  # back on the page where ana signed out
+            # ana signed out on the Admin page, which is not a viewer's: the default page
+            _sign_in(page, "vic", "Analyze a video")
             for title, heading in (("Analyze", "Analyze a video"), ("Review", "Review"),
                                    ("Events", "Events"), ("Search", "Search"),
                                    ("Video detail", "Video detail")):
@@ -351,3 +361,9 @@ def test_analyst_flow_in_a_real_browser(server):
         finally:
             browser.close()
     assert not outside, f"the app contacted outside hosts: {sorted(set(outside))[:10]}"
+    # What was done through the browser is in the audit trail, by whom.
+    with psycopg.connect(pg_url) as conn:
+        done = set(conn.execute("SELECT actor, action FROM audit_log WHERE audit_id > %s",
+                                (first_audit,)).fetchall())
+    assert {("ana", "sign_in"), ("ana", "launch"), ("ana", "review_mark"), ("ana", "sign_out"),
+            ("vic", "sign_in")} <= done, sorted(done)
