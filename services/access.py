@@ -162,7 +162,7 @@ def _open(conn, user: UserRow, via: str) -> Session:
 def sign_in(settings, name: str, password: str) -> Session:
     """A new session for a local account, or ``SignInError``. Five failures for one name (known
     or not) within 15 minutes make that name wait 5 minutes; every attempt is audited."""
-    name = (name or "").strip()
+    name = (name or "").strip()[:100]  # what is typed is recorded: bounded
     if not name or not password:
         raise SignInError("enter your user name and password")
     # The failures and audit rows must be committed: nothing is raised inside the block (the
