@@ -45,6 +45,7 @@ if who is None:
 @st.fragment(run_every=1.0)
 def _sidebar_jobs() -> None:
     """Running and queued analyses, visible (and live) on every page."""
+    auth.live_check()
     svc = res.services()
     try:
         res.runner()  # the local worker runs from the first page shown

@@ -59,6 +59,17 @@ def require(role: "wb.Role | str") -> "wb.access.Identity":
     return who
 
 
+def live_check() -> None:
+    """First line of a fragment that redraws by itself: when the session has ended (idle,
+    signed out elsewhere, account removed), the whole app runs again and shows the sign-in."""
+    try:
+        alive = acc.still_active(res.services().settings, session())
+    except wb.USER_ERRORS:
+        return  # the fragment shows the database problem itself
+    if not alive:
+        st.rerun(scope="app")
+
+
 def sso_configured() -> bool:
     """An ``[auth]`` section in .streamlit/secrets.toml (OIDC for ``st.login``)."""
     try:

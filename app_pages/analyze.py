@@ -170,6 +170,7 @@ st.divider()
 # --- 3. live progress and the queue ------------------------------------------------------------
 @st.fragment(run_every=1.0)
 def live_jobs() -> None:
+    auth.live_check()
     try:
         jobs = res.job_views(settings)
     except wb.USER_ERRORS as e:

@@ -76,6 +76,7 @@ m[4].metric("Events", video.n_events or 0)
 def _live_job(video_id: int) -> None:
     """The running job's bar, from the same job view as the sidebar and the Analyze page; when
     the job ends the page is drawn again (its results, no stale bar)."""
+    auth.live_check()
     job = res.job_view(settings, video_id)
     if job is None or not job.show_bar:  # not yet in the views read a second ago, or ended
         if st.session_state.pop("video.live", None) == video_id:

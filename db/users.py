@@ -133,6 +133,13 @@ def touch_session(conn, token_hash: str, idle_s: int) -> SessionUser | None:
     return SessionUser(user_id=int(r[0]), name=r[1], role=Role(r[2]), via=r[3])
 
 
+def session_alive(conn, token_hash: str, idle_s: int) -> bool:
+    """Whether the session is there and active within ``idle_s`` (without marking it active)."""
+    return conn.execute(
+        "SELECT 1 FROM app_session WHERE token_hash = %s AND last_seen_at > now() -"
+        " make_interval(secs => %s)", (token_hash, int(idle_s))).fetchone() is not None
+
+
 def close_session(conn, token_hash: str) -> str | None:
     """Delete a session; returns its user's name (None when it was not there)."""
     r = conn.execute(

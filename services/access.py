@@ -128,6 +128,16 @@ def identity(settings, session: Session | None) -> Identity | None:
     return None if u is None else Identity(name=u.name, role=u.role, via=u.via)
 
 
+def still_active(settings, session: Session | None) -> bool:
+    """Whether ``session`` is still signed in, without counting this as activity: for the live
+    parts of a page that redraw every second (they must not keep an idle session alive, nor keep
+    showing data to one that ended)."""
+    if not isinstance(session, Session) or not session.token:
+        return False
+    with database.pooled(settings) as conn:
+        return users_db.session_alive(conn, _token_hash(session.token), _idle_s(settings))
+
+
 def require(settings, actor: Actor | None, role: Role | str) -> Identity:
     """The acting user when their current role allows ``role``; else ``AccessDenied``."""
     needed = Role(role)

@@ -231,3 +231,24 @@ def test_pages_act_only_as_the_signed_in_user():
             if "auth.require(" not in first:
                 bad.append(f"{f.name}: first statement is not auth.require: {first}")
     assert not bad, bad
+
+
+def test_live_parts_do_not_keep_an_idle_session_alive(seeded, db_pool):
+    """The sidebar and the Analyze page redraw every second; that is not activity: a session
+    idle past its time ends there too (the next redraw shows the sign-in)."""
+    from services import access
+    from settings import Settings
+
+    settings = Settings(database_url=seeded.database_url)
+    at = new_app().run()
+    session = access.Session(at.session_state["auth.session"])
+    with db_pool.connection() as conn:
+        conn.execute("UPDATE app_session SET last_seen_at = now() - interval '10 minutes'")
+    assert access.still_active(settings, session)  # 10 of 30 idle minutes: still on
+    with db_pool.connection() as conn:
+        (seen,) = conn.execute("SELECT now() - last_seen_at FROM app_session").fetchone()
+    assert seen.total_seconds() > 590  # the check did not count as activity
+    with db_pool.connection() as conn:
+        conn.execute("UPDATE app_session SET last_seen_at = now() - interval '31 minutes'")
+    assert not access.still_active(settings, session)
+    assert not access.still_active(settings, access.Session("forged"))
