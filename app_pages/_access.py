@@ -62,8 +62,11 @@ def require(role: "wb.Role | str") -> "wb.access.Identity":
 def live_check() -> None:
     """First line of a fragment that redraws by itself: when the session has ended (idle,
     signed out elsewhere, account removed), the whole app runs again and shows the sign-in."""
+    s = session()
+    if s is None:  # signed out in this tab: the sign-in is (being) drawn already
+        return
     try:
-        alive = acc.still_active(res.services().settings, session())
+        alive = acc.still_active(res.services().settings, s)
     except wb.USER_ERRORS:
         return  # the fragment shows the database problem itself
     if not alive:

@@ -129,7 +129,7 @@ def _sign_in(page, name: str, heading: str) -> None:
     page.get_by_label("User name").fill(name)
     page.get_by_label("Password", exact=True).fill(TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name=heading).first.wait_for()
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=120_000)
 
 
 def _nav(page, title: str, heading: str | None = None) -> None:
