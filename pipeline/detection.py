@@ -10,6 +10,10 @@ that made it (``PersonObservation.source``):
 * ``REFINE``: the frames between a fall's standing reference and its first down frame
   (``Observer.between``), named after the nearest sampled frames' tracks.
 
+No track runs across a scene cut (``pipeline.cuts``): the sampled pass ends every track at one
+and tells the observer (``cut_between``); a dense window is split there, leaving out the frames
+between the two samples around the cut, and its people are named only after tracks of its shot.
+
 Dense and refinement rows hold pose only (box, keypoints). Highlights are drawn from this stream
 (``Observations.people_at``); nothing detects a frame twice.
 """
@@ -147,6 +151,28 @@ class Observer:
         self.detector = detector
         self.dense_detector = dense_detector or detector
         self.stream = stream if stream is not None else Observations()
+        self.cuts: list[tuple[int, int]] = []  # (last frame before, first frame after) a cut
+
+    def cut_between(self, before: int, after: int) -> None:
+        """The sampled pass saw a scene cut between frames ``before`` and ``after``."""
+        self.cuts.append((int(before), int(after)))
+
+    def _shots(self, a: int, b: int) -> list[tuple[int, int, int, float]]:
+        """Frames ``a..b`` split at the cuts: (first, last, shot start, shot end) of each piece;
+        the frames between the two samples around a cut are left out (the cut lies among them)."""
+        pieces, lo, start = [], a, 0
+        for before, after in sorted(self.cuts):
+            if after <= lo:  # a cut before this piece: its shot starts there
+                start = after
+                continue
+            if before >= b:  # the rest ends before this cut
+                return pieces + [(lo, b, start, before)]
+            if before >= lo:
+                pieces.append((lo, before, start, before))
+            lo = start = after
+            if lo > b:
+                return pieces
+        return pieces + [(lo, b, start, float("inf"))]
 
     @classmethod
     def for_run(cls, info: VideoInfo, reader: FrameReader, backends) -> "Observer":
@@ -169,8 +195,9 @@ class Observer:
         # a whole number of steps, so that the frames are evenly spaced across chunks too
         chunk = step * max(1, int(round(T.DENSE_CHUNK_S * info.fps / step)))
         fresh = max([o.obj_id for o in stream.sampled] + [0]) + 1_000
-        for start_s, end_s in windows:
-            a, b = int(start_s * info.fps), int(end_s * info.fps)
+        pieces = [p for start_s, end_s in windows
+                  for p in self._shots(int(start_s * info.fps), int(end_s * info.fps))]
+        for a, b, shot_start, shot_end in pieces:
             tracker = PersonTracker(info.fps / step)
             rows: list[PersonObservation] = []
             votes: dict[int, dict[int, int]] = {}
@@ -185,7 +212,7 @@ class Observer:
                 near = stream.nearest_sampled_frame(fr.frame_number)
                 if near is None:
                     break
-                ref = stream.sampled_at(near)
+                ref = stream.sampled_at(near) if shot_start <= near <= shot_end else []
                 for i in range(len(persons)):
                     tid = int(persons.tracker_id[i])
                     if tid < 0:

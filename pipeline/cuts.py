@@ -1,0 +1,64 @@
+"""Hard scene cuts between consecutive analysed frames, so that no track runs across one: a person
+on one side of a cut and another on the other side must never become one track (a tall person
+followed by a crouching one "fell").
+
+PySceneDetect's ``ContentDetector`` scores a frame by the mean change of hue, saturation and
+brightness from the previous frame (0-255). It runs on the frames the engine analyses anyway
+(the sampled pass, a dense window), shrunk to ``CUT_WIDTH_PX`` wide first, so it costs well under
+a millisecond a frame and decodes nothing. Between samples 0.67 s apart people and cameras move,
+so the threshold (``thresholds.CUT_CONTENT_SCORE``) was chosen on footage with much motion and no
+cut, against cuts between cameras (``scripts/measure_cuts.py``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline import thresholds as T
+from pipeline.records import Frame
+
+CUT_WIDTH_PX = 160  # frames are compared at this width
+
+
+class CutDetector:
+    """``is_cut(frame)``: True when ``frame`` starts a new shot (the first frame never does).
+    Feed it every frame of one pass in order; ``score`` is the last frame's content score."""
+
+    def __init__(self, threshold: float | None = None):
+        from scenedetect.detectors import ContentDetector
+
+        self.threshold = T.CUT_CONTENT_SCORE if threshold is None else float(threshold)
+        # min_scene_len 0: every frame above the threshold is a cut (samples are far apart)
+        self._detector = ContentDetector(threshold=self.threshold, min_scene_len=0)
+        self.score = 0.0
+        self.hist_distance = 0.0
+        self.min_hist_distance = T.CUT_HIST_DISTANCE
+        self._hist: np.ndarray | None = None
+
+    def is_cut(self, frame: Frame) -> bool:
+        import cv2
+        from scenedetect import FrameTimecode
+
+        image = frame.image
+        h, w = image.shape[:2]
+        if w > CUT_WIDTH_PX:
+            image = cv2.resize(image, (CUT_WIDTH_PX, max(1, int(round(h * CUT_WIDTH_PX / w)))),
+                               interpolation=cv2.INTER_AREA)
+        bgr = np.ascontiguousarray(image[..., ::-1])  # the detector reads BGR
+        timecode = FrameTimecode(int(frame.frame_number), fps=100.0)
+        cut = bool(self._detector.process_frame(timecode, bgr))
+        self.score = float(self._detector._frame_score or 0.0)  # noqa: SLF001 - its last score
+        hist = _colour_histogram(bgr)
+        self.hist_distance = 0.0 if self._hist is None else float(
+            cv2.compareHist(self._hist, hist, cv2.HISTCMP_BHATTACHARYYA))
+        self._hist = hist
+        return cut and self.hist_distance >= self.min_hist_distance
+
+
+def _colour_histogram(bgr: np.ndarray) -> np.ndarray:
+    """Hue, saturation and brightness histograms (32 bins each) side by side, summing to 1: a
+    person moving keeps them, another camera (grey ones too, by brightness) changes them."""
+    import cv2
+
+    hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
+    parts = [cv2.calcHist([hsv], [c], None, [32], [0, top]) for c, top in ((0, 180), (1, 256), (2, 256))]
+    h = np.concatenate(parts).astype(np.float32)
+    return h / max(float(h.sum()), 1.0)
