@@ -1,5 +1,5 @@
 """Measure the scene-cut score (pipeline/cuts.py: PySceneDetect's content score on frames shrunk to
-CUT_WIDTH_PX) on footage that is not the acceptance test: ../shared/datasets/surveillance-fight
+CUT_SIZE_PX on the longer side) on footage that is not the acceptance test: ../shared/datasets/surveillance-fight
 (237 clips of shops, cafes, streets, buses; fights are the hardest case, whole-frame motion).
 
 * within: consecutive frames of one clip, at the product's sampling (1.5 a second) and at the
