@@ -5,9 +5,9 @@ followed by a crouching one "fell").
 PySceneDetect's ``ContentDetector`` scores a frame by the mean change of hue, saturation and
 brightness from the previous frame (0-255). It runs on the frames the engine analyses anyway
 (the sampled pass, a dense window), shrunk to ``CUT_SIZE_PX`` on the longer side first, so it
-costs about half a millisecond a frame and decodes nothing. Between samples 0.67 s apart people and cameras move,
-so the threshold (``thresholds.CUT_CONTENT_SCORE``) was chosen on footage with much motion and no
-cut, against cuts between cameras (``scripts/measure_cuts.py``)."""
+costs about 0.6 ms of CPU a frame and decodes nothing. Between samples 0.67 s apart people move
+a lot, so a cut also needs the frame's colour histograms to move (``thresholds.CUT_*``, chosen
+on other footage than the tests': ``scripts/measure_cuts.py``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -60,6 +60,7 @@ def _colour_histogram(bgr: np.ndarray) -> np.ndarray:
     import cv2
 
     hsv = cv2.cvtColor(bgr, cv2.COLOR_BGR2HSV)
-    parts = [cv2.calcHist([hsv], [c], None, [32], [0, top]) for c, top in ((0, 180), (1, 256), (2, 256))]
+    parts = [cv2.calcHist([hsv], [c], None, [32], [0, top])
+             for c, top in ((0, 180), (1, 256), (2, 256))]
     h = np.concatenate(parts).astype(np.float32)
     return h / max(float(h.sum()), 1.0)

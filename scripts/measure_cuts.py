@@ -1,6 +1,6 @@
-"""Measure the scene-cut score (pipeline/cuts.py: PySceneDetect's content score on frames shrunk to
-CUT_SIZE_PX on the longer side) on footage that is not the acceptance test: ../shared/datasets/surveillance-fight
-(237 clips of shops, cafes, streets, buses; fights are the hardest case, whole-frame motion).
+"""Measure the scene-cut scores (pipeline/cuts.py: PySceneDetect's content score and the colour
+histograms' distance, on frames shrunk to CUT_SIZE_PX on the longer side) on footage that is not
+the acceptance test: ../shared/datasets/surveillance-fight (237 clips of shops, cafes, streets, buses; fights are the hardest case, whole-frame motion).
 
 * within: consecutive frames of one clip, at the product's sampling (1.5 a second) and at the
   dense sampling of short clips (every ~0.13 s): no cut is expected (a clip that holds a cut of
@@ -81,7 +81,8 @@ def report(within, across, n_frames, spent):
     for mode in ("sampled", "dense"):
         m = np.array([(s, h) for s, h, md, *_ in within if md == mode])
         print(f"within ({mode}, {len(m)} pairs) percentiles {q}: content "
-              f"{np.percentile(m[:, 0], q).round(1)} histogram {np.percentile(m[:, 1], q).round(2)}")
+              f"{np.percentile(m[:, 0], q).round(1)} "
+              f"histogram {np.percentile(m[:, 1], q).round(2)}")
     q0 = (0, 1, 5, 10, 50)
     print(f"across ({len(a)} pairs) percentiles {q0}: content {np.percentile(a[:, 0], q0).round(1)}"
           f" histogram {np.percentile(a[:, 1], q0).round(2)}")
@@ -92,7 +93,8 @@ def report(within, across, n_frames, spent):
         for hd in (0.0, 0.1, 0.15, 0.2, 0.25, 0.3):
             fc = int(((w[:, 0] >= thr) & (w[:, 1] >= hd)).sum())
             mc = int(((a[:, 0] < thr) | (a[:, 1] < hd)).sum())
-            print(f"content {thr} histogram {hd}: false cuts {fc}/{len(w)}, missed cuts {mc}/{len(a)}")
+            print(f"content {thr} histogram {hd}: false cuts {fc}/{len(w)}, "
+                  f"missed cuts {mc}/{len(a)}")
 
 
 if __name__ == "__main__":
