@@ -81,6 +81,38 @@ def test_every_decoder_path_shows_the_frame_as_a_player_does(sideways, rotate, s
         assert np.array_equal(image, want)  # pixel for pixel what ffmpeg's player shows
 
 
+@pytest.mark.parametrize("degrees, hflip, vflip", [
+    (0, True, False), (0, False, True), (90, False, False), (90, True, False), (90, False, True),
+    (180, False, True), (270, False, False), (270, True, False)])
+def test_all_eight_orientations_with_mirrors(tmp_path, degrees, hflip, vflip):
+    """EXIF's eight orientations as display matrices (PyAV writes them: rotation counter-clockwise,
+    then the mirror): the frame comes out as the matrix says, the size is the displayed one."""
+    import av
+
+    h, w = 48, 64
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:16, :16] = (255, 0, 0)
+    img[:, -8:] = (0, 255, 0)
+    img[-8:, :] = (0, 0, 255)
+    path = tmp_path / "m.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt, s.options = w, h, "yuv444p", {"qp": "0"}
+        s.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
+        for _ in range(3):
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    want = np.rot90(img, degrees // 90)
+    want = want[:, ::-1] if hflip else want
+    want = want[::-1] if vflip else want
+    info = probe_video(path)
+    assert (info.height, info.width) == want.shape[:2]
+    got = next(iter(VideoFrames(path, 1, info))).image
+    assert got.shape == want.shape and np.abs(got.astype(int) - want).mean() < 2
+
+
 @pytest.mark.db
 @pytest.mark.slow
 def test_a_phone_clip_stored_sideways_is_analysed_upright(sideways, db_settings):
