@@ -11,8 +11,9 @@ that made it (``PersonObservation.source``):
   (``Observer.between``), named after the nearest sampled frames' tracks.
 
 No track runs across a scene cut (``pipeline.cuts``): the sampled pass ends every track at one
-and tells the observer (``cut_between``); a dense window is split there, leaving out the frames
-between the two samples around the cut, and its people are named only after tracks of its shot.
+and tells the observer (``cut_between``); a dense window finds the cut's frame among the frames
+between the two samples around it, ends its own tracks there, and names its people only after
+tracks of their shot; the violence classifier scores each shot on its own (``shot_groups``).
 
 Dense and refinement rows hold pose only (box, keypoints). Highlights are drawn from this stream
 (``Observations.people_at``); nothing detects a frame twice.
@@ -20,7 +21,7 @@ Dense and refinement rows hold pose only (box, keypoints). Highlights are drawn 
 from __future__ import annotations
 
 import dataclasses
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -152,27 +153,31 @@ class Observer:
         self.dense_detector = dense_detector or detector
         self.stream = stream if stream is not None else Observations()
         self.cuts: list[tuple[int, int]] = []  # (last frame before, first frame after) a cut
+        self._cut_at: dict[int, int] = {}  # cut index -> its frame, where a dense pass saw it
 
     def cut_between(self, before: int, after: int) -> None:
         """The sampled pass saw a scene cut between frames ``before`` and ``after``."""
         self.cuts.append((int(before), int(after)))
 
-    def _shots(self, a: int, b: int) -> list[tuple[int, int, int, float]]:
-        """Frames ``a..b`` split at the cuts: (first, last, shot start, shot end) of each piece;
-        the frames between the two samples around a cut are left out (the cut lies among them)."""
-        pieces, lo, start = [], a, 0
-        for before, after in sorted(self.cuts):
-            if after <= lo:  # a cut before this piece: its shot starts there
-                start = after
-                continue
-            if before >= b:  # the rest ends before this cut
-                return pieces + [(lo, b, start, before)]
-            if before >= lo:
-                pieces.append((lo, before, start, before))
-            lo = start = after
-            if lo > b:
-                return pieces
-        return pieces + [(lo, b, start, float("inf"))]
+    def _shot(self, frame_number: int, crossed: set[int]) -> int:
+        """The shot (0, 1, 2...) ``frame_number`` belongs to: after every cut whose later sample
+        it reaches, and after a cut among whose in-between frames a dense pass saw it
+        (``crossed``: indices into ``cuts``)."""
+        return sum(1 for i, (before, after) in enumerate(self.cuts)
+                   if after <= frame_number or (i in crossed and before < frame_number))
+
+    def _shot_span(self, shot: int) -> tuple[float, float]:
+        """The first and last sampled frame of ``shot``."""
+        return (self.cuts[shot - 1][1] if shot else 0,
+                self.cuts[shot][0] if shot < len(self.cuts) else float("inf"))
+
+    def shot_groups(self, rows: Sequence[PersonObservation]) -> list[list[PersonObservation]]:
+        """``rows`` split into runs of one shot each, in time order (one run when no cut)."""
+        starts = sorted(self._cut_at.get(i, after) for i, (_, after) in enumerate(self.cuts))
+        groups: dict[int, list[PersonObservation]] = {}
+        for o in rows:
+            groups.setdefault(bisect_right(starts, o.frame_number), []).append(o)
+        return [groups[k] for k in sorted(groups)]
 
     @classmethod
     def for_run(cls, info: VideoInfo, reader: FrameReader, backends) -> "Observer":
@@ -187,6 +192,7 @@ class Observer:
         dense detector, tracked with a tracker of their own per window, and named after the
         sampled pass's tracks (nearest box at the nearest sampled frame, majority vote per
         window track; unmatched tracks get ids of their own). Added to the stream; returned."""
+        from pipeline.cuts import CutDetector
         from pipeline.tracking import PersonTracker
 
         info, stream = self.info, self.stream
@@ -195,10 +201,11 @@ class Observer:
         # a whole number of steps, so that the frames are evenly spaced across chunks too
         chunk = step * max(1, int(round(T.DENSE_CHUNK_S * info.fps / step)))
         fresh = max([o.obj_id for o in stream.sampled] + [0]) + 1_000
-        pieces = [p for start_s, end_s in windows
-                  for p in self._shots(int(start_s * info.fps), int(end_s * info.fps))]
-        for a, b, shot_start, shot_end in pieces:
+        cuts = self.cuts
+        for start_s, end_s in windows:
+            a, b = int(start_s * info.fps), int(end_s * info.fps)
             tracker = PersonTracker(info.fps / step)
+            cut_detector, crossed, shot = CutDetector(), set(), None
             rows: list[PersonObservation] = []
             votes: dict[int, dict[int, int]] = {}
             # decoded in chunks so that memory does not grow with the window's length
@@ -208,11 +215,22 @@ class Observer:
                 fr for c0 in range(a, b + 1, chunk)
                 for fr in self.reader(c0, min(b, c0 + chunk - 1), step)))
             for fr in frames:
+                f = fr.frame_number
+                if cut_detector.is_cut(fr):  # where exactly, between the samples around a cut
+                    tracker.cut()
+                    for i, (p, c) in enumerate(cuts):
+                        if p < f <= c:
+                            crossed.add(i)
+                            self._cut_at[i] = f
+                if shot is not None and self._shot(f, crossed) != shot:
+                    tracker.cut()  # no dense track runs across a cut either
+                shot = self._shot(f, crossed)
                 persons = tracker.update(self.dense_detector.detect([fr])[0], fr.t_s)
-                near = stream.nearest_sampled_frame(fr.frame_number)
+                near = stream.nearest_sampled_frame(f)
                 if near is None:
                     break
-                ref = stream.sampled_at(near) if shot_start <= near <= shot_end else []
+                lo, hi = self._shot_span(shot)  # named only after tracks of the same shot
+                ref = stream.sampled_at(near) if lo <= near <= hi else []
                 for i in range(len(persons)):
                     tid = int(persons.tracker_id[i])
                     if tid < 0:

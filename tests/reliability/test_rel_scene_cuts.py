@@ -73,14 +73,15 @@ def test_a_tracker_cut_gives_the_same_person_a_new_id():
     assert b >= 0 and b != a
 
 
-def test_dense_windows_are_split_at_cuts():
+def test_dense_frames_belong_to_the_shot_of_their_side_of_a_cut():
     obs = Observer(None, None, None)
     obs.cut_between(20, 40)
     obs.cut_between(60, 80)
-    inf = float("inf")
-    assert obs._shots(0, 100) == [(0, 20, 0, 20), (40, 60, 40, 60), (80, 100, 80, inf)]
-    assert obs._shots(25, 35) == []  # between the two samples around a cut: left out
-    assert obs._shots(30, 50) == [(40, 50, 40, 60)]
+    assert [obs._shot(f, set()) for f in (0, 20, 30, 40, 70, 80, 99)] == [0, 0, 0, 1, 1, 2, 2]
+    # a dense pass that saw the first cut at frame 28 puts 29..39 after it
+    assert [obs._shot(f, {0}) for f in (20, 21, 30, 39, 40)] == [0, 1, 1, 1, 1]
+    assert obs._shot_span(0) == (0, 20) and obs._shot_span(1) == (40, 60)
+    assert obs._shot_span(2) == (80, float("inf"))
 
 
 @pytest.mark.slow
