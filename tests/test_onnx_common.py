@@ -81,6 +81,21 @@ def test_compiled_once_per_input_shape_and_cached_on_disk(tmp_path):
     assert sorted((tmp_path / "cache").iterdir()) == cached
 
 
+def test_the_disk_cache_keeps_the_most_recently_used_under_its_cap(tmp_path):
+    import os
+    from pipeline.backends.onnx_common import prune_cache
+
+    for i in range(5):
+        f = tmp_path / f"blob{i}"
+        f.write_bytes(b"x" * 100)
+        os.utime(f, (1000 + i, 1000 + i))
+    prune_cache(tmp_path, max_bytes=250)
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["blob3", "blob4"]
+    (tmp_path / "blob5").write_bytes(b"x" * 100)
+    prune_cache(tmp_path, max_bytes=250)  # once per process and folder
+    assert len(list(tmp_path.iterdir())) == 3
+
+
 def test_concurrent_calls_give_the_same_results(tmp_path):
     s = cpu_session(THUNDER, CpuInference(1, "openvino", "f32", None), "Thunder", "fix")
     name = s.get_inputs()[0].name

@@ -36,6 +36,10 @@ PRECISIONS = ("auto", "f32", "bf16")
 #: pass's; a worker that sees many video sizes recompiles the oldest from the disk cache).
 MAX_SHAPES = 8
 CACHE_SUBDIR = "openvino-cache"
+#: The disk cache's size cap: compiled blobs are 5-30 MB each (per model, shape and precision);
+#: beyond this the least recently used are removed when a process first opens the folder.
+MAX_CACHE_BYTES = 1 << 30
+_PRUNED: set = set()
 _BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
@@ -165,6 +169,21 @@ def import_openvino():
     return ov
 
 
+def prune_cache(folder: Path, max_bytes: int = MAX_CACHE_BYTES) -> None:
+    """Once per process and folder: remove the least recently used blobs beyond ``max_bytes``."""
+    with _CORE_LOCK:
+        if folder in _PRUNED:
+            return
+        _PRUNED.add(folder)
+    files = sorted((f for f in folder.iterdir() if f.is_file()), key=lambda f: f.stat().st_atime)
+    total = sum(f.stat().st_size for f in files)
+    for f in files:
+        if total <= max_bytes:
+            break
+        total -= f.stat().st_size
+        f.unlink(missing_ok=True)
+
+
 def _core():
     global _CORE
     with _CORE_LOCK:
@@ -215,6 +234,7 @@ class OpenVinoSession:
         if self.cpu.cache_dir is not None:
             try:
                 Path(self.cpu.cache_dir).mkdir(parents=True, exist_ok=True)
+                prune_cache(Path(self.cpu.cache_dir))
                 cfg[props.cache_dir] = str(self.cpu.cache_dir)
             except OSError as e:  # a read-only data folder: compile every time, still correct
                 log.warning("OpenVINO cache folder %s unusable (%s); compiling in memory only",
