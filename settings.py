@@ -99,8 +99,9 @@ class Settings:
     #: or onnxruntime (for machines without OpenVINO).
     runtime: str = field(default="openvino", metadata={"choices": ("openvino", "onnxruntime")})
     #: auto: bfloat16 where the CPU computes it natively (AMX or AVX512_BF16), else float32.
-    #: OpenVINO only; onnxruntime computes in float32.
-    precision: str = field(default="auto", metadata={"choices": ("auto", "f32", "bf16")})
+    #: OpenVINO only; onnxruntime computes in float32. The default stays f32 until bf16 is
+    #: re-validated (it finds more low-score people; models/violence.md, README "Speed").
+    precision: str = field(default="f32", metadata={"choices": ("auto", "f32", "bf16")})
     detector: str = "movenet"  # movenet | yolo
     proposals: str = "yolov5"  # yolov5 | none: second detector for the dense passes (MoveNet only)
     attributes: str = "age_gender"  # age_gender | faceres | mivolo

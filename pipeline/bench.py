@@ -6,11 +6,10 @@ the embedded database's start and stop, embedding and storing included), real-ti
 peak resident memory of the largest process of its tree (psutil, every 20 ms) and the stages'
 ms per sampled frame (the run reports them with the hidden ``--timings`` flag). Modes:
 
-* ``default``: the CLI with storing (the product as a user runs it; the ONNX models under the
-  default runtime, OpenVINO, at the default precision);
+* ``default``: the CLI with storing (the product as a user runs it: OpenVINO, default precision);
 * ``no-store``: the CLI with ``--no-store`` (the engine and its files only);
-* ``ort``, ``ort-nost``: the same two with ``VA_RUNTIME=onnxruntime`` (float32), interleaved with
-  them, so the runtime's gain is a ratio within one run;
+* ``ort``, ``ort-nost``: the same two with ``VA_RUNTIME=onnxruntime``, interleaved with them (the
+  runtime's gain is a ratio within one run); ``bf16-nost``: ``--no-store``, ``VA_PRECISION=bf16``;
 * ``previous``: the previous default (commit ``PREVIOUS_COMMIT``, checked out in a temporary git
   worktree) with storing, at the same rate (``--frame-skip`` from the rate: it has no
   ``--sample-fps``); skipped with a note when git or the commit is not there;
@@ -117,8 +116,8 @@ class _TreePeak:
         return self.peak / 2**20
 
 
-#: The other runtime the default is measured against (``ort`` rows).
-ONNXRUNTIME = {"VA_RUNTIME": "onnxruntime"}
+#: The other runtime (``ort`` rows) and precision (``bf16`` row) the default is measured against.
+ONNXRUNTIME, BF16 = {"VA_RUNTIME": "onnxruntime"}, {"VA_PRECISION": "bf16"}
 
 
 def _clean_env(data_dir: Path, extra: dict | None = None) -> dict:
@@ -329,10 +328,11 @@ def format_table(rows: list[Timing], runtime: str = "default runtime") -> str:
                  f"cores: figures taken under load are lower bounds")
     by_mode = {(r.clip, r.mode): r for r in rows}
     for (clip, mode), r in by_mode.items():
-        other = {"default": "ort", "no-store": "ort-nost"}.get(mode)
+        other = {"default": "ort", "no-store": "ort-nost", "bf16-nost": "ort-nost"}.get(mode)
         o = by_mode.get((clip, other))
         if o is not None:
-            lines.append(f"{clip}: {mode} ({runtime}) vs {other} (onnxruntime f32): {r.wall_s:.1f} vs "
+            what = "openvino bf16" if mode == "bf16-nost" else runtime
+            lines.append(f"{clip}: {mode} ({what}) vs {other} (onnxruntime f32): {r.wall_s:.1f} vs "
                          f"{o.wall_s:.1f} s whole run (x{o.wall_s / max(r.wall_s, 1e-9):.2f}); "
                          f"detector {r.ms_per_frame('detector'):.0f} vs "
                          f"{o.ms_per_frame('detector'):.0f} ms per sampled frame; peak RSS "
@@ -400,13 +400,14 @@ def main(args: argparse.Namespace | None = None) -> int:
         # untimed: the database's first start (initdb, migrations) is a one-off
         run_cli(REPO_ROOT, ["--input", str(clip), "--frame-skip", str(MAX_FRAME_SKIP)], work / "new")
         ort = not getattr(args, "no_onnxruntime", False)
-        if ort:  # its own untimed first run (compiles nothing, but loads cold files)
+        for env in (ONNXRUNTIME, BF16) if ort else ():  # untimed first runs (bf16 compiles)
             run_cli(REPO_ROOT, ["--input", str(clip), "--frame-skip", str(MAX_FRAME_SKIP)],
-                    work / "new", env=ONNXRUNTIME)
+                    work / "new", env=env)
         # the default runtime and onnxruntime interleaved: the ratio is taken under one load
         for mode, extra, env in (("default", [], None), ("ort", [], ONNXRUNTIME),
                                  ("no-store", ["--no-store"], None),
-                                 ("ort-nost", ["--no-store"], ONNXRUNTIME)):
+                                 ("ort-nost", ["--no-store"], ONNXRUNTIME),
+                                 ("bf16-nost", ["--no-store"], BF16)):
             if env is None or ort:
                 found[mode] = measure(clip, mode, REPO_ROOT, rate + extra, work / "new",
                                       settings, env)

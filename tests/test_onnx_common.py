@@ -30,7 +30,7 @@ def test_cpu_bf16_reads_the_flags():
 
 def test_settings_choose_runtime_and_precision():
     s = Settings()
-    assert (s.runtime, s.precision) == ("openvino", "auto")
+    assert (s.runtime, s.precision) == ("openvino", "f32")
     s = Settings.from_env({"VA_RUNTIME": "onnxruntime", "VA_PRECISION": "f32"})
     assert (s.runtime, s.precision) == ("onnxruntime", "f32")
     with pytest.raises(SettingsError, match="VA_RUNTIME='tensorrt'"):
@@ -41,8 +41,10 @@ def test_settings_choose_runtime_and_precision():
 
 def test_inference_options_from_settings(tmp_path):
     cpu = CpuInference.from_settings(Settings(data_dir=tmp_path, cpu_threads=1))
-    assert cpu == CpuInference(1, "openvino", "auto", tmp_path / "openvino-cache")
-    assert cpu.effective_precision == ("bf16" if cpu_bf16() else "f32")
+    assert cpu == CpuInference(1, "openvino", "f32", tmp_path / "openvino-cache")
+    assert cpu.effective_precision == "f32"
+    auto = CpuInference(precision="auto")
+    assert auto.effective_precision == ("bf16" if cpu_bf16() else "f32")
     assert CpuInference(runtime="onnxruntime").effective_precision == "f32"
     assert CpuInference(precision="f32").describe() == "openvino f32"
 

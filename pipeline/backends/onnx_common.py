@@ -63,7 +63,7 @@ class CpuInference:
 
     threads: int = 2
     runtime: str = "openvino"
-    precision: str = "auto"
+    precision: str = "f32"  # settings.Settings.precision: the default until bf16 is validated
     cache_dir: Path | None = None
 
     @classmethod
@@ -71,7 +71,7 @@ class CpuInference:
         data_dir = getattr(settings, "data_dir", None)
         return cls(threads=int(threads or getattr(settings, "cpu_threads", 2) or 2),
                    runtime=getattr(settings, "runtime", "openvino"),
-                   precision=getattr(settings, "precision", "auto"),
+                   precision=getattr(settings, "precision", "f32"),
                    cache_dir=Path(data_dir) / CACHE_SUBDIR if data_dir else None)
 
     @property
