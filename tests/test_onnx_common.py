@@ -220,3 +220,27 @@ def test_openvino_stays_offline_and_its_telemetry_never_starts(tmp_path):
     assert not log.exists(), log.read_text()
     assert "TELEMETRY openvino.tools.ovc.telemetry_stub" in out.stdout, out.stdout[-2000:]
     assert list(home.iterdir()) == []
+
+
+def test_default_openvino_finds_the_people_onnxruntime_finds_on_real_frames(tmp_path):
+    """The product's detector on vtest frames (small people: the 2x2 tiles run): OpenVINO at the
+    default precision returns the people onnxruntime returns, keypoints within 0.05 px, so the
+    thresholds and the models fitted on onnxruntime's outputs hold unchanged."""
+    from conftest import testdata_path
+    from pipeline.backends.movenet import load_movenet
+    from pipeline.sampling import probe_video, read_frames
+
+    clip = testdata_path("clips/pedestrians/vtest.avi")
+    info = probe_video(clip)
+    frames = [f for fn in range(0, 60, 12) for f in read_frames(clip, fn, fn, 1, info)]
+    found = {}
+    for runtime in ("onnxruntime", "openvino"):
+        det = load_movenet(Settings(runtime=runtime, data_dir=tmp_path))
+        found[runtime] = [det.detect([f])[0] for f in frames]
+    n = [len(p.confidence) for p in found["onnxruntime"]]
+    assert sum(n) >= 4 * len(frames)  # vtest's pedestrians
+    for a, b in zip(found["onnxruntime"], found["openvino"]):
+        assert len(a.confidence) == len(b.confidence)
+        assert np.abs(a.xyxy - b.xyxy).max() < 0.05
+        assert np.abs(a.keypoints[:, :, :2] - b.keypoints[:, :, :2]).max() < 0.05
+        assert np.abs(a.confidence - b.confidence).max() < 1e-4
