@@ -78,13 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-answer", action="store_true", help="print hits only")
 
     b = sub.add_parser("bench", help="the CLI as a user runs it, timed whole (vtest.avi at 1.5 "
-                                     "sampled fps), against the previous default and a naive "
-                                     "baseline, and on a 10-minute video")
+                                     "sampled fps), against onnxruntime, the previous default "
+                                     "and a naive baseline, and on a 10-minute video")
     b.add_argument("--clips", nargs="*", default=None, help="clips to time (default: vtest.avi)")
     b.add_argument("--sample-fps", type=float, default=None)
     b.add_argument("--quick", action="store_true", help="one engine-only run per clip (smoke)")
     b.add_argument("--no-baseline", action="store_true")
     b.add_argument("--no-previous", action="store_true")
+    b.add_argument("--no-onnxruntime", action="store_true",
+                   help="skip the runs under VA_RUNTIME=onnxruntime (the default runtime's ratio)")
     b.add_argument("--no-long", action="store_true", help="skip the 10-minute video")
     from services import access_cli, review_cli  # users, audit, review: their own modules
 
