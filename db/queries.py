@@ -11,7 +11,7 @@ import numpy as np
 
 from db import vectors
 from pipeline.records import (
-    Action, AgeGroup, EventType, Gender, JobStatus, TrackSummary, frozen_mapping,
+    Action, AgeGroup, Colour, EventType, Gender, JobStatus, TrackSummary, frozen_mapping,
 )
 from db.records import Hit, SearchFilters, StoredEvent, VideoRecord
 
@@ -45,9 +45,9 @@ _EVENT_COLS = (
     " e.bbox_width, e.bbox_height, e.age_group, e.gender, e.action, e.confidence, e.obj_id,"
     " e.s3_thumbnail_bucket, e.s3_thumbnail_key, e.sentence, e.attributes, e.orientation_deg,"
     " e.orientation_label, e.track_ids, e.raw_action, e.action_confidence, e.scene_description,"
-    " e.age, e.start_t_s, e.end_t_s"
+    " e.age, e.start_t_s, e.end_t_s, e.upper_colour, e.lower_colour"
 )
-_N_EVENT_COLS = 27
+_N_EVENT_COLS = 29
 
 
 def _video(row, n_events: int | None = None) -> VideoRecord:
@@ -83,7 +83,7 @@ def _event(row) -> StoredEvent:
     """A ``db_event`` row as a ``StoredEvent``: the one place its vocabulary columns become the
     engine's Enums."""
     (eid, vid, et, t, fn, bx, by, bw, bh, ag, g, a, conf, obj, bucket, key, sentence, attrs,
-     odeg, olabel, tracks, raw, aconf, scene, age, t0, t1) = row
+     odeg, olabel, tracks, raw, aconf, scene, age, t0, t1, upper, lower) = row
     return StoredEvent(
         event_id=int(eid), video_id=int(vid), event_type=_vocab(EventType, et, "event_type"),
         t_s=float(t), frame_number=int(fn),
@@ -97,6 +97,8 @@ def _event(row) -> StoredEvent:
         raw_action=None if raw is None else _vocab(Action, raw, "raw_action"),
         action_confidence=aconf,
         scene_description=scene, age=age, start_t_s=t0, end_t_s=t1,
+        upper_colour=_vocab(Colour, upper, "upper_colour"),
+        lower_colour=_vocab(Colour, lower, "lower_colour"),
         attributes=frozen_mapping(attrs or {}),
     )
 
@@ -137,7 +139,9 @@ def _filter_sql(filters: SearchFilters | None, alias: str = "e") -> tuple[str, d
     for key, col, values in (("f_types", "event_type", f.event_types),
                              ("f_actions", "action", f.actions),
                              ("f_genders", "gender", f.genders),
-                             ("f_ages", "age_group", f.age_groups)):
+                             ("f_ages", "age_group", f.age_groups),
+                             ("f_upper", "upper_colour", f.upper_colours),
+                             ("f_lower", "lower_colour", f.lower_colours)):
         if values:
             conds.append(f"{e}.{col} = ANY(%({key})s::text[])")
             p[key] = [v.value for v in values]
