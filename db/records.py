@@ -112,7 +112,7 @@ class StoredObject:
 
 _FILTER_VOCABULARIES = (("event_types", EventType), ("actions", Action), ("genders", Gender),
                         ("age_groups", AgeGroup), ("upper_colours", Colour),
-                        ("lower_colours", Colour))
+                        ("lower_colours", Colour), ("colours", Colour))
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,7 @@ class SearchFilters:
     age_groups: tuple[AgeGroup, ...] = ()
     upper_colours: tuple[Colour, ...] = ()  # clothing: upper body (jacket, shirt...)
     lower_colours: tuple[Colour, ...] = ()  # trousers, skirt...
+    colours: tuple[Colour, ...] = ()  # either part
 
     def __post_init__(self) -> None:
         for name, enum in _FILTER_VOCABULARIES:
@@ -151,6 +152,9 @@ class Hit:
     similarity: float | None = None
     semantic_rank: int | None = None
     lexical_rank: int | None = None
+    #: Share of the query's understood terms (services.query_terms) the event matches; None
+    #: when the query had none or they were not used.
+    terms_matched: float | None = None
 
     @property
     def mmss(self) -> str:
