@@ -244,6 +244,12 @@ def hybrid_search_sql(model: str, dim: int, with_vector: bool = True,
     if facets:
         every = " AND ".join(facets)
         matched = "((" + " + ".join(f"({c})::int" for c in facets) + f")::float8 / {len(facets)})"
+        # an action counts by the engine's confidence in it (a steady sitter above a person
+        # read as sitting for a moment)
+        weight = ("((" + " + ".join(
+            f"CASE WHEN {c} THEN COALESCE(e.action_confidence, 0.5) ELSE 0 END"
+            if "%(b_actions)s" in c else f"({c})::int" for c in facets)
+            + f")::float8 / {len(facets)})")
         if with_vector:
             understood = sql.SQL(
                 "understood AS (SELECT e.event_id, 1 - ({vexpr_raw} <=> {qv}) AS similarity"
@@ -256,7 +262,7 @@ def hybrid_search_sql(model: str, dim: int, with_vector: bool = True,
                 "understood AS (SELECT e.event_id, NULL::float8 AS similarity FROM db_event e"
                 " WHERE " + filt + " AND " + every + " ORDER BY e.event_id LIMIT %(cand)s)")
     else:
-        matched = "NULL::float8"
+        matched = weight = "NULL::float8"
         understood = sql.SQL("understood AS (SELECT NULL::bigint AS event_id,"
                              " NULL::float8 AS similarity WHERE false)")
     q = sql.SQL(
@@ -273,7 +279,7 @@ def hybrid_search_sql(model: str, dim: int, with_vector: bool = True,
         "  COALESCE(1.0 / (%(rrf_k)s + s.rank), 0) + COALESCE(1.0 / (%(rrf_k)s + l.rank), 0)"
         "  + CASE WHEN e.event_type <> 'person'"
         "    THEN %(hl_bonus)s * GREATEST(COALESCE(s.similarity, u.similarity, 0), 0) ELSE 0 END"
-        "  + %(term_boost)s * COALESCE(" + matched + ", 0) AS score,"
+        "  + %(term_boost)s * COALESCE(" + weight + ", 0) AS score,"
         "  COALESCE(s.similarity, u.similarity) AS similarity, s.rank, l.rank, l.lex,"
         "  " + matched + " AS matched"
         " FROM semantic s FULL OUTER JOIN lexical l ON l.event_id = s.event_id"

@@ -45,13 +45,14 @@ def pixel_names(hsv: np.ndarray, gain: float = 1.0) -> np.ndarray:
     for upper, name in reversed(_HUES):
         out[h < upper] = _I[name]
     warm = (out == _I[Colour.ORANGE]) | (out == _I[Colour.YELLOW]) | (out == _I[Colour.RED])
-    out[(out == _I[Colour.ORANGE]) & (v < 170)] = _I[Colour.BROWN]
+    out[(out == _I[Colour.ORANGE]) & (v < 135)] = _I[Colour.BROWN]
     out[(out == _I[Colour.YELLOW]) & (v < 120)] = _I[Colour.BROWN]
-    out[warm & (s < 110) & (v < 200) & (v >= 60)] = _I[Colour.BROWN]
+    out[warm & (s < 110) & (v < 150) & (v >= 60)] = _I[Colour.BROWN]
     out[(out == _I[Colour.RED]) & (s < 120) & (v >= 170)] = _I[Colour.PINK]
     achromatic = (s < 50) | (s * v < 50 * 255 * 0.55)
     out[achromatic] = _I[Colour.GREY]
-    out[achromatic & (v >= 170)] = _I[Colour.WHITE]
+    out[achromatic & (v >= 150)] = _I[Colour.WHITE]
+    out[(s < 90) & (v >= 190)] = _I[Colour.WHITE]  # white under warm or cold light
     out[(v < 45) | ((v < 70) & (s < 100)) | (achromatic & (v < 85))] = _I[Colour.BLACK]
     return out
 
@@ -100,6 +101,8 @@ def body_parts(xyxy: Sequence[float], keypoints: Sequence[Sequence[float]]
     hp = [p for p in (_pt(keypoints, "left_hip"), _pt(keypoints, "right_hip")) if p]
     kn = [p for p in (_pt(keypoints, "left_knee"), _pt(keypoints, "right_knee")) if p]
     upper, lower = box
+    if not kn:  # knees unseen (behind a desk, out of frame): the box's lower share is not legs
+        lower = (lower[0], lower[1], lower[2], 0.0)
     if sh and hp:
         top, bottom = np.mean([p[1] for p in sh]), np.mean([p[1] for p in hp])
         xs = [p[0] for p in sh + hp]
@@ -119,12 +122,13 @@ def body_parts(xyxy: Sequence[float], keypoints: Sequence[Sequence[float]]
 
 def clarity(obs: PersonObservation) -> float:
     """How clearly a sample shows the clothes: box height times the torso and hips' keypoint
-    confidence."""
+    confidence, a third of it when the box is not upright (lying, bent: the parts overlap)."""
     x0, y0, x1, y1 = obs.xyxy
+    upright = (y1 - y0) >= 1.3 * (x1 - x0)
     names = ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_knee", "right_knee")
     conf = (float(np.mean([obs.keypoints[KP[n]][2] for n in names]))
             if len(obs.keypoints) == len(KP) else 0.3)
-    return max(0.0, float(y1 - y0)) * (0.2 + conf)
+    return max(0.0, float(y1 - y0)) * (0.2 + conf) * (1.0 if upright else 0.33)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,78 +1,87 @@
-"""Contact sheet of clothing colours, for checking the names by eye: each track's clearest
-sample cropped, its upper (shoulders-hips) and lower (hips-knees) regions outlined, and the
-colour names the engine gave the track written under it.
+"""Contact sheet of clothing colours, for checking the names by eye: for each stored track of
+the analysed videos, its largest sample cropped from the video file with the upper/lower regions
+outlined (the box's shares; the engine places them by the keypoints when it has them) and the
+colour names stored for the track written under it.
 
-    python scripts/clothing_sheet.py CLIP [CLIP ...] --out tmp/clothing_sheet.png
+    python scripts/clothing_sheet.py --data-dir var/eval-search --out var/clothing_sheet.png
+
+The videos are read from ../shared/testdata/clips (by name) or their stored local path.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+TESTDATA = ROOT.parent / "shared" / "testdata" / "clips"
+TILE_H = 200
 
 
 def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", type=Path, default=ROOT / "var" / "eval-search")
+    ap.add_argument("--out", type=Path, default=ROOT / "var" / "clothing_sheet.png")
+    ap.add_argument("--min-height", type=float, default=60.0, help="smallest box (px) shown")
+    args = ap.parse_args(argv)
+    os.environ["VA_DATA_DIR"] = str(args.data_dir.resolve())
+    for var in ("DATABASE_URL", "POSTGRES_HOST"):
+        os.environ.pop(var, None)
     import numpy as np
     from PIL import Image, ImageDraw
 
-    from pipeline import clothing
-    from pipeline.media import crop_box
-    from pipeline.run import run_video
-    from pipeline.sampling import probe_video, read_frames
+    from db import queries
+    from db.records import SearchFilters
+    from pipeline.media import CLOTHES_PARTS, crop_box
+    from pipeline.sampling import read_frames
+    from services import database
     from settings import Settings
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("clips", nargs="+", type=Path)
-    ap.add_argument("--out", type=Path, default=Path("tmp/clothing_sheet.png"))
-    ap.add_argument("--max-tracks", type=int, default=8, help="per clip, the longest tracks")
-    args = ap.parse_args(argv)
     settings = Settings.from_env()
+    with database.pooled(settings) as conn:
+        videos = {v.video_id: v for v in queries.list_videos(conn)}
+        events = queries.list_events(conn, SearchFilters(event_types=("person",)))
+    best: dict[tuple[int, int], object] = {}
+    for e in events:
+        key = (e.video_id, int(e.obj_id or 0))
+        if key not in best or e.bbox[3] > best[key].bbox[3]:
+            best[key] = e
     tiles = []
-    for clip in args.clips:
-        result = run_video(clip, Path("tmp/clothing_sheet_out") / clip.stem, settings)
-        names = {}
-        for e in result.events:
-            names.setdefault(e.obj_id, (e.upper_colour.value, e.lower_colour.value))
-        by_track: dict[int, list] = {}
-        for o in result.observations:
-            by_track.setdefault(o.obj_id, []).append(o)
-        info = probe_video(clip)
-        tracks = sorted(by_track, key=lambda t: -len(by_track[t]))[:args.max_tracks]
-        for oid in tracks:
-            best = max(by_track[oid], key=clothing.clarity)
-            frame = read_frames(clip, best.frame_number, best.frame_number, 1, info=info)[0]
-            image = frame.image.copy()
-            x0, y0, x1, y1 = best.xyxy
-            crop = crop_box(image, (x0, y0, x1 - x0, y1 - y0))
-            if crop is None:
-                continue
-            upper, lower = clothing.body_parts(best.xyxy, best.keypoints)
-            ox, oy = max(0, int(x0 - 0.1 * (x1 - x0))), max(0, int(y0 - 0.05 * (y1 - y0)))
-            img = Image.fromarray(np.ascontiguousarray(crop))
-            scale = 200 / max(1, img.height)
-            img = img.resize((max(1, int(img.width * scale)), 200))
-            draw = ImageDraw.Draw(img)
-            for (rx, ry, rw, rh), colour in ((upper, (255, 0, 255)), (lower, (0, 255, 255))):
-                box = [(rx - ox) * scale, (ry - oy) * scale, (rx + rw - ox) * scale,
-                       (ry + rh - oy) * scale]
-                draw.rectangle(box, outline=colour, width=2)
-            tile = Image.new("RGB", (max(img.width, 150), 236), "white")
-            tile.paste(img, (0, 0))
-            up, low = names.get(oid, ("?", "?"))
-            text = ImageDraw.Draw(tile)
-            text.text((2, 202), f"{clip.stem[:16]} #{oid}", fill="black")
-            text.text((2, 218), f"up {up} / low {low}", fill="black")
-            tiles.append(tile)
+    for (vid, oid), e in sorted(best.items()):
+        if e.bbox[3] < args.min_height:
+            continue
+        name = videos[vid].name
+        found = list(TESTDATA.rglob(name))
+        if not found:
+            continue
+        image = read_frames(found[0], e.frame_number, e.frame_number, 1)[0].image
+        crop = crop_box(image, e.bbox, 0.0, 0.0)
+        if crop is None:
+            continue
+        img = Image.fromarray(np.ascontiguousarray(crop))
+        scale = TILE_H / img.height
+        img = img.resize((max(1, int(img.width * scale)), TILE_H))
+        draw = ImageDraw.Draw(img)
+        for (top, bottom), col in zip(CLOTHES_PARTS, ((255, 0, 255), (0, 255, 255))):
+            draw.rectangle([0.2 * img.width, top * TILE_H, 0.8 * img.width, bottom * TILE_H],
+                           outline=col, width=1)
+        tile = Image.new("RGB", (max(img.width, 130), TILE_H + 34), "white")
+        tile.paste(img, (0, 0))
+        text = ImageDraw.Draw(tile)
+        text.text((2, TILE_H + 2), f"{name[:14]} #{oid}", fill="black")
+        text.text((2, TILE_H + 18), f"{e.upper_colour.value} / {e.lower_colour.value}",
+                  fill="black")
+        tiles.append(tile)
     if not tiles:
         print("no person tracks found", file=sys.stderr)
         return 1
-    cols = 6
+    cols = 8
     w = max(t.width for t in tiles)
-    sheet = Image.new("RGB", (cols * w, ((len(tiles) + cols - 1) // cols) * 236), "grey")
+    sheet = Image.new("RGB", (cols * w, ((len(tiles) + cols - 1) // cols) * (TILE_H + 34)), "grey")
     for i, t in enumerate(tiles):
-        sheet.paste(t, ((i % cols) * w, (i // cols) * 236))
+        sheet.paste(t, ((i % cols) * w, (i // cols) * (TILE_H + 34)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(args.out)
     print(f"{len(tiles)} tracks -> {args.out}")
