@@ -34,8 +34,6 @@ log = logging.getLogger("va.services.answer")
 #: With no vectors of the query's model (full-text only), a full-text match is enough.
 SIMILARITY_MIN = {"all-MiniLM-L6-v2": 0.40, "default": 0.35}
 LEXICAL_SIMILARITY_MIN = {"all-MiniLM-L6-v2": 0.38, "default": 0.33}
-#: A hit matching every understood term of the query (services.query_terms) needs this much.
-TERMS_SIMILARITY_MIN = 0.33
 MAX_CITED = 5
 
 NOTHING = "Nothing in the analysed videos matches \u201c{q}\u201d; try other words or widen the filters."
@@ -51,9 +49,9 @@ SYSTEM_PROMPT = (
 
 def relevant_hits(hits: Sequence[Hit], model: str | None = None) -> list[Hit]:
     """The hits that answer the query: similar enough, or found by full text and nearly so, or
-    matching everything the query was understood to name (``Hit.terms_matched`` 1) and
-    ``TERMS_SIMILARITY_MIN`` similar (the terms are evidence; the rest of the query still has to
-    be about people)."""
+    matching everything the query was understood to name (``Hit.terms_matched`` 1): that counts
+    as a full-text match, with the same similarity floor (the rest of the query still has to
+    be about the event: "snow falling" names a fall)."""
     sim_min = SIMILARITY_MIN.get(model or "", SIMILARITY_MIN["default"])
     lex_min = LEXICAL_SIMILARITY_MIN.get(model or "", LEXICAL_SIMILARITY_MIN["default"])
     out = []
@@ -61,9 +59,8 @@ def relevant_hits(hits: Sequence[Hit], model: str | None = None) -> list[Hit]:
         sim = h.similarity
         if sim is not None and sim >= sim_min:
             out.append(h)
-        elif h.lexical_rank is not None and (sim is None or sim >= lex_min):
-            out.append(h)
-        elif (h.terms_matched or 0.0) >= 1.0 and sim is not None and sim >= TERMS_SIMILARITY_MIN:
+        elif ((h.lexical_rank is not None or (h.terms_matched or 0.0) >= 1.0)
+              and (sim is None or sim >= lex_min)):
             out.append(h)
     return out
 
