@@ -145,6 +145,12 @@ def lobby(db_settings, embedder):
                  dressed(t, Action.SITTING, Gender.FEMALE, 4, Colour.GREY),
                  dressed(t, Action.WALKING, Gender.MALE, 5, Colour.WHITE, Colour.RED)]
     rows += [dressed(10.0 + i, Action.STANDING, Gender.MALE, 6 + i % 3) for i in range(12)]
+    # decoys: standing people whose scene has the query's words ("seated area")
+    import dataclasses
+
+    rows += [dataclasses.replace(dressed(20.0 + i, Action.STANDING, Gender.UNKNOWN, 9),
+                                 scene_description="a seated area: a person by the seats")
+             for i in range(6)]
     return store_video(db_settings, embedder, "lobby.mp4", rows)
 
 
@@ -179,8 +185,29 @@ def test_understood_terms_rank_matching_people_first(db_settings, embedder, lobb
     literal = search("a seated person", top_k=4, settings=db_settings, embedder=embedder,
                      understand=False)
     assert all(h.terms_matched is None for h in literal)
+    assert literal[0].event.obj_id == 9  # the words alone find the decoy's "seated area"
     # the boost never removes the words' own matches: a query with no known terms is unchanged
     dog = search("a dog", top_k=5, settings=db_settings, embedder=embedder)
     assert [h.event.event_id for h in dog] == [
         h.event.event_id for h in search("a dog", top_k=5, settings=db_settings,
                                          embedder=embedder, understand=False)]
+
+
+def test_cli_prints_the_understood_terms_and_literal_turns_them_off(db_settings, embedder, lobby,
+                                                                    monkeypatch, capsys):
+    import json
+
+    from services.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", db_settings.database_url)
+    monkeypatch.setenv("VA_DATA_DIR", str(db_settings.data_dir))
+    assert main(["search", "a man in a red jacket", "--top-k", "3", "--no-answer"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    hits = [json.loads(line) for line in out[:-1]]
+    assert [h["upper_colour"] for h in hits] == ["red"] * 3 and hits[0]["terms_matched"] == 1.0
+    assert out[-1] == "understood: gender: male; upper body: red"
+    assert main(["search", "a man in a red jacket", "--top-k", "3", "--no-answer",
+                 "--literal"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "understood: off (--literal)"
+    assert all(json.loads(line)["terms_matched"] is None for line in out[:-1])
