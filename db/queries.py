@@ -251,11 +251,13 @@ def hybrid_search_sql(model: str, dim: int, with_vector: bool = True,
             if "%(b_actions)s" in c else f"({c})::int" for c in facets)
             + f")::float8 / {len(facets)})")
         if with_vector:
+            # the same shape as ``semantic``: the planner may walk the HNSW index (iterative
+            # scan) checking each candidate's event, or take the matching events first
             understood = sql.SQL(
-                "understood AS (SELECT e.event_id, 1 - ({vexpr_raw} <=> {qv}) AS similarity"
-                " FROM db_event e JOIN event_embedding ee ON ee.event_id = e.event_id"
-                " AND ee.{model_pred} WHERE " + filt + " AND " + every +
-                " ORDER BY {vexpr_raw} <=> {qv} LIMIT %(cand)s)"
+                "understood AS (SELECT ee.event_id, 1 - ({vexpr_raw} <=> {qv}) AS similarity"
+                " FROM event_embedding ee WHERE ee.{model_pred} AND EXISTS (SELECT 1 FROM"
+                " db_event e WHERE e.event_id = ee.event_id AND " + filt + " AND " + every +
+                ") ORDER BY {vexpr_raw} <=> {qv} LIMIT %(cand)s)"
             ).format(vexpr_raw=vexpr, model_pred=vectors.model_filter(model), qv=qv)
         else:
             understood = sql.SQL(
