@@ -99,7 +99,7 @@ class Settings:
     proposals: str = "yolov5"  # yolov5 | none: second detector for the dense passes (MoveNet only)
     attributes: str = "age_gender"  # age_gender | faceres | mivolo
     orientation: str = "keypoints"  # keypoints | mebow
-    action: str = "pose_rules"  # pose_rules | vlm
+    action: str = "posture_trees"  # posture_trees | pose_rules | vlm
     violence: str = "learned"  # learned (models/violence.json) | rule (the limb-speed baseline)
     scene: str = "template"  # template | bedrock | openai
     embedder: str = "minilm"  # minilm | titan
@@ -142,6 +142,9 @@ class Settings:
     #: Set by an AWS Batch submission in the container environment (``pipeline run``).
     job_video_id: int | None = field(default=None, metadata={"min": 1})
     job_source: str | None = None
+    # --- access (services/access.py) ----------------------------------------------------------
+    #: A signed-in session with no page shown or action taken for this long must sign in again.
+    session_idle_minutes: int = field(default=30, metadata={"min": 1, "max": 7 * 24 * 60})
     # --- misc -------------------------------------------------------------------------------
     log_level: str = field(default="INFO", metadata={"choices": LOG_LEVELS, "upper": True})
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import _charts as charts
+from app_pages import _access as auth
 from app_pages import _resources as res
 from services import workbench as wb
 
 tf = wb.timefmt
+auth.require(wb.Role.VIEWER)  # signed in, checked in the database on every run
 svc = res.services()
 settings = svc.settings
 

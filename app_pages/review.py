@@ -14,10 +14,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app_pages import _access as auth
 from app_pages import _resources as res
 from services import workbench as wb
 
 rv, tf, md = wb.review, wb.timefmt, wb.text.md_text
+who = auth.require(wb.Role.VIEWER)
+can_mark = who.may(wb.Role.ANALYST)  # viewers read the incidents; the server refuses their marks
 svc = res.services()
 settings = svc.settings
 
@@ -80,10 +83,10 @@ def _mark(event_id: int, state: str | None, next_id: int | None) -> None:
     note = st.session_state.get(f"review.note.{event_id}", "")
     try:
         if state is None:
-            rv.clear_mark(settings, event_id)
+            rv.clear_mark(settings, event_id, actor=auth.session())
             st.session_state["review.flash"] = ("ok", f"Event {event_id}: mark cleared.")
         else:
-            mark = rv.set_mark(settings, event_id, state, note)
+            mark = rv.set_mark(settings, event_id, state, note, actor=auth.session())
             st.session_state["review.flash"] = ("ok", f"Event {event_id} marked "
                                                       f"{mark.state.label}.")
             if next_id is not None:
@@ -94,7 +97,8 @@ def _mark(event_id: int, state: str | None, next_id: int | None) -> None:
 
 def _mark_all(event_ids: list[int]) -> None:
     try:
-        n = rv.mark_all_reviewed(settings, [i for i in items if i.event_id in set(event_ids)])
+        n = rv.mark_all_reviewed(settings, [i for i in items if i.event_id in set(event_ids)],
+                                 actor=auth.session())
         st.session_state["review.flash"] = ("ok", f"{n} incident(s) marked reviewed; confirmed "
                                                   f"and false-alarm verdicts were kept.")
     except wb.USER_ERRORS as e:
@@ -103,7 +107,7 @@ def _mark_all(event_ids: list[int]) -> None:
 
 def _forget(mark_id: int) -> None:
     try:
-        rv.forget_mark(settings, mark_id)
+        rv.forget_mark(settings, mark_id, actor=auth.session())
         st.session_state["review.flash"] = ("ok", "The mark was removed.")
     except wb.USER_ERRORS as e:
         st.session_state["review.flash"] = ("error", f"Could not remove the mark: {e}")
@@ -163,22 +167,24 @@ else:
         if prec is not None and prec.source:
             facts.caption(md(prec.how))
         mark = item.mark
-        st.text_input("Note (optional)", key=f"review.note.{e.event_id}",
-                      value=mark.note if mark else "", max_chars=rv.NOTE_MAX_CHARS,
-                      placeholder="e.g. two friends hugging, not a fight")
-        # Buttons in a wrapping row: on a narrow window they move to the next line instead of
-        # squeezing their labels away.
+        if can_mark:
+            st.text_input("Note (optional)", key=f"review.note.{e.event_id}",
+                          value=mark.note if mark else "", max_chars=rv.NOTE_MAX_CHARS,
+                          placeholder="e.g. two friends hugging, not a fight")
+            # Buttons in a wrapping row: on a narrow window they move to the next line instead
+            # of squeezing their labels away.
+            with st.container(horizontal=True, gap="small"):
+                st.button("Confirm", key="review.confirm", icon=":material/check_circle:",
+                          shortcut="Y", type="primary", on_click=_mark,
+                          args=(e.event_id, "confirmed", next_id))
+                st.button("False alarm", key="review.false_alarm", icon=":material/cancel:",
+                          shortcut="N", on_click=_mark, args=(e.event_id, "false_alarm", next_id))
+                st.button("Reviewed", key="review.reviewed", icon=":material/visibility:",
+                          shortcut="V", on_click=_mark, args=(e.event_id, "reviewed", next_id))
         with st.container(horizontal=True, gap="small"):
-            st.button("Confirm", key="review.confirm", icon=":material/check_circle:",
-                      shortcut="Y", type="primary", on_click=_mark,
-                      args=(e.event_id, "confirmed", next_id))
-            st.button("False alarm", key="review.false_alarm", icon=":material/cancel:",
-                      shortcut="N", on_click=_mark, args=(e.event_id, "false_alarm", next_id))
-            st.button("Reviewed", key="review.reviewed", icon=":material/visibility:",
-                      shortcut="V", on_click=_mark, args=(e.event_id, "reviewed", next_id))
-        with st.container(horizontal=True, gap="small"):
-            st.button("Clear mark", key="review.clear", icon=":material/undo:",
-                      disabled=mark is None, on_click=_mark, args=(e.event_id, None, None))
+            if can_mark:
+                st.button("Clear mark", key="review.clear", icon=":material/undo:",
+                          disabled=mark is None, on_click=_mark, args=(e.event_id, None, None))
             if st.button("Open in the video", key="review.open", icon=":material/movie:"):
                 res.open_video(e.video_id, e.event_id)
 
@@ -206,12 +212,14 @@ else:
                              "conf.", format="%.2f", width=50),
                          "tracks": st.column_config.TextColumn(width="small")})
         unmarked = [i.event_id for i in items if i.mark is None]
-        st.button(f"Mark all as reviewed ({len(unmarked)})", key="review.mark_all",
-                  icon=":material/done_all:", disabled=not unmarked, on_click=_mark_all,
-                  args=(unmarked,), help="Marks the unmarked incidents listed here 'reviewed'; "
-                                         "confirmed and false-alarm verdicts stay.")
+        if can_mark:
+            st.button(f"Mark all as reviewed ({len(unmarked)})", key="review.mark_all",
+                      icon=":material/done_all:", disabled=not unmarked, on_click=_mark_all,
+                      args=(unmarked,), help="Marks the unmarked incidents listed here "
+                                             "'reviewed'; confirmed and false-alarm verdicts stay.")
         st.caption("Pick a row, or use Left / Right. Y confirms, N marks a false alarm, "
-                   "V marks it reviewed; marking moves to the next incident.")
+                   "V marks it reviewed; marking moves to the next incident." if can_mark else
+                   "Pick a row, or use Left / Right. Analysts mark the incidents.")
 
 if lost:
     with st.expander(f"No longer detected ({len(lost)})", icon=":material/history:"):
@@ -224,8 +232,9 @@ if lost:
                 f"**{lm.event_type.value}** · {tf.span(lm.start_s, lm.end_s, getattr(v, 'duration_s', None))}"
                 f" · {md(getattr(v, 'name', f'video {lm.video_id}'))}: {md(rv.mark_text(lm))}"
                 f" · *{rv.LOST}*")
-            row[1].button("Forget", key=f"review.forget.{lm.mark_id}", icon=":material/delete:",
-                          on_click=_forget, args=(lm.mark_id,))
+            if can_mark:
+                row[1].button("Forget", key=f"review.forget.{lm.mark_id}",
+                              icon=":material/delete:", on_click=_forget, args=(lm.mark_id,))
 
 # --- the analyst's accuracy --------------------------------------------------------------------
 st.subheader("Accuracy")

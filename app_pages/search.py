@@ -8,10 +8,12 @@ from html import escape
 
 import streamlit as st
 
+from app_pages import _access as auth
 from app_pages import _resources as res
 from services import workbench as wb
 
 tf, md = wb.timefmt, wb.text.md_text
+auth.require(wb.Role.VIEWER)  # signed in, checked in the database on every run
 svc = res.services()
 settings = svc.settings
 caps = wb.capabilities(settings, check_cuda=False)

@@ -8,10 +8,12 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import _charts as charts
+from app_pages import _access as auth
 from app_pages import _resources as res
 from services import workbench as wb
 
 rv, tf, md = wb.review, wb.timefmt, wb.text.md_text
+auth.require(wb.Role.VIEWER)  # signed in, checked in the database on every run
 svc = res.services()
 settings = svc.settings
 
@@ -77,6 +79,7 @@ with st.container(horizontal=True, gap="medium", key="video.facts"):
 def _live_job(video_id: int) -> None:
     """The running job's bar, from the same job view as the sidebar and the Analyze page; when
     the job ends the page is drawn again (its results, no stale bar)."""
+    auth.live_check()
     job = res.job_view(settings, video_id)
     if job is None or not job.show_bar:  # not yet in the views read a second ago, or ended
         if st.session_state.pop("video.live", None) == video_id:

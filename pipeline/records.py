@@ -143,8 +143,11 @@ class VideoInfo:
     fps: float
     frame_count: int  # best estimate; exact after decoding
     width: int
-    height: int
+    height: int  # width and height as a player shows the picture (after a phone's rotation)
     is_image: bool = False
+    # (device, inode, size, mtime in ns) of the file when it was probed: every later open of the
+    # file is checked against it (``sampling.check_identity``)
+    identity: tuple[int, int, int, int] | None = None
 
     @property
     def duration_s(self) -> float:

@@ -1,5 +1,6 @@
 """Command line: ``python -m pipeline run ...``, ``python -m pipeline search ...``,
-``python -m pipeline bench``, and the job queue's ``worker``, ``enqueue`` and ``jobs``. Flags follow the seed's run.py. Exit code 0 only on success;
+``python -m pipeline bench``, the job queue's ``worker``, ``enqueue`` and ``jobs``, and ``users`` and
+``audit`` (services/access_cli.py). Flags follow the seed's run.py. Exit code 0 only on success;
 errors are one line on stderr naming the problem and the fix."""
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--detector", default=None, help="movenet (default) | yolo")
     r.add_argument("--attributes", default=None, help="age_gender (default) | faceres | mivolo")
     r.add_argument("--orientation", default=None, help="keypoints (default) | mebow")
-    r.add_argument("--action", default=None, help="pose_rules (default) | vlm")
+    r.add_argument("--action", default=None, help="posture_trees (default) | pose_rules | vlm")
     r.add_argument("--scene", default=None, help="template (default) | bedrock | openai")
     r.add_argument("--detector-weights", type=Path, default=None, help="YOLOv8 person+face .pt")
     r.add_argument("--checkpoint", type=Path, default=None, help="MiVOLO checkpoint (.pth.tar)")
@@ -88,8 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-baseline", action="store_true")
     b.add_argument("--no-previous", action="store_true")
     b.add_argument("--no-long", action="store_true", help="skip the 10-minute video")
-    from services import review_cli
-    review_cli.add_parser(sub)  # review list|mark (services/review_cli.py)
+    from services import access_cli, review_cli  # users, audit, review: their own modules
+
+    access_cli.add_parsers(sub)
+    review_cli.add_parser(sub)
     return p
 
 
@@ -298,6 +301,12 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
+def access_cli_commands() -> dict:
+    from services.access_cli import COMMANDS
+
+    return COMMANDS
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # platformdirs warns on every start where XDG_RUNTIME_DIR is unset (containers, CI): noise
@@ -312,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = getattr(args, "handler", None) or {  # review: services/review_cli.py
             "run": cmd_run, "search": cmd_search, "bench": cmd_bench, "worker": cmd_worker,
-            "enqueue": cmd_enqueue, "jobs": cmd_jobs}[args.command]
+            "enqueue": cmd_enqueue, "jobs": cmd_jobs, **access_cli_commands()}[args.command]
         return handler(args)
     except Cancelled as e:
         print(f"cancelled: {redact(str(e))}", file=sys.stderr)

@@ -229,30 +229,44 @@ def state_counts(items: Iterable[Incident]) -> dict[str, int]:
 
 
 def write_marks(settings, event_ids: Sequence[int], state: ReviewState | str | None,
-                note: str = "", *, keep_existing: bool = False,
+                note: str = "", *, actor, keep_existing: bool = False,
                 mark_ids: Sequence[int] = ()) -> list[ReviewMark]:
     """THE writer of review marks: mark these incidents ``state`` with ``note`` (``None``: clear
     their marks, and the marks ``mark_ids`` of incidents no longer detected). With
     ``keep_existing`` only unmarked incidents get the mark ("mark all as reviewed" never
-    overwrites a verdict). Returns the marks written (or removed)."""
+    overwrites a verdict). An analyst's or admin's action: the role is checked and every mark
+    written or removed gets its audit row in the same transaction. Returns those marks."""
     import psycopg
 
     from db import reviews
+    from services import access
 
     state = None if state is None else ReviewState(state)
+    who = access.require(settings, actor, access.Role.ANALYST)
     try:
         with database.pooled(settings) as conn:
             with conn.transaction():
                 if state is None:
-                    return reviews.delete_marks(conn, event_ids, mark_ids)
-                return reviews.set_marks(conn, event_ids, state, note, keep_existing)
+                    marks = reviews.delete_marks(conn, event_ids, mark_ids)
+                else:
+                    marks = reviews.set_marks(conn, event_ids, state, note, keep_existing)
+                for m in marks:
+                    detail = ("cleared" if state is None else
+                              m.state.value + (f": {m.note}" if m.note else ""))
+                    subject = (access.event_subject(conn, m.event_id) if m.event_id is not None
+                               else access.video_subject(conn, m.video_id)
+                               | {"video_id": m.video_id})
+                    access.record(conn, who.name, access.AuditAction.REVIEW_MARK,
+                                  event_id=m.event_id, detail=detail, **subject)
+                return marks
     except psycopg.errors.ForeignKeyViolation as e:  # a re-run replaced them meanwhile
         raise ReviewError("the video was analysed again while this was marked; nothing was "
                           "stored: reload the page and mark the incident again") from e
 
 
-def set_mark(settings, event_id: int, state: ReviewState | str, note: str = "") -> ReviewMark:
-    marks = write_marks(settings, [int(event_id)], ReviewState(state), note)
+def set_mark(settings, event_id: int, state: ReviewState | str, note: str = "", *,
+             actor) -> ReviewMark:
+    marks = write_marks(settings, [int(event_id)], ReviewState(state), note, actor=actor)
     if not marks:
         from services.events_table import get_event
 
@@ -266,20 +280,21 @@ def set_mark(settings, event_id: int, state: ReviewState | str, note: str = "") 
     return marks[0]
 
 
-def clear_mark(settings, event_id: int) -> bool:
-    return bool(write_marks(settings, [int(event_id)], None))
+def clear_mark(settings, event_id: int, *, actor) -> bool:
+    return bool(write_marks(settings, [int(event_id)], None, actor=actor))
 
 
-def forget_mark(settings, mark_id: int) -> bool:
+def forget_mark(settings, mark_id: int, *, actor) -> bool:
     """Remove a mark whose incident is no longer detected (the analyst's explicit choice)."""
-    return bool(write_marks(settings, (), None, mark_ids=[int(mark_id)]))
+    return bool(write_marks(settings, (), None, actor=actor, mark_ids=[int(mark_id)]))
 
 
-def mark_all_reviewed(settings, items: Iterable[Incident]) -> int:
+def mark_all_reviewed(settings, items: Iterable[Incident], *, actor) -> int:
     """Frigate's "mark these items as reviewed": the unmarked ones of ``items`` become
     ``reviewed``; a confirmed or false-alarm verdict is never overwritten. Returns how many."""
     ids = [i.event_id for i in items if i.mark is None]
-    return len(write_marks(settings, ids, ReviewState.REVIEWED, keep_existing=True))
+    return len(write_marks(settings, ids, ReviewState.REVIEWED, actor=actor,
+                           keep_existing=True))
 
 
 def lost_marks(settings, video_ids: Sequence[int] = ()) -> list[ReviewMark]:

@@ -72,12 +72,13 @@ def rows(settings, video_id: int | None = None) -> list[dict]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from services import review
+    from services import access, review
     from settings import Settings
 
     settings = Settings.from_env()
-    if args.review_command == "mark":
-        mark = review.set_mark(settings, args.incident_id, args.state, args.note)
+    if args.review_command == "mark":  # audited as the operator (cli:<login>)
+        mark = review.set_mark(settings, args.incident_id, args.state, args.note,
+                               actor=access.OPERATOR)
         print(f"incident {mark.event_id} marked {mark.state.label}"
               + (f": {mark.note}" if mark.note else ""))
         return 0

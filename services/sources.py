@@ -95,9 +95,12 @@ def _why(message: str, path: str, tmp: str) -> str:
     return (text[:1].lower() + text[1:])[:200] or "it cannot be opened"
 
 
-def save_upload(svc: Services, filename: str, data: bytes) -> VideoSource:
-    """Store an uploaded video through the storage module (S3 ``videos/`` or the local folder)."""
-    from services import storage
+def save_upload(svc: Services, filename: str, data: bytes, *, actor) -> VideoSource:
+    """Store an uploaded video through the storage module (S3 ``videos/`` or the local folder).
+    Analysts and admins only (an upload is the first half of a launch)."""
+    from services import access, storage
+
+    access.require(svc.settings, actor, access.Role.ANALYST)
 
     name = Path(filename).name
     check_upload(name, data)

@@ -159,7 +159,8 @@ def test_heavy_backends_are_offered_only_when_configured(db_settings, monkeypatc
         assert not at.exception, at.exception
         assert at.selectbox(key="analyze.detector").options == ["movenet", "yolo"]
         assert at.selectbox(key="analyze.scene").options == ["template", "bedrock"]
-        assert at.selectbox(key="analyze.action").options == ["pose_rules"]  # no VA_VLM_PATH
+        assert at.selectbox(key="analyze.action").options == ["posture_trees",
+                                                                 "pose_rules"]  # no VA_VLM_PATH
         assert at.selectbox(key="analyze.device").options[0] == "cpu"
         text = all_text(at)
         assert "paying and theft actions need the VLM" in text

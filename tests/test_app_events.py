@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from services.access import OPERATOR
 from app_support import new_app, reset_app_caches, set_app_env, texts
 from services import review
 
@@ -43,7 +44,7 @@ def seeded(db_settings, db_pool, monkeypatch):
             'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
             " confidence, obj_id, attributes, action) VALUES (%s, %s, 'violent', 1.1, 27, 0.8,"
             " 1, '{}', 'violent') RETURNING event_id", (vids[0], seq)).fetchone()[0]
-    review.set_mark(db_settings, fight, "false_alarm", "hug")
+    review.set_mark(db_settings, fight, "false_alarm", "hug", actor=OPERATOR)
     set_app_env(monkeypatch, db_settings.database_url, db_settings.data_dir, None)
     reset_app_caches()
     yield db_settings, vids

@@ -3,6 +3,8 @@ incident's frame and facts, marks with a note stored and shown, next / previous,
 that they survive a visit to another page), counts per state, and the accuracy panel."""
 from __future__ import annotations
 
+from services.access import OPERATOR
+
 import io
 import json
 
@@ -132,7 +134,7 @@ def test_severity_alerts_and_detections_and_mark_all_as_reviewed(seeded, db_pool
             'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
             " confidence, obj_id, action, track_ids) VALUES (%s, 1, 'anomaly', 1.0, 30, 0.6, 2,"
             " 'running', '{2}') RETURNING event_id", (vid,)).fetchone()[0]
-    review.set_mark(settings, ids["fight"], "false_alarm", "hug")
+    review.set_mark(settings, ids["fight"], "false_alarm", "hug", actor=OPERATOR)
     at = _review(new_app().run())
     table = at.dataframe(key="review.list").value
     assert dict(zip(table["type"], table["severity"])) == {
@@ -156,7 +158,7 @@ def test_severity_alerts_and_detections_and_mark_all_as_reviewed(seeded, db_pool
 
 def test_reviewed_counter_and_accuracy_table_do_not_share_a_word(seeded):
     settings, ids = seeded
-    review.set_mark(settings, ids["fight"], "false_alarm")
+    review.set_mark(settings, ids["fight"], "false_alarm", actor=OPERATOR)
     at = _review(new_app().run())
     per_type = at.table[0].value
     # The counter "Reviewed" = looked at, no verdict (0 here); the table counts any mark.
@@ -174,8 +176,8 @@ def test_a_rerun_shows_the_mark_carried_over_and_the_vanished_one(seeded, db_poo
     from pipeline.records import Action, EventType
 
     settings, ids = seeded
-    review.set_mark(settings, ids["fall"], "confirmed", "real fall")
-    review.set_mark(settings, ids["fight"], "false_alarm", "hug")
+    review.set_mark(settings, ids["fall"], "confirmed", "real fall", actor=OPERATOR)
+    review.set_mark(settings, ids["fight"], "false_alarm", "hug", actor=OPERATOR)
     with db_pool.connection() as conn:
         fall_v, fight_v = (conn.execute("SELECT video_id FROM db_event WHERE event_id = %s",
                                         (ids[k],)).fetchone()[0] for k in ("fall", "fight"))
@@ -218,7 +220,7 @@ def test_analyze_says_how_many_marks_a_rerun_has(db_settings, db_pool, monkeypat
         at = new_app().run()
         assert not at.exception, at.exception
         assert not any("review mark" in w for w in texts(at, "warning"))
-        review.set_mark(db_settings, fall, "confirmed")
+        review.set_mark(db_settings, fall, "confirmed", actor=OPERATOR)
         at.run()
         (warn,) = [w.replace("\\", "") for w in texts(at, "warning") if "review mark" in w]
         assert warn.startswith(f"Video {vid} has 1 review mark (1 confirmed): the new analysis "

@@ -4,6 +4,8 @@ picking one plays it from just before; a photo is shown as a picture; a file tha
 as a video (a text file named .mp4) gets no black player (issue 13, defect 5)."""
 from __future__ import annotations
 
+from services.access import OPERATOR
+
 import json
 
 import numpy as np
@@ -136,6 +138,9 @@ def test_analyze_clears_failed_jobs_and_deletes_a_video(seeded):
     left = {v.video_id for v in workbench.list_videos(settings)}
     assert ids["bad"] not in left and ids["clip"] in left
     at.selectbox(key="analyze.delete_pick").set_value(ids["clip"]).run()
+    assert at.button(key="analyze.delete_video").disabled  # until the name is typed
+    name = next(v.name for v in workbench.list_videos(settings) if v.video_id == ids["clip"])
+    at.text_input(key=f"analyze.delete_confirm.{ids['clip']}").input(name).run()
     at.button(key="analyze.delete_video").click().run()
     assert not at.exception, at.exception
     assert ids["clip"] not in {v.video_id for v in workbench.list_videos(settings)}
@@ -200,7 +205,7 @@ def test_a_mark_whose_incident_is_gone_is_listed_on_the_video(seeded, db_pool):
     settings, ids = seeded
     items = review.incidents(settings, review.IncidentFilter(video_ids=(ids["clip"],)))
     fall = next(i for i in items if i.event.event_type.value == "falling")
-    review.set_mark(settings, fall.event_id, "confirmed", "he fell")
+    review.set_mark(settings, fall.event_id, "confirmed", "he fell", actor=OPERATOR)
     with db_pool.connection() as conn:  # what a re-run that no longer finds it leaves
         conn.execute("DELETE FROM db_event WHERE event_id = %s", (fall.event_id,))
     at = _open(ids["clip"])

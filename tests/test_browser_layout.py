@@ -28,6 +28,10 @@ def _seed(pg_url: str) -> None:
     from fixtures_services import reset_database
 
     reset_database(pg_url)
+    from app_support import ensure_user
+    from settings import Settings
+
+    ensure_user(Settings(database_url=pg_url), "ana", "analyst")
     with psycopg.connect(pg_url, autocommit=True) as conn:
         vid = conn.execute(
             "INSERT INTO db_video (name, analysis_status, duration_s, fps, frame_count, width,"
@@ -80,8 +84,11 @@ def app_url(pg_url, tmp_path):
 
 
 def _open(page, url: str, heading: str) -> None:
+    """A deep link in a fresh tab: the sign-in first, then the page it names."""
+    from test_e2e_browser import _sign_in
+
     page.goto(url)
-    page.get_by_role("heading", name=heading).first.wait_for(timeout=60_000)
+    _sign_in(page, "ana", heading)
     page.wait_for_timeout(2500)
 
 

@@ -5,6 +5,8 @@ whose incident vanished as "no longer detected"; the one writer ``write_marks``;
 reviewed" never overwrites a verdict; the CLI's ``review list|mark``."""
 from __future__ import annotations
 
+from services.access import OPERATOR
+
 import json
 
 import pytest
@@ -70,8 +72,8 @@ def video(db_settings, db_pool):
 @pytest.mark.db
 def test_a_rerun_carries_the_mark_over_and_keeps_a_vanished_one(video):
     settings, pool, vid, first = video
-    review.set_mark(settings, first["falling"], "confirmed", "he fell")
-    review.set_mark(settings, first["anomaly"], "false_alarm", "walking fast")
+    review.set_mark(settings, first["falling"], "confirmed", "he fell", actor=OPERATOR)
+    review.set_mark(settings, first["anomaly"], "false_alarm", "walking fast", actor=OPERATOR)
     assert "2 review marks (1 confirmed, 1 false alarm)" in review.marks_summary(settings, vid)
 
     with pool.connection() as conn:  # the new run: the fall a little later, no anomaly
@@ -99,39 +101,39 @@ def test_a_rerun_carries_the_mark_over_and_keeps_a_vanished_one(video):
     assert review.lost_marks(settings, [vid]) == []
 
     # Judged again on the new incident: no longer "carried over".
-    review.set_mark(settings, third["falling"], "reviewed")
+    review.set_mark(settings, third["falling"], "reviewed", actor=OPERATOR)
     assert not review.marks_for(settings, [third["falling"]])[third["falling"]].carried_over
 
 
 @pytest.mark.db
 def test_an_incident_of_another_type_or_moment_does_not_take_the_mark(video):
     settings, pool, vid, first = video
-    review.set_mark(settings, first["falling"], "confirmed")
+    review.set_mark(settings, first["falling"], "confirmed", actor=OPERATOR)
     with pool.connection() as conn:
         _run(conn, vid, ("collapse", 4.2, 4.0, 5.1), ("falling", 6.5, 6.0, 7.0))
     assert review.incidents(settings, review.IncidentFilter(video_ids=(vid,)))[0].mark is None
     assert [m.state.value for m in review.lost_marks(settings)] == ["confirmed"]
-    review.forget_mark(settings, review.lost_marks(settings)[0].mark_id)
+    review.forget_mark(settings, review.lost_marks(settings)[0].mark_id, actor=OPERATOR)
     assert review.lost_marks(settings) == [] and review.marks_summary(settings, vid) is None
 
 
 @pytest.mark.db
 def test_mark_all_reviewed_keeps_verdicts_and_writes_through_one_function(video, monkeypatch):
     settings, pool, vid, first = video
-    review.set_mark(settings, first["falling"], "confirmed")
+    review.set_mark(settings, first["falling"], "confirmed", actor=OPERATOR)
     calls = []
     real = review.write_marks
     monkeypatch.setattr(review, "write_marks", lambda *a, **k: calls.append(a[1:3]) or
                         real(*a, **k))
     items = review.incidents(settings, review.IncidentFilter(video_ids=(vid,)))
-    assert review.mark_all_reviewed(settings, items) == 1
+    assert review.mark_all_reviewed(settings, items, actor=OPERATOR) == 1
     marks = review.marks_for(settings, list(first.values()))
     assert {m.event_type.value: m.state.value for m in marks.values()} == {
         "falling": "confirmed", "anomaly": "reviewed"}
-    review.clear_mark(settings, first["anomaly"])
+    review.clear_mark(settings, first["anomaly"], actor=OPERATOR)
     assert [c[1] for c in calls] == ["reviewed", None]
     with pytest.raises(review.ReviewError, match="does not exist"):
-        review.set_mark(settings, 10 ** 9, "confirmed")
+        review.set_mark(settings, 10 ** 9, "confirmed", actor=OPERATOR)
 
 
 @pytest.mark.db
@@ -141,7 +143,7 @@ def test_person_rows_take_no_mark(video):
         person = conn.execute("SELECT event_id FROM db_event WHERE video_id = %s AND"
                               " event_type = 'person'", (vid,)).fetchone()[0]
     with pytest.raises(review.ReviewError, match="is a person row, not an incident"):
-        review.set_mark(settings, person, "confirmed")
+        review.set_mark(settings, person, "confirmed", actor=OPERATOR)
 
 
 # --- the CLI --------------------------------------------------------------------------------------

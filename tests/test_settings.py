@@ -9,7 +9,7 @@ def test_defaults_are_offline_cpu():
     s = Settings.from_env({})
     assert s.frame_skip is None and s.sample_fps == 1.5 and s.device == "cpu"
     assert (s.detector, s.attributes, s.orientation, s.action, s.scene, s.embedder) == (
-        "movenet", "age_gender", "keypoints", "pose_rules", "template", "minilm")
+        "movenet", "age_gender", "keypoints", "posture_trees", "template", "minilm")
     assert s.embedded_database and not s.s3_enabled and not s.bedrock_enabled
     assert (s.models_dir / "movenet-multipose.onnx").is_file()
 

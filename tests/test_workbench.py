@@ -49,15 +49,15 @@ def test_library_lists_videos_only_sorted_and_reports_a_missing_folder(tmp_path)
 
 def test_capabilities_follow_the_configuration(tmp_path):
     plain = wb.capabilities(Settings(), check_cuda=False)
-    assert (plain.detector, plain.action, plain.scene) == (("movenet",), ("pose_rules",),
-                                                           ("template",))
+    assert (plain.detector, plain.action, plain.scene) == (
+        ("movenet",), ("posture_trees", "pose_rules"), ("template",))
     assert plain.devices == ("cpu",)
     assert any("VA_VLM_PATH" in n for n in plain.notes)
     assert any("AWS_BEDROCK_REGION" in n for n in plain.notes)
     full = wb.capabilities(Settings(vlm_path=tmp_path, bedrock_region="us-east-1",
                                     mivolo_checkpoint=tmp_path / "m.pth.tar",
                                     mebow_cfg=tmp_path / "w32.yaml"), check_cuda=False)
-    assert full.action == ("pose_rules", "vlm")
+    assert full.action == ("posture_trees", "pose_rules", "vlm")
     assert full.scene == ("template", "bedrock")
     assert "mivolo" in full.attributes and "mebow" in full.orientation
     assert full.notes == ()

@@ -66,6 +66,8 @@ BACKENDS: tuple[BackendSpec, ...] = (
                 "pipeline.backends.keypoint_orientation:load_keypoint_orientation"),
     BackendSpec("orientation", "mebow", "pipeline.backends.mebow:load_mebow",
                 ("mebow_cfg", "mebow_weights"), _set("mebow_cfg")),
+    # The learned posture-and-motion classifier (models/actions.json) over the pose rules.
+    BackendSpec("action", "posture_trees", "pipeline.posture_model:load_posture_trees"),
     BackendSpec("action", "pose_rules", "pipeline.actions:load_pose_rules"),
     BackendSpec("action", "vlm", "pipeline.backends.vlm:load_vlm_actions", ("vlm_path",),
                 _set("vlm_path")),
