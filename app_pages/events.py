@@ -36,6 +36,10 @@ with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
     genders = c2.multiselect("Gender", wb.GENDERS, key="events.genders", persist_state="session", placeholder="Any")
     ages = c3.multiselect("Age group", wb.AGE_GROUPS, key="events.ages", persist_state="session", placeholder="Any",
                           help="young < 30 ≤ middle < 60 ≤ old")
+    uppers = c1.multiselect("Upper body colour", wb.COLOURS, key="events.uppers",
+                            persist_state="session", placeholder="Any")
+    lowers = c2.multiselect("Lower body colour", wb.COLOURS, key="events.lowers",
+                            persist_state="session", placeholder="Any")
     longest = max((v.duration_s or 0.0) for v in videos if not chosen or v.video_id in chosen)
     top, step = tf.slider_range(longest)
     held = st.session_state.get("events.time")
@@ -53,6 +57,7 @@ with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
 
 query = wb.EventQuery(video_ids=tuple(chosen), event_types=tuple(types), actions=tuple(actions),
                       genders=tuple(genders), age_groups=tuple(ages),
+                      upper_colours=tuple(uppers), lower_colours=tuple(lowers),
                       t_min_s=t_range[0] if t_range[0] > 0 else None,
                       t_max_s=t_range[1] if t_range[1] < top else None)
 try:

@@ -36,10 +36,10 @@ if not videos:
 # The address carries the question and filters (?q=...&k=...&video=...): a citation link loads
 # the video page afresh, and Back must find the question and its results again.
 FILTER_PARAMS = (("videos", "video"), ("types", "type"), ("actions", "action"),
-                 ("genders", "gender"), ("ages", "age"))
+                 ("genders", "gender"), ("ages", "age"), ("uppers", "upper"), ("lowers", "lower"))
 ALLOWED = {"videos": [str(i) for i in names], "types": res.offered(wb.EVENT_TYPES, caps),
            "actions": res.offered(wb.ACTIONS, caps), "genders": list(wb.GENDERS),
-           "ages": list(wb.AGE_GROUPS)}
+           "ages": list(wb.AGE_GROUPS), "uppers": list(wb.COLOURS), "lowers": list(wb.COLOURS)}
 restore = (st.session_state.get("search.result") is None and bool(st.query_params.get("q"))
            and not st.session_state.get("search.restored"))
 if restore:
@@ -64,7 +64,12 @@ with st.form("search.form", border=True):
     actions = c3.multiselect("Actions", res.offered(wb.ACTIONS, caps), key="search.actions", persist_state="session", placeholder="All")
     genders = c4.multiselect("Gender", wb.GENDERS, key="search.genders", persist_state="session", placeholder="Any")
     ages = c5.multiselect("Age group", wb.AGE_GROUPS, key="search.ages", persist_state="session", placeholder="Any")
-    top_k = st.slider("How many moments", 3, 30, 8, key="search.top_k", persist_state="session")
+    d1, d2, d3 = st.columns([1, 1, 3])
+    uppers = d1.multiselect("Upper body colour", wb.COLOURS, key="search.uppers",
+                            persist_state="session", placeholder="Any")
+    lowers = d2.multiselect("Lower body colour", wb.COLOURS, key="search.lowers",
+                            persist_state="session", placeholder="Any")
+    top_k = d3.slider("How many moments", 3, 30, 8, key="search.top_k", persist_state="session")
     submitted = st.form_submit_button("Search", type="primary", icon=":material/search:")
 
 if not (caps.bedrock or caps.openai):
@@ -74,7 +79,8 @@ if not (caps.bedrock or caps.openai):
 if submitted or restore:
     filters = wb.SearchFilters(video_ids=tuple(vids), event_types=tuple(types),
                                actions=tuple(actions), genders=tuple(genders),
-                               age_groups=tuple(ages))
+                               age_groups=tuple(ages), upper_colours=tuple(uppers),
+                               lower_colours=tuple(lowers))
     try:
         with st.spinner("Searching…"):
             st.session_state["search.result"] = wb.run_search(
@@ -105,6 +111,7 @@ def citation_link(label: str, event_id: int) -> str:
     return f'<a href="{href}" target="_self">{escape(label)}</a>'
 
 
+st.caption(md(result.understood) if result.understood else "")
 st.subheader("Answer")
 answer = result.answer
 if answer is None or not answer.relevant:

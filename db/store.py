@@ -31,7 +31,7 @@ EVENT_COLUMNS = (
     "bbox_width", "bbox_height", "age_group", "gender", "action", "confidence",
     "s3_thumbnail_bucket", "s3_thumbnail_key", "attributes", "obj_id", "sentence",
     "orientation_deg", "orientation_label", "track_ids", "raw_action", "action_confidence",
-    "scene_description", "age", "start_t_s", "end_t_s",
+    "scene_description", "age", "start_t_s", "end_t_s", "upper_colour", "lower_colour",
 )
 
 
@@ -85,7 +85,14 @@ def event_row(video_id: int, seq: int, event: Event, sentence: str,
         None if event.raw_action is None else _enum_value(event.raw_action),
         _finite(event.action_confidence), _clean_text(event.scene_description),
         _round(event.age, 1), _finite(event.start_t_s), _finite(event.end_t_s),
+        _colour_value(event.upper_colour), _colour_value(event.lower_colour),
     )
+
+
+def _colour_value(colour) -> str | None:
+    """A clothing colour as stored: its name, NULL when unknown."""
+    value = _enum_value(colour)
+    return None if value in (None, "unknown") else value
 
 
 #: "%.1f,%.1f,%.3f" per keypoint, one format string per keypoint count: formatting 51 floats in one
@@ -164,7 +171,7 @@ class EventBatch:
 _EVENT_COPY_TYPES = ("int8", "int8", "int4", "text", "float8", "int4", "float4", "float4",
                      "float4", "float4", "text", "text", "text", "float4", "text", "text", "jsonb",
                      "int4", "text", "float4", "int2", "int4[]", "text", "float4", "text",
-                     "float4", "float8", "float8")
+                     "float4", "float8", "float8", "text", "text")
 
 
 def _identity(s: str) -> str:

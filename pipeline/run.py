@@ -21,6 +21,7 @@ from typing import Callable
 from pipeline import heap
 from pipeline import thresholds as T
 from pipeline.errors import Cancelled, PipelineError, StageError
+from pipeline.clothing import ClothingColours
 from pipeline.cuts import CutDetector
 from pipeline.detection import Observer
 from pipeline.interactions import interaction_frame_skip
@@ -149,6 +150,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     history: dict[int, deque[PersonObservation]] = {}
     keep_s = max(T.MOTION_WINDOW_S, T.FALL_MAX_TRANSITION_S) + 2.0 / max(sampled_fps, 1e-3)
     scenes: list[SceneCaption] = []
+    clothing = ClothingColours()
     cuts = CutDetector()  # hard scene cuts end every track (pipeline/cuts.py)
     prev_frame: int | None = None
     done = 0
@@ -190,6 +192,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
                 scenes.append(cap)
                 rows = [dataclasses.replace(r, scene_description=cap.text) for r in rows]
             observer.stream.add(rows)
+            _stage("clothing", stage_ms, clothing.add, frame, rows)
             for r in rows:
                 h = history.setdefault(r.obj_id, deque())
                 h.append(r)
@@ -222,7 +225,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
         raise Cancelled(f"analysis of {path.name} was stopped; no output file was written")
     t = time.perf_counter()
     written = outputs.write_outputs(
-        output_dir, info=info, observations=observer.stream, events=clean.events,
+        output_dir, info=info, observations=observer.stream, events=clothing.apply(clean.events),
         episodes=clean.episodes, reader=reader, should_stop=stop)
     stage_ms["outputs"] += (time.perf_counter() - t) * 1000.0
     result = RunResult(

@@ -48,6 +48,10 @@ SYSTEM_PROMPT = (
 
 
 def relevant_hits(hits: Sequence[Hit], model: str | None = None) -> list[Hit]:
+    """The hits that answer the query: similar enough, or found by full text and nearly so, or
+    matching everything the query was understood to name (``Hit.terms_matched`` 1): that counts
+    as a full-text match, with the same similarity floor (the rest of the query still has to
+    be about the event: "snow falling" names a fall)."""
     sim_min = SIMILARITY_MIN.get(model or "", SIMILARITY_MIN["default"])
     lex_min = LEXICAL_SIMILARITY_MIN.get(model or "", LEXICAL_SIMILARITY_MIN["default"])
     out = []
@@ -55,7 +59,8 @@ def relevant_hits(hits: Sequence[Hit], model: str | None = None) -> list[Hit]:
         sim = h.similarity
         if sim is not None and sim >= sim_min:
             out.append(h)
-        elif h.lexical_rank is not None and (sim is None or sim >= lex_min):
+        elif ((h.lexical_rank is not None or (h.terms_matched or 0.0) >= 1.0)
+              and (sim is None or sim >= lex_min)):
             out.append(h)
     return out
 

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-k", type=int, default=10)
     s.add_argument("--event-type", default=None)
     s.add_argument("--no-answer", action="store_true", help="print hits only")
+    s.add_argument("--literal", action="store_true",
+                   help="search the words alone: no boost for the actions, incidents, gender, "
+                        "age and colours the query names")
 
     b = sub.add_parser("bench", help="the CLI as a user runs it, timed whole (vtest.avi at 1.5 "
                                      "sampled fps), against onnxruntime, the previous default "

@@ -7,7 +7,7 @@ from typing import Iterable
 import pandas as pd
 
 from db.records import SearchFilters, StoredEvent, StoredObject
-from pipeline.records import Action, AgeGroup, EventType, Gender
+from pipeline.records import Action, AgeGroup, Colour, EventType, Gender
 from services import database
 from services.job_views import list_videos
 from settings import Settings
@@ -23,6 +23,8 @@ class EventQuery:
     actions: tuple[Action | str, ...] = ()
     genders: tuple[Gender | str, ...] = ()
     age_groups: tuple[AgeGroup | str, ...] = ()
+    upper_colours: tuple[Colour | str, ...] = ()
+    lower_colours: tuple[Colour | str, ...] = ()
     t_min_s: float | None = None
     t_max_s: float | None = None
 
@@ -30,7 +32,9 @@ class EventQuery:
         return SearchFilters(video_ids=tuple(self.video_ids), t_min_s=self.t_min_s,
                              t_max_s=self.t_max_s, event_types=tuple(self.event_types),
                              actions=tuple(self.actions), genders=tuple(self.genders),
-                             age_groups=tuple(self.age_groups))
+                             age_groups=tuple(self.age_groups),
+                             upper_colours=tuple(self.upper_colours),
+                             lower_colours=tuple(self.lower_colours))
 
 
 def list_events(settings: Settings, query: EventQuery | None = None,
@@ -44,7 +48,8 @@ def list_events(settings: Settings, query: EventQuery | None = None,
 EVENT_TABLE_COLUMNS = [
     "event_id", "video_id", "video", "time", "t_s", "frame_number", "event_type", "obj_id",
     "people", "start", "end", "start_t_s", "end_t_s", "action", "confidence", "review", "age_group", "age", "gender", "orientation", "orientation_deg",
-    "bbox_x", "bbox_y", "bbox_width", "bbox_height", "scene", "thumbnail",
+    "bbox_x", "bbox_y", "bbox_width", "bbox_height", "scene", "thumbnail", "upper_colour",
+    "lower_colour",
 ]
 
 
@@ -87,6 +92,7 @@ def events_table(events: Iterable[StoredEvent], video_names: dict[int, str],
             "bbox_height": e.bbox[3], "scene": e.scene_description,
             "thumbnail": (StoredObject(e.thumbnail_bucket, e.thumbnail_key).uri
                           if e.thumbnail_key else None),
+            "upper_colour": e.upper_colour.value, "lower_colour": e.lower_colour.value,
         })
     df = pd.DataFrame(rows, columns=EVENT_TABLE_COLUMNS)
     return df.astype({"obj_id": "Int64", "orientation": "Int64"}) if not df.empty else df

@@ -17,6 +17,7 @@ class SearchView:
     answer: Answer | None
     segments: tuple[tuple[str, int | None], ...] = ()  # answer text split at its citations
     groups: tuple["HitGroup", ...] = ()  # the hits as listed: duplicates collapsed, relevance
+    understood: str = ""  # what the query was understood to name (services.query_terms)
 
     @property
     def n_matches(self) -> int:
@@ -78,7 +79,8 @@ def run_search(settings: Settings, query: str, filters: SearchFilters | None = N
         answer = answer_service.answer(query, list(hits), settings=settings)
     groups = group_hits(hits, relevant_ids(hits, settings, embedder))
     return SearchView(query=query, hits=hits, answer=answer,
-                      segments=split_citations(answer.text) if answer else (), groups=groups)
+                      segments=split_citations(answer.text) if answer else (), groups=groups,
+                      understood=search_service.understood(query).describe())
 
 
 # --- hits as the page lists them ---------------------------------------------------------------

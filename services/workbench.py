@@ -54,14 +54,14 @@ from services.sources import (
 from services.stills import outline_person
 from services.tracks import TrackCard, person_crops, track_cards
 from services.vocab import (
-    ACTION_COLOURS, ACTIONS, ACTIVE, AGE_GROUPS, EVENT_COLOURS, EVENT_TYPES, FINAL,
+    ACTION_COLOURS, ACTIONS, ACTIVE, AGE_GROUPS, COLOURS, EVENT_COLOURS, EVENT_TYPES, FINAL,
     GENDER_COLOURS, GENDERS, HIGHLIGHT_TYPES, ORIENTATION_LABELS,
 )
 
 __all__ = [
     "access", "AuditAction", "AuditFilter", "Role", "launch", "cancel_analysis",
     "housekeeping", "review", "text", "timefmt", "HitGroup", "hit_thumbnail",
-    "ACTION_COLOURS", "ACTIONS", "ACTIVE", "AGE_GROUPS", "EVENT_COLOURS", "EVENT_TABLE_COLUMNS",
+    "ACTION_COLOURS", "ACTIONS", "ACTIVE", "AGE_GROUPS", "COLOURS", "EVENT_COLOURS", "EVENT_TABLE_COLUMNS",
     "EVENT_TYPES", "FINAL", "GENDER_COLOURS", "GENDERS", "HIGHLIGHT_TYPES", "ORIENTATION_LABELS", "USER_ERRORS", "VIDEO_EXTENSIONS", "AnalysisOptions", "Answer",
     "Action", "AgeGroup", "EventType", "Gender",
     "Capabilities", "DbJobStore", "EventQuery", "Hit", "HighlightItem", "JobClient", "JobStatus",

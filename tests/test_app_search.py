@@ -59,3 +59,19 @@ def test_back_from_a_citation_finds_the_question_and_results(seeded):
     assert again.text_input(key="search.query").value == "a man fell to the floor"
     assert again.multiselect(key="search.videos").value == [vid]
     assert texts(again, "subheader") == heads
+
+
+def test_understood_terms_caption_and_colour_filters(seeded):
+    settings, vid = seeded
+    at = _search_page(new_app().run())
+    at.text_input(key="search.query").input("a man fell to the floor")
+    at.multiselect(key="search.uppers").set_value(["red"])
+    at.form_submit_button[0].click().run()
+    assert not at.exception, at.exception
+    captions = texts(at, "caption")
+    assert any("understood: incident: falling; gender: male" in c for c in captions), captions
+    params = {k: list(v) if isinstance(v, (list, tuple)) else [v]
+              for k, v in at.query_params.items()}
+    assert params["upper"] == ["red"]
+    # no stored event has a red upper body: nothing matches, nothing is claimed
+    assert any("Nothing" in w for w in texts(at, "warning")), texts(at, "warning")
