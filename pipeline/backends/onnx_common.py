@@ -192,13 +192,26 @@ def _core():
         return _CORE
 
 
+def _read_onnx(model: "str | bytes"):
+    """The model through OpenVINO's ONNX frontend alone: ``Core.read_model`` tries every
+    frontend on a file it cannot read, and the TensorFlow one prints parse errors to stderr."""
+    import io
+
+    _core()  # openvino imported without its telemetry
+    from openvino.frontend import FrontEndManager
+
+    fe = FrontEndManager().load_by_framework("onnx")
+    src = io.BytesIO(model) if isinstance(model, (bytes, bytearray)) else str(model)
+    return fe.convert(fe.load(src))
+
+
 class OpenVinoSession:
     """An ONNX model under OpenVINO on the CPU, compiled per input shape on first use (or once
     with dynamic shapes). Thread-safe: each call takes an idle inference request of its shape's
     compiled model, or makes one."""
 
     def __init__(self, model: "str | bytes", cpu: CpuInference, static_shapes: bool = True):
-        self._model = _core().read_model(model)
+        self._model = _read_onnx(model)
         self.cpu = cpu
         self.precision = cpu.effective_precision
         self._static = static_shapes
