@@ -39,7 +39,7 @@ from action_tracks import load_tracks  # noqa: E402
 from pipeline import thresholds as T  # noqa: E402
 from pipeline.actions import PoseRules  # noqa: E402
 from pipeline.posture_model import (  # noqa: E402
-    FEATURE_NAMES, MODEL_PATH, RULES_KEEP, features,
+    CENTRED_NAMES, FEATURE_NAMES, MODEL_PATH, RULES_KEEP, centred, features,
 )
 from pipeline.postprocess import _smooth_actions  # noqa: E402
 from pipeline.records import Action, Frame, PersonDetections, PersonObservation  # noqa: E402
@@ -72,6 +72,7 @@ def compute_features() -> None:
     """Features and the rules' action of every cached row -> ``FEATURES``."""
     rules = PoseRules()
     X, meta, rule_act = [], [], []
+    tracks: dict[tuple, list[tuple[int, PersonObservation]]] = defaultdict(list)
     for clip, data in load_tracks().items():
         W, H = int(data["width"]), int(data["height"])
         keep_s = max(T.MOTION_WINDOW_S, T.FALL_MAX_TRANSITION_S) + 2.0 / data["sampled_fps"]
@@ -96,8 +97,13 @@ def compute_features() -> None:
                                   a.action))
                 meta.append((clip, fn, r["track"], *r["box"], t))
                 rule_act.append(a.action.value)
-            for r in rows:
+            for k, r in enumerate(rows):
                 hist[r["track"]].append(_obs(r))
+                tracks[(clip, r["track"])].append((len(X) - len(rows) + k, _obs(r)))
+    C = np.full((len(X), len(CENTRED_NAMES)), np.nan)
+    for rows in tracks.values():  # the centred window, as PostureClassifier.refine
+        C[[i for i, _ in rows]] = centred([o for _, o in rows])
+    X = np.hstack([np.array(X), C])
     FEATURES.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(FEATURES, X=np.array(X), meta=np.array(meta, dtype=object),
                         rules=np.array(rule_act), names=np.array(FEATURE_NAMES))
