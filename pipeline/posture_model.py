@@ -5,15 +5,20 @@ Standing, walking, running, sitting and lying come from gradient-boosted trees
 ``pipeline.trees``; no pickle, no scikit-learn at run time) over ``FEATURE_NAMES``: the body's
 geometry in this frame (torso, thigh and shank inclination, knee and hip angles, the box's
 aspect, where hips, shoulders and ankles sit in the box, the hip height above the ankles in body
-heights and torso lengths, keypoint confidences) and the track's motion over the past
+heights and torso lengths, keypoint confidences), the track's motion over the past
 ``WINDOW_S`` seconds (hip displacement in body heights per second, change of size and of torso
-angle). A person whose most likely posture has a probability below the model's
-``abstain_below`` (chosen by grouped cross-validation) is ``unknown``.
+angle) and over the centred window t +/- ``WINDOW_S`` (``centred``: hips, feet and box centre
+displacement, size change, the hips' path). A person whose most likely posture has a
+probability below the model's ``abstain_below`` (chosen by grouped cross-validation) is
+``unknown``.
 
-The rules (``pipeline.actions``) run first and their answer is one of the features; where they
-say sitting, lying, falling (the transition) or running, that answer stands: grouped CV found the
-trees no better there (see models/actions.md). The trees decide the rest: standing vs walking,
-and people the rules call upright who are in fact sitting or lying. Violent, grabbing and anomaly are laid
+Two steps, as the engine runs them (``pipeline/run.py``): ``recognize``, in the sampled pass,
+gives the rules' answer (``pipeline.actions``, causal); ``refine``, once the pass is over, reads
+each track in time order and lets the trees decide with the samples on both sides. The rules'
+answer is one of the features; where they say sitting, lying, falling (the transition) or
+running, that answer stands: grouped CV found the trees no better there (see
+models/actions.md). The trees decide the rest: standing vs walking, and people the rules call
+upright who are in fact sitting or lying. Violent, grabbing and anomaly are laid
 over by the interaction episodes downstream, as before.
 """
 from __future__ import annotations

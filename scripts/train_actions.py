@@ -15,8 +15,8 @@ Cross-validation: ``N_FOLDS`` folds grouped by camera (``camera`` column: the fi
 source_video, the testdata clip's camera); every row of a held-out camera is predicted, so the
 per-track smoothing (the engine's centred majority vote over ``ACTION_SMOOTH_SAMPLES``) can be
 measured. The abstain threshold is chosen inside each training split (nested) by the utility
-"right answer +1, wrong answer -2, unknown 0", and the shipped threshold on all out-of-fold
-predictions. Writes models/actions.json and models/actions_cv.json (the model card's figures).
+"right answer +1, wrong answer -1, unknown 0" on the smoothed decisions (as stored), the
+shipped threshold on all out-of-fold predictions. Writes models/actions.json and models/actions_cv.json (the model card's figures).
 """
 from __future__ import annotations
 
@@ -178,8 +178,12 @@ def utility(y, pred) -> float:
     return float(np.sum(answered & (pred == y)) - WRONG_COST * np.sum(answered & (pred != y)))
 
 
-def best_threshold(y, P, classes, rules) -> float:
-    scores = [utility(y, decide(P, classes, t, rules)) for t in GRID]
+def best_threshold(y, P_all, classes, rules, meta, li) -> float:
+    """The threshold of the best utility on what the engine stores: the decisions of every
+    row, smoothed per track, at the labelled rows ``li`` (labels ``y``)."""
+    P = np.nan_to_num(P_all)
+    scores = [utility(y, smooth(decide(P, classes, t, rules), meta)[li].astype(str))
+              for t in GRID]
     return float(GRID[int(np.argmax(scores))])
 
 
@@ -272,8 +276,8 @@ def main(argv=None) -> int:
         fold_rows.append((tr, te))
     P = P_all[li]
     for tr, te in fold_rows:  # nested: each fold's threshold from the other folds' predictions
-        split_t.append(best_threshold(y[tr], P[tr], classes, rules[li][tr]))
-    t_ship = best_threshold(y, P, classes, rules[li])
+        split_t.append(best_threshold(y[tr], P_all, classes, rules, meta, li[tr]))
+    t_ship = best_threshold(y, P_all, classes, rules, meta, li)
     for o in (0.7, 0.8, 0.85, 0.9, 0.95, 1.01):
         base = decide(P, classes, t_ship, rules[li], 1.01)
         top = np.array(classes)[P.argmax(1)]
@@ -286,7 +290,7 @@ def main(argv=None) -> int:
                   f" ({int(np.sum(m & (P.max(1) >= o)))} changed)")
     nested = np.empty(len(y), dtype=object)
     for (tr, te), t in zip(fold_rows, split_t):
-        nested[te] = decide(P[te], classes, t, rules[li][te])
+        nested[te] = smooth(decide(np.nan_to_num(P_all), classes, t, rules), meta)[li][te]
     nested = nested.astype(str)
     pred_all = {}
     for name, t in (("no_abstain", 0.0), ("abstain", t_ship)):
@@ -300,7 +304,7 @@ def main(argv=None) -> int:
         "rules": report(y, rules[li]),
         "rules_smoothed": report(y, smooth(rules, meta)[li].astype(str)),
         "model_no_abstain": report(y, pred_all["no_abstain"][li]),
-        "model_abstain_nested": report(y, nested),
+        "model_abstain_nested_smoothed": report(y, nested),
         "model_abstain": report(y, pred_all["abstain"][li]),
         "model_abstain_smoothed": report(y, smooth(pred_all["abstain"], meta)[li].astype(str)),
         "model_no_abstain_smoothed": report(y, smooth(pred_all["no_abstain"], meta)[li]
