@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages import _access as auth
 from app_pages import _resources as res
 from services import workbench as wb
 
@@ -23,10 +24,19 @@ PAGES = [
     st.Page("app_pages/search.py", title="Search", icon=":material/search:"),
     st.Page("app_pages/video.py", title="Video detail", icon=":material/movie:"),
 ]
-page = st.navigation(PAGES)
+ADMIN = st.Page("app_pages/admin.py", title="Admin", icon=":material/admin_panel_settings:")
+# Sign-in before anything: a browser that is not signed in gets the sign-in form and nothing else
+# (the pages stay routable but hidden, so a deep link lands on its page after signing in). Every
+# page checks the role again, and so does every action in the services.
+who = auth.identify()
+admin = who is not None and who.may(wb.Role.ADMIN)
+page = st.navigation(PAGES + ([ADMIN] if admin or who is None else []),
+                     position="sidebar" if who is not None else "hidden")
 res.fresh_job_views()  # the sidebar and the page share one read of the job views
-res.keep_filters()  # the pages' filters survive a visit to another page
 res.services()  # settings + database: a setup problem is one plain error here, and stops
+if who is None:
+    auth.sign_in_page()
+    st.stop()
 
 
 # Same refresh and the same job views (res.job_views) as the Analyze and Video pages, so the
@@ -34,6 +44,7 @@ res.services()  # settings + database: a setup problem is one plain error here, 
 @st.fragment(run_every=1.0)
 def _sidebar_jobs() -> None:
     """Running and queued analyses, visible (and live) on every page."""
+    auth.live_check()
     svc = res.services()
     try:
         res.runner()  # the local worker runs from the first page shown
@@ -51,6 +62,7 @@ def _sidebar_jobs() -> None:
 
 
 with st.sidebar:
+    auth.sidebar(who)
     _sidebar_jobs()
 
 page.run()

@@ -10,4 +10,5 @@ out=output/$(basename "${video%.*}")
 echo "analysing $video -> $out" >&2
 .venv/bin/python -m pipeline run --input "$video" --output "$out"
 .venv/bin/python -m pipeline search "a person falls down" --top-k 5
-echo "done. Browse the results with: .venv/bin/streamlit run app.py" >&2
+echo "done. Create the first account (.venv/bin/python -m pipeline users add admin --role admin)," \
+     "then browse the results with: .venv/bin/streamlit run app.py" >&2

@@ -94,7 +94,14 @@ class Settings:
     #: Analyse every Nth frame: when set (VA_FRAME_SKIP, --frame-skip) it wins over sample_fps.
     frame_skip: int | None = field(default=None, metadata={"min": 1, "max": MAX_FRAME_SKIP})
     device: str = field(default="cpu", metadata={"choices": ("cpu", "cuda")})
-    cpu_threads: int = field(default=2, metadata={"min": 1})  # onnxruntime threads (CPU backends)
+    cpu_threads: int = field(default=2, metadata={"min": 1})  # inference threads (CPU backends)
+    #: What runs the ONNX models on the CPU (pipeline/backends/onnx_common.py): Intel's OpenVINO
+    #: or onnxruntime (for machines without OpenVINO).
+    runtime: str = field(default="openvino", metadata={"choices": ("openvino", "onnxruntime")})
+    #: auto: bfloat16 where the CPU computes it natively (AMX or AVX512_BF16), else float32.
+    #: OpenVINO only; onnxruntime computes in float32. The default stays f32 until bf16 is
+    #: re-validated (it finds more low-score people; models/violence.md, README "Speed").
+    precision: str = field(default="f32", metadata={"choices": ("auto", "f32", "bf16")})
     detector: str = "movenet"  # movenet | yolo
     proposals: str = "yolov5"  # yolov5 | none: second detector for the dense passes (MoveNet only)
     attributes: str = "age_gender"  # age_gender | faceres | mivolo
@@ -142,6 +149,9 @@ class Settings:
     #: Set by an AWS Batch submission in the container environment (``pipeline run``).
     job_video_id: int | None = field(default=None, metadata={"min": 1})
     job_source: str | None = None
+    # --- access (services/access.py) ----------------------------------------------------------
+    #: A signed-in session with no page shown or action taken for this long must sign in again.
+    session_idle_minutes: int = field(default=30, metadata={"min": 1, "max": 7 * 24 * 60})
     # --- misc -------------------------------------------------------------------------------
     log_level: str = field(default="INFO", metadata={"choices": LOG_LEVELS, "upper": True})
 
@@ -185,6 +195,9 @@ class Settings:
                 if v not in f.metadata["choices"]:
                     raise SettingsError(f"{_env_name(f)}={v!r} is not supported; use "
                                         f"{' or '.join(f.metadata['choices'])}")
+        if self.runtime == "onnxruntime" and self.precision == "bf16":
+            raise SettingsError("VA_PRECISION=bf16 needs VA_RUNTIME=openvino (onnxruntime computes "
+                                "in float32 on the CPU); set VA_PRECISION=auto or f32")
 
     def with_overrides(self, **kw) -> "Settings":
         """A copy with some fields replaced (CLI flags, UI options)."""

@@ -75,9 +75,12 @@ def timeline_figure(events: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(matches=None, title_text="")  # each video shows only its own tracks
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
     n_rows = runs.groupby("video")["track"].nunique().sum()
+    # The legend in a row above the plot: at the side, a short chart (one video, few tracks)
+    # hid falling and lying behind a scrollbar.
     fig.update_layout(xaxis_title="time in the video (s)", barmode="overlay",
-                      height=max(260, 34 * int(n_rows) + 90 * len(videos) + 60),
-                      legend_title="action")
+                      height=max(260, 34 * int(n_rows) + 90 * len(videos) + 60) + 40,
+                      legend=dict(title_text="action", orientation="h", yanchor="bottom",
+                                  y=1.02, xanchor="left", x=0), margin=dict(t=100))
     return fig
 
 

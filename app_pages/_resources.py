@@ -155,20 +155,6 @@ def person_crops(video_id: int, obj_id: int, version: str, _video, _card) -> lis
 
 ICON = str(Path(__file__).resolve().parents[1] / "assets" / "icon.png")
 
-#: Filter widgets whose values survive leaving their page. Streamlit forgets a widget's value
-#: when a run does not draw it (another page); writing the value back on every run keeps it.
-PERSISTENT_PREFIXES = ("events.", "review.", "search.")
-PERSISTENT_SUFFIXES = ("videos", "types", "actions", "genders", "ages", "time", "unreviewed",
-                       "min_conf", "query", "top_k", "cards_video", "all_cards")
-
-
-def keep_filters() -> None:
-    for key in list(st.session_state.keys()):
-        if (isinstance(key, str) and key.startswith(PERSISTENT_PREFIXES)
-                and key.rsplit(".", 1)[-1] in PERSISTENT_SUFFIXES):
-            st.session_state[key] = st.session_state[key]
-
-
 NEEDS_VLM = (workbench.EventType.THEFT.value, workbench.Action.PAYING.value)
 
 

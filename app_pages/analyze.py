@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages import _access as auth
 from app_pages import _resources as res
 from services import workbench as wb
 
 md = wb.text.md_text
 
+who = auth.require(wb.Role.VIEWER)
+# Viewers see the library, the queue and the results; launch, cancel and upload are analysts',
+# deletion admins'. Hiding the controls is for clarity: the services refuse them all the same.
+can_run, can_delete = who.may(wb.Role.ANALYST), who.may(wb.Role.ADMIN)
 svc = res.services()
 settings = svc.settings
 runner = res.runner()
@@ -38,7 +43,8 @@ except wb.USER_ERRORS as e:
 STORED_LABEL = "S3 bucket" if caps.s3_videos else "Uploaded earlier"
 if caps.s3_videos or stored:
     origins.append(STORED_LABEL)
-origins.append("Upload")
+if can_run:
+    origins.append("Upload")
 
 left, right = st.columns([3, 2], gap="large")
 with left:
@@ -81,12 +87,13 @@ with left:
             st.caption("Its length and frame rate are read after it is downloaded.")
         else:
             st.warning("This file cannot be read as a video or photo; delete it or pick another.")
-        if source.origin == "upload" and source.uri.startswith("local:videos/"):
+        if can_delete and source.origin == "upload" and source.uri.startswith("local:videos/"):
             with st.popover("Delete this upload", icon=":material/delete:"):
                 st.caption("Removes the uploaded file (and nothing else).")
                 if st.button("Delete the file", key="analyze.delete_upload", type="primary"):
                     try:
-                        wb.housekeeping.delete_upload(settings, source.uri)
+                        wb.housekeeping.delete_upload(settings, source.uri,
+                                                      actor=auth.session())
                         res.forget_stored_videos()
                         st.rerun()
                     except wb.USER_ERRORS as e:
@@ -97,58 +104,69 @@ with left:
 
 with right:
     st.subheader("2. Options")
-    sample_fps = st.number_input(
-        "Sampled frames per second", min_value=0.1, max_value=30.0,
-        value=float(settings.sample_fps), step=0.5, format="%.1f", key="analyze.sample_fps",
-        help="1.5 = every 20th frame of a 30 fps video, every 7th of a 10 fps camera. Higher is "
-             "slower and finer.")
-    if settings.frame_skip is not None:
-        st.caption(f"VA_FRAME_SKIP={settings.frame_skip} is set: "
-                   f"{wb.timefmt.every_nth(settings.frame_skip)} is analysed whatever the rate.")
-    if source is not None:
-        est = wb.estimate_source(settings, source.uri, float(sample_fps))
-        if est is not None:
-            how = " (a short clip: analysed densely for fights)" if est.dense else ""
-            st.caption(f"{est.frames_sampled} sampled frames, "
-                       f"{wb.timefmt.every_nth(est.frame_skip)}{how}; about {wb.mmss(est.seconds)} to analyse and store on 2 CPU "
-                       f"cores.")
-    device = st.selectbox("Device", caps.devices, key="analyze.device",
-                          help="cuda is offered only when a GPU is visible.")
-    with st.expander("Models", expanded=False):
-        def pick(label: str, choices: tuple[str, ...], current: str, key: str) -> str:
-            idx = choices.index(current) if current in choices else 0
-            return st.selectbox(label, choices, index=idx, key=key,
-                                disabled=len(choices) == 1,
-                                help=None if len(choices) > 1 else
-                                "Other models appear here when their weights are configured.")
+    if not can_run:
+        st.info(f"You are signed in as a {who.role.value}: you can follow the analyses and "
+                f"browse the results. Analysts start and cancel analyses.",
+                icon=":material/visibility:")
+if can_run:
+    with right:
+        sample_fps = st.number_input(
+            "Sampled frames per second", min_value=0.1, max_value=30.0,
+            value=float(settings.sample_fps), step=0.5, format="%.1f", key="analyze.sample_fps",
+            help="1.5 = every 20th frame of a 30 fps video, every 7th of a 10 fps camera. Higher is "
+                 "slower and finer.")
+        if settings.frame_skip is not None:
+            st.caption(f"VA_FRAME_SKIP={settings.frame_skip} is set: "
+                       f"{wb.timefmt.every_nth(settings.frame_skip)} is analysed whatever the rate.")
+        if source is not None:
+            est = wb.estimate_source(settings, source.uri, float(sample_fps))
+            if est is not None:
+                how = " (a short clip: analysed densely for fights)" if est.dense else ""
+                st.caption(f"{est.frames_sampled} sampled frames, "
+                           f"{wb.timefmt.every_nth(est.frame_skip)}{how}; about {wb.mmss(est.seconds)} to analyse and store on 2 CPU "
+                           f"cores.")
+        device = st.selectbox("Device", caps.devices, key="analyze.device",
+                              help="cuda is offered only when a GPU is visible.")
+        with st.expander("Models", expanded=False):
+            def pick(label: str, choices: tuple[str, ...], current: str, key: str) -> str:
+                idx = choices.index(current) if current in choices else 0
+                return st.selectbox(label, choices, index=idx, key=key,
+                                    disabled=len(choices) == 1,
+                                    help=None if len(choices) > 1 else
+                                    "Other models appear here when their weights are configured.")
 
-        detector = pick("People detector", caps.detector, settings.detector, "analyze.detector")
-        attributes = pick("Age and gender", caps.attributes, settings.attributes,
-                          "analyze.attributes")
-        orientation = pick("Orientation", caps.orientation, settings.orientation,
-                           "analyze.orientation")
-        action = pick("Actions", caps.action, settings.action, "analyze.action")
-        scene = pick("Scene descriptions", caps.scene, settings.scene, "analyze.scene")
+            detector = pick("People detector", caps.detector, settings.detector, "analyze.detector")
+            attributes = pick("Age and gender", caps.attributes, settings.attributes,
+                              "analyze.attributes")
+            orientation = pick("Orientation", caps.orientation, settings.orientation,
+                               "analyze.orientation")
+            action = pick("Actions", caps.action, settings.action, "analyze.action")
+            scene = pick("Scene descriptions", caps.scene, settings.scene, "analyze.scene")
 
-    if st.button("Start analysis", type="primary", key="analyze.start",
-                 icon=":material/play_arrow:", width="stretch"):
-        options = wb.AnalysisOptions(sample_fps=float(sample_fps), device=device, detector=detector,
-                                     attributes=attributes, orientation=orientation,
-                                     action=action, scene=scene)
-        try:
-            if upload is not None:
-                source = wb.save_upload(svc, upload.name, upload.getvalue())
-                res.forget_stored_videos()
-            if source is None:
-                st.warning("Pick or upload a video first.")
-            else:
-                vid = wb.start_analysis(runner, source, options)
-                res.fresh_job_views()
-                st.session_state["analyze.video_id"] = vid
-                st.session_state["video.id"] = vid
-                st.toast(f"Queued {md(source.label)} (video {vid})", icon=":material/schedule:")
-        except wb.USER_ERRORS as e:
-            res.show_error(e, "Could not start the analysis")
+        if source is not None:  # a re-run: say what happens to the analysts' marks first
+            marks_note = wb.review.marks_before_rerun(settings, source.uri)
+            if marks_note:
+                st.warning(md(marks_note), icon=":material/rate_review:")
+        if st.button("Start analysis", type="primary", key="analyze.start",
+                     icon=":material/play_arrow:", width="stretch"):
+            options = wb.AnalysisOptions(sample_fps=float(sample_fps), device=device, detector=detector,
+                                         attributes=attributes, orientation=orientation,
+                                         action=action, scene=scene)
+            try:
+                if upload is not None:
+                    source = wb.save_upload(svc, upload.name, upload.getvalue(),
+                                            actor=auth.session())
+                    res.forget_stored_videos()
+                if source is None:
+                    st.warning("Pick or upload a video first.")
+                else:
+                    vid = wb.launch(runner, source, options, actor=auth.session())
+                    res.fresh_job_views()
+                    st.session_state["analyze.video_id"] = vid
+                    st.session_state["video.id"] = vid
+                    st.toast(f"Queued {md(source.label)} (video {vid})", icon=":material/schedule:")
+            except wb.USER_ERRORS as e:
+                res.show_error(e, "Could not start the analysis")
 
 st.divider()
 
@@ -156,6 +174,7 @@ st.divider()
 # --- 3. live progress and the queue ------------------------------------------------------------
 @st.fragment(run_every=1.0)
 def live_jobs() -> None:
+    auth.live_check()
     try:
         jobs = res.job_views(settings)
     except wb.USER_ERRORS as e:
@@ -171,10 +190,13 @@ def live_jobs() -> None:
             st.markdown(f"**{md(j.name)}** (video {j.video_id}) — {j.status_text}")
             st.progress(min(1.0, j.percent / 100.0), text=j.progress_text)
         with c2:
-            if st.button("Cancel", key=f"analyze.cancel.{j.video_id}",
-                         icon=":material/stop_circle:"):
-                if not runner.cancel(j.video_id):
-                    st.warning("This job is no longer queued or running.")
+            if can_run and st.button("Cancel", key=f"analyze.cancel.{j.video_id}",
+                                     icon=":material/stop_circle:"):
+                try:
+                    if not wb.cancel_analysis(runner, j.video_id, actor=auth.session()):
+                        st.warning("This job is no longer queued or running.")
+                except wb.USER_ERRORS as e:
+                    res.show_error(e, "Could not cancel it")
                 res.fresh_job_views()
     # The job started in this session; after a reload (a new session) the newest job, so its
     # outcome and links are not lost.
@@ -220,12 +242,14 @@ def live_jobs() -> None:
         column_config={"progress": st.column_config.ProgressColumn(
             "progress", min_value=0, max_value=100, format="%d%%")},
         key="analyze.queue")
+    if not can_delete:
+        return  # clearing and deleting are admins' (and the services refuse anyone else)
     h1, h2 = st.columns([1, 2], vertical_alignment="bottom")
     failed = [j for j in jobs if j.status in (wb.JobStatus.FAILED, wb.JobStatus.CANCELLED)]
     if h1.button(f"Clear failed jobs ({len(failed)})", key="analyze.clear_failed",
                  icon=":material/delete_sweep:", disabled=not failed):
         try:
-            n = wb.housekeeping.clear_failed(settings)
+            n = wb.housekeeping.clear_failed(settings, actor=auth.session())
             res.forget_stored_videos()
             st.toast(f"Cleared {wb.timefmt.counted(n, 'failed job')}.")
             st.rerun()
@@ -236,11 +260,17 @@ def live_jobs() -> None:
         pick = st.selectbox("Video", [j.video_id for j in idle], key="analyze.delete_pick",
                             format_func=lambda i: next(f"{j.name} (video {i})" for j in idle
                                                        if j.video_id == i))
+        name = next((j.name for j in idle if j.video_id == pick), "")
         st.caption("Deletes its events, search vectors, tracks, review marks and highlight "
-                   "frames; an uploaded file too. A library or S3 source stays.")
-        if st.button("Delete", key="analyze.delete_video", type="primary"):
+                   "frames; an uploaded file too. A library or S3 source stays. The deletion "
+                   "is recorded in the audit trail.")
+        typed = st.text_input(f"Type the video's name ({name}) to confirm",
+                              key=f"analyze.delete_confirm.{pick}")
+        if st.button("Delete", key="analyze.delete_video", type="primary",
+                     disabled=typed.strip() != name):
             try:
-                st.toast(wb.housekeeping.delete_video(settings, int(pick)))
+                st.toast(wb.housekeeping.delete_video(settings, int(pick), actor=auth.session(),
+                                                      confirm_name=typed))
                 res.forget_stored_videos()
                 st.rerun()
             except wb.USER_ERRORS as e:

@@ -8,10 +8,12 @@ from html import escape
 
 import streamlit as st
 
+from app_pages import _access as auth
 from app_pages import _resources as res
 from services import workbench as wb
 
 tf, md = wb.timefmt, wb.text.md_text
+auth.require(wb.Role.VIEWER)  # signed in, checked in the database on every run
 svc = res.services()
 settings = svc.settings
 caps = wb.capabilities(settings, check_cuda=False)
@@ -31,32 +33,61 @@ if not videos:
     st.page_link("app_pages/analyze.py", label="Go to Analyze", icon=":material/play_circle:")
     st.stop()
 
+# The address carries the question and filters (?q=...&k=...&video=...): a citation link loads
+# the video page afresh, and Back must find the question and its results again.
+FILTER_PARAMS = (("videos", "video"), ("types", "type"), ("actions", "action"),
+                 ("genders", "gender"), ("ages", "age"), ("uppers", "upper"), ("lowers", "lower"))
+ALLOWED = {"videos": [str(i) for i in names], "types": res.offered(wb.EVENT_TYPES, caps),
+           "actions": res.offered(wb.ACTIONS, caps), "genders": list(wb.GENDERS),
+           "ages": list(wb.AGE_GROUPS), "uppers": list(wb.COLOURS), "lowers": list(wb.COLOURS)}
+restore = (st.session_state.get("search.result") is None and bool(st.query_params.get("q"))
+           and not st.session_state.get("search.restored"))
+if restore:
+    st.session_state["search.restored"] = True
+    st.session_state["search.query"] = st.query_params["q"][:2000]
+    try:
+        st.session_state["search.top_k"] = min(30, max(3, int(st.query_params.get("k", 8))))
+    except ValueError:
+        pass
+    for key, param in FILTER_PARAMS:
+        vals = [v for v in st.query_params.get_all(param) if v in ALLOWED[key]]
+        st.session_state[f"search.{key}"] = [int(v) for v in vals] if key == "videos" else vals
+
 with st.form("search.form", border=True):
-    query = st.text_input("Question", key="search.query", max_chars=2000,
+    query = st.text_input("Question", key="search.query", persist_state="session", max_chars=2000,
                           placeholder="e.g. when did someone fall near the counter?")
     c1, c2, c3, c4, c5 = st.columns(5)
-    vids = c1.multiselect("Videos", list(names), key="search.videos", placeholder="All videos",
+    vids = c1.multiselect("Videos", list(names), key="search.videos", persist_state="session", placeholder="All videos",
                           format_func=lambda i: f"{names[i]} (video {i})")
-    types = c2.multiselect("Event types", res.offered(wb.EVENT_TYPES, caps), key="search.types",
+    types = c2.multiselect("Event types", res.offered(wb.EVENT_TYPES, caps), key="search.types", persist_state="session",
                            placeholder="All")
-    actions = c3.multiselect("Actions", res.offered(wb.ACTIONS, caps), key="search.actions", placeholder="All")
-    genders = c4.multiselect("Gender", wb.GENDERS, key="search.genders", placeholder="Any")
-    ages = c5.multiselect("Age group", wb.AGE_GROUPS, key="search.ages", placeholder="Any")
-    top_k = st.slider("How many moments", 3, 30, 8, key="search.top_k")
+    actions = c3.multiselect("Actions", res.offered(wb.ACTIONS, caps), key="search.actions", persist_state="session", placeholder="All")
+    genders = c4.multiselect("Gender", wb.GENDERS, key="search.genders", persist_state="session", placeholder="Any")
+    ages = c5.multiselect("Age group", wb.AGE_GROUPS, key="search.ages", persist_state="session", placeholder="Any")
+    d1, d2, d3 = st.columns([1, 1, 3])
+    uppers = d1.multiselect("Upper body colour", wb.COLOURS, key="search.uppers",
+                            persist_state="session", placeholder="Any")
+    lowers = d2.multiselect("Lower body colour", wb.COLOURS, key="search.lowers",
+                            persist_state="session", placeholder="Any")
+    top_k = d3.slider("How many moments", 3, 30, 8, key="search.top_k", persist_state="session")
     submitted = st.form_submit_button("Search", type="primary", icon=":material/search:")
 
 if not (caps.bedrock or caps.openai):
     st.caption("Answers are written from the matching events (extractive). Answers by Claude "
                "need AWS_BEDROCK_REGION or VA_OPENAI_BASE_URL.")
 
-if submitted:
+if submitted or restore:
     filters = wb.SearchFilters(video_ids=tuple(vids), event_types=tuple(types),
                                actions=tuple(actions), genders=tuple(genders),
-                               age_groups=tuple(ages))
+                               age_groups=tuple(ages), upper_colours=tuple(uppers),
+                               lower_colours=tuple(lowers))
     try:
         with st.spinner("Searching…"):
             st.session_state["search.result"] = wb.run_search(
                 settings, query, filters, top_k=int(top_k), embedder=res.search_embedder())
+        st.query_params.from_dict({"q": query, "k": str(int(top_k))} | {
+            param: [str(v) for v in st.session_state.get(f"search.{key}") or ()]
+            for key, param in FILTER_PARAMS if st.session_state.get(f"search.{key}")})
     except wb.USER_ERRORS as e:
         st.session_state["search.result"] = None
         res.show_error(e, "Search failed")
@@ -80,6 +111,7 @@ def citation_link(label: str, event_id: int) -> str:
     return f'<a href="{href}" target="_self">{escape(label)}</a>'
 
 
+st.caption(md(result.understood) if result.understood else "")
 st.subheader("Answer")
 answer = result.answer
 if answer is None or not answer.relevant:

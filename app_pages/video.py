@@ -8,10 +8,12 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import _charts as charts
+from app_pages import _access as auth
 from app_pages import _resources as res
 from services import workbench as wb
 
 rv, tf, md = wb.review, wb.timefmt, wb.text.md_text
+auth.require(wb.Role.VIEWER)  # signed in, checked in the database on every run
 svc = res.services()
 settings = svc.settings
 
@@ -62,18 +64,22 @@ video = next(v for v in videos if v.video_id == current)
 # --- facts and state ---------------------------------------------------------------------------
 kind = wb.media_kind(video)
 dur = video.duration_s
-m = st.columns(5)
-m[0].metric("Status", video.status.value)
-m[1].metric("Length", "photo" if kind == "image" else tf.duration(dur))
-m[2].metric("Frame rate", f"{video.fps:.2f} fps" if video.fps and kind != "image" else "—")
-m[3].metric("Size", f"{video.width}×{video.height}" if video.width else "—")
-m[4].metric("Events", video.n_events or 0)
+# A wrapping row of metrics as wide as their values: five equal columns cut them at 1024 px
+# ("com...", "30.0...").
+with st.container(horizontal=True, gap="medium", key="video.facts"):
+    st.metric("Status", video.status.value, width="content")
+    st.metric("Length", "photo" if kind == "image" else tf.duration(dur), width="content")
+    st.metric("Frame rate", f"{video.fps:.2f} fps" if video.fps and kind != "image" else "—",
+              width="content")
+    st.metric("Size", f"{video.width}×{video.height}" if video.width else "—", width="content")
+    st.metric("Events", video.n_events or 0, width="content")
 
 
 @st.fragment(run_every=1.0)
 def _live_job(video_id: int) -> None:
     """The running job's bar, from the same job view as the sidebar and the Analyze page; when
     the job ends the page is drawn again (its results, no stale bar)."""
+    auth.live_check()
     job = res.job_view(settings, video_id)
     if job is None or not job.show_bar:  # not yet in the views read a second ago, or ended
         if st.session_state.pop("video.live", None) == video_id:
@@ -122,9 +128,10 @@ try:
                              videos={video.video_id: video})
     people = rv.people_over_time(settings, video.video_id) if kind == "video" else []
     marks = rv.marks_for(settings, [event.event_id]) if event is not None else {}
+    lost = rv.lost_marks(settings, [video.video_id])
 except wb.USER_ERRORS as e:
     res.show_error(e, "Cannot read the incidents")
-    incidents, people, marks = [], [], {}
+    incidents, people, marks, lost = [], [], {}, []
 
 
 def _show(event_id: int | None) -> None:
@@ -144,8 +151,15 @@ left, right = st.columns([3, 2], gap="medium")
 with left:
     if kind == "image":
         photo = wb.still_bytes(svc, video)
+        # A photo's event: the person it found, outlined (there is no moment to play).
+        boxed = (wb.outline_person(photo, event.bbox, f"track {event.obj_id} · "
+                                   f"{event.action.value}")
+                 if photo is not None and event is not None else None)
         if photo is None:
             st.info("The photo is not reachable from here.")
+        elif boxed is not None:
+            st.image(boxed, width=wb.player_width(video, 480),
+                     caption=f"{md(video.name)}: the person of event {event.event_id}, outlined")
         else:
             st.image(photo, width=wb.player_width(video, 480), caption=md(video.name))
     elif kind == "none":
@@ -174,6 +188,9 @@ with right:
                   f"{inc.state_label}", key=f"video.inc.{inc.event_id}",
                   icon=":material/play_arrow:", type="primary" if chosen else "secondary",
                   on_click=_show, args=(inc.event_id,), width="stretch")
+    for lm in lost:  # marks whose incident a re-run no longer found (kept, never dropped)
+        st.caption(f"{lm.event_type.value} · {tf.span(lm.start_s, lm.end_s, dur)} · "
+                   f"{md(rv.mark_text(lm))} · *{rv.LOST}*")
     if event is not None:
         with st.container(border=True):
             st.subheader(f"Event {event.event_id}: {event.event_type.value} at "

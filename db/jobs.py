@@ -62,6 +62,33 @@ def start_attempt(conn, video_id: int, attempt: int, job_id: int | None,
                      " AND analysis_status = 'queued'", (stage, eta_s, video_id))
 
 
+def abort_requested(conn, video_id: int) -> bool:
+    """In the transaction that stores a job's result: lock the video's row and say whether a
+    cancel of its running job was requested. A cancel takes the same row lock
+    (``lock_for_cancel``), so it either lands before the result is stored (and this says so) or
+    finds it stored (too late); never "cancelling" while the job completes."""
+    conn.execute("SELECT 1 FROM db_video WHERE video_id = %s FOR UPDATE", (video_id,))
+    row = conn.execute(
+        "SELECT bool_or(abort_requested) FROM procrastinate_jobs WHERE lock = %s"
+        " AND status = 'doing'", (lock_name(video_id),)).fetchone()
+    return bool(row and row[0])
+
+
+def lock_for_cancel(conn, video_id: int) -> JobStatus | None:
+    """In a cancel's transaction: lock the video's row (waiting for a job that is storing its
+    result) and return its status; ``completed`` means the running attempt already stored its
+    result."""
+    row = conn.execute("SELECT analysis_status FROM db_video WHERE video_id = %s FOR UPDATE",
+                       (video_id,)).fetchone()
+    return None if row is None else JobStatus(row[0])
+
+
+def queue_job_state(conn, job_id: int, lock: bool = False) -> str | None:
+    row = conn.execute("SELECT status FROM procrastinate_jobs WHERE id = %s"
+                       + (" FOR UPDATE" if lock else ""), (int(job_id),)).fetchone()
+    return None if row is None else str(row[0])
+
+
 def queue_job_of(conn, video_id: int) -> tuple[int | None, str | None]:
     row = conn.execute("SELECT queue_job_id, batch_job_id FROM db_video WHERE video_id = %s",
                        (video_id,)).fetchone()
@@ -144,6 +171,34 @@ def recover_stalled(conn, stalled_after_s: float, max_attempts: int,
             store.end_attempt(conn, video_id, JobStatus.FAILED,
                               "its queued job no longer exists; start the analysis again")
     return Recovered(tuple(retried), tuple(failed), tuple(orphaned))
+
+
+def requeue_after_outage(conn, video_id: int, attempt: int, why: str) -> None:
+    """The database went away during attempt ``attempt``: the attempt ends failed with ``why``
+    (unless the job recorded its end itself) and the video waits for its next attempt, which
+    procrastinate schedules (the task's retry strategy)."""
+    with conn.transaction():
+        _end_dead_attempt(conn, video_id, why)
+        conn.execute(
+            "UPDATE db_video SET analysis_status = 'queued', analysis_progress = 0, stage = %s,"
+            " eta_s = NULL, error_message = NULL, updated_at = now() WHERE video_id = %s",
+            (f"the database went away during attempt {int(attempt)}; waiting to retry",
+             video_id))
+
+
+def end_attempt_if_current(conn, video_id: int, run_id: int, status: JobStatus,
+                           reason: str | None) -> bool:
+    """Record the end of attempt ``run_id`` that its job could not record (kept by
+    ``services.pending_ends``), only while it is still the video's current attempt and
+    processing: a later attempt or a recovery may have ended it since."""
+    row = conn.execute(
+        "SELECT 1 FROM db_video v JOIN db_run r ON r.run_id = v.current_run_id"
+        " WHERE v.video_id = %s AND r.run_id = %s AND r.status = 'processing'",
+        (video_id, run_id)).fetchone()
+    if row is None:
+        return False
+    store.end_attempt(conn, video_id, status, reason, run_id=run_id)
+    return True
 
 
 def _end_dead_attempt(conn, video_id: int, why: str) -> None:

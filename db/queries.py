@@ -11,7 +11,7 @@ import numpy as np
 
 from db import vectors
 from pipeline.records import (
-    Action, AgeGroup, EventType, Gender, JobStatus, TrackSummary, frozen_mapping,
+    Action, AgeGroup, Colour, EventType, Gender, JobStatus, TrackSummary, frozen_mapping,
 )
 from db.records import Hit, SearchFilters, StoredEvent, VideoRecord
 
@@ -25,6 +25,10 @@ HIGHLIGHT_BONUS = 0.01
 #: Full text is an AND of the query's words (plainto_tsquery); at most LEXICAL_SCAN matching
 #: rows are ranked, which bounds the cost of very common words on large tables.
 LEXICAL_SCAN = 2000
+#: What the query names in the engine's vocabulary (services.query_terms): an event matching
+#: all of it gains TERM_BOOST, about three top ranks of RRF, so "a man in a red jacket" lists
+#: men with a red upper body first; one matching half of it gains half.
+TERM_BOOST = 0.05
 
 _VIDEO_COLS = (
     "v.video_id, v.name, v.source_uri, v.analysis_status, v.analysis_progress, v.stage,"
@@ -45,9 +49,9 @@ _EVENT_COLS = (
     " e.bbox_width, e.bbox_height, e.age_group, e.gender, e.action, e.confidence, e.obj_id,"
     " e.s3_thumbnail_bucket, e.s3_thumbnail_key, e.sentence, e.attributes, e.orientation_deg,"
     " e.orientation_label, e.track_ids, e.raw_action, e.action_confidence, e.scene_description,"
-    " e.age, e.start_t_s, e.end_t_s"
+    " e.age, e.start_t_s, e.end_t_s, e.upper_colour, e.lower_colour"
 )
-_N_EVENT_COLS = 27
+_N_EVENT_COLS = 29
 
 
 def _video(row, n_events: int | None = None) -> VideoRecord:
@@ -83,7 +87,7 @@ def _event(row) -> StoredEvent:
     """A ``db_event`` row as a ``StoredEvent``: the one place its vocabulary columns become the
     engine's Enums."""
     (eid, vid, et, t, fn, bx, by, bw, bh, ag, g, a, conf, obj, bucket, key, sentence, attrs,
-     odeg, olabel, tracks, raw, aconf, scene, age, t0, t1) = row
+     odeg, olabel, tracks, raw, aconf, scene, age, t0, t1, upper, lower) = row
     return StoredEvent(
         event_id=int(eid), video_id=int(vid), event_type=_vocab(EventType, et, "event_type"),
         t_s=float(t), frame_number=int(fn),
@@ -97,6 +101,8 @@ def _event(row) -> StoredEvent:
         raw_action=None if raw is None else _vocab(Action, raw, "raw_action"),
         action_confidence=aconf,
         scene_description=scene, age=age, start_t_s=t0, end_t_s=t1,
+        upper_colour=_vocab(Colour, upper, "upper_colour"),
+        lower_colour=_vocab(Colour, lower, "lower_colour"),
         attributes=frozen_mapping(attrs or {}),
     )
 
@@ -117,31 +123,54 @@ def list_videos(conn, statuses: Sequence[str] = (), limit: int = 500) -> list[Vi
     return [_video(r[:-1], int(r[-1])) for r in rows]
 
 
-def _filter_sql(filters: SearchFilters | None, alias: str = "e") -> tuple[str, dict]:
-    """``(sql, params)``: only the filters that are set, each a plain indexable comparison
-    (``video_id = ANY(...)``, ``"timestamp" >= ...``) so the planner can use the btree indexes and
-    estimate their selectivity; values are bound parameters. No filter gives ``TRUE``."""
+def _filter_conds(filters: SearchFilters | None, alias: str = "e", prefix: str = "f"
+                  ) -> tuple[list[str], dict]:
+    """One condition per filter that is set, with its ``{prefix}_*`` parameters."""
     f = filters or SearchFilters()
     e = alias
     conds: list[str] = []
     p: dict = {}
     if f.video_ids:
-        conds.append(f"{e}.video_id = ANY(%(f_videos)s::bigint[])")
-        p["f_videos"] = [int(v) for v in f.video_ids]
+        conds.append(f"{e}.video_id = ANY(%({prefix}_videos)s::bigint[])")
+        p[f"{prefix}_videos"] = [int(v) for v in f.video_ids]
     if f.t_min_s is not None:
-        conds.append(f'{e}."timestamp" >= %(f_tmin)s::float8')
-        p["f_tmin"] = float(f.t_min_s)
+        conds.append(f'{e}."timestamp" >= %({prefix}_tmin)s::float8')
+        p[f"{prefix}_tmin"] = float(f.t_min_s)
     if f.t_max_s is not None:
-        conds.append(f'{e}."timestamp" <= %(f_tmax)s::float8')
-        p["f_tmax"] = float(f.t_max_s)
-    for key, col, values in (("f_types", "event_type", f.event_types),
-                             ("f_actions", "action", f.actions),
-                             ("f_genders", "gender", f.genders),
-                             ("f_ages", "age_group", f.age_groups)):
+        conds.append(f'{e}."timestamp" <= %({prefix}_tmax)s::float8')
+        p[f"{prefix}_tmax"] = float(f.t_max_s)
+    for key, col, values in (("types", "event_type", f.event_types),
+                             ("actions", "action", f.actions),
+                             ("genders", "gender", f.genders),
+                             ("ages", "age_group", f.age_groups),
+                             ("upper", "upper_colour", f.upper_colours),
+                             ("lower", "lower_colour", f.lower_colours)):
         if values:
-            conds.append(f"{e}.{col} = ANY(%({key})s::text[])")
-            p[key] = [v.value for v in values]
+            conds.append(f"{e}.{col} = ANY(%({prefix}_{key})s::text[])")
+            p[f"{prefix}_{key}"] = [v.value for v in values]
+    if f.colours:
+        conds.append(f"({e}.upper_colour = ANY(%({prefix}_colours)s::text[])"
+                     f" OR {e}.lower_colour = ANY(%({prefix}_colours)s::text[]))")
+        p[f"{prefix}_colours"] = [v.value for v in f.colours]
+    return conds, p
+
+
+def _filter_sql(filters: SearchFilters | None, alias: str = "e") -> tuple[str, dict]:
+    """``(sql, params)``: only the filters that are set, each a plain indexable comparison
+    (``video_id = ANY(...)``, ``"timestamp" >= ...``) so the planner can use the btree indexes and
+    estimate their selectivity; values are bound parameters. No filter gives ``TRUE``."""
+    conds, p = _filter_conds(filters, alias)
     return (" AND ".join(conds) if conds else "TRUE"), p
+
+
+def _facet_sql(terms: SearchFilters | None, alias: str = "e") -> tuple[list[str], dict]:
+    """A query's understood terms (``services.query_terms``, as a ``SearchFilters``) as one
+    condition per facet with ``b_*`` parameters; an incident type also matches the people whose
+    action has its name (a fight's people are ``violent``)."""
+    conds, p = _filter_conds(terms, alias, "b")
+    conds = [f"({c} OR {alias}.action = ANY(%(b_types)s::text[]))" if "%(b_types)s" in c else c
+             for c in conds]
+    return conds, p
 
 
 def list_events(conn, filters: SearchFilters | None = None, limit: int = 20000) -> list[StoredEvent]:
@@ -179,10 +208,13 @@ def count_events(conn, video_id: int | None = None) -> int:
 
 
 def hybrid_search_sql(model: str, dim: int, with_vector: bool = True,
-                      filters: SearchFilters | None = None):
+                      filters: SearchFilters | None = None, terms: SearchFilters | None = None):
     """The fused query: HNSW cosine candidates and full-text candidates, combined with
     reciprocal rank fusion in one statement. Only the filters that are set appear in it (their
-    values are the ``f_*`` parameters of ``_filter_sql``)."""
+    values are the ``f_*`` parameters of ``_filter_sql``). With ``terms`` (what the query was
+    understood to name, ``_facet_sql``) the events matching all of them join the candidates
+    (those with this model's vectors, nearest first) and every candidate gains ``TERM_BOOST``
+    times the share of the terms it matches."""
     from psycopg import sql
 
     vexpr = sql.SQL("(ee.embedding::vector({}))").format(sql.Literal(int(dim)))
@@ -208,9 +240,36 @@ def hybrid_search_sql(model: str, dim: int, with_vector: bool = True,
         semantic = sql.SQL(
             "semantic AS (SELECT NULL::bigint AS event_id, NULL::float8 AS similarity,"
             " NULL::bigint AS rank WHERE false)")
+    facets, _ = _facet_sql(terms)
+    if facets:
+        every = " AND ".join(facets)
+        matched = "((" + " + ".join(f"({c})::int" for c in facets) + f")::float8 / {len(facets)})"
+        # an action counts by the engine's confidence in it (a steady sitter above a person
+        # read as sitting for a moment)
+        weight = ("((" + " + ".join(
+            f"CASE WHEN {c} THEN COALESCE(e.action_confidence, 0.5) ELSE 0 END"
+            if "%(b_actions)s" in c else f"({c})::int" for c in facets)
+            + f")::float8 / {len(facets)})")
+        if with_vector:
+            # the same shape as ``semantic``: the planner may walk the HNSW index (iterative
+            # scan) checking each candidate's event, or take the matching events first
+            understood = sql.SQL(
+                "understood AS (SELECT ee.event_id, 1 - ({vexpr_raw} <=> {qv}) AS similarity"
+                " FROM event_embedding ee WHERE ee.{model_pred} AND EXISTS (SELECT 1 FROM"
+                " db_event e WHERE e.event_id = ee.event_id AND " + filt + " AND " + every +
+                ") ORDER BY {vexpr_raw} <=> {qv} LIMIT %(cand)s)"
+            ).format(vexpr_raw=vexpr, model_pred=vectors.model_filter(model), qv=qv)
+        else:
+            understood = sql.SQL(
+                "understood AS (SELECT e.event_id, NULL::float8 AS similarity FROM db_event e"
+                " WHERE " + filt + " AND " + every + " ORDER BY e.event_id LIMIT %(cand)s)")
+    else:
+        matched = weight = "NULL::float8"
+        understood = sql.SQL("understood AS (SELECT NULL::bigint AS event_id,"
+                             " NULL::float8 AS similarity WHERE false)")
     q = sql.SQL(
         "WITH q AS (SELECT plainto_tsquery('english', %(text)s) AS tsq),"
-        " {semantic},"
+        " {semantic}, {understood},"
         " lexical AS ("
         "  SELECT event_id, lex, row_number() OVER (ORDER BY lex DESC, event_id) AS rank FROM ("
         "   SELECT m.event_id, ts_rank_cd(m.tsv, q.tsq, 32) AS lex FROM ("
@@ -221,22 +280,28 @@ def hybrid_search_sql(model: str, dim: int, with_vector: bool = True,
         " SELECT " + _EVENT_COLS + ", v.name,"
         "  COALESCE(1.0 / (%(rrf_k)s + s.rank), 0) + COALESCE(1.0 / (%(rrf_k)s + l.rank), 0)"
         "  + CASE WHEN e.event_type <> 'person'"
-        "    THEN %(hl_bonus)s * GREATEST(COALESCE(s.similarity, 0), 0) ELSE 0 END AS score,"
-        "  s.similarity, s.rank, l.rank, l.lex"
+        "    THEN %(hl_bonus)s * GREATEST(COALESCE(s.similarity, u.similarity, 0), 0) ELSE 0 END"
+        "  + %(term_boost)s * COALESCE(" + weight + ", 0) AS score,"
+        "  COALESCE(s.similarity, u.similarity) AS similarity, s.rank, l.rank, l.lex,"
+        "  " + matched + " AS matched"
         " FROM semantic s FULL OUTER JOIN lexical l ON l.event_id = s.event_id"
-        " JOIN db_event e ON e.event_id = COALESCE(s.event_id, l.event_id)"
+        " FULL OUTER JOIN understood u ON u.event_id = COALESCE(s.event_id, l.event_id)"
+        " JOIN db_event e ON e.event_id = COALESCE(s.event_id, l.event_id, u.event_id)"
         " JOIN db_video v ON v.video_id = e.video_id"
-        " ORDER BY score DESC, s.similarity DESC NULLS LAST, e.event_id LIMIT %(top_k)s"
-    ).format(semantic=semantic)
+        " ORDER BY score DESC, similarity DESC NULLS LAST, e.event_id LIMIT %(top_k)s"
+    ).format(semantic=semantic, understood=understood)
     return q
 
 
 def search_params(text: str, query_vector: np.ndarray | None, filters: SearchFilters | None,
-                  top_k: int = 10, candidates: int = CANDIDATES) -> dict:
+                  top_k: int = 10, candidates: int = CANDIDATES,
+                  terms: SearchFilters | None = None) -> dict:
     """The parameters of ``hybrid_search_sql`` (for ``hybrid_search`` and EXPLAIN in the bench)."""
     _, params = _filter_sql(filters)
+    params.update(_facet_sql(terms)[1])
     params.update({"text": text, "cand": int(candidates), "rrf_k": RRF_K, "top_k": int(top_k),
-                   "hl_bonus": HIGHLIGHT_BONUS, "lex_scan": LEXICAL_SCAN})
+                   "hl_bonus": HIGHLIGHT_BONUS, "lex_scan": LEXICAL_SCAN,
+                   "term_boost": TERM_BOOST})
     if query_vector is not None:
         params["qvec"] = np.asarray(query_vector, dtype=np.float32)
     return params
@@ -252,13 +317,15 @@ def search_settings(conn, candidates: int = CANDIDATES) -> None:
 
 def hybrid_search(conn, text: str, query_vector: np.ndarray | None, model: str | None,
                   filters: SearchFilters | None = None, top_k: int = 10,
-                  candidates: int = CANDIDATES) -> list[Hit]:
+                  candidates: int = CANDIDATES, terms: SearchFilters | None = None) -> list[Hit]:
     """Top-k events for ``text`` (full text) and ``query_vector`` (HNSW, this model's vectors only)
-    fused with RRF. With no vector (no model/vectors stored) it is full text alone."""
+    fused with RRF, those matching the query's understood ``terms`` first. With no vector (no
+    model/vectors stored) it is full text alone."""
     with_vector = query_vector is not None and model is not None
     dim = int(query_vector.shape[0]) if with_vector else 0
-    params = search_params(text, query_vector if with_vector else None, filters, top_k, candidates)
-    query = hybrid_search_sql(model or "", dim, with_vector, filters)
+    params = search_params(text, query_vector if with_vector else None, filters, top_k, candidates,
+                           terms)
+    query = hybrid_search_sql(model or "", dim, with_vector, filters, terms)
     with conn.transaction():
         search_settings(conn, candidates)
         # Never a server-side prepared statement: a generic plan cannot see how selective this
@@ -268,9 +335,10 @@ def hybrid_search(conn, text: str, query_vector: np.ndarray | None, model: str |
     hits = []
     for r in rows:
         ev = _event(r[:_N_EVENT_COLS])
-        name, score, sim, srank, lrank, _lex = r[_N_EVENT_COLS:]
+        name, score, sim, srank, lrank, _lex, matched = r[_N_EVENT_COLS:]
         hits.append(Hit(event=ev, video_name=name, score=float(score),
                         similarity=None if sim is None else float(sim),
                         semantic_rank=None if srank is None else int(srank),
-                        lexical_rank=None if lrank is None else int(lrank)))
+                        lexical_rank=None if lrank is None else int(lrank),
+                        terms_matched=None if matched is None else float(matched)))
     return hits

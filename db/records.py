@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from pipeline.records import (
-    Action, AgeGroup, EventType, Gender, JobStatus, frozen_mapping, mmss,
+    Action, AgeGroup, Colour, EventType, Gender, JobStatus, frozen_mapping, mmss,
 )
 
 
@@ -77,6 +77,8 @@ class StoredEvent:
     age: float | None = None
     start_t_s: float | None = None  # a highlight's episode
     end_t_s: float | None = None
+    upper_colour: Colour = Colour.UNKNOWN  # the track's clothing colours
+    lower_colour: Colour = Colour.UNKNOWN
     attributes: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))  # open-ended
 
     def __post_init__(self) -> None:
@@ -92,7 +94,8 @@ class StoredEvent:
 
 
 _EVENT_VOCABULARIES = (("event_type", EventType), ("age_group", AgeGroup), ("gender", Gender),
-                       ("action", Action), ("raw_action", Action))
+                       ("action", Action), ("raw_action", Action), ("upper_colour", Colour),
+                       ("lower_colour", Colour))
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ class StoredObject:
 
 
 _FILTER_VOCABULARIES = (("event_types", EventType), ("actions", Action), ("genders", Gender),
-                        ("age_groups", AgeGroup))
+                        ("age_groups", AgeGroup), ("upper_colours", Colour),
+                        ("lower_colours", Colour), ("colours", Colour))
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,9 @@ class SearchFilters:
     actions: tuple[Action, ...] = ()
     genders: tuple[Gender, ...] = ()
     age_groups: tuple[AgeGroup, ...] = ()
+    upper_colours: tuple[Colour, ...] = ()  # clothing: upper body (jacket, shirt...)
+    lower_colours: tuple[Colour, ...] = ()  # trousers, skirt...
+    colours: tuple[Colour, ...] = ()  # either part
 
     def __post_init__(self) -> None:
         for name, enum in _FILTER_VOCABULARIES:
@@ -145,6 +152,9 @@ class Hit:
     similarity: float | None = None
     semantic_rank: int | None = None
     lexical_rank: int | None = None
+    #: Share of the query's understood terms (services.query_terms) the event matches; None
+    #: when the query had none or they were not used.
+    terms_matched: float | None = None
 
     @property
     def mmss(self) -> str:

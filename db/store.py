@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from db import vectors
+from db import reviews, vectors
 from db.records import StoredObject
 from db.values import clean_text as _clean_text, enum_value as _enum_value, finite as _finite
 from db.videos import (  # noqa: F401 - the video functions, where callers have found them
@@ -31,7 +31,7 @@ EVENT_COLUMNS = (
     "bbox_width", "bbox_height", "age_group", "gender", "action", "confidence",
     "s3_thumbnail_bucket", "s3_thumbnail_key", "attributes", "obj_id", "sentence",
     "orientation_deg", "orientation_label", "track_ids", "raw_action", "action_confidence",
-    "scene_description", "age", "start_t_s", "end_t_s",
+    "scene_description", "age", "start_t_s", "end_t_s", "upper_colour", "lower_colour",
 )
 
 
@@ -85,7 +85,14 @@ def event_row(video_id: int, seq: int, event: Event, sentence: str,
         None if event.raw_action is None else _enum_value(event.raw_action),
         _finite(event.action_confidence), _clean_text(event.scene_description),
         _round(event.age, 1), _finite(event.start_t_s), _finite(event.end_t_s),
+        _colour_value(event.upper_colour), _colour_value(event.lower_colour),
     )
+
+
+def _colour_value(colour) -> str | None:
+    """A clothing colour as stored: its name, NULL when unknown."""
+    value = _enum_value(colour)
+    return None if value in (None, "unknown") else value
 
 
 #: "%.1f,%.1f,%.3f" per keypoint, one format string per keypoint count: formatting 51 floats in one
@@ -164,7 +171,7 @@ class EventBatch:
 _EVENT_COPY_TYPES = ("int8", "int8", "int4", "text", "float8", "int4", "float4", "float4",
                      "float4", "float4", "text", "text", "text", "float4", "text", "text", "jsonb",
                      "int4", "text", "float4", "int2", "int4[]", "text", "float4", "text",
-                     "float4", "float8", "float8")
+                     "float4", "float8", "float8", "text", "text")
 
 
 def _identity(s: str) -> str:
@@ -216,7 +223,8 @@ def copy_vectors(conn, pairs: Iterable[tuple[int, np.ndarray]], model: str, dim:
 
 def replace_events(conn, video_id: int, batch: EventBatch) -> int:
     """Replace the video's events, vectors and tracks in ONE transaction (binary COPY for the
-    bulk). Readers see the old set or the new one, never a mix. Returns the number of events.
+    bulk), carrying the review marks over to the new incidents of the same moments. Readers see
+    the old set or the new one, never a mix. Returns the number of events.
 
     Rows are built while they stream: the client formats row k+1 while the server parses,
     indexes and stores row k (two cores work at once).
@@ -262,6 +270,9 @@ def replace_events(conn, video_id: int, batch: EventBatch) -> int:
                       json.dumps({str(_enum_value(k)): int(v) for k, v in dict(t.actions).items()}))
                      for t in batch.tracks],
                 )
+        # The analysts' marks belong to moments, not event ids: hand each to the new incident
+        # of its moment, keep the rest as "no longer detected" (db/reviews.py).
+        reviews.carry_over(conn, video_id)
     return n
 
 

@@ -63,7 +63,7 @@ def _backbone_graph(path: Path) -> bytes:
 class Backbone:
     """YOLOv5s P4 + P5 feature maps of an RGB frame, averaged over boxes."""
 
-    def __init__(self, path: Path, threads: int = 2):
+    def __init__(self, path: Path, threads=2):  # a thread count or onnx_common.CpuInference
         from pipeline.backends.onnx_common import cpu_session
 
         self.session = cpu_session(

@@ -6,8 +6,10 @@ the embedded database's start and stop, embedding and storing included), real-ti
 peak resident memory of the largest process of its tree (psutil, every 20 ms) and the stages'
 ms per sampled frame (the run reports them with the hidden ``--timings`` flag). Modes:
 
-* ``default``: the CLI with storing (the product as a user runs it);
+* ``default``: the CLI with storing (the product as a user runs it: OpenVINO, default precision);
 * ``no-store``: the CLI with ``--no-store`` (the engine and its files only);
+* ``ort``, ``ort-nost``: the same two with ``VA_RUNTIME=onnxruntime``, interleaved with them (the
+  runtime's gain is a ratio within one run); ``bf16-nost``: ``--no-store``, ``VA_PRECISION=bf16``;
 * ``previous``: the previous default (commit ``PREVIOUS_COMMIT``, checked out in a temporary git
   worktree) with storing, at the same rate (``--frame-skip`` from the rate: it has no
   ``--sample-fps``); skipped with a note when git or the commit is not there;
@@ -114,17 +116,21 @@ class _TreePeak:
         return self.peak / 2**20
 
 
-def _clean_env(data_dir: Path) -> dict:
+#: The other runtime (``ort`` rows) and precision (``bf16`` row) the default is measured against.
+ONNXRUNTIME, BF16 = {"VA_RUNTIME": "onnxruntime"}, {"VA_PRECISION": "bf16"}
+
+
+def _clean_env(data_dir: Path, extra: dict | None = None) -> dict:
     """The environment of a measured run: no VA_* of the caller (an older checkout rejects names it
-    does not know), the hub off, its own data folder (database, runs)."""
+    does not know), the hub off, its own data folder (database, runs), then ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VA_")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VA_DATA_DIR=str(data_dir),
-               PYTHONWARNINGS="ignore")
+               PYTHONWARNINGS="ignore", **(extra or {}))
     return env
 
 
-def run_cli(repo: Path, args: list[str], data_dir: Path, timeout_s: float = 1800.0
-            ) -> tuple[float, float, dict]:
+def run_cli(repo: Path, args: list[str], data_dir: Path, timeout_s: float = 1800.0,
+            env: dict | None = None) -> tuple[float, float, dict]:
     """(wall s, peak RSS MB of the largest process, the run's own timings) of one CLI run."""
     with tempfile.TemporaryDirectory(prefix="va-bench-") as tmp:
         timings = Path(tmp) / "timings.json"
@@ -132,7 +138,7 @@ def run_cli(repo: Path, args: list[str], data_dir: Path, timeout_s: float = 1800
                str(Path(tmp) / "out")] + args
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd + ["--timings", str(timings)], cwd=repo,
-                                env=_clean_env(data_dir), stdout=subprocess.PIPE,
+                                env=_clean_env(data_dir, env), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         peak = _TreePeak(proc.pid)
         try:
@@ -143,7 +149,7 @@ def run_cli(repo: Path, args: list[str], data_dir: Path, timeout_s: float = 1800
         if proc.returncode != 0 and "--timings" in err and "unrecognized" in err:
             # an older checkout without --timings: run it again without
             t0 = time.perf_counter()
-            proc = subprocess.Popen(cmd, cwd=repo, env=_clean_env(data_dir),
+            proc = subprocess.Popen(cmd, cwd=repo, env=_clean_env(data_dir, env),
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             peak = _TreePeak(proc.pid)
             out, err = proc.communicate(timeout=timeout_s)
@@ -162,19 +168,19 @@ def run_cli(repo: Path, args: list[str], data_dir: Path, timeout_s: float = 1800
 
 
 def measure(clip: Path, mode: str, repo: Path, args: list[str], data_dir: Path,
-            settings: Settings) -> Timing:
+            settings: Settings, env: dict | None = None) -> Timing:
     from pipeline.run import effective_frame_skip
     from pipeline.sampling import probe_video
 
     info = probe_video(clip)
     frame_skip = effective_frame_skip(info, settings.frame_skip_for(info.fps))
     duration_s = info.duration_s
-    wall, rss, data = run_cli(repo, ["--input", str(clip)] + args, data_dir)
+    wall, rss, data = run_cli(repo, ["--input", str(clip)] + args, data_dir, env=env)
     frames = int(data.get("frames_sampled") or -(-max(1, info.frame_count) // frame_skip))
     t = Timing(clip.name, mode, duration_s, frames, frame_skip, wall,
                dict(data.get("stage_ms") or {}), rss, int(data.get("events") or 0),
                int(data.get("embedded") or 0))
-    print(f"measured {clip.name} {mode} {' '.join(args)}: {wall:.1f} s, x{t.realtime:.2f} real "
+    print(f"measured {clip.name} {mode} {' '.join(args)} {env or ''}: {wall:.1f} s, x{t.realtime:.2f} real "
           f"time, peak {rss:.0f} MB, {frames} frames, stages {t.stage_ms}", file=sys.stderr,
           flush=True)
     return t
@@ -300,7 +306,7 @@ def bench_baseline(clip: Path, settings: Settings, backends, frame_skip: int) ->
 STAGES = ("decode", "detector", "tracking", "attributes", "action", "highlights", "outputs")
 
 
-def format_table(rows: list[Timing]) -> str:
+def format_table(rows: list[Timing], runtime: str = "default runtime") -> str:
     head = (f"{'clip':<18} {'mode':<9} {'skip':>4} {'frames':>6} {'wall_s':>7} {'x RT':>6} "
             f"{'rssMB':>6} " + " ".join(f"{s[:6]:>6}" for s in STAGES)
             + f" {'start':>6} {'embed':>6} {'store':>6} {'events':>6} {'vecs':>5}")
@@ -322,6 +328,15 @@ def format_table(rows: list[Timing]) -> str:
                  f"cores: figures taken under load are lower bounds")
     by_mode = {(r.clip, r.mode): r for r in rows}
     for (clip, mode), r in by_mode.items():
+        other = {"default": "ort", "no-store": "ort-nost", "bf16-nost": "ort-nost"}.get(mode)
+        o = by_mode.get((clip, other))
+        if o is not None:
+            what = "openvino bf16" if mode == "bf16-nost" else runtime
+            lines.append(f"{clip}: {mode} ({what}) vs {other} (onnxruntime f32): {r.wall_s:.1f} vs "
+                         f"{o.wall_s:.1f} s whole run (x{o.wall_s / max(r.wall_s, 1e-9):.2f}); "
+                         f"detector {r.ms_per_frame('detector'):.0f} vs "
+                         f"{o.ms_per_frame('detector'):.0f} ms per sampled frame; peak RSS "
+                         f"{r.peak_rss_mb:.0f} vs {o.peak_rss_mb:.0f} MB")
         if mode != "default":
             continue
         for other in ("previous", "baseline"):
@@ -384,10 +399,19 @@ def main(args: argparse.Namespace | None = None) -> int:
             continue
         # untimed: the database's first start (initdb, migrations) is a one-off
         run_cli(REPO_ROOT, ["--input", str(clip), "--frame-skip", str(MAX_FRAME_SKIP)], work / "new")
-        found["default"] = measure(clip, "default", REPO_ROOT, rate, work / "new", settings)
-        found["no-store"] = measure(clip, "no-store", REPO_ROOT, rate + ["--no-store"],
-                                    work / "new", settings)
-        rows += [found["default"], found["no-store"]]
+        ort = not getattr(args, "no_onnxruntime", False)
+        # untimed whole runs first: OpenVINO compiles each input shape once, then loads its blob
+        for env in (None, ONNXRUNTIME, BF16) if ort else (None,):
+            run_cli(REPO_ROOT, ["--input", str(clip), "--no-store"] + rate, work / "new", env=env)
+        # the default runtime and onnxruntime interleaved: the ratio is taken under one load
+        for mode, extra, env in (("default", [], None), ("ort", [], ONNXRUNTIME),
+                                 ("no-store", ["--no-store"], None),
+                                 ("ort-nost", ["--no-store"], ONNXRUNTIME),
+                                 ("bf16-nost", ["--no-store"], BF16)):
+            if env is None or ort:
+                found[mode] = measure(clip, mode, REPO_ROOT, rate + extra, work / "new",
+                                      settings, env)
+                rows.append(found[mode])
         if not getattr(args, "no_previous", False):
             with PreviousCheckout() as prev:
                 if prev.path is None:
@@ -416,7 +440,9 @@ def main(args: argparse.Namespace | None = None) -> int:
         costs = costs_from(found["default"], found["no-store"], found.get("dense"))
         costs.save()
         print(f"wrote pipeline/costs.json: {costs}", file=sys.stderr)
-    print(format_table(rows))
+    from pipeline.backends.onnx_common import CpuInference
+
+    print(format_table(rows, CpuInference.from_settings(settings).describe()))
     return 0
 
 

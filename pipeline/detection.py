@@ -10,13 +10,18 @@ that made it (``PersonObservation.source``):
 * ``REFINE``: the frames between a fall's standing reference and its first down frame
   (``Observer.between``), named after the nearest sampled frames' tracks.
 
+No track runs across a scene cut (``pipeline.cuts``): the sampled pass ends every track at one
+and tells the observer (``cut_between``); a dense window finds the cut's frame among the frames
+between the two samples around it, ends its own tracks there, and names its people only after
+tracks of their shot; the violence classifier scores each shot on its own (``shot_groups``).
+
 Dense and refinement rows hold pose only (box, keypoints). Highlights are drawn from this stream
 (``Observations.people_at``); nothing detects a frame twice.
 """
 from __future__ import annotations
 
 import dataclasses
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -155,6 +160,32 @@ class Observer:
         self.detector = detector
         self.dense_detector = dense_detector or detector
         self.stream = stream if stream is not None else Observations()
+        self.cuts: list[tuple[int, int]] = []  # (last frame before, first frame after) a cut
+        self._cut_at: dict[int, int] = {}  # cut index -> its frame, where a dense pass saw it
+
+    def cut_between(self, before: int, after: int) -> None:
+        """The sampled pass saw a scene cut between frames ``before`` and ``after``."""
+        self.cuts.append((int(before), int(after)))
+
+    def _shot(self, frame_number: int, crossed: set[int]) -> int:
+        """The shot (0, 1, 2...) ``frame_number`` belongs to: after every cut whose later sample
+        it reaches, and after a cut among whose in-between frames a dense pass saw it
+        (``crossed``: indices into ``cuts``)."""
+        return sum(1 for i, (before, after) in enumerate(self.cuts)
+                   if after <= frame_number or (i in crossed and before < frame_number))
+
+    def _shot_span(self, shot: int) -> tuple[float, float]:
+        """The first and last sampled frame of ``shot``."""
+        return (self.cuts[shot - 1][1] if shot else 0,
+                self.cuts[shot][0] if shot < len(self.cuts) else float("inf"))
+
+    def shot_groups(self, rows: Sequence[PersonObservation]) -> list[list[PersonObservation]]:
+        """``rows`` split into runs of one shot each, in time order (one run when no cut)."""
+        starts = sorted(self._cut_at.get(i, after) for i, (_, after) in enumerate(self.cuts))
+        groups: dict[int, list[PersonObservation]] = {}
+        for o in rows:
+            groups.setdefault(bisect_right(starts, o.frame_number), []).append(o)
+        return [groups[k] for k in sorted(groups)]
 
     @classmethod
     def for_run(cls, info: VideoInfo, reader: FrameReader, backends) -> "Observer":
@@ -169,6 +200,7 @@ class Observer:
         dense detector, tracked with a tracker of their own per window, and named after the
         sampled pass's tracks (nearest box at the nearest sampled frame, majority vote per
         window track; unmatched tracks get ids of their own). Added to the stream; returned."""
+        from pipeline.cuts import CutDetector
         from pipeline.tracking import PersonTracker
 
         info, stream = self.info, self.stream
@@ -177,9 +209,11 @@ class Observer:
         # a whole number of steps, so that the frames are evenly spaced across chunks too
         chunk = step * max(1, int(round(T.DENSE_CHUNK_S * info.fps / step)))
         fresh = max([o.obj_id for o in stream.sampled] + [0]) + 1_000
+        cuts = self.cuts
         for start_s, end_s in windows:
             a, b = int(start_s * info.fps), int(end_s * info.fps)
             tracker = PersonTracker(info.fps / step)
+            cut_detector, crossed, shot = CutDetector(), set(), None
             rows: list[PersonObservation] = []
             votes: dict[int, dict[int, int]] = {}
             # decoded in chunks so that memory does not grow with the window's length
@@ -189,11 +223,22 @@ class Observer:
                 fr for c0 in range(a, b + 1, chunk)
                 for fr in self.reader(c0, min(b, c0 + chunk - 1), step)))
             for fr in frames:
+                f = fr.frame_number
+                if cut_detector.is_cut(fr):  # where exactly, between the samples around a cut
+                    tracker.cut()
+                    for i, (p, c) in enumerate(cuts):
+                        if p < f <= c:
+                            crossed.add(i)
+                            self._cut_at[i] = f
+                if shot is not None and self._shot(f, crossed) != shot:
+                    tracker.cut()  # no dense track runs across a cut either
+                shot = self._shot(f, crossed)
                 persons = tracker.update(self.dense_detector.detect([fr])[0], fr.t_s)
-                near = stream.nearest_sampled_frame(fr.frame_number)
+                near = stream.nearest_sampled_frame(f)
                 if near is None:
                     break
-                ref = stream.sampled_at(near)
+                lo, hi = self._shot_span(shot)  # named only after tracks of the same shot
+                ref = stream.sampled_at(near) if lo <= near <= hi else []
                 for i in range(len(persons)):
                     tid = int(persons.tracker_id[i])
                     if tid < 0:

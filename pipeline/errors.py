@@ -11,6 +11,10 @@ class VideoOpenError(PipelineError):
     """The input is missing, empty, not a video, truncated or has no frames."""
 
 
+class InputChanged(PipelineError):
+    """The input file was replaced or modified while it was being analysed."""
+
+
 class BackendUnavailable(PipelineError):
     """An unknown backend name, missing/unreadable weights, or a device that is not there."""
 

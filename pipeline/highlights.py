@@ -354,11 +354,28 @@ def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sa
             fps = 1.0 / dense_dt
     violent = None
     if violence is not None:
-        from pipeline.violence import read_motion
-
-        motion = (read_motion(dense_obs, observer.reader, getattr(violence, "backbone", None))
-                  if observer is not None and dense_obs else None)
-        violent = violence.episodes(dense_obs, motion, (info.width, info.height))
+        violent = _violent_per_shot(dense_obs, observer, violence, (info.width, info.height))
     episodes += interactions.find_interaction_episodes(obs, (info.width, info.height), fps,
                                                        violent=violent)
     return incidents(merge_episodes(episodes))
+
+
+def _violent_per_shot(dense_obs, observer: Observer | None, violence, size) -> list[Episode]:
+    """The violence classifier's episodes, scored within each shot (no window spans a scene
+    cut, and the first frame after a cut has no motion: the cut is not a movement)."""
+    import dataclasses
+
+    from pipeline.violence import read_motion
+
+    if observer is None or not dense_obs:
+        return violence.episodes(dense_obs, None, size)
+    out: list[Episode] = []
+    for k, group in enumerate(observer.shot_groups(dense_obs)):
+        motion = read_motion(group, observer.reader, getattr(violence, "backbone", None))
+        if k:
+            first = min(o.frame_number for o in group)
+            motion = dataclasses.replace(
+                motion, frames={f: v for f, v in motion.frames.items() if f != first},
+                boxes={key: v for key, v in motion.boxes.items() if key[0] != first})
+        out += violence.episodes(group, motion, size)
+    return out

@@ -54,6 +54,21 @@ def person_crops(path: str | Path, samples: Iterable[tuple[int, Bbox]],
     return out
 
 
+#: Upper and lower body as shares of a person box's height (when no keypoints place them).
+CLOTHES_PARTS = ((0.15, 0.5), (0.5, 0.85))
+
+
+def region_hsv(image: np.ndarray, bbox: Bbox) -> np.ndarray | None:
+    """The RGB image's pixels inside ``bbox`` (no padding) as OpenCV HSV (H 0-180, S and V
+    0-255); None when the region is under 4 px a side."""
+    import cv2
+
+    inner = crop_box(image, bbox, 0.0, 0.0)
+    if inner is None:
+        return None
+    return cv2.cvtColor(np.ascontiguousarray(inner), cv2.COLOR_RGB2HSV)
+
+
 def clothes_histogram(image: np.ndarray, bbox: Bbox) -> np.ndarray | None:
     """Hue-saturation histograms (12x6 each, together summing to 1) of the person's clothes:
     upper body (15-50 % of the box's height) and lower body (50-85 %), each over the middle
@@ -63,11 +78,10 @@ def clothes_histogram(image: np.ndarray, bbox: Bbox) -> np.ndarray | None:
 
     x, y, w, h = bbox
     parts = []
-    for top, bottom in ((0.15, 0.5), (0.5, 0.85)):
-        inner = crop_box(image, (x + 0.2 * w, y + top * h, 0.6 * w, (bottom - top) * h), 0.0, 0.0)
-        if inner is None:
+    for top, bottom in CLOTHES_PARTS:
+        hsv = region_hsv(image, (x + 0.2 * w, y + top * h, 0.6 * w, (bottom - top) * h))
+        if hsv is None:
             return None
-        hsv = cv2.cvtColor(np.ascontiguousarray(inner), cv2.COLOR_RGB2HSV)
         hist = cv2.calcHist([hsv], [0, 1], None, [12, 6], [0, 180, 0, 256]).astype(np.float32)
         total = float(hist.sum())
         if total <= 0:

@@ -117,6 +117,9 @@ def event_attributes(e: Event) -> dict:
     if e.start_t_s is not None or e.end_t_s is not None:
         attrs.update(start_t_s=e.start_t_s, end_t_s=e.end_t_s, track_ids=list(e.track_ids),
                      other_obj_ids=list(e.other_track_ids))
+    for part, colour in (("upper_colour", e.upper_colour), ("lower_colour", e.lower_colour)):
+        if colour.value != "unknown":
+            attrs[part] = colour.value
     attrs.update({k: _jsonable(v) for k, v in dict(e.extra).items()})
     return attrs
 

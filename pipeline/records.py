@@ -87,6 +87,24 @@ class AgeGroup(str, Enum):
         return cls.OLD
 
 
+class Colour(str, Enum):
+    """Clothing colour names (a fixed palette, ``pipeline.clothing``); UNKNOWN when the frames
+    are grayscale or infrared, or the part of the body was never seen clearly."""
+
+    BLACK = "black"
+    WHITE = "white"
+    GREY = "grey"
+    RED = "red"
+    ORANGE = "orange"
+    YELLOW = "yellow"
+    GREEN = "green"
+    BLUE = "blue"
+    PURPLE = "purple"
+    PINK = "pink"
+    BROWN = "brown"
+    UNKNOWN = "unknown"
+
+
 class ObservationPass(str, Enum):
     """Which pass of the engine saw a person (``pipeline.detection``), in the order drawing
     prefers them."""
@@ -125,8 +143,11 @@ class VideoInfo:
     fps: float
     frame_count: int  # best estimate; exact after decoding
     width: int
-    height: int
+    height: int  # width and height as a player shows the picture (after a phone's rotation)
     is_image: bool = False
+    # (device, inode, size, mtime in ns) of the file when it was probed: every later open of the
+    # file is checked against it (``sampling.check_identity``)
+    identity: tuple[int, int, int, int] | None = None
 
     @property
     def duration_s(self) -> float:
@@ -319,6 +340,8 @@ class Event:
     action_confidence: float | None = None
     start_t_s: float | None = None
     end_t_s: float | None = None
+    upper_colour: Colour = Colour.UNKNOWN  # the track's clothing (pipeline.clothing)
+    lower_colour: Colour = Colour.UNKNOWN
     extra: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))
 
     @property

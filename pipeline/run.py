@@ -21,6 +21,8 @@ from typing import Callable
 from pipeline import heap
 from pipeline import thresholds as T
 from pipeline.errors import Cancelled, PipelineError, StageError
+from pipeline.clothing import ClothingColours
+from pipeline.cuts import CutDetector
 from pipeline.detection import Observer
 from pipeline.interactions import interaction_frame_skip
 from pipeline.records import (
@@ -148,6 +150,9 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     history: dict[int, deque[PersonObservation]] = {}
     keep_s = max(T.MOTION_WINDOW_S, T.FALL_MAX_TRANSITION_S) + 2.0 / max(sampled_fps, 1e-3)
     scenes: list[SceneCaption] = []
+    clothing = ClothingColours()
+    cuts = CutDetector()  # hard scene cuts end every track (pipeline/cuts.py)
+    prev_frame: int | None = None
     done = 0
 
     def timed(stage: str, fn, *args):
@@ -168,6 +173,10 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
                 break
             stage_ms["decode"] += (time.perf_counter() - t) * 1000.0
             covered = (frame.t_s if covered is None else covered[0], frame.t_s)
+            if timed("cuts", cuts.is_cut, frame) and prev_frame is not None:
+                tracker.cut()
+                observer.cut_between(prev_frame, frame.frame_number)
+            prev_frame = frame.frame_number
             persons = observer.track(frame, detector, tracker, timed)
             if len(persons):
                 attrs = _stage("attributes", stage_ms, backends.attributes.estimate, frame, persons)
@@ -183,6 +192,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
                 scenes.append(cap)
                 rows = [dataclasses.replace(r, scene_description=cap.text) for r in rows]
             observer.stream.add(rows)
+            _stage("clothing", stage_ms, clothing.add, frame, rows)
             for r in rows:
                 h = history.setdefault(r.obj_id, deque())
                 h.append(r)
@@ -219,7 +229,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
         raise Cancelled(f"analysis of {path.name} was stopped; no output file was written")
     t = time.perf_counter()
     written = outputs.write_outputs(
-        output_dir, info=info, observations=observer.stream, events=clean.events,
+        output_dir, info=info, observations=observer.stream, events=clothing.apply(clean.events),
         episodes=clean.episodes, reader=reader, should_stop=stop)
     stage_ms["outputs"] += (time.perf_counter() - t) * 1000.0
     result = RunResult(

@@ -208,3 +208,16 @@ IDENTITY_MAX_COLOUR_DIST = 0.5  # Bhattacharyya distance between the median hue-
 #   checked (not fitted) on vtest: a constructed jump between two of its pedestrians at 0.5 fps
 #   gave a mixed card in 1 of 51 pairs (12 of 51 picking neighbours of the largest box)
 IDENTITY_CANDIDATES = 12  # samples of a track compared (evenly spread; frames are decoded)
+
+# --- scene cuts (``cuts.CutDetector``) -------------------------------------------------------
+#   Samples 0.67 s apart differ by motion as well as by cuts: a fighter close to the camera
+#   changes half the frame. Both numbers below come from scripts/measure_cuts.py on the
+#   surveillance-fight set (not the acceptance footage): 4,260 pairs of consecutive samples of
+#   one shot (1.5 a second and dense) against 711 cuts between cameras. The content score alone
+#   at PySceneDetect's default 27 cut 70 shots (fighters close up reach 51); the colour
+#   histograms stay put under motion (99.9th percentile 0.28) and move at a cut (5th
+#   percentile 0.30): both together cut one pair, a real cut inside fi042 (CAM 01 to CAM 2),
+#   and find 705 of 711 cuts. A jump cut within one camera's view is not seen.
+CUT_CONTENT_SCORE = 27.0  # PySceneDetect's content score (mean HSV change, 0-255) at or above
+#   which a frame starts a new shot: every track ends there...
+CUT_HIST_DISTANCE = 0.2  # ...when its colour histograms also moved this far (Bhattacharyya)

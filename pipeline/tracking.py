@@ -71,6 +71,14 @@ class PersonTracker:
         self._scale: dict[int, float] = {}  # stable id -> body size (px), slowly decaying max
         self._raw_of: dict[int, int] = {}  # stable id -> ByteTrack id currently carrying it
 
+    def cut(self) -> None:
+        """A scene cut: every track ends here (none is continued or re-linked across it); the
+        people after it get new ids (the id counter goes on)."""
+        self._tracker.tracks = []
+        self._last_seen.clear()
+        self._scale.clear()
+        self._raw_of.clear()
+
     def update(self, persons: PersonDetections, t_s: float) -> PersonDetections:
         import supervision as sv
 

@@ -435,7 +435,10 @@ def load_learned(settings) -> LearnedViolence:
     except (ValueError, KeyError, json.JSONDecodeError) as e:
         raise BackendUnavailable(f"violence model {path} cannot be used ({e}); rebuild it with "
                                  f"scripts/train_violence.py or set VA_VIOLENCE=rule") from None
-    det.backbone = A.Backbone(Path(settings.models_dir) / A.BACKBONE_FILE)  # the appearance
+    from pipeline.backends.onnx_common import CpuInference
+
+    det.backbone = A.Backbone(Path(settings.models_dir) / A.BACKBONE_FILE,  # the appearance
+                              CpuInference.from_settings(settings))
     return det
 
 

@@ -56,9 +56,19 @@ def load_labels(dataset: Path) -> list[dict]:
     return rows
 
 
+def _inference():
+    """The runtime and precision the product runs (VA_RUNTIME, VA_PRECISION): features are
+    extracted with what the engine will use."""
+    from pipeline.backends.onnx_common import CpuInference
+    from settings import Settings
+
+    return CpuInference.from_settings(Settings.from_env())
+
+
 def _cache_key(path: Path) -> str:
-    h = hashlib.sha1(f"{path.name}:{path.stat().st_size}:{V.OBSERVATION_VERSION}".encode()).hexdigest()
-    return f"{path.stem}-o{V.OBSERVATION_VERSION}-{h[:10]}.json"
+    tag = _inference().describe().replace(" ", "-")  # e.g. openvino-bf16
+    h = hashlib.sha1(f"{path.name}:{path.stat().st_size}:{V.OBSERVATION_VERSION}:{tag}".encode()).hexdigest()
+    return f"{path.stem}-o{V.OBSERVATION_VERSION}-{tag}-{h[:10]}.json"
 
 
 def _obs_json(o) -> list:
@@ -348,7 +358,7 @@ def main(argv=None) -> int:
         from pipeline.backends.registry import load_backend, load_dense_detector
         from settings import Settings
 
-        s = Settings()
+        s = Settings.from_env()
         det = load_backend("detector", s.detector, s)
         return load_dense_detector(det, s) or det
 
@@ -356,7 +366,7 @@ def main(argv=None) -> int:
         from pipeline.appearance import BACKBONE_FILE, Backbone
         from settings import Settings
 
-        return Backbone(Path(Settings().models_dir) / BACKBONE_FILE)
+        return Backbone(Path(Settings.from_env().models_dir) / BACKBONE_FILE, _inference())
 
     X, rule, E = extract(rows, args.dataset, args.cache, detector_factory, backbone_factory)
     np.savez(args.report.with_suffix(".npz"), X=X, rule=rule, E=E,
@@ -403,11 +413,13 @@ def main(argv=None) -> int:
     spec = {"version": f"violence-{best}-v{V.FEATURE_VERSION}-seed{args.seed}",
             "feature_version": V.FEATURE_VERSION, "threshold": round(thr, 4),
             "threshold_reason": why, "candidate": best, "n_clips": len(rows),
+            "inference": _inference().describe(),  # the runtime and precision of its features
             "n_fight": int(y.sum()), "seed": args.seed, "model": spec_model,
             "appearance_head": head_spec}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(spec, separators=(",", ":")))
     report = {"n_clips": len(rows), "n_groups": len(set(groups)), "folds": len(cv["splits"]),
+              "inference": _inference().describe(),
               "candidate": best, "oof_auc": aucs, "threshold": thr, "threshold_reason": why,
               "summary": summary, "pooled_oof_at_threshold": pooled,
               "at_own_threshold": {k: {"threshold": thresholds[k][0], **at_thr[k]} for k in learned},

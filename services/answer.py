@@ -48,6 +48,10 @@ SYSTEM_PROMPT = (
 
 
 def relevant_hits(hits: Sequence[Hit], model: str | None = None) -> list[Hit]:
+    """The hits that answer the query: similar enough, or found by full text and nearly so, or
+    matching everything the query was understood to name (``Hit.terms_matched`` 1): that counts
+    as a full-text match, with the same similarity floor (the rest of the query still has to
+    be about the event: "snow falling" names a fall)."""
     sim_min = SIMILARITY_MIN.get(model or "", SIMILARITY_MIN["default"])
     lex_min = LEXICAL_SIMILARITY_MIN.get(model or "", LEXICAL_SIMILARITY_MIN["default"])
     out = []
@@ -55,7 +59,8 @@ def relevant_hits(hits: Sequence[Hit], model: str | None = None) -> list[Hit]:
         sim = h.similarity
         if sim is not None and sim >= sim_min:
             out.append(h)
-        elif h.lexical_rank is not None and (sim is None or sim >= lex_min):
+        elif ((h.lexical_rank is not None or (h.terms_matched or 0.0) >= 1.0)
+              and (sim is None or sim >= lex_min)):
             out.append(h)
     return out
 
@@ -71,18 +76,36 @@ def _claim(hit: Hit) -> str:
 
 MOMENT_GAP_S = 3.0  # hits of one track with the same action this close are one moment
 
+#: The time at the start of an event sentence ("at 00:04 a man ..."): two rows of one person a
+#: sample apart differ only there, and are one moment to an analyst.
+_TIME_PREFIX = re.compile(r"^\s*at \d+(?::\d\d)+(?:\.\d+)?\s+", re.IGNORECASE)
+
+
+def sentence_key(sentence: str) -> str:
+    return " ".join(_TIME_PREFIX.sub("", sentence or "").lower().split())
+
+
+def _same_moment(a: Hit, group: Sequence[Hit]) -> bool:
+    ea, eb = a.event, group[0].event
+    if ea.video_id != eb.video_id:
+        return False
+    key = sentence_key(ea.sentence)
+    if any(o.event.event_type is ea.event_type and sentence_key(o.event.sentence) == key
+           for o in group):
+        return True
+    return (ea.obj_id is not None and eb.obj_id == ea.obj_id and eb.action is ea.action
+            and min(abs(ea.t_s - o.event.t_s) for o in group) <= MOMENT_GAP_S)
+
 
 def group_moments(hits: Sequence[Hit]) -> list[list[Hit]]:
     """Hits grouped into moments, best first: the per-frame rows of one person doing one thing
-    (a fall seen in 5 samples) are one moment, not five claims."""
+    (a fall seen in 5 samples), and rows of one video that read the same apart from their time,
+    are one moment, not five claims. The answer counts these and the Search page lists them
+    (``services.search_views.group_hits``), so the two never disagree."""
     groups: list[list[Hit]] = []
     for h in hits:
-        e = h.event
         for g in groups:
-            b = g[0].event
-            if (e.obj_id is not None and b.video_id == e.video_id and b.obj_id == e.obj_id
-                    and b.action is e.action
-                    and min(abs(e.t_s - o.event.t_s) for o in g) <= MOMENT_GAP_S):
+            if _same_moment(h, g):
                 g.append(h)
                 break
         else:
@@ -107,8 +130,8 @@ def extractive_answer(query: str, hits: Sequence[Hit]) -> Answer:
             also = f" (same moment: event{'s' if len(others) > 1 else ''} " + ", ".join(
                 str(h.event.event_id) for h in others) + ")"
         parts.append(f"{_claim(best)} in {best.video_name} {c.label}{also}.")
-    head = (f"{len(chosen)} matching moment{'s' if len(chosen) > 1 else ''}"
-            f"{f' (of {len(moments)})' if len(moments) > len(chosen) else ''}: ")
+    head = (f"{len(moments)} matching moment{'s' if len(moments) > 1 else ''}"
+            f"{f', the best {len(chosen)}' if len(moments) > len(chosen) else ''}: ")
     return Answer(text=head + " ".join(parts), citations=tuple(cites), relevant=True,
                   source="extractive")
 

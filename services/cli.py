@@ -1,5 +1,6 @@
 """Command line: ``python -m pipeline run ...``, ``python -m pipeline search ...``,
-``python -m pipeline bench``, and the job queue's ``worker``, ``enqueue`` and ``jobs``. Flags follow the seed's run.py. Exit code 0 only on success;
+``python -m pipeline bench``, the job queue's ``worker``, ``enqueue`` and ``jobs``, and ``users`` and
+``audit`` (services/access_cli.py). Flags follow the seed's run.py. Exit code 0 only on success;
 errors are one line on stderr naming the problem and the fix."""
 from __future__ import annotations
 
@@ -75,16 +76,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-k", type=int, default=10)
     s.add_argument("--event-type", default=None)
     s.add_argument("--no-answer", action="store_true", help="print hits only")
+    s.add_argument("--literal", action="store_true",
+                   help="search the words alone: no boost for the actions, incidents, gender, "
+                        "age and colours the query names")
 
     b = sub.add_parser("bench", help="the CLI as a user runs it, timed whole (vtest.avi at 1.5 "
-                                     "sampled fps), against the previous default and a naive "
-                                     "baseline, and on a 10-minute video")
+                                     "sampled fps), against onnxruntime, the previous default "
+                                     "and a naive baseline, and on a 10-minute video")
     b.add_argument("--clips", nargs="*", default=None, help="clips to time (default: vtest.avi)")
     b.add_argument("--sample-fps", type=float, default=None)
     b.add_argument("--quick", action="store_true", help="one engine-only run per clip (smoke)")
     b.add_argument("--no-baseline", action="store_true")
     b.add_argument("--no-previous", action="store_true")
+    b.add_argument("--no-onnxruntime", action="store_true",
+                   help="skip the runs under VA_RUNTIME=onnxruntime (the default runtime's ratio)")
     b.add_argument("--no-long", action="store_true", help="skip the 10-minute video")
+    from services import access_cli, review_cli  # users, audit, review: their own modules
+
+    access_cli.add_parsers(sub)
+    review_cli.add_parser(sub)
     return p
 
 
@@ -170,9 +180,11 @@ def cmd_run(args) -> int:
                        "events": len(result.events)}
         else:
             from services.ingest import analyze_source
+            from services.review_cli import marks_notice
 
-            outcome = analyze_source(args.input, settings, video_id=args.video_id,
-                                     output_dir=args.output, on_progress=progress)
+            with marks_notice(settings, args.input, args.video_id):  # a re-run: its marks
+                outcome = analyze_source(args.input, settings, video_id=args.video_id,
+                                         output_dir=args.output, on_progress=progress)
             summary = outcome.summary()
             timings = {"frames_sampled": outcome.frames_sampled, "stage_ms": dict(outcome.stage_ms),
                        "events": outcome.n_events, "embedded": outcome.n_embedded}
@@ -233,13 +245,21 @@ def cmd_enqueue(args) -> int:
     from services.jobs import AnalysisOptions, JobClient
     from settings import Settings
 
+    from services.ingest import check_input, source_name
+    from services.review_cli import say_marks
+
     settings = Settings.from_env()
+    options = AnalysisOptions(frame_skip=args.frame_skip, device=args.device)
+    options.apply(settings)  # a bad value fails here, before any row
+    # What run refuses (missing path, folder, symlink loop, non-video) is refused here too,
+    # for every input before the first is queued: rc 2, one line, no row.
+    for source in args.input:
+        check_input(settings, source)
+        source_name(source)
     client = JobClient(settings)
     try:
-        options = AnalysisOptions(frame_skip=args.frame_skip, device=args.device)
         for source in args.input:
-            from services.ingest import source_name
-
+            say_marks(settings, source)  # a re-run: how many review marks the video has
             vid = client.submit(source, options, name=source_name(source), queue=args.queue)
             print(vid, flush=True)
     finally:
@@ -256,6 +276,7 @@ def cmd_jobs(args) -> int:
     from settings import Settings
 
     settings = Settings.from_env()
+    database.get_pool(settings)  # an unreachable database is one line, before the recovery
     client = JobClient(settings, queue=NoQueue())
     client.recover(force=True)
     with database.pooled(settings) as conn:
@@ -282,6 +303,12 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
+def access_cli_commands() -> dict:
+    from services.access_cli import COMMANDS
+
+    return COMMANDS
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # platformdirs warns on every start where XDG_RUNTIME_DIR is unset (containers, CI): noise
@@ -294,8 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     from settings import SettingsError
 
     try:
-        return {"run": cmd_run, "search": cmd_search, "bench": cmd_bench, "worker": cmd_worker,
-                "enqueue": cmd_enqueue, "jobs": cmd_jobs}[args.command](args)
+        handler = getattr(args, "handler", None) or {  # review: services/review_cli.py
+            "run": cmd_run, "search": cmd_search, "bench": cmd_bench, "worker": cmd_worker,
+            "enqueue": cmd_enqueue, "jobs": cmd_jobs, **access_cli_commands()}[args.command]
+        return handler(args)
     except Cancelled as e:
         print(f"cancelled: {redact(str(e))}", file=sys.stderr)
         return 130

@@ -52,5 +52,8 @@ def mark_stale_jobs(settings) -> list[int]:
     """At start-up: videos left 'processing' by a worker that is gone are marked failed with a
     reason. Returns their ids. A live worker (this or another process or host) holds its video's
     advisory lock, so its job is left alone."""
+    from services import pending_ends
+
     with pooled(settings) as conn:
-        return store.mark_stale_jobs(conn)
+        kept = pending_ends.record(settings, conn)  # ends with their own reason first
+        return kept + store.mark_stale_jobs(conn)

@@ -17,7 +17,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from pipeline.records import Action, AgeGroup, Event, EventType, Gender, RunProgress, mmss
+from pipeline.records import (
+    Action, AgeGroup, Colour, Event, EventType, Gender, RunProgress, mmss,
+)
 
 log = logging.getLogger("va.services.embeddings")
 
@@ -60,6 +62,17 @@ def _subject(gender: Gender, age: float | None, age_group: AgeGroup) -> str:
     return f"{article} {adj}{noun}"
 
 
+def clothes_phrase(upper: Colour, lower: Colour) -> str:
+    """" in a red top (jacket, shirt) and blue trousers (pants)": the words analysts use for
+    each part, so full text finds "red jacket" and "blue jeans"; "" when neither is known."""
+    parts = []
+    if upper is not Colour.UNKNOWN:
+        parts.append(f"a {upper.value} top (jacket, shirt)")
+    if lower is not Colour.UNKNOWN:
+        parts.append(f"{lower.value} trousers (pants)")
+    return (" in " + " and ".join(parts)) if parts else ""
+
+
 def _where(xyxy: Sequence[float], frame_size: tuple[int, int] | None) -> str:
     if not frame_size or frame_size[0] <= 0:
         return ""
@@ -92,7 +105,10 @@ def event_sentence(event: Event, frame_size: tuple[int, int] | None = None) -> s
     if et is not EventType.PERSON and action not in (Action.UNKNOWN,) and action.value != et.value:
         what += f", {_ACTION_PHRASES.get(action, action.value)}"
     subject = _subject(event.gender, event.age, event.age_group)
-    text = f"at {mmss(event.t_s)} {subject} {what}{_where(event.xyxy, frame_size)}"
+    clothes = clothes_phrase(event.upper_colour, event.lower_colour)
+    if clothes and subject.endswith(","):
+        clothes += ","  # "a man, about 35, in a red top ..., was sitting"
+    text = f"at {mmss(event.t_s)} {subject}{clothes} {what}{_where(event.xyxy, frame_size)}"
     label = event.orientation_label
     if label is not None and label in _ORIENTATION:
         text += f", {_ORIENTATION[label]}"

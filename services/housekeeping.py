@@ -59,21 +59,37 @@ def source_facts(settings, uri: str) -> VideoFacts | None:
                       height=info.height, is_image=info.is_image)
 
 
-def delete_video(settings, video_id: int) -> str:
+def delete_video(settings, video_id: int, *, actor, confirm_name: str) -> str:
     """Delete a video: its row, events, vectors, tracks and review marks (one transaction), its
     highlight frames, and the file when it is an upload in the workbench's storage (a library
-    file or an S3 source is the analyst's and stays). Refused while its analysis runs."""
+    file or an S3 source is the analyst's and stays). Admins only; ``confirm_name`` must be the
+    video's name as typed by the admin; recorded in the audit trail. Refused while its analysis
+    runs."""
+    from services import access
+
+    who = access.require(settings, actor, access.Role.ADMIN)
+    return _delete(settings, int(video_id), who.name, confirm_name=confirm_name)
+
+
+def _delete(settings, video_id: int, who: str, confirm_name: str | None = None,
+            why: str = "") -> str:
     from db import queries, store
-    from services import storage
+    from services import access, storage
 
     with database.pooled(settings) as conn:
         v = queries.get_video(conn, int(video_id))
         if v is None:
             raise ServiceError(f"video {video_id} does not exist (any more); reload the page")
+        if confirm_name is not None and (confirm_name or "").strip() != v.name:
+            raise ServiceError(f"to delete it, type the video's name exactly: {v.name}")
         if v.status in (JobStatus.PENDING, JobStatus.PROCESSING):
             raise JobConflict(f"{v.name} is being analysed; cancel its analysis first, then "
                               f"delete it")
-        frames = store.delete_video(conn, int(video_id))
+        with conn.transaction():
+            frames = store.delete_video(conn, int(video_id))
+            access.record(conn, who, access.AuditAction.DELETE, video_id=int(video_id),
+                          video_name=v.name, detail=(why or "video and its results")
+                          + f", {len(frames)} highlight frame(s)")
     storage.get_storage(settings).delete(frames)
     uri = v.source_uri or ""
     if uri.startswith("local:videos/"):
@@ -82,26 +98,34 @@ def delete_video(settings, video_id: int) -> str:
     return f"Deleted {v.name}'s results and {len(frames)} highlight frame(s); the source stays."
 
 
-def delete_upload(settings, uri: str) -> None:
-    """Delete an uploaded file that has no analysis (e.g. a file that is not a video)."""
-    from services import storage
+def delete_upload(settings, uri: str, *, actor) -> None:
+    """Delete an uploaded file that has no analysis (e.g. a file that is not a video). Admins
+    only, audited."""
+    from services import access, storage
 
+    who = access.require(settings, actor, access.Role.ADMIN)
     if not uri.startswith("local:videos/"):
         raise ServiceError("only files uploaded to the workbench can be deleted here")
     storage.get_storage(settings).delete([StoredObject(None, uri[len("local:"):])])
+    with database.pooled(settings) as conn:
+        access.record(conn, who.name, access.AuditAction.DELETE,
+                      video_name=uri[len("local:videos/"):], detail="an upload with no analysis")
 
 
-def clear_failed(settings) -> int:
-    """Remove failed and cancelled jobs (and anything they stored) from the history."""
+def clear_failed(settings, *, actor) -> int:
+    """Remove failed and cancelled jobs (and anything they stored) from the history. Admins
+    only; each deletion is audited."""
     from db import queries
+    from services import access
 
+    who = access.require(settings, actor, access.Role.ADMIN)
     done = 0
     with database.pooled(settings) as conn:
         ids = [v.video_id for v in queries.list_videos(
             conn, statuses=[JobStatus.FAILED.value, JobStatus.CANCELLED.value])]
     for vid in ids:
         try:
-            delete_video(settings, vid)
+            _delete(settings, vid, who.name, why="cleared as a failed or cancelled job")
             done += 1
         except ServiceError as e:  # restarted meanwhile
             log.info("not cleared: %s", e)

@@ -32,7 +32,7 @@ from pipeline.records import JobStatus, RunProgress, RunResult
 from db.records import StoredObject
 from services.records import (IngestOutcome, STAGE_LOADING_TEXT_MODEL, STAGE_STARTING,
                               STAGE_STORING)
-from services.errors import DatabaseUnavailable, JobConflict, ServiceError
+from services.errors import DatabaseUnavailable, JobConflict, ServiceError, StorageError
 from services.estimate import job_estimate_s, remaining_s
 from services.highlight_frames import upload_highlights
 from db.connection import one_line as _one_line
@@ -71,7 +71,14 @@ def source_name(source: str) -> str:
 def normalise_source(source: str) -> str:
     if source.startswith(("s3://", "local:")):
         return source
-    return str(Path(source).expanduser().resolve())
+    try:
+        return str(Path(source).expanduser().resolve())
+    except (RuntimeError, OSError) as e:  # 3.11 raises RuntimeError on a symlink loop
+        loop = isinstance(e, RuntimeError) or getattr(e, "errno", None) == 40  # ELOOP
+        raise StorageError(
+            f"{source} is a symbolic link that leads back to itself (a loop); give the path of "
+            f"the video file itself" if loop else
+            f"{source} cannot be resolved ({_one_line(e, 200)}); check the path") from None
 
 
 def find_or_create_video(settings, source: str, name: str, video_id: int | None) -> int:
@@ -135,6 +142,19 @@ def _finish(conn_factory, video_id: int, status: JobStatus, reason: str | None,
     return False
 
 
+def _finish_or_keep(settings, video_id: int, status: JobStatus, reason: str | None,
+                    **kw) -> bool:
+    """``_finish`` on fresh connections; an end that cannot be recorded now (the database frozen
+    or gone) is kept in the data folder and recorded, with this reason, by the next process
+    that opens the database (``services.pending_ends``)."""
+    from services import database, pending_ends
+
+    if _finish(lambda: database.connect(settings), video_id, status, reason, **kw):
+        return True
+    pending_ends.keep(settings, video_id, kw.get("run_id"), status, reason)
+    return False
+
+
 def _check_input(storage, source: str) -> None:
     """Errors found before analysis touch no row: a missing path or S3 bucket/key, a local file
     that is not a video (probed in well under a second, before any model loads)."""
@@ -145,6 +165,16 @@ def _check_input(storage, source: str) -> None:
 
     path = storage.root / source[len("local:"):] if source.startswith("local:") else Path(source)
     probe_video(path)
+
+
+def check_input(settings, source: str) -> str:
+    """What ``run`` checks before touching a row (a missing path, bucket or key, a symlink loop,
+    a folder, a local non-video), for ``enqueue``; returns the normalised source."""
+    from services.storage import get_storage
+
+    source = normalise_source(str(source))
+    _check_input(get_storage(settings), source)
+    return source
 
 
 def _kept_message(vid: int, had_result: bool, out_dir: Path | None) -> str:
@@ -289,6 +319,10 @@ def analyze_source(source: str, settings, video_id: int | None = None,
             progress.report(98.0, "storing events", len(sentences), len(sentences), force=True)
             with deadline(conn, SWITCH_TIMEOUT_S + len(sentences) / 200.0, "storing the events"), \
                     conn.transaction():  # the switch: events, frames, video info and run at once
+                from db import jobs as _jobs
+
+                if _jobs.abort_requested(conn, vid):  # a cancel that came after the last check
+                    raise Cancelled("cancelled before the results were stored")
                 old_thumbs = store.thumbnail_keys(conn, vid)
                 n = store.replace_events(conn, vid, store.EventBatch(
                     events=result.events, sentences=sentences, thumbnails=thumbs, vectors=vecs,
@@ -308,16 +342,20 @@ def analyze_source(source: str, settings, video_id: int | None = None,
             store_ms = (time.monotonic() - t_store) * 1000.0
         except Cancelled as e:
             if progress.lost is not None:
-                reason = (f"lost the database connection mid-run ({_one_line(progress.lost)}); "
+                from db.connection import DatabaseTimeout
+
+                # A frozen server's timeout already says what happened and what to do.
+                reason = _one_line(progress.lost) if isinstance(progress.lost, DatabaseTimeout) \
+                    else (f"lost the database connection mid-run ({_one_line(progress.lost)}); "
                           f"check PostgreSQL (DATABASE_URL / POSTGRES_HOST) and start the "
                           f"analysis again")
-                recorded = _finish(lambda: database.connect(settings), vid, JobStatus.FAILED,
+                recorded = _finish_or_keep(settings, vid, JobStatus.FAILED,
                                    reason, run_id=run_id)
                 _discard_attempt(storage, settings, vid, run_id, recorded)
                 raise DatabaseUnavailable(reason + "; " + _kept_message(vid, had_result,
                                           out_complete) + ("" if recorded else
                                           "; the job will show failed at the next start")) from e
-            recorded = _finish(lambda: database.connect(settings), vid, JobStatus.CANCELLED,
+            recorded = _finish_or_keep(settings, vid, JobStatus.CANCELLED,
                                _one_line(e), primary=conn, run_id=run_id)
             _discard_attempt(storage, settings, vid, run_id, recorded)
             raise Cancelled(f"{_one_line(e)}; {_kept_message(vid, had_result, out_complete)}") \
@@ -325,14 +363,14 @@ def analyze_source(source: str, settings, video_id: int | None = None,
         except psycopg.Error as e:
             reason = (f"database error during the run ({_one_line(e)}); check PostgreSQL "
                       f"(DATABASE_URL / POSTGRES_HOST) and start the analysis again")
-            recorded = _finish(lambda: database.connect(settings), vid, JobStatus.FAILED, reason,
+            recorded = _finish_or_keep(settings, vid, JobStatus.FAILED, reason,
                                run_id=run_id)
             _discard_attempt(storage, settings, vid, run_id, recorded)
             raise DatabaseUnavailable(reason + "; " + _kept_message(vid, had_result, out_complete)
                                       + ("" if recorded else
                                          "; the job will show failed at the next start")) from e
         except KeyboardInterrupt as e:
-            recorded = _finish(lambda: database.connect(settings), vid, JobStatus.CANCELLED,
+            recorded = _finish_or_keep(settings, vid, JobStatus.CANCELLED,
                                "stopped by the user (Ctrl-C)", primary=conn, run_id=run_id,
                                fresh_tries=1)
             _discard_attempt(storage, settings, vid, run_id, recorded)
@@ -341,7 +379,7 @@ def analyze_source(source: str, settings, video_id: int | None = None,
         except BaseException as e:  # noqa: BLE001 - every failure ends the attempt with its reason
             reason = _one_line(e) if isinstance(e, (PipelineError, ServiceError)) else \
                 f"{type(e).__name__}: {_one_line(e)}"
-            recorded = _finish(lambda: database.connect(settings), vid, JobStatus.FAILED, reason,
+            recorded = _finish_or_keep(settings, vid, JobStatus.FAILED, reason,
                                primary=conn, run_id=run_id)
             _discard_attempt(storage, settings, vid, run_id, recorded)
             raise

@@ -86,13 +86,22 @@ class DbJobStore:
                                                   JobStatus.PROCESSING):
                 store.finish_video(conn, video_id, status, error)
 
+    def requeue_after_outage(self, video_id: int, attempt: int, why: str) -> None:
+        from db import jobs
+
+        with self._conn() as conn:
+            jobs.requeue_after_outage(conn, video_id, attempt, why)
+
     def recover_stalled(self) -> Any:
         """Jobs of dead workers back to the queue (or failed after the attempts); 'processing'
         rows of dead CLI runs failed. Returns ``db.jobs.Recovered``."""
         from db import jobs, store
 
+        from services import pending_ends
+
         s = self.settings
         with self._conn() as conn:
+            pending_ends.record(s, conn)  # ends kept during an outage, with their own reason
             done = jobs.recover_stalled(conn, s.stalled_after_s, s.max_attempts)
             stale = store.mark_stale_jobs(conn)
         if stale:

@@ -168,3 +168,34 @@ def start_analysis(runner: JobClient, source: VideoSource | str,
 
     uri = source.uri if isinstance(source, VideoSource) else str(source)
     return runner.submit(uri, options or AnalysisOptions(), name=source_name(uri))
+
+
+def launch(runner: JobClient, source: VideoSource | str, options: AnalysisOptions | None = None,
+           *, actor) -> int:
+    """Start an analysis as a signed-in analyst or admin (the pages' way in): the role is
+    checked, the launch audited. Returns the video's id."""
+    from services import access
+
+    who = access.require(runner.settings, actor, access.Role.ANALYST)
+    vid = start_analysis(runner, source, options)
+    uri = source.uri if isinstance(source, VideoSource) else str(source)
+    from services.ingest import source_name
+
+    with database.pooled(runner.settings) as conn:
+        access.record(conn, who.name, access.AuditAction.LAUNCH, video_id=vid,
+                      video_name=source_name(uri))
+    return vid
+
+
+def cancel_analysis(runner: JobClient, video_id: int, *, actor) -> bool:
+    """Cancel a queued or running analysis as an analyst or admin (checked, audited). False
+    when the video has no queued or running job."""
+    from services import access
+
+    who = access.require(runner.settings, actor, access.Role.ANALYST)
+    done = runner.cancel(int(video_id))
+    if done:
+        with database.pooled(runner.settings) as conn:
+            access.record(conn, who.name, access.AuditAction.CANCEL, video_id=int(video_id),
+                          **access.video_subject(conn, video_id))
+    return done

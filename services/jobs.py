@@ -38,6 +38,7 @@ log = logging.getLogger("va.jobs")
 TASK_NAME = "analyse_video"
 DEFAULT_QUEUE = "analysis"
 APP_RECOVER_EVERY_S = 5.0  # the same, from the app's job list, at most this often
+OUTAGE_RETRY_WAIT_S = 3  # a job stopped by a database outage runs again after this
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,8 @@ class JobQueue(Protocol):
               queue: str | None = None) -> int | str: ...
 
     def cancel(self, video_id: int, job_id: int | str) -> str:
-        """'cancelled' (it had not started), 'aborting' (its worker will stop) or 'unknown'."""
+        """'cancelled' (it had not started), 'aborting' (its worker will stop), 'too late' (it
+        has stored its result) or 'unknown'."""
 
 
 def _conninfo(settings) -> str:
@@ -121,9 +123,9 @@ def _conninfo(settings) -> str:
 
 
 def _connector(settings, max_size: int):
-    from procrastinate import PsycopgConnector
+    from services.outage import ResilientConnector  # a worker waits out a database outage
 
-    return PsycopgConnector(
+    return ResilientConnector(
         conninfo=_conninfo(settings), min_size=1, max_size=max_size,
         kwargs={"connect_timeout": 5, "application_name": "va-jobs", "keepalives": 1,
                 "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3})
@@ -134,9 +136,16 @@ def make_app(settings, run: Callable[..., Any] | None = None, max_size: int = 4)
     is the task's body on a worker (``JobExecutor.run``); clients (enqueue, cancel) pass none."""
     import procrastinate
 
-    app = procrastinate.App(connector=_connector(settings, max_size))
+    from services.outage import DatabaseOutage
 
-    @app.task(name=TASK_NAME, queue=DEFAULT_QUEUE, pass_context=True)
+    app = procrastinate.App(connector=_connector(settings, max_size))
+    # A job stopped by a database outage runs again while attempts remain (VA_MAX_ATTEMPTS runs
+    # started in all, as for a killed worker); any other failure is final.
+    retry = procrastinate.RetryStrategy(
+        max_attempts=settings.max_attempts - 1, wait=OUTAGE_RETRY_WAIT_S,
+        retry_exceptions={DatabaseOutage}) if settings.max_attempts > 1 else None
+
+    @app.task(name=TASK_NAME, queue=DEFAULT_QUEUE, pass_context=True, retry=retry)
     def analyse_video(context, video_id: int, source: str, name: str,
                       options: dict | None = None) -> str:
         if run is None:
@@ -180,11 +189,21 @@ class ProcrastinateQueue:
                               f"first") from None
 
     def cancel(self, video_id: int, job_id: int | str) -> str:
+        """Under the video's row lock, which the job's final store takes too: a running job
+        either sees the request before it stores its result, or has stored it ('too late')."""
+        from db import jobs
+        from services import database
+
         app = self._opened()
-        if not app.job_manager.cancel_job_by_id(int(job_id), abort=True):
-            return "unknown"
-        status = app.job_manager.get_job_status(int(job_id))
-        return "cancelled" if status.value == "cancelled" else "aborting"
+        with database.pooled(self.settings) as conn, conn.transaction():
+            # The job's row, then the video's: the order in which the recovery takes them.
+            state = jobs.queue_job_state(conn, job_id, lock=True)
+            if jobs.lock_for_cancel(conn, video_id) is JobStatus.COMPLETED and state == "doing":
+                return "too late"
+            if not app.job_manager.cancel_job_by_id(int(job_id), abort=True, connection=conn):
+                return "unknown"
+            state = jobs.queue_job_state(conn, job_id)
+        return "cancelled" if state == "cancelled" else "aborting"
 
     def close(self) -> None:
         with self._lock:
@@ -278,7 +297,8 @@ class JobClient:
 
     def cancel(self, video_id: int) -> bool:
         """Stop a running job (on whichever worker runs it) or drop a waiting one. False when
-        the video has no queued or running job."""
+        the video has no queued or running job; ``JobConflict`` ('too late to cancel') when the
+        running job has already stored its result."""
         job_id, batch_id = self.store.queue_job_of(video_id)
         if batch_id is not None:
             outcome = self.queue.cancel(video_id, batch_id) if self.settings.executor == "batch" \
@@ -289,6 +309,9 @@ class JobClient:
             if job_id is None:
                 return False
             outcome = self.queue.cancel(video_id, job_id)
+        if outcome == "too late":
+            raise JobConflict(f"too late to cancel: video {video_id}'s analysis has already "
+                              f"stored its result")
         if outcome == "cancelled":
             self.store.finish_if_active(video_id, JobStatus.CANCELLED,
                                         "cancelled before it started")

@@ -5,12 +5,18 @@ detector's measured precision (``models/detectors.json``, the one place those fi
 An incident is a highlight-type event (falling, collapse, violent, grabbing, anomaly, theft):
 one row of ``db_event`` with its frame, episode start/end and the tracks involved. No Streamlit
 here; the Review, Events, Search and Video pages call these functions.
+
+Every mark is written through ``write_marks`` (the page's buttons and keys, "mark all as
+reviewed", the CLI's ``review mark``): the one place to check who may write and to record it.
+A mark belongs to the moment judged: a re-run carries it over to the new incident of the same
+moment, or keeps it as "no longer detected" (``db/reviews.py``).
 """
 from __future__ import annotations
 
 import json
 import logging
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -27,8 +33,25 @@ STATES: tuple[ReviewState, ...] = tuple(ReviewState)
 DETECTORS_FILE = "detectors.json"
 
 __all__ = ["INCIDENT_TYPES", "STATES", "ReviewState", "ReviewMark", "Incident", "IncidentFilter",
-           "Precision", "AccuracyRow", "incidents", "set_mark", "clear_mark", "marks_for",
-           "state_counts", "accuracy", "detector_precision", "track_ids"]
+           "Precision", "AccuracyRow", "Severity", "incidents", "write_marks", "set_mark",
+           "clear_mark", "mark_all_reviewed", "forget_mark", "lost_marks", "marks_for",
+           "marks_summary", "marks_before_rerun", "state_counts", "accuracy", "detector_precision", "track_ids"]
+
+
+class Severity(str, Enum):
+    """Frigate's two review levels: an ``alert`` (someone may be hurt or harmed: look now) or a
+    ``detection`` (worth a look when there is time)."""
+
+    ALERT = "alert"
+    DETECTION = "detection"
+
+
+#: The severity of each incident type.
+SEVERITY: dict[EventType, Severity] = {
+    EventType.FALLING: Severity.ALERT, EventType.COLLAPSE: Severity.ALERT,
+    EventType.VIOLENT: Severity.ALERT, EventType.THEFT: Severity.ALERT,
+    EventType.GRABBING: Severity.DETECTION, EventType.ANOMALY: Severity.DETECTION,
+}
 
 
 class ReviewError(ServiceError):
@@ -107,6 +130,10 @@ class Incident:
         return "unreviewed" if self.mark is None else self.mark.state.label
 
     @property
+    def severity(self) -> Severity:
+        return SEVERITY.get(self.event.event_type, Severity.DETECTION)
+
+    @property
     def time_text(self) -> str:
         return timefmt.span(self.start_s, self.end_s, self.video_duration_s)
 
@@ -133,6 +160,12 @@ class IncidentFilter:
     event_types: tuple[EventType | str, ...] = ()  # plain values (the widget's) or Enums
     min_confidence: float = 0.0
     video_ids: tuple[int, ...] = ()
+    severity: Severity | str | None = None  # None: alerts and detections
+
+
+def episode(e: StoredEvent) -> tuple[float, float]:
+    """An incident's episode (start, end), its peak inside."""
+    return _episode(e)
 
 
 def _episode(e: StoredEvent) -> tuple[float, float]:
@@ -163,6 +196,8 @@ def incidents(settings, filt: IncidentFilter | None = None,
             continue
         if e.confidence < f.min_confidence:
             continue
+        if f.severity and SEVERITY.get(e.event_type) is not Severity(f.severity):
+            continue
         v = videos.get(e.video_id)
         start, end = _episode(e)
         out.append(Incident(event=e, video_name=getattr(v, "name", f"video {e.video_id}"),
@@ -171,6 +206,15 @@ def incidents(settings, filt: IncidentFilter | None = None,
                             precision=prec.get(e.event_type)))
     out.sort(key=lambda i: (-i.event.video_id, i.event.t_s, i.event.event_id))
     return out
+
+
+#: What each counter of the Review page counts (its help text).
+STATE_HELP = {
+    "unreviewed": "No mark yet.",
+    "reviewed": "Looked at, no verdict (the Reviewed button, V, or Mark all as reviewed).",
+    "confirmed": "Judged a real incident (Y).",
+    "false alarm": "Judged a false alarm (N).",
+}
 
 
 def state_counts(items: Iterable[Incident]) -> dict[str, int]:
@@ -184,22 +228,81 @@ def state_counts(items: Iterable[Incident]) -> dict[str, int]:
 # --- marks -------------------------------------------------------------------------------------
 
 
-def set_mark(settings, event_id: int, state: ReviewState | str, note: str = "") -> ReviewMark:
+def write_marks(settings, event_ids: Sequence[int], state: ReviewState | str | None,
+                note: str = "", *, actor, keep_existing: bool = False,
+                mark_ids: Sequence[int] = ()) -> list[ReviewMark]:
+    """THE writer of review marks: mark these incidents ``state`` with ``note`` (``None``: clear
+    their marks, and the marks ``mark_ids`` of incidents no longer detected). With
+    ``keep_existing`` only unmarked incidents get the mark ("mark all as reviewed" never
+    overwrites a verdict). An analyst's or admin's action: the role is checked and every mark
+    written or removed gets its audit row in the same transaction. Returns those marks."""
+    import psycopg
+
+    from db import reviews
+    from services import access
+
+    state = None if state is None else ReviewState(state)
+    who = access.require(settings, actor, access.Role.ANALYST)
+    try:
+        with database.pooled(settings) as conn:
+            with conn.transaction():
+                if state is None:
+                    marks = reviews.delete_marks(conn, event_ids, mark_ids)
+                else:
+                    marks = reviews.set_marks(conn, event_ids, state, note, keep_existing)
+                for m in marks:
+                    detail = ("cleared" if state is None else
+                              m.state.value + (f": {m.note}" if m.note else ""))
+                    subject = (access.event_subject(conn, m.event_id) if m.event_id is not None
+                               else access.video_subject(conn, m.video_id)
+                               | {"video_id": m.video_id})
+                    access.record(conn, who.name, access.AuditAction.REVIEW_MARK,
+                                  event_id=m.event_id, detail=detail, **subject)
+                return marks
+    except psycopg.errors.ForeignKeyViolation as e:  # a re-run replaced them meanwhile
+        raise ReviewError("the video was analysed again while this was marked; nothing was "
+                          "stored: reload the page and mark the incident again") from e
+
+
+def set_mark(settings, event_id: int, state: ReviewState | str, note: str = "", *,
+             actor) -> ReviewMark:
+    marks = write_marks(settings, [int(event_id)], ReviewState(state), note, actor=actor)
+    if not marks:
+        from services.events_table import get_event
+
+        if get_event(settings, int(event_id)) is not None:  # a person row
+            raise ReviewError(f"event {event_id} is a person row, not an incident; only "
+                              f"incidents take review marks (`python -m pipeline review list` "
+                              f"gives their ids)")
+        raise ReviewError(f"incident {event_id} does not exist: the video was analysed again "
+                          f"since this was shown (reload the page, or `python -m pipeline review "
+                          f"list` for the current incident ids)")
+    return marks[0]
+
+
+def clear_mark(settings, event_id: int, *, actor) -> bool:
+    return bool(write_marks(settings, [int(event_id)], None, actor=actor))
+
+
+def forget_mark(settings, mark_id: int, *, actor) -> bool:
+    """Remove a mark whose incident is no longer detected (the analyst's explicit choice)."""
+    return bool(write_marks(settings, (), None, actor=actor, mark_ids=[int(mark_id)]))
+
+
+def mark_all_reviewed(settings, items: Iterable[Incident], *, actor) -> int:
+    """Frigate's "mark these items as reviewed": the unmarked ones of ``items`` become
+    ``reviewed``; a confirmed or false-alarm verdict is never overwritten. Returns how many."""
+    ids = [i.event_id for i in items if i.mark is None]
+    return len(write_marks(settings, ids, ReviewState.REVIEWED, actor=actor,
+                           keep_existing=True))
+
+
+def lost_marks(settings, video_ids: Sequence[int] = ()) -> list[ReviewMark]:
+    """Marks whose incident a re-run no longer found, newest video first."""
     from db import reviews
 
     with database.pooled(settings) as conn:
-        try:
-            return reviews.set_mark(conn, int(event_id), ReviewState(state), note)
-        except LookupError as e:
-            raise ReviewError(f"{e}: the video was analysed again since this page was drawn; "
-                              f"reload the page") from e
-
-
-def clear_mark(settings, event_id: int) -> bool:
-    from db import reviews
-
-    with database.pooled(settings) as conn:
-        return reviews.clear_mark(conn, int(event_id))
+        return reviews.lost_marks(conn, video_ids)
 
 
 def marks_for(settings, event_ids: Sequence[int]) -> dict[int, ReviewMark]:
@@ -212,12 +315,49 @@ def marks_for(settings, event_ids: Sequence[int]) -> dict[int, ReviewMark]:
         return reviews.get_marks(conn, list(event_ids))
 
 
+def marks_before_rerun(settings, source: str, video_id: int | None = None) -> str | None:
+    """``marks_summary`` of the video that analysing ``source`` (or ``video_id``) would re-run;
+    None for a new video or one without marks."""
+    from db import store
+    from services.ingest import normalise_source
+
+    if video_id is None:
+        with database.pooled(settings) as conn:
+            video_id = store.find_video_by_source(conn, normalise_source(source))
+    return marks_summary(settings, video_id)
+
+
+def marks_summary(settings, video_id: int | None) -> str | None:
+    """Before a re-run: "Video 3 has 2 review marks (1 confirmed, 1 false alarm) ..."; None
+    when the video has no mark (or is new)."""
+    from db import reviews
+
+    if video_id is None:
+        return None
+    with database.pooled(settings) as conn:
+        marks = reviews.marks_of_video(conn, int(video_id))
+    if not marks:
+        return None
+    by = {s.label: sum(1 for m in marks if m.state is s) for s in STATES}
+    parts = ", ".join(f"{n} {label}" for label, n in by.items() if n)
+    lost = sum(1 for m in marks if not m.detected)
+    return (f"Video {video_id} has {len(marks)} review mark{'s' if len(marks) != 1 else ''} "
+            f"({parts}{f'; {lost} no longer detected' if lost else ''}): the new analysis "
+            f"carries each over to the incident it finds again at the same moment; the others "
+            f"stay, listed as \"{LOST}\"")
+
+
 def mark_text(mark: ReviewMark | None) -> str:
     """'confirmed: two men shoving' / 'false alarm' / 'unreviewed' (a note is user text: pages
     escape it before markdown)."""
     if mark is None:
         return "unreviewed"
-    return mark.state.label + (f": {mark.note}" if mark.note else "")
+    return (mark.state.label + (f": {mark.note}" if mark.note else "")
+            + (f" ({CARRIED})" if mark.carried_over else ""))
+
+
+CARRIED = "carried over from the earlier analysis"
+LOST = "no longer detected"
 
 
 # --- the analyst's accuracy --------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Search stored events in plain language: HNSW vector similarity (the configured embedder's
 vectors only) fused with PostgreSQL full text on the event sentence by reciprocal rank fusion, in
 one SQL query (``db.queries.hybrid_search``), with filters on video, time, event type, action,
-gender and age group."""
+gender, age group and clothing colours. What the query names in the engine's vocabulary
+(``services.query_terms``: "a man in a red jacket" -> male, upper body red) ranks the events that
+match it first; ``understand=False`` searches the words alone (the benchmark's baseline)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +12,9 @@ import sys
 import unicodedata
 
 from db.records import Hit, SearchFilters
+from pipeline.records import EventType
 from services.errors import QueryError
+from services.query_terms import QueryTerms, parse_query
 
 log = logging.getLogger("va.services.search")
 
@@ -34,10 +38,16 @@ def clean_query(query: str) -> str:
     return text
 
 
+def understood(query: str) -> QueryTerms:
+    """What ``search`` understands in ``query`` (for the Search page's caption and the CLI)."""
+    return parse_query(clean_query(query))
+
+
 def search(query: str, filters: SearchFilters | None = None, top_k: int = 10, *, settings=None,
-           embedder=None) -> list[Hit]:
-    """Top-k events for ``query``, best first. ``Hit.score`` is the fused RRF score and
-    ``Hit.similarity`` the cosine similarity (None when only full text found the event)."""
+           embedder=None, understand: bool = True) -> list[Hit]:
+    """Top-k events for ``query``, best first. ``Hit.score`` is the fused RRF score (plus the
+    boost of the understood terms) and ``Hit.similarity`` the cosine similarity (None when only
+    full text found the event)."""
     from db import queries, vectors
     from services import database
     from services.embeddings import load_embedder
@@ -59,7 +69,9 @@ def search(query: str, filters: SearchFilters | None = None, top_k: int = 10, *,
         elif stored:
             log.warning("stored vectors are from %s, not %s; searching by full text only (re-run "
                         "the analyses or set VA_EMBEDDER to that model)", sorted(stored), emb.name)
-        return queries.hybrid_search(conn, text, qvec, model, filters, int(top_k))
+        terms = parse_query(text) if understand else QueryTerms()
+        return queries.hybrid_search(conn, text, qvec, model, filters, int(top_k),
+                                     terms=None if terms.empty else terms.as_filters())
 
 
 def hit_json(hit: Hit) -> str:
@@ -69,23 +81,40 @@ def hit_json(hit: Hit) -> str:
         "timestamp": round(e.t_s, 2), "time": hit.mmss, "event_type": e.event_type.value,
         "action": e.action.value, "obj_id": e.obj_id, "score": round(hit.score, 5),
         "similarity": None if hit.similarity is None else round(hit.similarity, 4),
+        "terms_matched": None if hit.terms_matched is None else round(hit.terms_matched, 3),
+        "upper_colour": e.upper_colour.value, "lower_colour": e.lower_colour.value,
         "frame_key": (f"s3://{e.thumbnail_bucket}/{e.thumbnail_key}" if e.thumbnail_bucket
                       else e.thumbnail_key),
     }, ensure_ascii=False)
 
 
+def event_type_arg(value: str) -> EventType:
+    """``--event-type``'s value as an ``EventType``, or a one-line error listing the allowed
+    values (the value itself is shown quoted and shortened: it may be anything, SQL included)."""
+    try:
+        return EventType(str(value).strip().lower())
+    except ValueError:
+        shown = " ".join(str(value).split())
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise QueryError(f"--event-type {shown!r} is not an event type; use one of: "
+                         f"{', '.join(t.value for t in EventType)}") from None
+
+
 def search_cli(args) -> int:
-    """``python -m pipeline search "QUERY" [--video-id N] [--top-k K]``: hits as JSON lines on
-    stdout, then the cited answer."""
+    """``python -m pipeline search "QUERY" [--video-id N] [--top-k K] [--literal]``: hits as
+    JSON lines on stdout, then the terms understood, then the cited answer."""
     from settings import Settings
 
     settings = Settings.from_env()
     filters = SearchFilters(
         video_ids=(args.video_id,) if getattr(args, "video_id", None) is not None else (),
-        event_types=(args.event_type,) if getattr(args, "event_type", None) else ())
-    hits = search(args.query, filters, args.top_k, settings=settings)
+        event_types=(event_type_arg(args.event_type),) if getattr(args, "event_type", None)
+        else ())
+    literal = bool(getattr(args, "literal", False))
+    hits = search(args.query, filters, args.top_k, settings=settings, understand=not literal)
     for h in hits:
         print(hit_json(h))
+    print("understood: off (--literal)" if literal else understood(args.query).describe())
     if not getattr(args, "no_answer", False):
         from services.answer import answer
 

@@ -17,6 +17,7 @@ class SearchView:
     answer: Answer | None
     segments: tuple[tuple[str, int | None], ...] = ()  # answer text split at its citations
     groups: tuple["HitGroup", ...] = ()  # the hits as listed: duplicates collapsed, relevance
+    understood: str = ""  # what the query was understood to name (services.query_terms)
 
     @property
     def n_matches(self) -> int:
@@ -78,15 +79,11 @@ def run_search(settings: Settings, query: str, filters: SearchFilters | None = N
         answer = answer_service.answer(query, list(hits), settings=settings)
     groups = group_hits(hits, relevant_ids(hits, settings, embedder))
     return SearchView(query=query, hits=hits, answer=answer,
-                      segments=split_citations(answer.text) if answer else (), groups=groups)
+                      segments=split_citations(answer.text) if answer else (), groups=groups,
+                      understood=search_service.understood(query).describe())
 
 
 # --- hits as the page lists them ---------------------------------------------------------------
-
-#: The time at the start of an event sentence ("at 00:04 a man ..."): two rows of one person a
-#: sample apart differ only there, and are one moment to an analyst.
-_TIME_PREFIX = re.compile(r"^\s*at \d+(?::\d\d)+(?:\.\d+)?\s+", re.IGNORECASE)
-
 
 @dataclass(frozen=True)
 class HitGroup:
@@ -103,26 +100,28 @@ class HitGroup:
 
 
 def sentence_key(sentence: str) -> str:
-    return " ".join(_TIME_PREFIX.sub("", sentence or "").lower().split())
+    from services.answer import sentence_key as key
+
+    return key(sentence)
 
 
 def group_hits(hits, relevant_ids) -> tuple[HitGroup, ...]:
-    """Hits in rank order with identical sentences (same video) collapsed into one group."""
-    order: list[tuple] = []
-    members: dict[tuple, list[Hit]] = {}
-    for h in hits:
-        key = (h.event.video_id, h.event.event_type, sentence_key(h.event.sentence))
-        if key not in members:
-            order.append(key)
-            members[key] = []
-        members[key].append(h)
+    """Hits in rank order as moments (``services.answer.group_moments``: one person doing one
+    thing, or rows of one video that read the same), the matches grouped apart from the hits
+    below the threshold: "Matching moments (N)" is the N the answer counts."""
+    from services.answer import group_moments
+
+    hits = list(hits)
+    rank = {id(h): i for i, h in enumerate(hits)}
+    rel = [h for h in hits if h.event.event_id in relevant_ids]
+    below = [h for h in hits if h.event.event_id not in relevant_ids]
+    groups = [(g, True) for g in group_moments(rel)] + [(g, False) for g in group_moments(below)]
+    groups.sort(key=lambda gr: rank[id(gr[0][0])])
     out = []
-    for key in order:
-        hs = members[key]
+    for hs, relevant in groups:
         ts = [h.event.t_s for h in hs]
         out.append(HitGroup(hit=hs[0], count=len(hs), first_t_s=min(ts), last_t_s=max(ts),
-                            relevant=any(h.event.event_id in relevant_ids for h in hs),
-                            event_ids=tuple(h.event.event_id for h in hs)))
+                            relevant=relevant, event_ids=tuple(h.event.event_id for h in hs)))
     return tuple(out)
 
 

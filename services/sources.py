@@ -75,16 +75,32 @@ def check_upload(name: str, data: bytes) -> None:
         try:
             probe_video(path)
         except PipelineError as e:
-            reason = " ".join(str(e).replace(str(path), name).replace(tmp, "").split())
             raise StorageError(
-                f"{name} is not a video or photo the workbench can read ({reason[:200]}); "
-                f"nothing was stored. Upload a video (.mp4, .avi, .mov, .mkv, ...) or a photo "
-                f"(.jpg, .png)") from e
+                f"{name} is not a video or photo the workbench can read: "
+                f"{_why(str(e), str(path), tmp)}; nothing was stored. Upload a video (.mp4, "
+                f".avi, .mov, .mkv, ...) or a photo (.jpg, .png)") from e
 
 
-def save_upload(svc: Services, filename: str, data: bytes) -> VideoSource:
-    """Store an uploaded video through the storage module (S3 ``videos/`` or the local folder)."""
-    from services import storage
+def _why(message: str, path: str, tmp: str) -> str:
+    """The decoder's own reason out of the engine's message, without the engine's advice and
+    the path (the upload message gives its own: once, with no brackets in brackets)."""
+    text = " ".join(message.replace(path, "").replace(tmp, "").split())
+    text = text.split("; give ")[0]
+    head, sep, inner = text.partition("is not a readable video (")
+    if sep:
+        text = inner.split("; it may be ")[0].rstrip(")")
+    else:
+        text = "it " + text.removeprefix("input").strip()
+    text = text.strip(" ;")
+    return (text[:1].lower() + text[1:])[:200] or "it cannot be opened"
+
+
+def save_upload(svc: Services, filename: str, data: bytes, *, actor) -> VideoSource:
+    """Store an uploaded video through the storage module (S3 ``videos/`` or the local folder).
+    Analysts and admins only (an upload is the first half of a launch)."""
+    from services import access, storage
+
+    access.require(svc.settings, actor, access.Role.ANALYST)
 
     name = Path(filename).name
     check_upload(name, data)

@@ -298,8 +298,12 @@ class Storage:
                        ExtraArgs={"ContentType": "image/jpeg"})
             return StoredObject(bucket, key)
         dest = self.root / key
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+        except OSError as e:  # a full disk (ENOSPC), a quota, a read-only folder
+            dest.unlink(missing_ok=True)  # no half-written frame
+            raise StorageError(_write_failed(dest, e)) from e
         return StoredObject(None, key)
 
     def read(self, obj: StoredObject) -> bytes:
@@ -352,6 +356,15 @@ class Storage:
 
 _stores: dict[tuple, Storage] = {}
 _stores_lock = threading.Lock()
+
+
+def _write_failed(dest: Path, err: OSError) -> str:
+    import errno
+
+    why = ("the disk is full" if err.errno in (errno.ENOSPC, errno.EDQUOT) else
+           " ".join((err.strerror or type(err).__name__).split()))
+    return (f"could not write {dest.name} to {dest.parent} ({why}); free space there (the data "
+            f"folder, VA_DATA_DIR) and start the analysis again")
 
 
 def get_storage(settings) -> Storage:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from pipeline.records import Action, AgeGroup, EventType, Gender, JobStatus
+from pipeline.records import Action, AgeGroup, Colour, EventType, Gender, JobStatus
 
 #: Jobs that are not over yet (the sidebar, the Analyze page's progress and the Cancel button).
 ACTIVE = (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.PROCESSING)
@@ -15,6 +15,8 @@ EVENT_TYPES = tuple(t.value for t in EventType)
 HIGHLIGHT_TYPES = tuple(t.value for t in EventType if t is not EventType.PERSON)
 GENDERS = tuple(g.value for g in Gender)
 AGE_GROUPS = tuple(a.value for a in AgeGroup)
+#: Clothing colour names (a filter: unknown is not one, it is stored as none).
+COLOURS = tuple(c.value for c in Colour if c is not Colour.UNKNOWN)
 ORIENTATION_LABELS = (0, 90, 180, 270)
 
 #: One colour per action in every chart (the alarming ones warm, everyday ones cool).

@@ -16,12 +16,15 @@ own (``app_pages/_resources.py`` wraps the factories in ``st.cache_resource``):
 - ``services.review``: incidents to review, the analyst's marks and accuracy (as ``review``)
 - ``services.housekeeping``: a picked video's facts, deleting videos, clearing failed jobs
 - ``services.timefmt``: times and counts as the pages write them (as ``timefmt``)
+- ``services.access``: sign-in, sessions, roles, accounts and the audit trail (as ``access``);
+  pages launch and cancel through ``launch`` / ``cancel_analysis`` (role checked, audited)
 """
 from __future__ import annotations
 
 from pipeline.records import Action, AgeGroup, EventType, Gender, JobStatus, TrackSummary, mmss
 from db.records import Hit, SearchFilters, StoredEvent, StoredObject, VideoRecord
-from services import housekeeping, review, text, timefmt
+from services import access, housekeeping, review, text, timefmt
+from services.access import AuditAction, AuditFilter, Role
 from services.records import Answer
 from services.capabilities import Capabilities, _cuda_available, capabilities
 from services.errors import USER_ERRORS
@@ -31,8 +34,8 @@ from services.events_table import (
 )
 from services.estimate import estimate_source
 from services.job_store import DbJobStore
-from services.job_views import (JobView, get_video, job_view, job_views, list_videos,
-                               start_analysis)
+from services.job_views import (JobView, cancel_analysis, get_video, job_view, job_views,
+                               launch, list_videos, start_analysis)
 from services.jobs import AnalysisOptions, JobClient, QueueSnapshot
 from services.media import (
     HighlightItem, frame_bytes, highlights, media_kind, player_width, still_bytes, video_media,
@@ -48,15 +51,17 @@ from services.setup import (
 from services.sources import (
     VIDEO_EXTENSIONS, VideoSource, library_videos, save_upload, stored_videos,
 )
+from services.stills import outline_person
 from services.tracks import TrackCard, person_crops, track_cards
 from services.vocab import (
-    ACTION_COLOURS, ACTIONS, ACTIVE, AGE_GROUPS, EVENT_COLOURS, EVENT_TYPES, FINAL,
+    ACTION_COLOURS, ACTIONS, ACTIVE, AGE_GROUPS, COLOURS, EVENT_COLOURS, EVENT_TYPES, FINAL,
     GENDER_COLOURS, GENDERS, HIGHLIGHT_TYPES, ORIENTATION_LABELS,
 )
 
 __all__ = [
+    "access", "AuditAction", "AuditFilter", "Role", "launch", "cancel_analysis",
     "housekeeping", "review", "text", "timefmt", "HitGroup", "hit_thumbnail",
-    "ACTION_COLOURS", "ACTIONS", "ACTIVE", "AGE_GROUPS", "EVENT_COLOURS", "EVENT_TABLE_COLUMNS",
+    "ACTION_COLOURS", "ACTIONS", "ACTIVE", "AGE_GROUPS", "COLOURS", "EVENT_COLOURS", "EVENT_TABLE_COLUMNS",
     "EVENT_TYPES", "FINAL", "GENDER_COLOURS", "GENDERS", "HIGHLIGHT_TYPES", "ORIENTATION_LABELS", "USER_ERRORS", "VIDEO_EXTENSIONS", "AnalysisOptions", "Answer",
     "Action", "AgeGroup", "EventType", "Gender",
     "Capabilities", "DbJobStore", "EventQuery", "Hit", "HighlightItem", "JobClient", "JobStatus",
@@ -68,4 +73,5 @@ __all__ = [
     "person_crops", "player_width", "run_search", "save_upload", "settings_key",
     "shutdown_runners", "split_citations", "start_analysis", "stored_videos", "track_cards",
     "video_media", "video_names", "media_kind", "still_bytes", "_RUNNERS", "_cuda_available",
+    "outline_person",
 ]

@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any, Callable
 
+from db.errors import DatabaseUnavailable as _DbGone
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.records import JobStatus
 from services.errors import JobConflict, ServiceError
@@ -25,6 +26,7 @@ HEARTBEAT_S = 2.0  # a worker's heartbeat period (procrastinate_workers.last_hea
 ABORT_POLL_S = 1.0  # fallback poll for cancel requests (NOTIFY usually arrives first)
 FETCH_POLL_S = 2.0  # fallback poll for new jobs (NOTIFY usually arrives first)
 RECOVER_EVERY_S = 3.0  # how often a worker looks for jobs of dead workers
+OUTAGE_RECORD_S = 60.0  # how long a job stopped by an outage tries to record that it is retried
 
 
 class _BackendPool:
@@ -93,9 +95,13 @@ class JobExecutor:
         from services.estimate import job_estimate_s
 
         estimate_s = job_estimate_s(settings, source)  # the ETA until the run has its own
-        self.store.start_attempt(video_id, attempt, job.id,
-                                 stage=STAGE_STARTING if self.backends.ready(settings)
-                                 else STAGE_LOADING_MODELS, eta_s=estimate_s)
+        try:
+            self.store.start_attempt(video_id, attempt, job.id,
+                                     stage=STAGE_STARTING if self.backends.ready(settings)
+                                     else STAGE_LOADING_MODELS, eta_s=estimate_s)
+        except _DbGone as e:
+            self._after_outage(video_id, attempt, e)
+            raise
         log.info("video %s: attempt %d on %s", video_id, attempt, context.worker_name)
         key, backends = None, None
         try:
@@ -118,6 +124,8 @@ class JobExecutor:
             self._safe_finish(video_id, JobStatus.CANCELLED, f"cancelled: {e}")
             raise JobAborted(str(e)) from e
         except (PipelineError, ServiceError) as e:
+            if isinstance(e, _DbGone):
+                self._after_outage(video_id, attempt, e)  # raises DatabaseOutage: retried
             self._safe_finish(video_id, JobStatus.FAILED, str(e))
             raise
         except Exception as e:  # a bug: record the job failed, the worker goes on
@@ -128,6 +136,34 @@ class JobExecutor:
         finally:
             if key is not None:
                 self.backends.release(key, backends)
+
+    def _after_outage(self, video_id: int, attempt: int, err: BaseException) -> None:
+        """The database went away during this attempt: while attempts remain, the video waits
+        for the next one (procrastinate retries the job on ``DatabaseOutage``); the last
+        attempt fails as any other failure does (the caller records it)."""
+        from db.connection import one_line
+        from services.outage import Backoff, DatabaseOutage
+
+        if attempt >= self.settings.max_attempts:
+            return
+        cause = one_line(err, 300).split("; ", 1)[0]  # without the advice to start it again
+        why = (f"the database went away during attempt {attempt} ({cause}); "
+               f"the job runs again (attempt {attempt + 1} of {self.settings.max_attempts})")
+        log.warning("video %s: %s", video_id, why)
+        backoff = Backoff("recording the retry")
+        deadline = time.monotonic() + OUTAGE_RECORD_S
+        while True:  # the database may still be coming back
+            try:
+                self.store.requeue_after_outage(video_id, attempt, why)
+                backoff.ok()
+                break
+            except Exception as e:  # noqa: BLE001 - the next attempt's start writes it anyway
+                if time.monotonic() > deadline:
+                    log.warning("video %s: could not record the retry (%s)", video_id,
+                                one_line(e, 200))
+                    break
+                time.sleep(backoff.failed(e))
+        raise DatabaseOutage(why) from err
 
     def _safe_finish(self, video_id: int, status: JobStatus, error: str) -> None:
         try:
@@ -161,9 +197,27 @@ class LocalWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
+        self._stopping = False
         self.error: BaseException | None = None
 
     async def run_async(self, install_signal_handlers: bool) -> None:
+        """Run the worker; a database outage that stops it (at start-up, or one its connector
+        did not ride out) is waited out with backoff, logged, and the worker starts again."""
+        from services.outage import Backoff, is_outage
+
+        backoff = Backoff("the worker")
+        while True:
+            try:
+                await self._run_once(install_signal_handlers)
+                return
+            except Exception as e:
+                # A database unreachable from the start is a setting to fix: one line, exit.
+                if self._stopping or not self._started.is_set() or not is_outage(e):
+                    raise
+                delay = backoff.failed(e)
+            await asyncio.sleep(delay)
+
+    async def _run_once(self, install_signal_handlers: bool) -> None:
         from procrastinate.worker import Worker
 
         app = make_app(self.settings, run=self.executor.run, max_size=self.concurrency + 4)
@@ -176,6 +230,8 @@ class LocalWorker:
                 stalled_worker_timeout=self.settings.stalled_after_s,
                 abort_job_polling_interval=ABORT_POLL_S,
                 fetch_job_polling_interval=FETCH_POLL_S)
+            w = self._worker
+            app.connector.stopping = lambda: self._stopping or w._stop_event.is_set()
             self._loop = asyncio.get_running_loop()
             recovery = asyncio.create_task(self._recover_forever(store))
             self._started.set()
@@ -221,6 +277,7 @@ class LocalWorker:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking jobs; running jobs are asked to stop (they end cancelled)."""
+        self._stopping = True
         w, loop = self._worker, self._loop
         if w is not None and loop is not None and not loop.is_closed():
             w.shutdown_graceful_timeout = 0.0

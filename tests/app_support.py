@@ -67,11 +67,49 @@ def link_clips(library: Path, *rels: str) -> list[Path]:
     return out
 
 
-def new_app(timeout: float = 60.0):
-    """A fresh AppTest session of the workbench (like a new browser tab)."""
+TEST_PASSWORD = "correct horse battery staple"
+
+
+def ensure_user(settings, name: str, role: str = "admin", email: str | None = None) -> None:
+    """A real account in the test database (created by the command line's operator)."""
+    from services import access
+
+    try:
+        access.add_user(settings, access.OPERATOR, name, role, TEST_PASSWORD, email)
+    except access.AccountError as e:
+        if "already exists" not in str(e):
+            raise
+        access.set_role(settings, access.OPERATOR, name, role)
+
+
+def sign_in(at, role: str | None = "admin", name: str | None = None):
+    """Sign an AppTest session in the way the sign-in form does: a real account of the test
+    database (made when missing), a real ``access.sign_in``, and its session token in the
+    session state. The pages and services still check that token in the database. With the
+    database unreachable (or ``role`` None) the session stays signed out."""
+    if role is None:
+        return at
+    from services import access
+    from services.errors import USER_ERRORS
+    from settings import Settings
+
+    settings = Settings(database_url=os.environ["DATABASE_URL"])  # noqa: the app's database
+    name = name or f"test-{role}"
+    try:
+        ensure_user(settings, name, role)
+        session = access.sign_in(settings, name, TEST_PASSWORD)
+    except USER_ERRORS:
+        return at
+    at.session_state["auth.session"] = session.token
+    return at
+
+
+def new_app(timeout: float = 60.0, role: str | None = "admin"):
+    """A fresh AppTest session of the workbench (like a new browser tab), signed in as a user
+    with ``role`` (None: signed out)."""
     from streamlit.testing.v1 import AppTest
 
-    return AppTest.from_file(str(APP), default_timeout=timeout)
+    return sign_in(AppTest.from_file(str(APP), default_timeout=timeout), role)
 
 
 def texts(at, kind: str) -> list[str]:

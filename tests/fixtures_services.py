@@ -47,6 +47,8 @@ def pg_url(tmp_path_factory):
 
 
 TABLES = ("event_embedding", "db_track", "db_event", "db_video", "embedding_model",
+          # accounts and sessions (migration 0007); the audit trail is append-only and stays
+          "app_session", "app_user", "sign_in_throttle",
           # the job queue (procrastinate's tables, migration 0005b)
           "procrastinate_events", "procrastinate_jobs", "procrastinate_workers",
           "procrastinate_periodic_defers")

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from services.access import OPERATOR
 from app_support import new_app, reset_app_caches, set_app_env, texts
 from services import review
 
@@ -43,7 +44,7 @@ def seeded(db_settings, db_pool, monkeypatch):
             'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
             " confidence, obj_id, attributes, action) VALUES (%s, %s, 'violent', 1.1, 27, 0.8,"
             " 1, '{}', 'violent') RETURNING event_id", (vids[0], seq)).fetchone()[0]
-    review.set_mark(db_settings, fight, "false_alarm", "hug")
+    review.set_mark(db_settings, fight, "false_alarm", "hug", actor=OPERATOR)
     set_app_env(monkeypatch, db_settings.database_url, db_settings.data_dir, None)
     reset_app_caches()
     yield db_settings, vids
@@ -92,3 +93,58 @@ def test_filters_persist_across_pages(seeded):
     at = _events(at)
     assert at.multiselect(key="events.actions").value == ["walking"]
     assert set(at.dataframe[0].value["action"]) == {"walking"}
+
+
+def test_time_slider_follows_the_range_when_the_video_filter_is_cleared(seeded):
+    """Issue 20: after picking the short clip and clearing the pick, the slider stayed at the
+    short clip's end and the table and CSV silently lost the longer video's later rows."""
+    import psycopg
+
+    settings, vids = seeded
+
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:  # a row at 6.0 s
+        with_late = conn.execute(
+            'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
+            " confidence, obj_id, action, track_ids) VALUES (%s, 999, 'person', 6.0, 150, 0.9,"
+            " 1, 'walking', '{1}') RETURNING event_id", (vids[1],)).fetchone()[0]
+    at = _events(new_app().run())
+    total = len(at.dataframe[0].value)
+    assert with_late in set(at.dataframe[0].value["event_id"])
+    at.multiselect(key="events.videos").set_value([vids[0]]).run()  # fi003, 2.9 s
+    assert at.slider(key="events.time").value == (0.0, 2.9)
+    at.multiselect(key="events.videos").set_value([]).run()
+    assert at.slider(key="events.time").value == (0.0, 7.2)
+    assert len(at.dataframe[0].value) == total
+    assert not any("Time filter on" in c for c in texts(at, "caption"))
+    # A handle the analyst moved stays where it is, and the page says the filter is on.
+    at.slider(key="events.time").set_value((0.0, 1.0)).run()
+    at.multiselect(key="events.videos").set_value([vids[0]]).run()
+    at.multiselect(key="events.videos").set_value([]).run()
+    assert at.slider(key="events.time").value == (0.0, 1.0)
+    assert any("Time filter on" in c for c in texts(at, "caption"))
+
+
+def test_csv_lists_the_people_start_end_and_a_usable_frame_and_link(seeded):
+    """Issue 20: the CSV listed a fight under one person (obj_id 0), with no start/end and an
+    internal ``local:`` path as its thumbnail."""
+    import csv
+    import io
+
+    from conftest import make_stored_event
+    from services import workbench as wb
+
+    settings, vids = seeded
+    fight = make_stored_event(7, 1.2, 0, video_id=vids[0], event_type="violent",
+                              action="violent", track_ids=(0, 3, 5), start_t_s=0.4,
+                              end_t_s=2.6, thumbnail_key="highlights/1/1.2s_violent.jpg")
+    person = make_stored_event(8, 0.3, 1, video_id=vids[0])
+    df = wb.events_table([fight, person], {vids[0]: "fi003.mp4"}, {vids[0]: 2.9})
+    rows = list(csv.DictReader(io.StringIO(wb.events_csv(
+        df, settings, "http://127.0.0.1:8501").decode())))
+    f, p = rows
+    assert (f["people"], f["start"], f["end"], f["start_t_s"], f["end_t_s"]) == (
+        "0 3 5", "0:00.4", "0:02.6", "0.4", "2.6")
+    assert f["frame"] == str(settings.data_dir / "storage" / "highlights/1/1.2s_violent.jpg")
+    assert "local:" not in "".join(",".join(r.values()) for r in rows)
+    assert f["link"] == f"http://127.0.0.1:8501/video?video_id={vids[0]}&event_id=7"
+    assert (p["people"], p["start"], p["frame"]) == ("1", "", "")

@@ -3,6 +3,8 @@ incident's frame and facts, marks with a note stored and shown, next / previous,
 that they survive a visit to another page), counts per state, and the accuracy panel."""
 from __future__ import annotations
 
+from services.access import OPERATOR
+
 import io
 import json
 
@@ -121,3 +123,107 @@ def test_filters_survive_another_page_and_theft_needs_the_vlm(seeded):
     assert _metrics(at)["Incidents"] == "1"
     at.slider(key="review.min_conf").set_value(0.9).run()
     assert any("No incident matches" in t for t in texts(at, "info"))
+
+
+def test_severity_alerts_and_detections_and_mark_all_as_reviewed(seeded, db_pool):
+    settings, ids = seeded
+    with db_pool.connection() as conn:  # a detection beside the two alerts
+        vid = conn.execute("SELECT video_id FROM db_event WHERE event_id = %s",
+                           (ids["fall"],)).fetchone()[0]
+        ids["run"] = conn.execute(
+            'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
+            " confidence, obj_id, action, track_ids) VALUES (%s, 1, 'anomaly', 1.0, 30, 0.6, 2,"
+            " 'running', '{2}') RETURNING event_id", (vid,)).fetchone()[0]
+    review.set_mark(settings, ids["fight"], "false_alarm", "hug", actor=OPERATOR)
+    at = _review(new_app().run())
+    table = at.dataframe(key="review.list").value
+    assert dict(zip(table["type"], table["severity"])) == {
+        "falling": "alert", "anomaly": "detection", "violent": "alert"}
+    at.segmented_control(key="review.severity").set_value("alert").run()
+    assert _metrics(at)["Incidents"] == "2"
+    at.segmented_control(key="review.severity").set_value(None).run()
+    assert _metrics(at)["Incidents"] == "3"
+
+    assert at.button(key="review.mark_all").label == "Mark all as reviewed (2)"
+    at.button(key="review.mark_all").click().run()
+    assert not at.exception, at.exception
+    marks = review.marks_for(settings, list(ids.values()))
+    assert {i: marks[ids[i]].state.value for i in ids} == {
+        "fight": "false_alarm", "fall": "reviewed", "run": "reviewed"}  # the verdict stays
+    assert marks[ids["fight"]].note == "hug"
+    assert at.button(key="review.mark_all").disabled
+    m = _metrics(at)
+    assert (m["Reviewed"], m["False alarm"], m["Unreviewed"]) == ("2", "1", "0")
+
+
+def test_reviewed_counter_and_accuracy_table_do_not_share_a_word(seeded):
+    settings, ids = seeded
+    review.set_mark(settings, ids["fight"], "false_alarm", actor=OPERATOR)
+    at = _review(new_app().run())
+    per_type = at.table[0].value
+    # The counter "Reviewed" = looked at, no verdict (0 here); the table counts any mark.
+    assert _metrics(at)["Reviewed"] == "0"
+    assert "reviewed" not in per_type.columns and per_type.loc["violent", "marked"] == 1
+    assert any("**Reviewed**: Looked at, no verdict" in c for c in texts(at, "caption"))
+
+
+def test_a_rerun_shows_the_mark_carried_over_and_the_vanished_one(seeded, db_pool):
+    """The Review page after a re-run (the real replace_events): the fall's confirmed mark on
+    the new event, shown as carried over; the fight that the re-run no longer finds listed
+    under "No longer detected" and forgettable."""
+    from conftest import make_event
+    from db import store
+    from pipeline.records import Action, EventType
+
+    settings, ids = seeded
+    review.set_mark(settings, ids["fall"], "confirmed", "real fall", actor=OPERATOR)
+    review.set_mark(settings, ids["fight"], "false_alarm", "hug", actor=OPERATOR)
+    with db_pool.connection() as conn:
+        fall_v, fight_v = (conn.execute("SELECT video_id FROM db_event WHERE event_id = %s",
+                                        (ids[k],)).fetchone()[0] for k in ("fall", "fight"))
+        fall = make_event(4.3, EventType.FALLING, action=Action.FALLING, start_t_s=4.1,
+                          end_t_s=5.0)
+        store.replace_events(conn, fall_v, store.EventBatch([fall], [""], [None]))
+        store.replace_events(conn, fight_v, store.EventBatch([make_event(1.0)], [""], [None]))
+    at = _review(new_app().run())
+    facts = " ".join(texts(at, "markdown"))
+    assert "confirmed (real fall), *carried over from the earlier analysis*" in facts
+    assert at.dataframe(key="review.list").value["state"].tolist() == [
+        "confirmed (carried over)"]
+    (exp,) = [x for x in at.expander if x.label.startswith("No longer detected")]
+    assert exp.label == "No longer detected (1)"
+    assert any("violent" in t and "false alarm: hug" in t and "no longer detected" in t
+               for t in texts(exp, "markdown"))
+    (forget,) = [b for b in at.button if b.key and b.key.startswith("review.forget.")]
+    forget.click().run()
+    assert not [x for x in at.expander if x.label.startswith("No longer detected")]
+    assert review.lost_marks(settings) == []
+
+
+def test_analyze_says_how_many_marks_a_rerun_has(db_settings, db_pool, monkeypatch, tmp_path):
+    """Before a re-run the Analyze page says how many marks the video has (the slow test
+    tests/test_app_review_rerun.py re-runs it through the engine)."""
+    from app_support import link_clips
+
+    (clip,) = link_clips(tmp_path / "library", "clips/falls/Fall01.mp4")
+    with db_pool.connection() as conn:
+        vid = conn.execute("INSERT INTO db_video (name, source_uri, analysis_status, duration_s)"
+                           " VALUES ('Fall01.mp4', %s, 'completed', 7.2) RETURNING video_id",
+                           (str(clip.resolve()),)).fetchone()[0]
+        fall = conn.execute(
+            'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
+            " confidence, obj_id, action, track_ids) VALUES (%s, 0, 'falling', 4.2, 126, 0.9,"
+            " 1, 'falling', '{1}') RETURNING event_id", (vid,)).fetchone()[0]
+    set_app_env(monkeypatch, db_settings.database_url, db_settings.data_dir, tmp_path / "library")
+    reset_app_caches()
+    try:
+        at = new_app().run()
+        assert not at.exception, at.exception
+        assert not any("review mark" in w for w in texts(at, "warning"))
+        review.set_mark(db_settings, fall, "confirmed", actor=OPERATOR)
+        at.run()
+        (warn,) = [w.replace("\\", "") for w in texts(at, "warning") if "review mark" in w]
+        assert warn.startswith(f"Video {vid} has 1 review mark (1 confirmed): the new analysis "
+                               f"carries each over"), warn
+    finally:
+        reset_app_caches()

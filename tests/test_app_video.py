@@ -4,6 +4,8 @@ picking one plays it from just before; a photo is shown as a picture; a file tha
 as a video (a text file named .mp4) gets no black player (issue 13, defect 5)."""
 from __future__ import annotations
 
+from services.access import OPERATOR
+
 import json
 
 import numpy as np
@@ -136,6 +138,9 @@ def test_analyze_clears_failed_jobs_and_deletes_a_video(seeded):
     left = {v.video_id for v in workbench.list_videos(settings)}
     assert ids["bad"] not in left and ids["clip"] in left
     at.selectbox(key="analyze.delete_pick").set_value(ids["clip"]).run()
+    assert at.button(key="analyze.delete_video").disabled  # until the name is typed
+    name = next(v.name for v in workbench.list_videos(settings) if v.video_id == ids["clip"])
+    at.text_input(key=f"analyze.delete_confirm.{ids['clip']}").input(name).run()
     at.button(key="analyze.delete_video").click().run()
     assert not at.exception, at.exception
     assert ids["clip"] not in {v.video_id for v in workbench.list_videos(settings)}
@@ -158,3 +163,51 @@ def test_a_finished_or_failed_job_shows_no_bar_anywhere(seeded):
     assert not at.exception, at.exception
     assert not at.get("progress")
     assert any("No analysis is running" in t for t in texts(at, "caption"))
+
+
+def test_a_photos_event_outlines_the_person_found(seeded, db_pool):
+    """Issue 20: a photo's page showed nothing of the person its event found."""
+    import io
+
+    from PIL import Image
+
+    from services import stills
+
+    settings, ids = seeded
+    with db_pool.connection() as conn:
+        eid = conn.execute(
+            'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
+            " confidence, obj_id, action, track_ids, bbox_x, bbox_y, bbox_width, bbox_height)"
+            " VALUES (%s, 0, 'person', 0, 0, 0.9, 3, 'sitting', '{3}', 10, 5, 20, 20)"
+            " RETURNING event_id", (ids["photo"],)).fetchone()[0]
+    at = new_app()
+    at.query_params["video_id"] = str(ids["photo"])
+    at.query_params["event_id"] = str(eid)
+    at.run()
+    at.switch_page("app_pages/video.py").run()
+    assert not at.exception, at.exception
+    assert not at.warning, texts(at, "warning")
+    (img,) = at.main.get("image")
+    assert f"the person of event {eid}, outlined" in img.proto.imgs[0].caption
+
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 30), (0, 120, 0)).save(buf, format="PNG")
+    out = Image.open(io.BytesIO(stills.outline_person(buf.getvalue(), (10, 5, 20, 20))))
+    r, g, b = out.getpixel((10, 15))  # on the box's left edge: red, not the photo's green
+    assert r > 200 and g < 120
+    assert out.getpixel((20, 15))[1] > 100  # inside: the photo
+    assert stills.outline_person(b"not a picture", (1, 1, 5, 5)) is None
+
+
+def test_a_mark_whose_incident_is_gone_is_listed_on_the_video(seeded, db_pool):
+    from services import review
+
+    settings, ids = seeded
+    items = review.incidents(settings, review.IncidentFilter(video_ids=(ids["clip"],)))
+    fall = next(i for i in items if i.event.event_type.value == "falling")
+    review.set_mark(settings, fall.event_id, "confirmed", "he fell", actor=OPERATOR)
+    with db_pool.connection() as conn:  # what a re-run that no longer finds it leaves
+        conn.execute("DELETE FROM db_event WHERE event_id = %s", (fall.event_id,))
+    at = _open(ids["clip"])
+    assert any("falling · 0:04.2–0:05.0 · confirmed: he fell · *no longer detected*" in c
+               for c in texts(at, "caption")), texts(at, "caption")

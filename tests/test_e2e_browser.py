@@ -1,10 +1,12 @@
 """End to end in a real browser: ``streamlit run app.py`` on 127.0.0.1 (a free port, a temporary
 data folder, the embedded PostgreSQL of the test session, a library folder holding the dev fall
 clip Fall01 and the dev fight clip fi003), driven by Playwright in Debian's chromium. It analyses
-both (watching the progress bar move and reach done), finds the fight incident and the fall
+both (watching the progress bar move and reach done) after signing in (a browser that is not signed
+in sees only the sign-in form; a deep link lands on its page after signing in), finds the fight incident and the fall
 incident on the Review page, marks the fight a false alarm and sees the accuracy panel change,
 runs a search, opens a hit and lands on that moment in the player, and plays an incident by
-clicking its span on the timeline under the player. The app must contact no host
+clicking its span on the timeline under the player; then a viewer signs in and finds no Delete,
+launch, cancel or review control on any page. The app must contact no host
 but its own. Screenshots of every page go to docs/screenshots/ (shown in the README) and the
 in-between ones to test-artifacts/.
 
@@ -69,6 +71,12 @@ def server(pg_url, tmp_path):
     from fixtures_services import reset_database
 
     reset_database(pg_url)
+    from app_support import ensure_user
+    from settings import Settings
+
+    accounts = Settings(database_url=pg_url)
+    ensure_user(accounts, "ana", "admin")  # the first admin, as `pipeline users add` makes it
+    ensure_user(accounts, "vic", "viewer")
     library = tmp_path / "library"
     link_clips(library, "clips/falls/Fall01.mp4", "clips/fight/fi003.mp4")
     env = {k: v for k, v in os.environ.items()
@@ -110,6 +118,18 @@ def _shot(page, name: str, doc: bool = False) -> None:
         page.set_viewport_size(size)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"e2e_{name}.png"), full_page=True)
+
+
+def _sign_in(page, name: str, heading: str) -> None:
+    """The sign-in form (the only thing a browser that is not signed in sees), then ``heading``."""
+    from app_support import TEST_PASSWORD
+
+    page.get_by_role("heading", name="Sign in").wait_for()
+    assert not page.locator('[data-testid="stSidebarNav"] a').count()
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password", exact=True).fill(TEST_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=120_000)
 
 
 def _nav(page, title: str, heading: str | None = None) -> None:
@@ -179,11 +199,15 @@ def _check_player(page, PlaywrightTimeout) -> None:
     assert abs(state[1] - start) < 0.6, (state, start, caption)
 
 
-def test_analyst_flow_in_a_real_browser(server):
+def test_analyst_flow_in_a_real_browser(server, pg_url):
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
+    import psycopg
+
     url, log = server
+    with psycopg.connect(pg_url) as conn:
+        first_audit = conn.execute("SELECT coalesce(max(audit_id), 0) FROM audit_log").fetchone()[0]
     expect.set_options(timeout=60_000)
     outside: list[str] = []
     with sync_playwright() as p:
@@ -202,11 +226,14 @@ def test_analyst_flow_in_a_real_browser(server):
             # A deep link as the fresh server's first request (a citation opened after a
             # restart) still gets the app's navigation, not Streamlit's file-list sidebar.
             page.goto(f"{url}/search")
-            page.get_by_role("heading", name="Search").first.wait_for()
+            page.get_by_role("heading", name="Sign in").wait_for()
+            assert not page.get_by_role("button", name="Start analysis").count()
+            _shot(page, "sign_in", doc=True)
+            _sign_in(page, "ana", "Search")
             expect(page.locator('[data-testid="stSidebarNav"] a', has_text="Video detail")) \
                 .to_be_visible()
-            page.goto(url)
-            page.get_by_role("heading", name="Analyze a video").wait_for()
+            page.goto(url)  # a new browser session: signs in again
+            _sign_in(page, "ana", "Analyze a video")
             expect(page.get_by_role("combobox", name="Video in the library folder")) \
                 .to_have_value("Fall01.mp4")
 
@@ -306,6 +333,37 @@ def test_analyst_flow_in_a_real_browser(server):
             page.get_by_role("heading", name=re.compile(r"^Event \d+: (falling|collapse) "))\
                 .wait_for()
             _check_player(page, PlaywrightTimeout)
+
+            # --- the admin's page: users and the audit trail --------------------------------
+            _nav(page, "Admin")
+            page.get_by_role("heading", name="Audit trail").wait_for()
+            _shot(page, "admin", doc=True)
+
+            # --- a viewer: no Delete, launch, cancel or review control on any page ----------
+            page.locator('[data-testid="stSidebar"]').get_by_role("button", name="Sign out") \
+                .click()
+            # ana signed out on the Admin page, which is not a viewer's: the default page
+            _sign_in(page, "vic", "Analyze a video")
+            for title, heading in (("Analyze", "Analyze a video"), ("Review", "Review"),
+                                   ("Events", "Events"), ("Search", "Search"),
+                                   ("Video detail", "Video detail")):
+                _nav(page, title, heading)
+                if title == "Analyze":
+                    expect(page.get_by_text(re.compile("Analysts start and cancel"))) \
+                        .to_be_visible()
+                    _shot(page, "analyze_viewer")
+                page.wait_for_timeout(1500)  # the page's fragments have drawn
+                buttons = page.locator('[data-testid="stMain"] button').all_inner_texts()
+                bad = [b for b in buttons if re.search(
+                    r"Delete|Start analysis|Cancel|Confirm|False alarm|Clear", b)]
+                assert not bad, (title, bad)
+            assert not page.locator('[data-testid="stSidebarNav"] a', has_text="Admin").count()
         finally:
             browser.close()
     assert not outside, f"the app contacted outside hosts: {sorted(set(outside))[:10]}"
+    # What was done through the browser is in the audit trail, by whom.
+    with psycopg.connect(pg_url) as conn:
+        done = set(conn.execute("SELECT actor, action FROM audit_log WHERE audit_id > %s",
+                                (first_audit,)).fetchall())
+    assert {("ana", "sign_in"), ("ana", "launch"), ("ana", "review_mark"), ("ana", "sign_out"),
+            ("vic", "sign_in")} <= done, sorted(done)

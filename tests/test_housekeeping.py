@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from services.access import OPERATOR
 from services import housekeeping, review
 
 pytestmark = pytest.mark.db
@@ -38,20 +39,21 @@ def test_delete_an_upload_and_keep_a_library_file(db_settings, db_pool, tmp_path
         own = _video(conn, "lib.mp4", str(lib))
         eid = _event_with_frame(conn, root, own, "highlights/lib.mp4/1.0s_falling.jpg")
         busy = _video(conn, "busy.mp4", str(lib), "processing")
-    review.set_mark(db_settings, eid, "confirmed")
+    review.set_mark(db_settings, eid, "confirmed", actor=OPERATOR)
 
-    msg = housekeeping.delete_video(db_settings, own)
+    msg = housekeeping.delete_video(db_settings, own, actor=OPERATOR, confirm_name="lib.mp4")
     assert "source stays" in msg and lib.exists()
     assert not (root / "highlights/lib.mp4/1.0s_falling.jpg").exists()
     with db_pool.connection() as conn:
         for table in ("db_event", "event_embedding", "event_review"):
             assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
-    assert "the upload" in housekeeping.delete_video(db_settings, up)
+    assert "the upload" in housekeeping.delete_video(db_settings, up, actor=OPERATOR,
+                                                     confirm_name="bad.mp4")
     assert not (root / "videos" / "bad.mp4").exists()
     with pytest.raises(housekeeping.JobConflict, match="cancel its analysis first"):
-        housekeeping.delete_video(db_settings, busy)
+        housekeeping.delete_video(db_settings, busy, actor=OPERATOR, confirm_name="busy.mp4")
     with pytest.raises(housekeeping.ServiceError, match="does not exist"):
-        housekeeping.delete_video(db_settings, own)
+        housekeeping.delete_video(db_settings, own, actor=OPERATOR, confirm_name="lib.mp4")
 
 
 def test_clear_failed_jobs(db_settings, db_pool):
@@ -59,7 +61,7 @@ def test_clear_failed_jobs(db_settings, db_pool):
         ok = _video(conn, "a.mp4", "/x/a.mp4")
         _video(conn, "b.mp4", "/x/b.mp4", "failed")
         _video(conn, "c.mp4", "/x/c.mp4", "cancelled")
-    assert housekeeping.clear_failed(db_settings) == 2
+    assert housekeeping.clear_failed(db_settings, actor=OPERATOR) == 2
     with db_pool.connection() as conn:
         assert [r[0] for r in conn.execute("SELECT video_id FROM db_video")] == [ok]
 
@@ -94,8 +96,14 @@ def test_a_bad_upload_is_refused_before_it_is_stored(db_settings):
 
     svc = Services(db_settings)
     with pytest.raises(sources.StorageError) as e:
-        sources.save_upload(svc, "bad.mp4", b"this is not a video")
+        sources.save_upload(svc, "bad.mp4", b"this is not a video", actor=OPERATOR)
     msg = str(e.value)
     assert msg.startswith("bad.mp4 is not a video or photo") and "nothing was stored" in msg
+    # issue 20: said once, without brackets in brackets ("(input bad.mp4 is not a readable
+    # video (Invalid data ...; it may be ...); give a readable video ...)").
+    assert msg.startswith("bad.mp4 is not a video or photo the workbench can read: invalid "
+                          "data found when processing input; nothing was stored."), msg
+    assert msg.count("(") <= 2 and "((" not in msg and ")" not in msg.split("(")[0]
+    assert msg.count("readable video") == 0 and msg.lower().count("upload a video") == 1
     assert "/tmp" not in msg and "va-check" not in msg and str(db_settings.data_dir) not in msg
     assert not list((db_settings.data_dir / "storage").rglob("bad.mp4"))

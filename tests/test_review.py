@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from services.access import OPERATOR
 from services import review
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,9 +66,9 @@ def test_incidents_newest_video_first_with_episode_and_tracks(world):
 
 def test_marks_filters_and_counts(world):
     settings, old, new, ids = world
-    review.set_mark(settings, ids["fight"], "false_alarm", "  two friends hugging\x00 ")
-    review.set_mark(settings, ids["fall"], review.ReviewState.REVIEWED)
-    review.set_mark(settings, ids["fall"], review.ReviewState.CONFIRMED, "real fall")
+    review.set_mark(settings, ids["fight"], "false_alarm", "  two friends hugging\x00 ", actor=OPERATOR)
+    review.set_mark(settings, ids["fall"], review.ReviewState.REVIEWED, actor=OPERATOR)
+    review.set_mark(settings, ids["fall"], review.ReviewState.CONFIRMED, "real fall", actor=OPERATOR)
     marks = review.marks_for(settings, [ids["fight"], ids["fall"], ids["weak"]])
     assert marks[ids["fight"]].note == "two friends hugging"
     assert marks[ids["fall"]].state is review.ReviewState.CONFIRMED
@@ -86,20 +87,23 @@ def test_marks_filters_and_counts(world):
     assert [i.event_id for i in review.incidents(
         settings, review.IncidentFilter(video_ids=(old,)))] == [ids["fight"]]
 
-    assert review.clear_mark(settings, ids["fight"])
-    assert not review.clear_mark(settings, ids["fight"])
+    assert review.clear_mark(settings, ids["fight"], actor=OPERATOR)
+    assert not review.clear_mark(settings, ids["fight"], actor=OPERATOR)
     with pytest.raises(review.ReviewError, match="does not exist"):
-        review.set_mark(settings, 10 ** 9, "confirmed")
+        review.set_mark(settings, 10 ** 9, "confirmed", actor=OPERATOR)
     with pytest.raises(ValueError):
-        review.set_mark(settings, ids["fall"], "maybe")
+        review.set_mark(settings, ids["fall"], "maybe", actor=OPERATOR)
 
 
-def test_marks_go_with_their_events_when_a_video_is_analysed_again(world, db_pool):
+def test_a_mark_outlives_its_event_as_no_longer_detected(world, db_pool):
     settings, old, new, ids = world
-    review.set_mark(settings, ids["fight"], "confirmed")
+    review.set_mark(settings, ids["fight"], "confirmed", actor=OPERATOR)
     with db_pool.connection() as conn:
         conn.execute("DELETE FROM db_event WHERE video_id = %s", (old,))
     assert review.marks_for(settings, [ids["fight"]]) == {}
+    lost = review.lost_marks(settings, [old])  # never silently deleted (tests/test_review_marks)
+    assert [(m.state.value, m.event_type.value, m.start_s, m.end_s) for m in lost] == [
+        ("confirmed", "violent", 0.4, 2.6)]
 
 
 def test_accuracy_per_type_and_per_video_beside_measured_precision(world):
@@ -108,9 +112,9 @@ def test_accuracy_per_type_and_per_video_beside_measured_precision(world):
     fall = next(r for r in by_type if r.key == "falling")
     assert (fall.incidents, fall.judged, fall.confirmed_share) == (1, 0, None)
     assert fall.measured_precision == pytest.approx(1.0)
-    review.set_mark(settings, ids["fight"], "false_alarm")
-    review.set_mark(settings, ids["fall"], "confirmed")
-    review.set_mark(settings, ids["weak"], "reviewed")
+    review.set_mark(settings, ids["fight"], "false_alarm", actor=OPERATOR)
+    review.set_mark(settings, ids["fall"], "confirmed", actor=OPERATOR)
+    review.set_mark(settings, ids["weak"], "reviewed", actor=OPERATOR)
     by_type, by_video = review.accuracy(settings, names={old: "fi003.mp4", new: "Fall01.mp4"})
     t = {r.key: r for r in by_type}
     assert list(t) == ["falling", "violent", "anomaly"]  # the vocabulary's order
@@ -161,8 +165,9 @@ def test_every_measured_precision_is_quoted_from_its_source():
     assert prec["grabbing"].text == "not measured"
 
 
-def test_migration_0006_is_the_review_table():
+def test_migrations_0006_and_0008_are_the_review_table():
     sql = (REPO / "db" / "migrations" / "0006_review_marks.sql").read_text()
-    assert re.search(r"ON DELETE CASCADE", sql)
+    later = (REPO / "db" / "migrations" / "0008_marks_survive_reruns.sql").read_text()
+    assert re.search(r"REFERENCES db_event \(event_id\) ON DELETE SET NULL", later)
     assert {s.value for s in review.ReviewState} == set(re.findall(r"'(\w+)'", sql.split(
         "CHECK")[1].split(")")[0]))

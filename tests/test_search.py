@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from db import store
-from pipeline.records import Action, AgeGroup, Event, EventType, Gender
+from pipeline.records import Action, AgeGroup, Colour, Event, EventType, Gender
 from db.records import SearchFilters
 from services import database
 from services.embeddings import embed_texts, event_sentence, load_embedder
@@ -123,3 +123,91 @@ def test_vectors_of_another_model_are_not_compared(db_settings, embedder, corpus
 
     hits = search("fall", top_k=5, settings=db_settings, embedder=Other())
     assert hits and all(h.similarity is None and h.lexical_rank for h in hits)
+
+
+# --- clothing colours and the query's understood terms ----------------------------------------
+
+def dressed(t, action, gender, obj, upper=Colour.UNKNOWN, lower=Colour.UNKNOWN):
+    import dataclasses
+
+    return dataclasses.replace(ev(t, EventType.PERSON, action, gender=gender, obj=obj,
+                                  x=60.0 * obj), upper_colour=upper, lower_colour=lower)
+
+
+@pytest.fixture
+def lobby(db_settings, embedder):
+    rows = []
+    for i in range(4):
+        t = float(i)
+        rows += [dressed(t, Action.STANDING, Gender.MALE, 1, Colour.RED, Colour.BLUE),
+                 dressed(t, Action.STANDING, Gender.FEMALE, 2, Colour.RED),
+                 dressed(t, Action.STANDING, Gender.MALE, 3, Colour.BLUE, Colour.BLACK),
+                 dressed(t, Action.SITTING, Gender.FEMALE, 4, Colour.GREY),
+                 dressed(t, Action.WALKING, Gender.MALE, 5, Colour.WHITE, Colour.RED)]
+    rows += [dressed(10.0 + i, Action.STANDING, Gender.MALE, 6 + i % 3) for i in range(12)]
+    # decoys: standing people whose scene has the query's words ("seated area")
+    import dataclasses
+
+    rows += [dataclasses.replace(dressed(20.0 + i, Action.STANDING, Gender.UNKNOWN, 9),
+                                 scene_description="a seated area: a person by the seats")
+             for i in range(6)]
+    return store_video(db_settings, embedder, "lobby.mp4", rows)
+
+
+def test_colours_are_stored_and_filter_events(db_settings, embedder, lobby):
+    from db import queries
+
+    with database.pooled(db_settings) as conn:
+        red_up = queries.list_events(conn, SearchFilters(upper_colours=("red",)))
+        blue_low = queries.list_events(conn, SearchFilters(lower_colours=(Colour.BLUE,)))
+        blue_any = queries.list_events(conn, SearchFilters(colours=("blue",)))
+        plain = queries.list_events(conn, SearchFilters(genders=("male",), t_min_s=10))
+    assert {e.obj_id for e in red_up} == {1, 2}
+    assert all(e.upper_colour is Colour.RED for e in red_up)
+    assert {e.obj_id for e in blue_low} == {1}
+    assert {e.obj_id for e in blue_any} == {1, 3}
+    assert plain and all(e.upper_colour is Colour.UNKNOWN for e in plain)  # stored as NULL
+    assert "red top (jacket, shirt) and blue trousers" in red_up[0].sentence or \
+        red_up[0].obj_id == 2
+    hits = search("someone standing", SearchFilters(lower_colours=("blue",)), top_k=10,
+                  settings=db_settings, embedder=embedder)
+    assert hits and all(h.event.obj_id == 1 for h in hits)
+    with pytest.raises(ValueError, match="Colour"):
+        SearchFilters(upper_colours=("mauve",))
+
+
+def test_understood_terms_rank_matching_people_first(db_settings, embedder, lobby):
+    hits = search("a man in a red jacket", top_k=4, settings=db_settings, embedder=embedder)
+    assert [h.event.obj_id for h in hits] == [1, 1, 1, 1]
+    assert all(h.terms_matched == 1.0 for h in hits)
+    seated = search("a seated person", top_k=4, settings=db_settings, embedder=embedder)
+    assert all(h.event.action is Action.SITTING for h in seated)
+    literal = search("a seated person", top_k=4, settings=db_settings, embedder=embedder,
+                     understand=False)
+    assert all(h.terms_matched is None for h in literal)
+    assert literal[0].event.obj_id == 9  # the words alone find the decoy's "seated area"
+    # the boost never removes the words' own matches: a query with no known terms is unchanged
+    dog = search("a dog", top_k=5, settings=db_settings, embedder=embedder)
+    assert [h.event.event_id for h in dog] == [
+        h.event.event_id for h in search("a dog", top_k=5, settings=db_settings,
+                                         embedder=embedder, understand=False)]
+
+
+def test_cli_prints_the_understood_terms_and_literal_turns_them_off(db_settings, embedder, lobby,
+                                                                    monkeypatch, capsys):
+    import json
+
+    from services.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", db_settings.database_url)
+    monkeypatch.setenv("VA_DATA_DIR", str(db_settings.data_dir))
+    assert main(["search", "a man in a red jacket", "--top-k", "3", "--no-answer"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    hits = [json.loads(line) for line in out[:-1]]
+    assert [h["upper_colour"] for h in hits] == ["red"] * 3 and hits[0]["terms_matched"] == 1.0
+    assert out[-1] == "understood: gender: male; upper body: red"
+    assert main(["search", "a man in a red jacket", "--top-k", "3", "--no-answer",
+                 "--literal"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "understood: off (--literal)"
+    assert all(json.loads(line)["terms_matched"] is None for line in out[:-1])

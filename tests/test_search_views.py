@@ -106,3 +106,23 @@ def test_a_track_card_shows_one_person_when_the_track_jumps_to_another():
     assert len(picks) == 3 and set(picks) <= {f for f, _ in DARK}, picks
     crops = same_person_crops(path, [(f, f / info.fps, b) for f, b in rows], 3, 120)
     assert len(crops) == 3 and all(c[:2] == b"\xff\xd8" for c in crops)
+
+
+def test_the_answer_counts_the_moments_the_page_lists():
+    """Issue 20: the answer said "2 matching moments" while the list said "Matching moments
+    (5)": one person walking, seen in rows whose sentences differ (where in the frame), was one
+    moment to the answer and three to the list."""
+    from services import answer
+
+    hits = [_hit(1, 1.0, "at 00:01 a man walking near the left"),
+            _hit(2, 1.7, "at 00:01 a man walking in the middle"),
+            _hit(3, 2.3, "at 00:02 a man walking near the right"),
+            _hit(4, 9.0, "at 00:09 a man walking near the right"),
+            _hit(5, 3.0, "at 00:03 a man walking near the left", video=2),
+            _hit(6, 4.0, "at 00:04 a man walking", video=3), _hit(7, 5.0, "x", video=4),
+            _hit(8, 6.0, "y", video=5), _hit(9, 7.0, "z", video=6)]
+    groups = search_views.group_hits(hits, relevant_ids={h.event.event_id for h in hits})
+    moments = [g for g in groups if g.relevant]
+    assert [g.event_ids for g in moments][:2] == [(1, 2, 3, 4), (5,)]
+    text = answer.extractive_answer("a man walking", hits).text
+    assert text.startswith(f"{len(moments)} matching moments, the best {answer.MAX_CITED}: ")

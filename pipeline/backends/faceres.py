@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.backends.onnx_common import cpu_session
+from pipeline.backends.onnx_common import CpuInference, cpu_session
 from pipeline.errors import BackendUnavailable
 from pipeline.faces import FaceReading, crop, faces_to_read, to_attributes
 from pipeline.records import Attributes, Frame, PersonDetections
@@ -88,7 +88,8 @@ def load_faceres(settings) -> FaceResEstimator:
             f"HSE-FaceRes weights not found at {path}; set VA_FACERES_PATH to an existing "
             ".onnx file or use VA_ATTRIBUTES=age_gender"
         )
-    session = cpu_session(path, min(2, os.cpu_count() or 1), "HSE-FaceRes weights",
+    cpu = CpuInference.from_settings(settings, threads=min(2, os.cpu_count() or 1))
+    session = cpu_session(path, cpu, "HSE-FaceRes weights",
                           "set VA_FACERES_PATH to the HSE-FaceRes faceres.onnx file")
     names_in = {i.name for i in session.get_inputs()}
     names_out = {o.name for o in session.get_outputs()}

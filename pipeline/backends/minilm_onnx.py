@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.backends.onnx_common import cpu_session
+from pipeline.backends.onnx_common import CpuInference, cpu_session
 from pipeline.errors import BackendUnavailable
 
 log = logging.getLogger("va.backends.minilm_onnx")
@@ -41,7 +41,8 @@ class MiniLMOnnxEmbedder:
         tokenizer_path = Path(tokenizer_path)
         if not tokenizer_path.is_file():
             raise BackendUnavailable(f"MiniLM tokenizer {tokenizer_path} is missing; {_FIX}")
-        self.session = cpu_session(Path(model_path), threads, "MiniLM ONNX weights", _FIX)
+        self.session = cpu_session(Path(model_path), threads, "MiniLM ONNX weights", _FIX,
+                                   static_shapes=False)  # batch and token count vary
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
@@ -72,5 +73,5 @@ class MiniLMOnnxEmbedder:
 
 def load_minilm_onnx(settings) -> MiniLMOnnxEmbedder:
     models = Path(settings.models_dir)
-    threads = int(getattr(settings, "cpu_threads", 2) or 2)
-    return MiniLMOnnxEmbedder(models / ONNX_FILE, models / TOKENIZER_FILE, threads=threads)
+    return MiniLMOnnxEmbedder(models / ONNX_FILE, models / TOKENIZER_FILE,
+                              threads=CpuInference.from_settings(settings))

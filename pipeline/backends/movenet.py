@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from pipeline import thresholds as T
-from pipeline.backends.onnx_common import cpu_session
+from pipeline.backends.onnx_common import CpuInference, cpu_session
 from pipeline.records import Frame, PersonDetections
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def input_size(width: int, height: int, long_side: int) -> tuple[int, int, float
 class MoveNetDetector:
     name = "movenet"
 
-    def __init__(self, model_path: Path, threads: int = 2, long_side: int = T.DET_INPUT_LONG_SIDE,
+    def __init__(self, model_path: Path, threads: int | CpuInference = 2, long_side: int = T.DET_INPUT_LONG_SIDE,
                  min_person_score: float = T.DET_MIN_PERSON_SCORE, tiles: bool = True):
         self.model_path = Path(model_path)
         self.session = cpu_session(
@@ -283,5 +283,4 @@ def _to_detections(rows: np.ndarray) -> PersonDetections:
 def load_movenet(settings) -> MoveNetDetector:
     """Registry factory: MoveNet MultiPose from ``settings.models_dir``."""
     path = Path(settings.models_dir) / MODEL_FILE
-    threads = int(getattr(settings, "cpu_threads", 2) or 2)
-    return MoveNetDetector(path, threads=threads)
+    return MoveNetDetector(path, threads=CpuInference.from_settings(settings))

@@ -1,29 +1,130 @@
-"""One way to open an ONNX model on the CPU for every ONNX backend (MoveNet, YOLOv5 proposals,
-MoveNet Thunder, HSE-FaceRes): a missing or unreadable file is a ``BackendUnavailable`` whose
-message names the file and the fix."""
+"""The one place that opens an ONNX model on the CPU, for every ONNX backend (MoveNet MultiPose,
+MoveNet Thunder, YOLOv5s proposals, the YOLOv5s backbone cut, HSE-FaceRes, the MiniLM embedder).
+
+Two runtimes (``VA_RUNTIME``): Intel's OpenVINO (the default; it reads the ONNX files directly)
+and onnxruntime (for machines without OpenVINO). Both are driven through the same small session
+interface (``run(output_names, feeds)``, ``get_inputs()``, ``get_outputs()``: onnxruntime's), so
+the backends do not know which one runs. OpenVINO compiles one model per input shape (static
+shapes are what its CPU kernels are fastest at), kept in memory (a few shapes per model) and on
+disk (``CACHE_DIR`` under ``VA_DATA_DIR``, so a second process does not compile again).
+``VA_PRECISION``: ``auto`` runs bfloat16 where the CPU computes it natively (AMX or AVX512_BF16
+in /proc/cpuinfo), float32 elsewhere; onnxruntime always runs float32.
+
+Offline: ``import openvino`` starts its telemetry (package ``openvino-telemetry``, a dependency of
+``openvino``): without a consent file in ~/intel it writes a client id there and sends an "import"
+event to Google Analytics from a forked process. ``import_openvino`` imports it as if that package
+were not installed, which makes OpenVINO use its own no-op stub: nothing is written or sent
+(tests/test_onnx_common.py watches every socket, forked processes included).
+"""
 from __future__ import annotations
 
+import logging
+import sys
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from pipeline.errors import BackendUnavailable
 
+log = logging.getLogger(__name__)
 
-def cpu_session(path: Path, threads: int, what: str, fix: str,
-                graph: Callable[[Path], bytes] | None = None):
-    """An onnxruntime ``InferenceSession`` on the CPU for ``path`` (or for ``graph(path)``, a
-    serialised model derived from it, e.g. a network cut after its backbone).
+RUNTIMES = ("openvino", "onnxruntime")
+PRECISIONS = ("auto", "f32", "bf16")
+#: Compiled shapes an OpenVINO session keeps in memory (a video's frame, its tiles, the dense
+#: pass's; a worker that sees many video sizes recompiles the oldest from the disk cache).
+MAX_SHAPES = 8
+CACHE_SUBDIR = "openvino-cache"
+#: The disk cache's size cap: compiled blobs are 5-30 MB each (per model, shape and precision);
+#: beyond this the least recently used are removed when a process first opens the folder.
+MAX_CACHE_BYTES = 1 << 30
+_PRUNED: set = set()
+_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_bf16(cpuinfo: str | None = None) -> bool:
+    """True where the CPU computes bfloat16 natively (AMX or AVX512_BF16 in its flags)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags") and ":" in line:
+            flags = set(line.split(":", 1)[1].split())
+            return any(f in flags for f in _BF16_FLAGS)
+    return False
+
+
+@dataclass(frozen=True)
+class CpuInference:
+    """How ONNX models run on the CPU: runtime, precision, threads, OpenVINO's disk cache."""
+
+    threads: int = 2
+    runtime: str = "openvino"
+    precision: str = "f32"  # settings.Settings.precision: the default until bf16 is validated
+    cache_dir: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any, threads: int | None = None) -> "CpuInference":
+        data_dir = getattr(settings, "data_dir", None)
+        return cls(threads=int(threads or getattr(settings, "cpu_threads", 2) or 2),
+                   runtime=getattr(settings, "runtime", "openvino"),
+                   precision=getattr(settings, "precision", "f32"),
+                   cache_dir=Path(data_dir) / CACHE_SUBDIR if data_dir else None)
+
+    @property
+    def effective_precision(self) -> str:
+        """f32 or bf16: what the models compute in."""
+        if self.runtime != "openvino":
+            return "f32"
+        if self.precision == "auto":
+            return "bf16" if cpu_bf16() else "f32"
+        return self.precision
+
+    def describe(self) -> str:
+        return f"{self.runtime} {self.effective_precision}"
+
+
+def cpu_session(path: Path, threads: "int | CpuInference", what: str, fix: str,
+                graph: Callable[[Path], bytes] | None = None, static_shapes: bool = True):
+    """A session on the CPU for ``path`` (or for ``graph(path)``, a serialised model derived
+    from it, e.g. a network cut after its backbone). ``threads`` is a ``CpuInference`` (the
+    factories build it from Settings) or a thread count (the defaults otherwise).
 
     ``what`` names the model in errors ("MoveNet weights"), ``fix`` says what the user should do.
-    Threads do not spin between ops: on a shared 2-core machine spinning threads steal the CPU
-    the decoder and the other stages need."""
-    import onnxruntime as ort
-
+    ``static_shapes=False`` compiles one model for every input shape (OpenVINO's dynamic shapes;
+    for the text embedder, whose batch and token count change with every call)."""
+    cpu = threads if isinstance(threads, CpuInference) else CpuInference(threads=int(threads))
+    if cpu.runtime not in RUNTIMES:
+        raise BackendUnavailable(f"unknown runtime {cpu.runtime!r}; set VA_RUNTIME to "
+                                 f"{' or '.join(RUNTIMES)}")
     path = Path(path)
     if not path.is_file():
         raise BackendUnavailable(f"{what} {path} are missing; {fix}")
+    try:
+        model = str(path) if graph is None else graph(path)
+        if cpu.runtime == "onnxruntime":
+            return _ort_session(model, cpu)
+        return OpenVinoSession(model, cpu, static_shapes=static_shapes)
+    except ImportError as e:
+        raise BackendUnavailable(
+            f"the {cpu.runtime} runtime is not installed ({e}); install the requirements "
+            f"(pip install -r requirements.txt) or set VA_RUNTIME to the other of "
+            f"{' / '.join(RUNTIMES)}") from None
+    except Exception as e:  # both runtimes raise their own parse/compile error types
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise BackendUnavailable(f"{what} {path} are unreadable ({first}); {fix}") from None
+
+
+def _ort_session(model: "str | bytes", cpu: CpuInference):
+    """onnxruntime, float32. Threads do not spin between ops: on a shared 2-core machine
+    spinning threads steal the CPU the decoder and the other stages need."""
+    import onnxruntime as ort
+
     so = ort.SessionOptions()
-    so.intra_op_num_threads = max(1, int(threads))
+    so.intra_op_num_threads = max(1, int(cpu.threads))
     so.inter_op_num_threads = 1
     # converted TF graphs warn about a deprecated resize attribute at load (harmless, and the
     # session's own level does not cover load-time messages)
@@ -37,9 +138,140 @@ def cpu_session(path: Path, threads: int, what: str, fix: str,
     # from this alone, wall time the same within run-to-run noise.
     so.enable_cpu_mem_arena = False
     so.enable_mem_pattern = False
-    try:
-        model = str(path) if graph is None else graph(path)
-        return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
-        first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-        raise BackendUnavailable(f"{what} {path} are unreadable ({first}); {fix}") from None
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+
+
+@dataclass(frozen=True)
+class NodeArg:
+    """An input or output of a model: its name and shape (onnxruntime's NodeArg, the parts the
+    backends read)."""
+
+    name: str
+    shape: tuple
+
+
+_CORE: Any = None
+_CORE_LOCK = threading.Lock()
+
+
+def import_openvino():
+    """``openvino`` with its telemetry off. Its model converter, imported by ``openvino``, falls
+    back to a no-op telemetry stub when ``openvino_telemetry`` cannot be imported; a ``None``
+    entry in ``sys.modules`` makes that so for this process (nothing here uses the package). If
+    something imported the real package first, its telemetry object is told no consent."""
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)
+    import openvino as ov
+
+    telemetry = getattr(sys.modules.get("openvino.tools.ovc"), "telemetry", None)
+    if telemetry is not None and hasattr(telemetry, "consent"):
+        telemetry.consent = False
+    return ov
+
+
+def prune_cache(folder: Path, max_bytes: int = MAX_CACHE_BYTES) -> None:
+    """Once per process and folder: remove the least recently used blobs beyond ``max_bytes``."""
+    with _CORE_LOCK:
+        if folder in _PRUNED:
+            return
+        _PRUNED.add(folder)
+    files = sorted((f for f in folder.iterdir() if f.is_file()), key=lambda f: f.stat().st_atime)
+    total = sum(f.stat().st_size for f in files)
+    for f in files:
+        if total <= max_bytes:
+            break
+        total -= f.stat().st_size
+        f.unlink(missing_ok=True)
+
+
+def _core():
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            _CORE = import_openvino().Core()
+        return _CORE
+
+
+class OpenVinoSession:
+    """An ONNX model under OpenVINO on the CPU, compiled per input shape on first use (or once
+    with dynamic shapes). Thread-safe: each call takes an idle inference request of its shape's
+    compiled model, or makes one."""
+
+    def __init__(self, model: "str | bytes", cpu: CpuInference, static_shapes: bool = True):
+        self._model = _core().read_model(model)
+        self.cpu = cpu
+        self.precision = cpu.effective_precision
+        self._static = static_shapes
+        self._inputs = [NodeArg(p.get_any_name(), tuple(p.get_partial_shape()))
+                        for p in self._model.inputs]
+        self._outputs = [NodeArg(p.get_any_name(), tuple(p.get_partial_shape()))
+                         for p in self._model.outputs]
+        self._out_index = {o.name: i for i, o in enumerate(self._outputs)}
+        for i, p in enumerate(self._model.outputs):  # any of an output's names
+            for n in p.get_names():
+                self._out_index.setdefault(n, i)
+        self._compiled: OrderedDict[tuple, list] = OrderedDict()  # shape -> [compiled, idle]
+        self._lock = threading.Lock()
+        self.compiles = 0  # models compiled (or loaded from the disk cache) by this session
+        if not self._static:
+            self._compiled_for(None)
+
+    def get_inputs(self) -> list[NodeArg]:
+        return list(self._inputs)
+
+    def get_outputs(self) -> list[NodeArg]:
+        return list(self._outputs)
+
+    def _config(self) -> dict:
+        ov = import_openvino()
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+
+        cfg = {hints.inference_precision: ov.Type.bf16 if self.precision == "bf16" else ov.Type.f32,
+               hints.performance_mode: hints.PerformanceMode.LATENCY,
+               props.inference_num_threads: max(1, int(self.cpu.threads)),
+               props.num_streams: 1}
+        if self.cpu.cache_dir is not None:
+            try:
+                Path(self.cpu.cache_dir).mkdir(parents=True, exist_ok=True)
+                prune_cache(Path(self.cpu.cache_dir))
+                cfg[props.cache_dir] = str(self.cpu.cache_dir)
+            except OSError as e:  # a read-only data folder: compile every time, still correct
+                log.warning("OpenVINO cache folder %s unusable (%s); compiling in memory only",
+                            self.cpu.cache_dir, e)
+        return cfg
+
+    def _compiled_for(self, key: tuple | None) -> list:
+        with self._lock:
+            entry = self._compiled.get(key)
+            if entry is not None:
+                self._compiled.move_to_end(key)
+                return entry
+        model = self._model
+        if key is not None:
+            model = self._model.clone()
+            model.reshape({i: list(shape) for i, shape in enumerate(key)})
+        compiled = _core().compile_model(model, "CPU", self._config())
+        with self._lock:
+            entry = self._compiled.setdefault(key, [compiled, []])
+            self.compiles += 1
+            while len(self._compiled) > MAX_SHAPES:
+                self._compiled.popitem(last=False)
+            return entry
+
+    def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, Any]) -> list:
+        import numpy as np
+
+        arrays = [np.ascontiguousarray(feeds[i.name]) for i in self._inputs]
+        key = tuple(a.shape for a in arrays) if self._static else None
+        compiled, idle = self._compiled_for(key)
+        with self._lock:
+            request = idle.pop() if idle else compiled.create_infer_request()
+        try:
+            result = request.infer(arrays)  # outputs are copied (share_outputs=False)
+            idx = (range(len(self._outputs)) if output_names is None else
+                   [self._out_index[n] for n in output_names])
+            return [result[i] for i in idx]
+        finally:
+            with self._lock:
+                idle.append(request)

@@ -32,7 +32,7 @@ import numpy as np
 
 from pipeline import thresholds as T
 from pipeline.backends.movenet import iou_matrix
-from pipeline.backends.onnx_common import cpu_session
+from pipeline.backends.onnx_common import CpuInference, cpu_session
 from pipeline.records import Frame, PersonDetections
 
 YOLO_FILE = "yolov5s-coco.onnx"
@@ -46,7 +46,7 @@ _FIX = "restore models/{f} from the repository (git checkout models/) or set VA_
 class YoloV5Persons:
     """Person boxes (COCO class 0) from YOLOv5s."""
 
-    def __init__(self, path: Path, threads: int = 2):
+    def __init__(self, path: Path, threads: int | CpuInference = 2):
         self.session = cpu_session(path, threads, "YOLOv5s weights", _FIX.format(f=YOLO_FILE))
         self.input_name = self.session.get_inputs()[0].name
 
@@ -82,7 +82,7 @@ class YoloV5Persons:
 class ThunderPose:
     """17 keypoints of the one person centred in a box (MoveNet SinglePose Thunder)."""
 
-    def __init__(self, path: Path, threads: int = 2):
+    def __init__(self, path: Path, threads: int | CpuInference = 2):
         self.session = cpu_session(path, threads, "MoveNet Thunder weights",
                                    _FIX.format(f=THUNDER_FILE))
         self.input_name = self.session.get_inputs()[0].name
@@ -169,6 +169,6 @@ class Proposals:
 def load_yolov5_proposals(settings) -> Proposals:
     """Registry factory: YOLOv5s and MoveNet Thunder from ``settings.models_dir``."""
     models = Path(settings.models_dir)
-    threads = int(getattr(settings, "cpu_threads", 2) or 2)
+    threads = CpuInference.from_settings(settings)
     return Proposals(YoloV5Persons(models / YOLO_FILE, threads),
                      ThunderPose(models / THUNDER_FILE, threads))

@@ -1,7 +1,7 @@
 """The backend registry: ``BACKENDS`` is the one list of backends (stage, name, factory, the
 settings each reads, an availability check). The UI's capabilities, the worker's model cache key
 and ``load_backend`` all come from it. Factories take ``Settings`` and import heavy libraries
-(onnxruntime, torch, ultralytics, transformers, boto3) only when called."""
+(openvino, onnxruntime, torch, ultralytics, transformers, boto3) only when called."""
 from __future__ import annotations
 
 import importlib
@@ -15,8 +15,9 @@ from pipeline.backends.protocols import (
     ViolenceDetector,
 )
 
-#: Settings every backend may read (where it runs, its threads, the shipped weights' folder).
-COMMON_SETTINGS = ("device", "cpu_threads", "models_dir")
+#: Settings every backend may read (where it runs, its threads, the ONNX runtime and precision,
+#: the shipped weights' folder).
+COMMON_SETTINGS = ("device", "cpu_threads", "runtime", "precision", "models_dir")
 
 
 def _always(settings: Any) -> bool:
@@ -80,7 +81,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
                 ("bedrock_region", "bedrock_claude_model", "aws_region"), _set("bedrock_region")),
     BackendSpec("scene", "openai", "pipeline.backends.openai_compat:load_openai_scene",
                 ("openai_base_url", "openai_model", "openai_api_key"), _set("openai_base_url")),
-    # all-MiniLM-L6-v2 through onnxruntime (no torch); the same vectors (model name) as the
+    # all-MiniLM-L6-v2 through the ONNX runtime (no torch); the same vectors (model name) as the
     # sentence-transformers one, which VA_EMBEDDER=minilm-torch selects.
     BackendSpec("embedder", "minilm", "pipeline.backends.minilm_onnx:load_minilm_onnx",
                 ("cpu_threads",)),

@@ -134,11 +134,11 @@ def test_full_disk_fails_the_attempt_with_the_reason(db_settings, tmp_path, monk
 
     clip = copy_clip(FIGHT, tmp_path / "v.mp4")
     monkeypatch.setattr(storage.shutil, "copyfile", full)
-    with pytest.raises(OSError):
+    with pytest.raises(StorageError, match="the disk is full"):  # one line, not the OSError
         analyze_source(str(clip), fast(db_settings))
     (vid,) = [r[0] for r in _videos(db_settings)]
     v = video(db_settings, vid)
-    assert v.status is JobStatus.FAILED and "No space left" in v.error_message
+    assert v.status is JobStatus.FAILED and "the disk is full" in v.error_message
     assert [r[1] for r in runs(db_settings, vid)] == ["failed"]
 
 

@@ -1,0 +1,201 @@
+"""Clothing colours per track: upper- and lower-body colour names from a fixed palette
+(``Colour``), read from the clearest samples' crops.
+
+Each sampled person's upper body (shoulders to hips) and lower body (hips to knees) are placed
+by the keypoints when they are seen, else by shares of the box (``media.CLOTHES_PARTS``); their
+pixels (``media.region_hsv``) are each named from hue, saturation and value, and the part's colour
+is the name most of its pixels have. Per track the ``CLEAREST`` samples (largest box, surest
+keypoints) vote. Grayscale and infrared frames give no colour.
+"""
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from collections import Counter
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from pipeline.media import CLOTHES_PARTS, region_hsv
+from pipeline.records import KP, Colour, Event, Frame, PersonObservation
+
+CLEAREST = 5  # samples per track that vote
+MIN_KP_SCORE = 0.3
+MIN_PART_PX = 6  # a part narrower or shorter than this is not read
+GRAY_MAX_CHANNEL_DIFF = 12  # a frame whose pixels' channels differ less than this is grayscale
+MIN_SHARE = 0.25
+MAX_GAIN = 1.6  # the winning name must cover this share of the part's pixels
+
+# Palette indices in the order of _NAMES.
+_NAMES = (Colour.BLACK, Colour.WHITE, Colour.GREY, Colour.RED, Colour.ORANGE, Colour.YELLOW,
+          Colour.GREEN, Colour.BLUE, Colour.PURPLE, Colour.PINK, Colour.BROWN)
+_I = {c: i for i, c in enumerate(_NAMES)}
+#: Hue bands in degrees (0-360): the upper bound of each and its name.
+_HUES = ((15, Colour.RED), (40, Colour.ORANGE), (68, Colour.YELLOW), (165, Colour.GREEN),
+         (260, Colour.BLUE), (290, Colour.PURPLE), (340, Colour.PINK), (361, Colour.RED))
+
+
+def pixel_names(hsv: np.ndarray, gain: float = 1.0) -> np.ndarray:
+    """Palette index (into ``_NAMES``) of each pixel of an OpenCV HSV array; ``gain`` scales
+    the value channel for the frame's exposure (``exposure_gain``)."""
+    h = hsv[..., 0].astype(np.float32) * 2.0
+    s = hsv[..., 1].astype(np.float32)
+    v = np.minimum(255.0, hsv[..., 2].astype(np.float32) * gain)
+    out = np.full(h.shape, _I[Colour.GREY], np.int8)
+    for upper, name in reversed(_HUES):
+        out[h < upper] = _I[name]
+    warm = (out == _I[Colour.ORANGE]) | (out == _I[Colour.YELLOW]) | (out == _I[Colour.RED])
+    out[(out == _I[Colour.ORANGE]) & (v < 135)] = _I[Colour.BROWN]
+    out[(out == _I[Colour.YELLOW]) & (v < 120)] = _I[Colour.BROWN]
+    out[warm & (s < 110) & (v < 150) & (v >= 60)] = _I[Colour.BROWN]
+    out[(out == _I[Colour.RED]) & (s < 120) & (v >= 170)] = _I[Colour.PINK]
+    achromatic = (s < 50) | (s * v < 50 * 255 * 0.55)
+    out[achromatic] = _I[Colour.GREY]
+    out[achromatic & (v >= 150)] = _I[Colour.WHITE]
+    out[(s < 90) & (v >= 190)] = _I[Colour.WHITE]  # white under warm or cold light
+    out[(v < 45) | ((v < 70) & (s < 100)) | (achromatic & (v < 85))] = _I[Colour.BLACK]
+    return out
+
+
+def name_region(hsv: np.ndarray | None, gain: float = 1.0) -> Colour:
+    """The palette name most of the region's pixels have (UNKNOWN: too small, or no name
+    covers ``MIN_SHARE`` of it)."""
+    if hsv is None or min(hsv.shape[:2]) < MIN_PART_PX:
+        return Colour.UNKNOWN
+    counts = np.bincount(pixel_names(hsv, gain).ravel(), minlength=len(_NAMES))
+    best = int(np.argmax(counts))
+    return _NAMES[best] if counts[best] >= MIN_SHARE * counts.sum() else Colour.UNKNOWN
+
+
+def is_grayscale(image: np.ndarray) -> bool:
+    """True for a grayscale or infrared frame (its channels nearly equal everywhere)."""
+    px = image[::8, ::8].astype(np.int16)
+    if px.ndim < 3 or px.shape[-1] < 3:
+        return True
+    diff = np.max(np.abs(px - px.mean(axis=-1, keepdims=True)), axis=-1)
+    return float(np.percentile(diff, 99)) < GRAY_MAX_CHANNEL_DIFF
+
+
+def exposure_gain(image: np.ndarray) -> float:
+    """How much to brighten a dim frame so that its brightest pixels read as white (1 to
+    ``MAX_GAIN``): indoor footage shows a white shirt at about half the full value."""
+    bright = float(np.percentile(image[::8, ::8].max(axis=-1), 99))
+    return float(np.clip(235.0 / max(bright, 1.0), 1.0, MAX_GAIN))
+
+
+def _pt(kps, name: str):
+    x, y, s = kps[KP[name]]
+    return (float(x), float(y)) if s >= MIN_KP_SCORE else None
+
+
+def body_parts(xyxy: Sequence[float], keypoints: Sequence[Sequence[float]]
+               ) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float]]:
+    """(upper, lower) regions (x, y, w, h) of one person: shoulders to hips and hips to knees
+    (narrowed to the body's middle) where those keypoints are sure, else shares of the box."""
+    x0, y0, x1, y1 = (float(v) for v in xyxy)
+    w, h = x1 - x0, y1 - y0
+    box = [(x0 + 0.2 * w, y0 + t * h, 0.6 * w, (b - t) * h) for t, b in CLOTHES_PARTS]
+    if len(keypoints) != len(KP):
+        return box[0], box[1]
+    sh = [p for p in (_pt(keypoints, "left_shoulder"), _pt(keypoints, "right_shoulder")) if p]
+    hp = [p for p in (_pt(keypoints, "left_hip"), _pt(keypoints, "right_hip")) if p]
+    kn = [p for p in (_pt(keypoints, "left_knee"), _pt(keypoints, "right_knee")) if p]
+    upper, lower = box
+    if not kn:  # knees unseen (behind a desk, out of frame): the box's lower share is not legs
+        lower = (lower[0], lower[1], lower[2], 0.0)
+    if sh and hp:
+        top, bottom = np.mean([p[1] for p in sh]), np.mean([p[1] for p in hp])
+        xs = [p[0] for p in sh + hp]
+        if bottom - top >= MIN_PART_PX:
+            cx, half = float(np.mean(xs)), max((max(xs) - min(xs)) / 2 * 0.7, 0.12 * w)
+            pad = 0.12 * (bottom - top)
+            upper = (cx - half, top + pad, 2 * half, bottom - top - 2 * pad)
+    if hp and kn:
+        top, bottom = np.mean([p[1] for p in hp]), np.mean([p[1] for p in kn])
+        xs = [p[0] for p in hp + kn]
+        if bottom - top >= MIN_PART_PX:
+            cx, half = float(np.mean(xs)), max((max(xs) - min(xs)) / 2 * 0.7, 0.1 * w)
+            pad = 0.1 * (bottom - top)
+            lower = (cx - half, top + pad, 2 * half, bottom - top - pad)
+    return upper, lower
+
+
+def clarity(obs: PersonObservation) -> float:
+    """How clearly a sample shows the clothes: box height times the torso and hips' keypoint
+    confidence, a third of it when the box is not upright (lying, bent: the parts overlap)."""
+    x0, y0, x1, y1 = obs.xyxy
+    upright = (y1 - y0) >= 1.3 * (x1 - x0)
+    names = ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "left_knee", "right_knee")
+    conf = (float(np.mean([obs.keypoints[KP[n]][2] for n in names]))
+            if len(obs.keypoints) == len(KP) else 0.3)
+    return max(0.0, float(y1 - y0)) * (0.2 + conf) * (1.0 if upright else 0.33)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClothingReading:
+    """One sample's colours and how clearly it showed them."""
+
+    clarity: float
+    upper: Colour
+    lower: Colour
+
+
+def read_person(image: np.ndarray, obs: PersonObservation, gain: float = 1.0
+                ) -> ClothingReading:
+    upper, lower = body_parts(obs.xyxy, obs.keypoints)
+    return ClothingReading(clarity(obs), name_region(region_hsv(image, upper), gain),
+                           name_region(region_hsv(image, lower), gain))
+
+
+def vote(readings: Iterable[ClothingReading]) -> tuple[Colour, Colour]:
+    """The track's (upper, lower): the name most of its readings give (ties: the clearest)."""
+    out = []
+    readings = sorted(readings, key=lambda r: -r.clarity)
+    for part in ("upper", "lower"):
+        counts: Counter = Counter()
+        for r in readings:
+            c = getattr(r, part)
+            if c is not Colour.UNKNOWN:
+                counts[c] += 1.0 + 1e-6 * r.clarity
+        out.append(counts.most_common(1)[0][0] if counts else Colour.UNKNOWN)
+    return out[0], out[1]
+
+
+class ClothingColours:
+    """Collects readings of each track's clearest samples during a run; ``apply`` writes the
+    track's colours onto its events."""
+
+    def __init__(self, keep: int = CLEAREST):
+        self.keep = keep
+        self._best: dict[int, list[tuple[float, int, ClothingReading]]] = {}
+        self._n = 0
+
+    def add(self, frame: Frame, rows: Sequence[PersonObservation]) -> None:
+        if not rows or is_grayscale(frame.image):
+            return
+        gain = None
+        for obs in rows:
+            c = clarity(obs)
+            heap = self._best.setdefault(int(obs.obj_id), [])
+            if len(heap) >= self.keep and c <= heap[0][0]:
+                continue  # not among the clearest: not read at all
+            self._n += 1
+            gain = exposure_gain(frame.image) if gain is None else gain
+            item = (c, self._n, read_person(frame.image, obs, gain))
+            if len(heap) < self.keep:
+                heapq.heappush(heap, item)
+            else:
+                heapq.heapreplace(heap, item)
+
+    def colours(self) -> dict[int, tuple[Colour, Colour]]:
+        return {oid: vote(r for _, _, r in heap) for oid, heap in self._best.items()}
+
+    def apply(self, events: Sequence[Event]) -> list[Event]:
+        """The events with their track's colours (a fight's other people keep none)."""
+        found = self.colours()
+        out = []
+        for e in events:
+            up, low = found.get(int(e.obj_id), (Colour.UNKNOWN, Colour.UNKNOWN))
+            out.append(dataclasses.replace(e, upper_colour=up, lower_colour=low)
+                       if (up, low) != (Colour.UNKNOWN, Colour.UNKNOWN) else e)
+        return out

@@ -1,0 +1,199 @@
+"""What a search query says in the engine's vocabulary: actions, incident types, gender, age
+group and clothing colours (upper or lower body), recognised from words and synonyms by tables.
+Pure functions; ``db.queries.hybrid_search`` ranks the events that match what was understood
+first (a boost), and the Search page and the CLI show it.
+
+"a man in a red jacket" -> gender male, upper body red; "someone seated" -> action sitting;
+"kids fighting" -> age group young, incident violent. Colour words bind to the garment named
+within ``GARMENT_WINDOW`` words after them ("red leather jacket"); a colour with no garment may
+be either part ("someone in red")."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipeline.records import Action, AgeGroup, Colour, EventType, Gender
+
+GARMENT_WINDOW = 3
+
+#: Words (lower case, singular and plural) -> the action they mean.
+ACTION_WORDS: dict[str, Action] = {
+    **dict.fromkeys(("sitting", "sit", "sits", "sat", "seated", "sitting down", "sit down",
+                     "sat down"), Action.SITTING),
+    **dict.fromkeys(("standing", "stand", "stands", "stood", "standing still"), Action.STANDING),
+    **dict.fromkeys(("walking", "walk", "walks", "walked", "strolling", "pedestrian",
+                     "pedestrians"), Action.WALKING),
+    **dict.fromkeys(("running", "run", "runs", "ran", "jogging", "sprinting"), Action.RUNNING),
+    **dict.fromkeys(("lying", "lie", "lies", "lay", "laying", "lying down", "laid"),
+                    Action.LYING),
+    **dict.fromkeys(("reaching", "reach", "reaches", "grabbing", "grab", "grabs",
+                     "grabbed"), Action.GRABBING),
+    **dict.fromkeys(("paying", "pay", "pays", "paid"), Action.PAYING),
+}
+
+#: Words -> the incident (event type) they name; each also matches its people's action.
+EVENT_WORDS: dict[str, EventType] = {
+    **dict.fromkeys(("fall", "falls", "fell", "falling", "fallen", "fall down", "falls down",
+                     "fell down", "tripped", "slipped"), EventType.FALLING),
+    **dict.fromkeys(("collapse", "collapsed", "collapses", "collapsing", "unconscious",
+                     "passed out"), EventType.COLLAPSE),
+    **dict.fromkeys(("fight", "fights", "fighting", "fought", "violent", "violence", "brawl",
+                     "punch", "punching", "punched", "hitting", "kicking", "assault", "attack",
+                     "attacking", "scuffle"), EventType.VIOLENT),
+    **dict.fromkeys(("theft", "steal", "stealing", "stole", "shoplifting", "shoplifter",
+                     "thief"), EventType.THEFT),
+    **dict.fromkeys(("anomaly", "unusual", "suspicious", "strange"), EventType.ANOMALY),
+}
+_EVENT_ACTION = {EventType.FALLING: Action.FALLING, EventType.VIOLENT: Action.VIOLENT,
+                 EventType.THEFT: Action.THEFT, EventType.ANOMALY: Action.ANOMALY,
+                 EventType.COLLAPSE: Action.LYING}
+
+GENDER_WORDS: dict[str, Gender] = {
+    **dict.fromkeys(("man", "men", "male", "males", "guy", "guys", "gentleman", "boy", "boys",
+                     "he", "him", "his"), Gender.MALE),
+    **dict.fromkeys(("woman", "women", "female", "females", "lady", "ladies", "girl", "girls",
+                     "she", "her"), Gender.FEMALE),
+}
+
+AGE_WORDS: dict[str, AgeGroup] = {
+    **dict.fromkeys(("kid", "kids", "child", "children", "boy", "boys", "girl", "girls",
+                     "young", "teen", "teens", "teenager", "teenagers", "youth", "student",
+                     "students"), AgeGroup.YOUNG),
+    **dict.fromkeys(("middle-aged", "middle aged", "adult", "adults"), AgeGroup.MIDDLE),
+    **dict.fromkeys(("elderly", "old", "older", "senior", "seniors", "aged", "pensioner",
+                     "grandmother", "grandfather"), AgeGroup.OLD),
+}
+
+COLOUR_WORDS: dict[str, Colour] = {
+    **{c.value: c for c in Colour if c is not Colour.UNKNOWN},
+    "gray": Colour.GREY, "navy": Colour.BLUE, "dark blue": Colour.BLUE,
+    "light blue": Colour.BLUE, "maroon": Colour.RED, "crimson": Colour.RED,
+    "beige": Colour.BROWN, "tan": Colour.BROWN, "khaki": Colour.BROWN,
+    "violet": Colour.PURPLE, "lilac": Colour.PURPLE, "magenta": Colour.PINK,
+    "olive": Colour.GREEN, "teal": Colour.BLUE, "turquoise": Colour.BLUE,
+    "silver": Colour.GREY, "golden": Colour.YELLOW,
+}
+
+UPPER_GARMENTS = frozenset((
+    "jacket", "jackets", "shirt", "shirts", "t-shirt", "t-shirts", "tshirt", "tee", "top", "tops",
+    "coat", "coats", "hoodie", "hoodies", "sweater", "sweaters", "jumper", "jumpers", "blouse",
+    "blouses", "vest", "vests", "jersey", "cardigan", "polo", "blazer", "parka", "sweatshirt",
+    "uniform", "tank top",
+))
+LOWER_GARMENTS = frozenset((
+    "trousers", "pants", "jeans", "skirt", "skirts", "shorts", "leggings", "slacks", "chinos",
+    "joggers", "sweatpants",
+))
+
+_WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
+_PHRASE_TABLES = (ACTION_WORDS, EVENT_WORDS, GENDER_WORDS, AGE_WORDS, COLOUR_WORDS)
+_MAX_PHRASE = max(len(k.split()) for t in _PHRASE_TABLES for k in t)
+
+
+@dataclass(frozen=True)
+class QueryTerms:
+    """The query's words the engine's vocabulary knows, and what they mean."""
+
+    actions: tuple[Action, ...] = ()
+    event_types: tuple[EventType, ...] = ()
+    genders: tuple[Gender, ...] = ()
+    age_groups: tuple[AgeGroup, ...] = ()
+    upper_colours: tuple[Colour, ...] = ()
+    lower_colours: tuple[Colour, ...] = ()
+    colours: tuple[Colour, ...] = ()  # named with no garment: either part
+    words: tuple[str, ...] = ()  # the query's words that were understood, in order
+
+    def as_filters(self):
+        """The understood terms as a ``SearchFilters`` (what ``hybrid_search`` boosts)."""
+        from db.records import SearchFilters
+
+        return SearchFilters(event_types=self.event_types, actions=self.actions,
+                             genders=self.genders, age_groups=self.age_groups,
+                             upper_colours=self.upper_colours, lower_colours=self.lower_colours,
+                             colours=self.colours)
+
+    @property
+    def empty(self) -> bool:
+        return not self.facets()
+
+    def facets(self) -> tuple[str, ...]:
+        """The kinds of things understood (each a boost in the ranking)."""
+        return tuple(name for name in ("actions", "event_types", "genders", "age_groups",
+                                       "upper_colours", "lower_colours", "colours")
+                     if getattr(self, name))
+
+    def describe(self) -> str:
+        """One line for people: "understood: man (gender), red (upper body), sitting (action)"."""
+        parts = []
+        for label, values in (("action", self.actions), ("incident", self.event_types),
+                              ("gender", self.genders), ("age group", self.age_groups),
+                              ("upper body", self.upper_colours),
+                              ("lower body", self.lower_colours), ("clothing", self.colours)):
+            if values:
+                parts.append(f"{label}: {', '.join(v.value for v in values)}")
+        return ("understood: " + "; ".join(parts)) if parts else "understood: no known terms"
+
+
+def _add(bucket: list, value) -> None:
+    if value not in bucket:
+        bucket.append(value)
+
+
+def parse_query(text: str) -> QueryTerms:
+    """The engine's vocabulary in ``text`` (see the module docstring)."""
+    tokens = _WORD.findall((text or "").lower().replace("t shirt", "t-shirt"))
+    found: dict[str, list] = {k: [] for k in ("actions", "event_types", "genders", "age_groups",
+                                               "upper_colours", "lower_colours", "colours")}
+    words: list[str] = []
+    i = 0
+    while i < len(tokens):
+        for n in range(min(_MAX_PHRASE, len(tokens) - i), 0, -1):
+            phrase = " ".join(tokens[i:i + n])
+            hit = False
+            if phrase in ACTION_WORDS:
+                _add(found["actions"], ACTION_WORDS[phrase])
+                hit = True
+            if phrase in EVENT_WORDS:
+                _add(found["event_types"], EVENT_WORDS[phrase])
+                hit = True
+            if phrase in GENDER_WORDS:
+                _add(found["genders"], GENDER_WORDS[phrase])
+                hit = True
+            if phrase in AGE_WORDS:
+                _add(found["age_groups"], AGE_WORDS[phrase])
+                hit = True
+            if phrase in COLOUR_WORDS:
+                part, garment = _garment_after(tokens, i + n)
+                key = {"upper": "upper_colours", "lower": "lower_colours"}.get(part, "colours")
+                _add(found[key], COLOUR_WORDS[phrase])
+                phrase = f"{phrase} {garment}" if garment else phrase
+                hit = True
+            if hit:
+                words.append(phrase)
+                i += n
+                break
+        else:
+            i += 1
+    return QueryTerms(**{k: tuple(v) for k, v in found.items()}, words=tuple(words))
+
+
+def _garment_after(tokens: list[str], start: int) -> tuple[str | None, str | None]:
+    """("upper" / "lower", the garment) for the first garment within ``GARMENT_WINDOW`` words
+    from ``start`` (stopping at another colour or "and"), else (None, None)."""
+    for j in range(start, min(len(tokens), start + GARMENT_WINDOW)):
+        tok = tokens[j]
+        two = " ".join(tokens[j:j + 2])
+        if two in UPPER_GARMENTS:
+            return "upper", two
+        if tok in UPPER_GARMENTS:
+            return "upper", tok
+        if tok in LOWER_GARMENTS:
+            return "lower", tok
+        if tok in COLOUR_WORDS or tok in ("and", "with", "or"):
+            break
+    return None, None
+
+
+def event_action(event_type: EventType) -> Action | None:
+    """The action the people of an incident type carry (a fight's people: violent)."""
+    return _EVENT_ACTION.get(event_type)

@@ -1,0 +1,56 @@
+"""services/query_terms.py: the query's words in the engine's vocabulary, by table."""
+from __future__ import annotations
+
+import pytest
+
+from db.records import SearchFilters
+from pipeline.records import Action, AgeGroup, Colour, EventType, Gender
+from services.query_terms import parse_query
+
+A, E, G, Y, C = Action, EventType, Gender, AgeGroup, Colour
+
+# query -> (actions, event types, genders, age groups, upper, lower, either colour)
+TABLE = [
+    ("someone sitting on a chair", ((A.SITTING,), (), (), (), (), (), ())),
+    ("a seated woman", ((A.SITTING,), (), (G.FEMALE,), (), (), (), ())),
+    ("the woman sat down on the bench", ((A.SITTING,), (), (G.FEMALE,), (), (), (), ())),
+    ("a man in a red jacket", ((), (), (G.MALE,), (), (C.RED,), (), ())),
+    ("guy wearing a navy t-shirt", ((), (), (G.MALE,), (), (C.BLUE,), (), ())),
+    ("girl in a t shirt that is green", ((), (), (G.FEMALE,), (Y.YOUNG,), (), (), (C.GREEN,))),
+    ("a woman in blue jeans and a white shirt",
+     ((), (), (G.FEMALE,), (), (C.WHITE,), (C.BLUE,), ())),
+    ("grey trousers", ((), (), (), (), (), (C.GREY,), ())),
+    ("gray skirt", ((), (), (), (), (), (C.GREY,), ())),
+    ("someone in red", ((), (), (), (), (), (), (C.RED,))),
+    ("kids fighting", ((), (E.VIOLENT,), (), (Y.YOUNG,), (), (), ())),
+    ("a brawl", ((), (E.VIOLENT,), (), (), (), (), ())),
+    ("an elderly man fell down", ((), (E.FALLING,), (G.MALE,), (Y.OLD,), (), (), ())),
+    ("a person lying down", ((A.LYING,), (), (), (), (), (), ())),
+    ("people walking and running", ((A.WALKING, A.RUNNING), (), (), (), (), (), ())),
+    ("shoplifting", ((), (E.THEFT,), (), (), (), (), ())),
+    ("a person on a bike", ((), (), (), (), (), (), ())),
+    ("snow on mountains", ((), (), (), (), (), (), ())),
+]
+
+
+@pytest.mark.parametrize("query,expect", TABLE, ids=[q for q, _ in TABLE])
+def test_query_vocabulary(query, expect):
+    t = parse_query(query)
+    got = (t.actions, t.event_types, t.genders, t.age_groups, t.upper_colours,
+           t.lower_colours, t.colours)
+    assert got == expect
+
+
+def test_understood_words_and_their_description():
+    t = parse_query("A man in a RED leather jacket, seated")
+    assert t.words == ("man", "red jacket", "seated")
+    assert t.describe() == "understood: action: sitting; gender: male; upper body: red"
+    assert parse_query("a dog").describe() == "understood: no known terms"
+    assert parse_query("a dog").empty and not t.empty
+
+
+def test_terms_become_search_filters_of_the_engine_vocabularies():
+    f = parse_query("a woman in blue jeans falls").as_filters()
+    assert isinstance(f, SearchFilters)
+    assert f.genders == (G.FEMALE,) and f.lower_colours == (C.BLUE,)
+    assert f.event_types == (E.FALLING,) and f.video_ids == ()
