@@ -93,6 +93,14 @@ class Observations:
     def __len__(self) -> int:
         return len(self._rows)
 
+    def replace_sampled(self, rows: Sequence[PersonObservation]) -> None:
+        """The sampled pass's rows replaced by ``rows`` (the same rows, in the same order, with
+        new readings: the action backend's ``refine``)."""
+        new = iter(rows)
+        old, self._rows = self._rows, []
+        self._by_frame = {p: {} for p in ObservationPass}
+        self.add([next(new) if o.source is ObservationPass.SAMPLED else o for o in old])
+
     def of(self, source: ObservationPass) -> list[PersonObservation]:
         return [o for o in self._rows if o.source is source]
 

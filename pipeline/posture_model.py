@@ -5,19 +5,25 @@ Standing, walking, running, sitting and lying come from gradient-boosted trees
 ``pipeline.trees``; no pickle, no scikit-learn at run time) over ``FEATURE_NAMES``: the body's
 geometry in this frame (torso, thigh and shank inclination, knee and hip angles, the box's
 aspect, where hips, shoulders and ankles sit in the box, the hip height above the ankles in body
-heights and torso lengths, keypoint confidences) and the track's motion over the past
+heights and torso lengths, keypoint confidences), the track's motion over the past
 ``WINDOW_S`` seconds (hip displacement in body heights per second, change of size and of torso
-angle). A person whose most likely posture has a probability below the model's
-``abstain_below`` (chosen by grouped cross-validation) is ``unknown``.
+angle) and over the centred window t +/- ``WINDOW_S`` (``centred``: hips, feet and box centre
+displacement, size change, the hips' path). A person whose most likely posture has a
+probability below the model's ``abstain_below`` (chosen by grouped cross-validation) is
+``unknown``.
 
-The rules (``pipeline.actions``) run first and their answer is one of the features; where they
-say sitting, lying, falling (the transition) or running, that answer stands: grouped CV found the
-trees no better there (see models/actions.md). The trees decide the rest: standing vs walking,
-and people the rules call upright who are in fact sitting or lying. Violent, grabbing and anomaly are laid
+Two steps, as the engine runs them (``pipeline/run.py``): ``recognize``, in the sampled pass,
+gives the rules' answer (``pipeline.actions``, causal); ``refine``, once the pass is over, reads
+each track in time order and lets the trees decide with the samples on both sides. The rules'
+answer is one of the features; where they say sitting, lying, falling (the transition) or
+running, that answer stands: grouped CV found the trees no better there (see
+models/actions.md). The trees decide the rest: standing vs walking, and people the rules call
+upright who are in fact sitting or lying. Violent, grabbing and anomaly are laid
 over by the interaction episodes downstream, as before.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -39,6 +45,9 @@ _LK, _RK, _LA, _RA = KP["left_knee"], KP["right_knee"], KP["left_ankle"], KP["ri
 _HEAD = [KP[k] for k in ("nose", "left_eye", "right_eye", "left_ear", "right_ear")]
 _LEGS = [_LK, _RK, _LA, _RA]
 
+#: motion over the centred window t +/- ``WINDOW_S`` (the track's samples on both sides)
+CENTRED_NAMES = ("c_hip_speed_bh_s", "c_hip_vy_bh_s", "c_size_change_s", "c_foot_speed_bh_s",
+                 "c_path_speed_bh_s", "c_next_speed_bh_s", "c_box_x_speed_bh_s")
 FEATURE_NAMES = (
     "torso_deg", "axis_deg", "thigh_deg", "shank_deg", "knee_angle", "hip_angle",
     "box_aspect", "log_box_h_frame", "hip_in_box", "shoulder_in_box", "ankle_in_box",
@@ -49,7 +58,7 @@ FEATURE_NAMES = (
     "hip_speed_bh_s", "hip_vy_bh_s", "size_change_s", "torso_change_deg",
     "step_speed_bh_s",
     "rules_standing", "rules_walking", "rules_sitting", "rules_lying", "rules_falling",
-)
+) + CENTRED_NAMES
 #: the rules' answers the classifier leaves as they are (see ``PostureClassifier``)
 RULES_KEEP = (Action.SITTING, Action.LYING, Action.FALLING, Action.RUNNING)
 _RULE_CODES = (Action.STANDING, Action.WALKING, Action.SITTING, Action.LYING, Action.FALLING)
@@ -154,10 +163,46 @@ def motion(kp: np.ndarray, box, t_s: float, torso_deg: float,
     return [sp, vy, abs(size), torso_deg - then, speed(prev)[0]]
 
 
+def centred(track: Sequence[PersonObservation]) -> np.ndarray:
+    """``CENTRED_NAMES`` of every sample of one track (sorted by time): displacement of the
+    hips, the feet (ankles, else the box's bottom centre) and the box's centre between the
+    first and the last sample within +/- ``WINDOW_S``, in mean box heights per second; the change
+    of apparent size; the hips' path length; the hips' speed to the last later sample."""
+    out = np.full((len(track), len(CENTRED_NAMES)), _NAN)
+    if len(track) < 2:
+        return out
+    ts = np.array([o.t_s for o in track])
+    boxes = np.array([o.xyxy for o in track], np.float64)
+    hs = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
+    hips, feet = np.empty((len(track), 2)), np.empty((len(track), 2))
+    for j, o in enumerate(track):
+        kp = np.asarray(o.keypoints, np.float32).reshape(17, 3)
+        hips[j] = _hip_point(kp, o.xyxy)
+        a = _mid(kp, _LA, _RA)
+        feet[j] = a if a is not None else ((boxes[j, 0] + boxes[j, 2]) / 2, boxes[j, 3])
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2
+    lo = np.searchsorted(ts, ts - WINDOW_S - 1e-6, "left")
+    hi = np.searchsorted(ts, ts + WINDOW_S + 1e-6, "right") - 1
+    for j in range(len(track)):
+        a, b = lo[j], hi[j]
+        dt = ts[b] - ts[a]
+        if dt < 0.2:
+            continue
+        sc = hs[a:b + 1].mean() * dt
+        path = np.linalg.norm(np.diff(hips[a:b + 1], axis=0), axis=1).sum()
+        ahead = ts[b] - ts[j]
+        nxt = (np.linalg.norm(hips[b] - hips[j]) / hs[a:b + 1].mean() / ahead
+               if ahead >= 0.2 else _NAN)
+        out[j] = (np.linalg.norm(hips[b] - hips[a]) / sc, (hips[b, 1] - hips[a, 1]) / sc,
+                  abs(math.log(hs[b] / hs[a])) / dt, np.linalg.norm(feet[b] - feet[a]) / sc,
+                  path / sc, nxt, abs(cx[b] - cx[a]) / sc)
+    return out
+
+
 def features(kp, box, t_s: float, frame_w: int, frame_h: int, det_conf: float,
              past: Sequence[PersonObservation], rules: Action) -> np.ndarray:
-    """``FEATURE_NAMES`` of one person-sample; ``past``: the track's earlier sampled rows;
-    ``rules``: the pose rules' action of the same sample."""
+    """``FEATURE_NAMES`` of one person-sample but the centred ones (``centred``); ``past``: the
+    track's earlier sampled rows; ``rules``: the pose rules' action of the same sample."""
     kp = np.asarray(kp, np.float32).reshape(17, 3)
     g = geometry(kp, box, frame_w, frame_h, det_conf)
     return np.asarray(g + motion(kp, box, t_s, g[0], past)
@@ -209,16 +254,33 @@ class PostureClassifier:
 
     def recognize(self, frame: Frame, persons: PersonDetections,
                   history: Mapping[int, Sequence[PersonObservation]]) -> list[ActionEstimate]:
-        if not len(persons):
+        """The sampled pass's answer: the rules' (causal). ``refine`` replaces it once the
+        track's next samples are seen."""
+        return self.rules.recognize(frame, persons, history)
+
+    def refine(self, observations: Sequence[PersonObservation], frame_w: int,
+               frame_h: int) -> list[PersonObservation]:
+        """The sampled pass's rows (their ``action`` the rules', from ``recognize``) with the
+        trees' decision over the centred window; same rows, same order."""
+        by_track: dict[int, list[int]] = {}
+        for i, o in enumerate(observations):
+            by_track.setdefault(o.obj_id if o.obj_id >= 0 else -1 - i, []).append(i)
+        X = np.empty((len(observations), len(FEATURE_NAMES)))
+        for rows in by_track.values():
+            rows.sort(key=lambda i: observations[i].t_s)
+            track = [observations[i] for i in rows]
+            C = centred(track)
+            for j, i in enumerate(rows):
+                o = observations[i]
+                past = [p for p in track[max(0, j - 64):j] if o.t_s - p.t_s <= WINDOW_S + 1e-6]
+                X[i, :-len(CENTRED_NAMES)] = features(o.keypoints, o.xyxy, o.t_s, frame_w,
+                                                      frame_h, o.det_confidence, past, o.action)
+                X[i, -len(CENTRED_NAMES):] = C[j]
+        if not len(observations):
             return []
-        ids = persons.tracker_id if persons.tracker_id is not None else np.full(len(persons), -1)
-        rules = self.rules.recognize(frame, persons, history)
-        X = np.stack([features(persons.keypoints[i], persons.xyxy[i], frame.t_s, frame.width,
-                               frame.height, persons.confidence[i],
-                               list(history.get(int(ids[i]), ())) if ids[i] >= 0 else [],
-                               rules[i].action)
-                      for i in range(len(persons))])
-        return self.decide(self.probabilities(X), rules)
+        rules = [ActionEstimate(o.action, o.action_confidence or 0.0) for o in observations]
+        return [dataclasses.replace(o, action=d.action, action_confidence=d.confidence)
+                for o, d in zip(observations, self.decide(self.probabilities(X), rules))]
 
 
 def load_posture_trees(settings) -> PostureClassifier:

@@ -211,6 +211,10 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     progress(ANALYSIS_SHARE, "finding events", done, force=True)
     if stop():
         raise Cancelled(f"analysis of {path.name} was stopped; no output file was written")
+    refine = getattr(backends.action, "refine", None)  # a centred window over each track
+    if refine is not None:
+        observer.stream.replace_sampled(_stage("action", stage_ms, refine, observer.stream.sampled,
+                                               info.width, info.height))
     observations = observer.stream.sampled
     t = time.perf_counter()
     episodes = hl.find_episodes(observations, info, sampled_fps, observer=observer,

@@ -15,8 +15,8 @@ Cross-validation: ``N_FOLDS`` folds grouped by camera (``camera`` column: the fi
 source_video, the testdata clip's camera); every row of a held-out camera is predicted, so the
 per-track smoothing (the engine's centred majority vote over ``ACTION_SMOOTH_SAMPLES``) can be
 measured. The abstain threshold is chosen inside each training split (nested) by the utility
-"right answer +1, wrong answer -2, unknown 0", and the shipped threshold on all out-of-fold
-predictions. Writes models/actions.json and models/actions_cv.json (the model card's figures).
+"right answer +1, wrong answer -1, unknown 0" on the smoothed decisions (as stored), the
+shipped threshold on all out-of-fold predictions. Writes models/actions.json and models/actions_cv.json (the model card's figures).
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from action_tracks import load_tracks  # noqa: E402
 from pipeline import thresholds as T  # noqa: E402
 from pipeline.actions import PoseRules  # noqa: E402
 from pipeline.posture_model import (  # noqa: E402
-    FEATURE_NAMES, MODEL_PATH, RULES_KEEP, features,
+    CENTRED_NAMES, FEATURE_NAMES, MODEL_PATH, RULES_KEEP, centred, features,
 )
 from pipeline.postprocess import _smooth_actions  # noqa: E402
 from pipeline.records import Action, Frame, PersonDetections, PersonObservation  # noqa: E402
@@ -72,6 +72,7 @@ def compute_features() -> None:
     """Features and the rules' action of every cached row -> ``FEATURES``."""
     rules = PoseRules()
     X, meta, rule_act = [], [], []
+    tracks: dict[tuple, list[tuple[int, PersonObservation]]] = defaultdict(list)
     for clip, data in load_tracks().items():
         W, H = int(data["width"]), int(data["height"])
         keep_s = max(T.MOTION_WINDOW_S, T.FALL_MAX_TRANSITION_S) + 2.0 / data["sampled_fps"]
@@ -96,8 +97,13 @@ def compute_features() -> None:
                                   a.action))
                 meta.append((clip, fn, r["track"], *r["box"], t))
                 rule_act.append(a.action.value)
-            for r in rows:
+            for k, r in enumerate(rows):
                 hist[r["track"]].append(_obs(r))
+                tracks[(clip, r["track"])].append((len(X) - len(rows) + k, _obs(r)))
+    C = np.full((len(X), len(CENTRED_NAMES)), np.nan)
+    for rows in tracks.values():  # the centred window, as PostureClassifier.refine
+        C[[i for i, _ in rows]] = centred([o for _, o in rows])
+    X = np.hstack([np.array(X), C])
     FEATURES.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(FEATURES, X=np.array(X), meta=np.array(meta, dtype=object),
                         rules=np.array(rule_act), names=np.array(FEATURE_NAMES))
@@ -172,8 +178,12 @@ def utility(y, pred) -> float:
     return float(np.sum(answered & (pred == y)) - WRONG_COST * np.sum(answered & (pred != y)))
 
 
-def best_threshold(y, P, classes, rules) -> float:
-    scores = [utility(y, decide(P, classes, t, rules)) for t in GRID]
+def best_threshold(y, P_all, classes, rules, meta, li) -> float:
+    """The threshold of the best utility on what the engine stores: the decisions of every
+    row, smoothed per track, at the labelled rows ``li`` (labels ``y``)."""
+    P = np.nan_to_num(P_all)
+    scores = [utility(y, smooth(decide(P, classes, t, rules), meta)[li].astype(str))
+              for t in GRID]
     return float(GRID[int(np.argmax(scores))])
 
 
@@ -266,8 +276,8 @@ def main(argv=None) -> int:
         fold_rows.append((tr, te))
     P = P_all[li]
     for tr, te in fold_rows:  # nested: each fold's threshold from the other folds' predictions
-        split_t.append(best_threshold(y[tr], P[tr], classes, rules[li][tr]))
-    t_ship = best_threshold(y, P, classes, rules[li])
+        split_t.append(best_threshold(y[tr], P_all, classes, rules, meta, li[tr]))
+    t_ship = best_threshold(y, P_all, classes, rules, meta, li)
     for o in (0.7, 0.8, 0.85, 0.9, 0.95, 1.01):
         base = decide(P, classes, t_ship, rules[li], 1.01)
         top = np.array(classes)[P.argmax(1)]
@@ -280,7 +290,7 @@ def main(argv=None) -> int:
                   f" ({int(np.sum(m & (P.max(1) >= o)))} changed)")
     nested = np.empty(len(y), dtype=object)
     for (tr, te), t in zip(fold_rows, split_t):
-        nested[te] = decide(P[te], classes, t, rules[li][te])
+        nested[te] = smooth(decide(np.nan_to_num(P_all), classes, t, rules), meta)[li][te]
     nested = nested.astype(str)
     pred_all = {}
     for name, t in (("no_abstain", 0.0), ("abstain", t_ship)):
@@ -294,7 +304,7 @@ def main(argv=None) -> int:
         "rules": report(y, rules[li]),
         "rules_smoothed": report(y, smooth(rules, meta)[li].astype(str)),
         "model_no_abstain": report(y, pred_all["no_abstain"][li]),
-        "model_abstain_nested": report(y, nested),
+        "model_abstain_nested_smoothed": report(y, nested),
         "model_abstain": report(y, pred_all["abstain"][li]),
         "model_abstain_smoothed": report(y, smooth(pred_all["abstain"], meta)[li].astype(str)),
         "model_no_abstain_smoothed": report(y, smooth(pred_all["no_abstain"], meta)[li]

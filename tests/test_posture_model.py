@@ -14,7 +14,7 @@ import pytest
 from conftest import tracked_frames
 from pipeline.actions import PoseRules
 from pipeline.posture_model import (
-    FEATURE_NAMES, MODEL_PATH, RULES_KEEP, PostureClassifier, features, load_posture_trees,
+    CENTRED_NAMES, FEATURE_NAMES, centred, MODEL_PATH, RULES_KEEP, PostureClassifier, features, load_posture_trees,
 )
 from pipeline.records import Action, ActionEstimate, PersonObservation
 from settings import Settings
@@ -68,7 +68,7 @@ def test_features_are_finite_where_the_body_is_seen_and_nan_without_history():
                                       [93, 220], [107, 220]], np.float32)
     kp = _person(xy)
     f = features(kp, (80, 20, 120, 225), 5.0, 640, 480, 0.9, [], Action.STANDING)
-    assert f.shape == (len(FEATURE_NAMES),)
+    assert f.shape == (len(FEATURE_NAMES) - len(CENTRED_NAMES),)
     named = dict(zip(FEATURE_NAMES, f))
     assert named["torso_deg"] == pytest.approx(0.0, abs=1e-6)
     assert named["knee_angle"] == pytest.approx(180.0, abs=1e-3)
@@ -79,6 +79,22 @@ def test_features_are_finite_where_the_body_is_seen_and_nan_without_history():
                                          Action.WALKING)))
     assert g["hip_speed_bh_s"] == pytest.approx(50 / 205, rel=1e-3)  # 50 px in 1 s, 205 px tall
     assert g["rules_walking"] == 1.0 and g["rules_standing"] == 0.0
+
+
+def test_centred_window_sees_both_sides_of_a_sample():
+    # a person 205 px tall walks 50 px a second to the right; samples every 0.5 s
+    xy = np.array([[100, 30]] * 5 + [[90, 60], [110, 60], [85, 90], [115, 90], [85, 115],
+                                      [115, 115], [93, 120], [107, 120], [93, 170], [107, 170],
+                                      [93, 220], [107, 220]], np.float32)
+    track = [PersonObservation(k, 0.5 * k, 1, (80 + 25 * k, 20, 120 + 25 * k, 225), 0.9,
+                               tuple(map(tuple, _person(xy + [25 * k, 0])))) for k in range(6)]
+    C = {n: c for n, c in zip(CENTRED_NAMES, centred(track).T)}
+    assert C["c_hip_speed_bh_s"] == pytest.approx(50 / 205, rel=1e-3)
+    assert C["c_foot_speed_bh_s"] == pytest.approx(50 / 205, rel=1e-3)
+    assert C["c_next_speed_bh_s"][0] == pytest.approx(50 / 205, rel=1e-3)  # the future counts
+    assert np.isnan(C["c_next_speed_bh_s"][-1])  # nothing after the last sample
+    assert np.all(C["c_size_change_s"] == 0.0)
+    assert np.isnan(centred(track[:1])).all()
 
 
 def test_rules_sitting_lying_falling_and_running_stand_and_weak_evidence_is_unknown(model):
@@ -98,18 +114,21 @@ def test_rules_sitting_lying_falling_and_running_stand_and_weak_evidence_is_unkn
 
 
 def _actions(clip, detector, skip, model):
-    rules_hist: dict[int, list[PersonObservation]] = {}
-    out = []
+    """As the engine: the rules' answer in the sampled pass, then ``refine`` over each track."""
+    hist: dict[int, list[PersonObservation]] = {}
+    rows, size = [], (0, 0)
     for f, p in tracked_frames(clip, detector, skip):
+        size = (f.width, f.height)
         p = p[p.tracker_id >= 0] if len(p) else p
-        acts = model.recognize(f, p, rules_hist)
+        acts = model.recognize(f, p, hist)
         for i, a in enumerate(acts):
             oid = int(p.tracker_id[i])
-            out.append((f.t_s, oid, a.action))
-            rules_hist.setdefault(oid, []).append(PersonObservation(
-                f.frame_number, f.t_s, oid, tuple(p.xyxy[i]), float(p.confidence[i]),
-                tuple(map(tuple, p.keypoints[i])), action=a.action))
-    return out
+            o = PersonObservation(f.frame_number, f.t_s, oid, tuple(p.xyxy[i]),
+                                  float(p.confidence[i]), tuple(map(tuple, p.keypoints[i])),
+                                  action=a.action, action_confidence=a.confidence)
+            hist.setdefault(oid, []).append(o)
+            rows.append(o)
+    return [(o.t_s, o.obj_id, o.action) for o in model.refine(rows, *size)]
 
 
 @pytest.fixture(scope="module")
