@@ -147,3 +147,30 @@ def analyse(settings, clip: Path, timeout: float = 300.0, **options) -> int:
     finally:
         workbench.shutdown_runners()
     return vid
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def require_browser() -> None:
+    """Fail (never skip) when Debian's chromium or Playwright is missing: the browser tests must
+    run in CI."""
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed at /usr/bin/chromium: the browser test "
+                    "cannot run (apt-get install -y chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.fail("Playwright is not installed (pip install -r requirements.txt)")
+
+
+def stop_process(proc) -> None:
+    """Terminate a server the test started; kill it when it does not stop within 20 s."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

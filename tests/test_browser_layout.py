@@ -53,13 +53,9 @@ def _seed(pg_url: str) -> None:
 
 @pytest.fixture
 def app_url(pg_url, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed at /usr/bin/chromium: the browser test "
-                    "cannot run (apt-get install -y chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.fail("Playwright is not installed (pip install -r requirements.txt)")
+    from app_support import require_browser
+
+    require_browser()
     from test_e2e_browser import _free_port, _wait_healthy
 
     _seed(pg_url)
@@ -79,8 +75,9 @@ def app_url(pg_url, tmp_path):
         _wait_healthy(url, proc, log)
         yield url
     finally:
-        proc.terminate()
-        proc.wait(20)
+        from app_support import stop_process
+
+        stop_process(proc)
 
 
 def _open(page, url: str, heading: str) -> None:

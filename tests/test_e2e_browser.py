@@ -61,13 +61,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
 
 @pytest.fixture
 def server(pg_url, tmp_path):
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed at /usr/bin/chromium: the browser test "
-                    "cannot run (apt-get install -y chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.fail("Playwright is not installed (pip install -r requirements.txt)")
+    from app_support import require_browser
+
+    require_browser()
     from fixtures_services import reset_database
 
     reset_database(pg_url)
@@ -98,12 +94,9 @@ def server(pg_url, tmp_path):
         _wait_healthy(url, proc, log)
         yield url, log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        from app_support import stop_process
+
+        stop_process(proc)
 
 
 def _shot(page, name: str, doc: bool = False) -> None:

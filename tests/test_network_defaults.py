@@ -71,9 +71,6 @@ def test_a_fresh_streamlit_run_listens_on_loopback_only(tmp_path):
         addresses = _listening(proc.pid, port)
         assert addresses == ["127.0.0.1"], addresses  # not 0.0.0.0, not ::, nothing else
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        from app_support import stop_process
+
+        stop_process(proc)
