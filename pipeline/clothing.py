@@ -103,21 +103,25 @@ def body_parts(xyxy: Sequence[float], keypoints: Sequence[Sequence[float]]
     upper, lower = box
     if not kn:  # knees unseen (behind a desk, out of frame): the box's lower share is not legs
         lower = (lower[0], lower[1], lower[2], 0.0)
-    if sh and hp:
-        top, bottom = np.mean([p[1] for p in sh]), np.mean([p[1] for p in hp])
-        xs = [p[0] for p in sh + hp]
-        if bottom - top >= MIN_PART_PX:
-            cx, half = float(np.mean(xs)), max((max(xs) - min(xs)) / 2 * 0.7, 0.12 * w)
-            pad = 0.12 * (bottom - top)
-            upper = (cx - half, top + pad, 2 * half, bottom - top - 2 * pad)
-    if hp and kn:
-        top, bottom = np.mean([p[1] for p in hp]), np.mean([p[1] for p in kn])
-        xs = [p[0] for p in hp + kn]
-        if bottom - top >= MIN_PART_PX:
-            cx, half = float(np.mean(xs)), max((max(xs) - min(xs)) / 2 * 0.7, 0.1 * w)
-            pad = 0.1 * (bottom - top)
-            lower = (cx - half, top + pad, 2 * half, bottom - top - pad)
+    if sh and hp:  # the torso: shoulders to hips, trimmed at both ends
+        upper = _between(sh, hp, w, share=0.12, pad_ends=2) or upper
+    if hp and kn:  # the thighs: hips to knees, trimmed at the hips
+        lower = _between(hp, kn, w, share=0.1, pad_ends=1) or lower
     return upper, lower
+
+
+def _between(top_pts, bottom_pts, w: float, share: float, pad_ends: int):
+    """The region (x, y, width, height) from the joints ``top_pts`` down to ``bottom_pts``:
+    0.7 of their spread wide (at least ``share`` of the box width ``w``), trimmed by ``share`` of
+    its height at the top (and at the bottom too with ``pad_ends`` 2); None when under
+    MIN_PART_PX tall."""
+    top, bottom = np.mean([p[1] for p in top_pts]), np.mean([p[1] for p in bottom_pts])
+    if bottom - top < MIN_PART_PX:
+        return None
+    xs = [p[0] for p in top_pts + bottom_pts]
+    cx, half = float(np.mean(xs)), max((max(xs) - min(xs)) / 2 * 0.7, share * w)
+    pad = share * (bottom - top)
+    return (cx - half, top + pad, 2 * half, bottom - top - pad_ends * pad)
 
 
 def clarity(obs: PersonObservation) -> float:

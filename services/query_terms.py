@@ -88,6 +88,10 @@ LOWER_GARMENTS = frozenset((
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
 _PHRASE_TABLES = (ACTION_WORDS, EVENT_WORDS, GENDER_WORDS, AGE_WORDS, COLOUR_WORDS)
 _MAX_PHRASE = max(len(k.split()) for t in _PHRASE_TABLES for k in t)
+#: The vocabularies a phrase is looked up in, with the QueryTerms field each one fills (colours,
+#: which depend on the garment named after them, are handled apart).
+_WORD_TABLES = (("actions", ACTION_WORDS), ("event_types", EVENT_WORDS),
+                ("genders", GENDER_WORDS), ("age_groups", AGE_WORDS))
 
 
 @dataclass(frozen=True)
@@ -150,18 +154,10 @@ def parse_query(text: str) -> QueryTerms:
         for n in range(min(_MAX_PHRASE, len(tokens) - i), 0, -1):
             phrase = " ".join(tokens[i:i + n])
             hit = False
-            if phrase in ACTION_WORDS:
-                _add(found["actions"], ACTION_WORDS[phrase])
-                hit = True
-            if phrase in EVENT_WORDS:
-                _add(found["event_types"], EVENT_WORDS[phrase])
-                hit = True
-            if phrase in GENDER_WORDS:
-                _add(found["genders"], GENDER_WORDS[phrase])
-                hit = True
-            if phrase in AGE_WORDS:
-                _add(found["age_groups"], AGE_WORDS[phrase])
-                hit = True
+            for key, table in _WORD_TABLES:
+                if phrase in table:
+                    _add(found[key], table[phrase])
+                    hit = True
             if phrase in COLOUR_WORDS:
                 part, garment = _garment_after(tokens, i + n)
                 key = {"upper": "upper_colours", "lower": "lower_colours"}.get(part, "colours")
