@@ -161,6 +161,10 @@ def test_the_server_refuses_a_viewer_every_action(db_settings, db_pool):
                 review.set_mark(db_settings, eid, "confirmed", actor=actor)
             with pytest.raises(AccessDenied):
                 review.clear_mark(db_settings, eid, actor=actor)
+            with pytest.raises(AccessDenied):  # the marks' one writer, whatever the call
+                review.write_marks(db_settings, [eid], "reviewed", actor=actor)
+            with pytest.raises(AccessDenied):
+                review.forget_mark(db_settings, 1, actor=actor)
             with pytest.raises(AccessDenied):
                 save_upload(Services(db_settings), "a.mp4", b"data", actor=actor)
         for actor in (viewer, analyst):  # deleting and accounts are admins'
