@@ -104,6 +104,7 @@ class Settings:
     precision: str = field(default="f32", metadata={"choices": ("auto", "f32", "bf16")})
     detector: str = "movenet"  # movenet | yolo
     proposals: str = "yolov5"  # yolov5 | none: second detector for the dense passes (MoveNet only)
+    objects: str = "yolov5"  # yolov5 | none: COCO objects on the sampled frames (pipeline/objects.py)
     attributes: str = "age_gender"  # age_gender | faceres | mivolo
     orientation: str = "keypoints"  # keypoints | mebow
     action: str = "posture_trees"  # posture_trees | pose_rules | vlm

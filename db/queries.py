@@ -11,7 +11,8 @@ import numpy as np
 
 from db import vectors
 from pipeline.records import (
-    Action, AgeGroup, Colour, EventType, Gender, JobStatus, TrackSummary, frozen_mapping,
+    Action, AgeGroup, Colour, EventType, Gender, JobStatus, ObjectClass, ObjectRelation,
+    TrackSummary, frozen_mapping, relation_tokens,
 )
 from db.records import Hit, SearchFilters, StoredEvent, VideoRecord
 
@@ -49,9 +50,9 @@ _EVENT_COLS = (
     " e.bbox_width, e.bbox_height, e.age_group, e.gender, e.action, e.confidence, e.obj_id,"
     " e.s3_thumbnail_bucket, e.s3_thumbnail_key, e.sentence, e.attributes, e.orientation_deg,"
     " e.orientation_label, e.track_ids, e.raw_action, e.action_confidence, e.scene_description,"
-    " e.age, e.start_t_s, e.end_t_s, e.upper_colour, e.lower_colour"
+    " e.age, e.start_t_s, e.end_t_s, e.upper_colour, e.lower_colour, e.object_class, e.relations"
 )
-_N_EVENT_COLS = 29
+_N_EVENT_COLS = 31
 
 
 def _video(row, n_events: int | None = None) -> VideoRecord:
@@ -83,11 +84,20 @@ def _vocab(enum, value, column: str):
                          f"video") from None
 
 
+def _relation(token: str) -> ObjectRelation:
+    try:
+        return ObjectRelation.from_token(token)
+    except ValueError:
+        raise ValueError(f"db_event.relations holds {token!r}, not 'relation:class' of "
+                         f"pipeline.records.ObjectRelation; delete and re-analyse that video"
+                         ) from None
+
+
 def _event(row) -> StoredEvent:
     """A ``db_event`` row as a ``StoredEvent``: the one place its vocabulary columns become the
     engine's Enums."""
     (eid, vid, et, t, fn, bx, by, bw, bh, ag, g, a, conf, obj, bucket, key, sentence, attrs,
-     odeg, olabel, tracks, raw, aconf, scene, age, t0, t1, upper, lower) = row
+     odeg, olabel, tracks, raw, aconf, scene, age, t0, t1, upper, lower, ocls, rels) = row
     return StoredEvent(
         event_id=int(eid), video_id=int(vid), event_type=_vocab(EventType, et, "event_type"),
         t_s=float(t), frame_number=int(fn),
@@ -103,6 +113,8 @@ def _event(row) -> StoredEvent:
         scene_description=scene, age=age, start_t_s=t0, end_t_s=t1,
         upper_colour=_vocab(Colour, upper, "upper_colour"),
         lower_colour=_vocab(Colour, lower, "lower_colour"),
+        object_class=None if ocls is None else _vocab(ObjectClass, ocls, "object_class"),
+        relations=tuple(_relation(t) for t in rels or ()),
         attributes=frozen_mapping(attrs or {}),
     )
 
@@ -152,6 +164,14 @@ def _filter_conds(filters: SearchFilters | None, alias: str = "e", prefix: str =
         conds.append(f"({e}.upper_colour = ANY(%({prefix}_colours)s::text[])"
                      f" OR {e}.lower_colour = ANY(%({prefix}_colours)s::text[]))")
         p[f"{prefix}_colours"] = [v.value for v in f.colours]
+    if f.object_classes or f.relations:
+        # an object's own event (its class) or a person's relation to one (carrying, riding...)
+        own = (f"{e}.object_class = ANY(%({prefix}_objects)s::text[]) OR "
+               if f.object_classes and not f.relations else "")
+        conds.append(f"({own}{e}.relations && %({prefix}_relations)s::text[])")
+        if own:
+            p[f"{prefix}_objects"] = [v.value for v in f.object_classes]
+        p[f"{prefix}_relations"] = relation_tokens(f.object_classes, f.relations)
     return conds, p
 
 
@@ -279,7 +299,7 @@ def hybrid_search_sql(model: str, dim: int, with_vector: bool = True,
         "   ORDER BY lex DESC, m.event_id LIMIT %(cand)s) l)"
         " SELECT " + _EVENT_COLS + ", v.name,"
         "  COALESCE(1.0 / (%(rrf_k)s + s.rank), 0) + COALESCE(1.0 / (%(rrf_k)s + l.rank), 0)"
-        "  + CASE WHEN e.event_type <> 'person'"
+        "  + CASE WHEN e.event_type NOT IN ('person', 'object')"
         "    THEN %(hl_bonus)s * GREATEST(COALESCE(s.similarity, u.similarity, 0), 0) ELSE 0 END"
         "  + %(term_boost)s * COALESCE(" + weight + ", 0) AS score,"
         "  COALESCE(s.similarity, u.similarity) AS similarity, s.rank, l.rank, l.lex,"

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from pipeline.records import (
-    Action, AgeGroup, Colour, EventType, Gender, JobStatus, frozen_mapping, mmss,
+    Action, AgeGroup, Colour, EventType, Gender, JobStatus, ObjectClass, ObjectRelation,
+    Relation, frozen_mapping, mmss,
 )
 
 
@@ -79,12 +80,14 @@ class StoredEvent:
     end_t_s: float | None = None
     upper_colour: Colour = Colour.UNKNOWN  # the track's clothing colours
     lower_colour: Colour = Colour.UNKNOWN
+    object_class: ObjectClass | None = None  # an object track's class (event type object)
+    relations: tuple[ObjectRelation, ...] = ()  # the person's track's objects (carrying...)
     attributes: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))  # open-ended
 
     def __post_init__(self) -> None:
         for name, enum in _EVENT_VOCABULARIES:
             v = getattr(self, name)
-            if not isinstance(v, enum) and not (v is None and name == "raw_action"):
+            if not isinstance(v, enum) and not (v is None and name in ("raw_action", "object_class")):
                 raise TypeError(f"StoredEvent.{name} must be {enum.__name__}, got {v!r}; "
                                 f"convert the row's value when reading it (db.queries)")
 
@@ -95,7 +98,7 @@ class StoredEvent:
 
 _EVENT_VOCABULARIES = (("event_type", EventType), ("age_group", AgeGroup), ("gender", Gender),
                        ("action", Action), ("raw_action", Action), ("upper_colour", Colour),
-                       ("lower_colour", Colour))
+                       ("lower_colour", Colour), ("object_class", ObjectClass))
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,8 @@ class StoredObject:
 
 _FILTER_VOCABULARIES = (("event_types", EventType), ("actions", Action), ("genders", Gender),
                         ("age_groups", AgeGroup), ("upper_colours", Colour),
-                        ("lower_colours", Colour), ("colours", Colour))
+                        ("lower_colours", Colour), ("colours", Colour),
+                        ("object_classes", ObjectClass), ("relations", Relation))
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,9 @@ class SearchFilters:
     upper_colours: tuple[Colour, ...] = ()  # clothing: upper body (jacket, shirt...)
     lower_colours: tuple[Colour, ...] = ()  # trousers, skirt...
     colours: tuple[Colour, ...] = ()  # either part
+    #: objects: an object track of one of these classes, or a person with a relation to one
+    object_classes: tuple[ObjectClass, ...] = ()
+    relations: tuple[Relation, ...] = ()  # a person carrying / riding / sitting on (any object)
 
     def __post_init__(self) -> None:
         for name, enum in _FILTER_VOCABULARIES:

@@ -32,6 +32,7 @@ EVENT_COLUMNS = (
     "s3_thumbnail_bucket", "s3_thumbnail_key", "attributes", "obj_id", "sentence",
     "orientation_deg", "orientation_label", "track_ids", "raw_action", "action_confidence",
     "scene_description", "age", "start_t_s", "end_t_s", "upper_colour", "lower_colour",
+    "object_class", "relations",
 )
 
 
@@ -86,6 +87,8 @@ def event_row(video_id: int, seq: int, event: Event, sentence: str,
         _finite(event.action_confidence), _clean_text(event.scene_description),
         _round(event.age, 1), _finite(event.start_t_s), _finite(event.end_t_s),
         _colour_value(event.upper_colour), _colour_value(event.lower_colour),
+        None if event.object_class is None else _enum_value(event.object_class),
+        [r.token for r in event.relations],
     )
 
 
@@ -171,7 +174,7 @@ class EventBatch:
 _EVENT_COPY_TYPES = ("int8", "int8", "int4", "text", "float8", "int4", "float4", "float4",
                      "float4", "float4", "text", "text", "text", "float4", "text", "text", "jsonb",
                      "int4", "text", "float4", "int2", "int4[]", "text", "float4", "text",
-                     "float4", "float8", "float8", "text", "text")
+                     "float4", "float8", "float8", "text", "text", "text", "text[]")
 
 
 def _identity(s: str) -> str:

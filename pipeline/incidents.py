@@ -17,11 +17,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Sequence
 
+from pipeline.event_types import IncidentRule, with_rule
 from pipeline.records import Episode, EventType
 
 INCIDENT_MERGE_GAP_S = 0.5  # same-type episodes of different people this close are one incident
 INCIDENT_FALL_GAP_S = 1.5  # a collapse starting this soon after a fall's end is its aftermath
-_PART_OF_FIGHT = (EventType.ANOMALY, EventType.GRABBING)
+_PART_OF_FIGHT = with_rule(IncidentRule.PART_OF_FIGHT)
+_FALLS = with_rule(IncidentRule.FALL)
+_FALL_AFTERMATH = with_rule(IncidentRule.FALL_AFTERMATH)
+_FIGHTS = with_rule(IncidentRule.FIGHT)
 
 
 def track_ids(e: Episode) -> tuple[int, ...]:
@@ -34,10 +38,10 @@ def _overlaps(a: Episode, b: Episode, gap_s: float) -> bool:
 
 
 def _fold_collapses(episodes: list[Episode]) -> list[Episode]:
-    falls = [e for e in episodes if e.event_type is EventType.FALLING]
+    falls = [e for e in episodes if e.event_type in _FALLS]
     out, extend = [], {}
     for e in episodes:
-        if e.event_type is EventType.COLLAPSE:
+        if e.event_type in _FALL_AFTERMATH:
             fall = next((f for f in falls if f.obj_id == e.obj_id
                          and f.start_t_s - 1e-6 <= e.start_t_s <= f.end_t_s + INCIDENT_FALL_GAP_S),
                         None)
@@ -77,7 +81,7 @@ def _merge_across_tracks(episodes: list[Episode], types: set[EventType] | None =
 
 
 def _absorb_into_fights(episodes: list[Episode]) -> list[Episode]:
-    fights = [e for e in episodes if e.event_type is EventType.VIOLENT]
+    fights = [e for e in episodes if e.event_type in _FIGHTS]
     return [e for e in episodes if not (
         e.event_type in _PART_OF_FIGHT and any(
             e.obj_id in track_ids(f) and _overlaps(e, f, INCIDENT_MERGE_GAP_S) for f in fights))]
@@ -86,7 +90,7 @@ def _absorb_into_fights(episodes: list[Episode]) -> list[Episode]:
 def incidents(episodes: Sequence[Episode]) -> list[Episode]:
     """The incidents of a video's episodes (see the module docstring), in time order."""
     eps = _fold_collapses(list(episodes))
-    eps = _merge_across_tracks(eps, {EventType.VIOLENT})  # the fights first: they absorb...
+    eps = _merge_across_tracks(eps, set(_FIGHTS))  # the fights first: they absorb...
     eps = _absorb_into_fights(eps)  # ...their fighters' running and reaching
     eps = _merge_across_tracks(eps)
     return sorted(eps, key=lambda e: (e.peak_t_s, e.obj_id, e.event_type.value))

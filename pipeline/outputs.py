@@ -120,6 +120,10 @@ def event_attributes(e: Event) -> dict:
     for part, colour in (("upper_colour", e.upper_colour), ("lower_colour", e.lower_colour)):
         if colour.value != "unknown":
             attrs[part] = colour.value
+    if e.object_class is not None:
+        attrs["object_class"] = e.object_class.value
+    if e.relations:
+        attrs["relations"] = [r.token for r in e.relations]
     attrs.update({k: _jsonable(v) for k, v in dict(e.extra).items()})
     return attrs
 

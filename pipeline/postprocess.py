@@ -20,6 +20,7 @@ from typing import Sequence
 
 from pipeline import thresholds as T
 from pipeline.attributes import summarize_attributes
+from pipeline.event_types import Overlay, spec
 from pipeline.incidents import track_ids
 from pipeline.records import (
     Action, AgeGroup, Episode, Event, EventType, Gender, PersonObservation, TrackSummary,
@@ -28,11 +29,6 @@ from pipeline.records import (
 
 _KEEP_RAW = {Action.FALLING, Action.VIOLENT, Action.GRABBING, Action.ANOMALY, Action.PAYING,
              Action.THEFT}
-_EPISODE_ACTION = {
-    EventType.FALLING: Action.FALLING, EventType.COLLAPSE: Action.LYING,
-    EventType.VIOLENT: Action.VIOLENT, EventType.GRABBING: Action.GRABBING,
-    EventType.ANOMALY: Action.ANOMALY, EventType.THEFT: Action.THEFT,
-}
 
 
 @dataclass(frozen=True)
@@ -98,7 +94,8 @@ def _overlay_episodes(obs: list[PersonObservation], actions: list[Action],
     for e in episodes:
         if oid != e.obj_id and oid not in e.other_obj_ids:
             continue
-        if e.event_type is EventType.FALLING:
+        rule = spec(e.event_type)
+        if rule.overlay is Overlay.ONSET:
             if oid != e.obj_id:
                 continue
             end = e.start_t_s + T.FALL_MAX_TRANSITION_S
@@ -106,12 +103,11 @@ def _overlay_episodes(obs: list[PersonObservation], actions: list[Action],
                 if e.start_t_s - 1e-6 <= o.t_s <= end:
                     if actions[i] in (Action.LYING, Action.SITTING) and o.t_s > e.start_t_s:
                         break  # down: the fall is over
-                    out[i] = Action.FALLING
-        elif e.event_type in (EventType.VIOLENT, EventType.GRABBING, EventType.ANOMALY,
-                              EventType.THEFT):
+                    out[i] = rule.episode_action
+        elif rule.overlay is Overlay.SPAN:
             for i, o in enumerate(obs):
                 if e.start_t_s - 1e-6 <= o.t_s <= e.end_t_s + 1e-6:
-                    out[i] = _EPISODE_ACTION[e.event_type]
+                    out[i] = rule.episode_action
     return out
 
 
@@ -160,7 +156,7 @@ def clean(observations: Sequence[PersonObservation], episodes: Sequence[Episode]
             obj_id=e.obj_id, xyxy=near.xyxy if near else (0.0, 0.0, 0.0, 0.0),
             age_group=s.age_group if s else AgeGroup.UNKNOWN,
             gender=s.gender if s else Gender.UNKNOWN,
-            action=_EPISODE_ACTION.get(e.event_type, Action.UNKNOWN), confidence=e.confidence,
+            action=spec(e.event_type).episode_action or Action.UNKNOWN, confidence=e.confidence,
             age=s.age if s else None, orientation_deg=near.orientation_deg if near else None,
             scene_description=near.scene_description if near else None,
             keypoints=near.keypoints if near else (),

@@ -23,6 +23,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from pipeline.object_records import (  # noqa: F401 (the object vocabulary and records)
+    OBJECT_ID_BASE, RELATION_CLASSES, ObjectClass, ObjectDetections, ObjectObservation,
+    ObjectRelation, Relation, relation_tokens,
+)
+
 COCO_KEYPOINTS = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear",
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
@@ -62,6 +67,7 @@ class EventType(str, Enum):
     GRABBING = "grabbing"
     THEFT = "theft"
     ANOMALY = "anomaly"
+    OBJECT = "object"  # an object's track (``object_class``), from the object pass
 
 
 class Gender(str, Enum):
@@ -342,6 +348,8 @@ class Event:
     end_t_s: float | None = None
     upper_colour: Colour = Colour.UNKNOWN  # the track's clothing (pipeline.clothing)
     lower_colour: Colour = Colour.UNKNOWN
+    object_class: ObjectClass | None = None  # an OBJECT event's class
+    relations: tuple[ObjectRelation, ...] = ()  # the track's objects (pipeline.objects)
     extra: Mapping[str, Any] = field(default_factory=lambda: frozen_mapping({}))
 
     @property

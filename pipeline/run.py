@@ -25,6 +25,7 @@ from pipeline.clothing import ClothingColours
 from pipeline.cuts import CutDetector
 from pipeline.detection import Observer
 from pipeline.interactions import interaction_frame_skip
+from pipeline.objects import ObjectPass
 from pipeline.records import (
     Frame, PersonDetections, PersonObservation, RunProgress, RunResult, SceneCaption,
 )
@@ -117,6 +118,14 @@ def effective_frame_skip(info, frame_skip: int) -> int:
     return skip
 
 
+def _with_objects(objects: ObjectPass | None, events: list) -> list:
+    """The events with their people's object relations, and the object tracks' events."""
+    if objects is None:
+        return list(events)
+    return sorted(objects.apply(events) + objects.events(),
+                  key=lambda ev: (ev.t_s, ev.obj_id, ev.event_type.value))
+
+
 def run_video(path: Path, output_dir: Path, settings, backends=None,
               on_progress: Callable[[RunProgress], None] | None = None,
               should_stop: Callable[[], bool] | None = None) -> RunResult:
@@ -152,6 +161,8 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     scenes: list[SceneCaption] = []
     clothing = ClothingColours()
     cuts = CutDetector()  # hard scene cuts end every track (pipeline/cuts.py)
+    objects = (None if getattr(backends, "objects", None) is None
+               else ObjectPass(backends.objects, sampled_fps))
     prev_frame: int | None = None
     done = 0
 
@@ -176,6 +187,8 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
             if timed("cuts", cuts.is_cut, frame) and prev_frame is not None:
                 tracker.cut()
                 observer.cut_between(prev_frame, frame.frame_number)
+                if objects is not None:
+                    objects.cut()
             prev_frame = frame.frame_number
             persons = observer.track(frame, detector, tracker, timed)
             if len(persons):
@@ -193,6 +206,9 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
                 rows = [dataclasses.replace(r, scene_description=cap.text) for r in rows]
             observer.stream.add(rows)
             _stage("clothing", stage_ms, clothing.add, frame, rows)
+            if objects is not None and objects.due(frame):
+                found = _stage("objects", stage_ms, objects.detect, frame)
+                _stage("object_tracking", stage_ms, objects.add, frame, found, rows)
             for r in rows:
                 h = history.setdefault(r.obj_id, deque())
                 h.append(r)
@@ -229,7 +245,8 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
         raise Cancelled(f"analysis of {path.name} was stopped; no output file was written")
     t = time.perf_counter()
     written = outputs.write_outputs(
-        output_dir, info=info, observations=observer.stream, events=clothing.apply(clean.events),
+        output_dir, info=info, observations=observer.stream,
+        events=_with_objects(objects, clothing.apply(clean.events)),
         episodes=clean.episodes, reader=reader, should_stop=stop)
     stage_ms["outputs"] += (time.perf_counter() - t) * 1000.0
     result = RunResult(

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from pipeline.event_types import spec as event_spec
 from pipeline.records import (
     Action, AgeGroup, Colour, Event, EventType, Gender, RunProgress, mmss,
 )
@@ -26,14 +27,6 @@ log = logging.getLogger("va.services.embeddings")
 BATCH_SIZE = 64
 SCENE_CHARS = 300
 
-_EVENT_PHRASES = {
-    EventType.FALLING: "fell down to the floor (a fall: lost balance and dropped)",
-    EventType.COLLAPSE: "collapsed and stayed lying on the floor (a person down, not getting up)",
-    EventType.VIOLENT: "was fighting with another person (violent fight: hitting, pushing, struggling)",
-    EventType.GRABBING: "reached out and grabbed something (an arm stretched to an object or shelf)",
-    EventType.THEFT: "took something and hid it (possible theft, shoplifting)",
-    EventType.ANOMALY: "did something unusual (anomaly: running, or down among standing people)",
-}
 _ACTION_PHRASES = {
     Action.STANDING: "was standing",
     Action.WALKING: "was walking",
@@ -98,14 +91,32 @@ def _incident(event: Event) -> str:
     return out
 
 
+def relations_phrase(relations) -> str:
+    """", carrying a backpack and riding a bicycle (bike)": a person's objects; "" for none."""
+    return (", " + " and ".join(r.phrase for r in relations)) if relations else ""
+
+
+def _object_sentence(event: Event, frame_size: tuple[int, int] | None) -> str:
+    """"at 00:03 a car was seen from 00:00 to 00:20 near the right edge"."""
+    what = event.object_class.phrase if event.object_class is not None else "an object"
+    text = f"at {mmss(event.t_s)} {what} was seen{_where(event.xyxy, frame_size)}"
+    start, end = event.start_t_s, event.end_t_s
+    if start is not None and end is not None and float(end) - float(start) >= 1.0:
+        text += f", from {mmss(float(start))} to {mmss(float(end))}"
+    return text
+
+
 def event_sentence(event: Event, frame_size: tuple[int, int] | None = None) -> str:
     """One sentence describing the event, for full-text search and embeddings."""
     et, action = event.event_type, event.action
-    what = _EVENT_PHRASES.get(et) or _ACTION_PHRASES.get(action, f"was {action.value}")
+    if et is EventType.OBJECT:
+        return _object_sentence(event, frame_size)
+    what = event_spec(et).phrase or _ACTION_PHRASES.get(action, f"was {action.value}")
     if et is not EventType.PERSON and action not in (Action.UNKNOWN,) and action.value != et.value:
         what += f", {_ACTION_PHRASES.get(action, action.value)}"
     subject = _subject(event.gender, event.age, event.age_group)
-    clothes = clothes_phrase(event.upper_colour, event.lower_colour)
+    clothes = (clothes_phrase(event.upper_colour, event.lower_colour)
+               + relations_phrase(event.relations))
     if clothes and subject.endswith(","):
         clothes += ","  # "a man, about 35, in a red top ..., was sitting"
     text = f"at {mmss(event.t_s)} {subject}{clothes} {what}{_where(event.xyxy, frame_size)}"

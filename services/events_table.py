@@ -7,7 +7,8 @@ from typing import Iterable
 import pandas as pd
 
 from db.records import SearchFilters, StoredEvent, StoredObject
-from pipeline.records import Action, AgeGroup, Colour, EventType, Gender
+from pipeline.event_types import is_incident
+from pipeline.records import Action, AgeGroup, Colour, EventType, Gender, ObjectClass
 from services import database
 from services.job_views import list_videos
 from settings import Settings
@@ -25,6 +26,7 @@ class EventQuery:
     age_groups: tuple[AgeGroup | str, ...] = ()
     upper_colours: tuple[Colour | str, ...] = ()
     lower_colours: tuple[Colour | str, ...] = ()
+    object_classes: tuple[ObjectClass | str, ...] = ()  # an object, or a person's relation to one
     t_min_s: float | None = None
     t_max_s: float | None = None
 
@@ -34,7 +36,8 @@ class EventQuery:
                              actions=tuple(self.actions), genders=tuple(self.genders),
                              age_groups=tuple(self.age_groups),
                              upper_colours=tuple(self.upper_colours),
-                             lower_colours=tuple(self.lower_colours))
+                             lower_colours=tuple(self.lower_colours),
+                             object_classes=tuple(self.object_classes))
 
 
 def list_events(settings: Settings, query: EventQuery | None = None,
@@ -49,7 +52,7 @@ EVENT_TABLE_COLUMNS = [
     "event_id", "video_id", "video", "time", "t_s", "frame_number", "event_type", "obj_id",
     "people", "start", "end", "start_t_s", "end_t_s", "action", "confidence", "review", "age_group", "age", "gender", "orientation", "orientation_deg",
     "bbox_x", "bbox_y", "bbox_width", "bbox_height", "scene", "thumbnail", "upper_colour",
-    "lower_colour",
+    "lower_colour", "object_class", "objects",
 ]
 
 
@@ -68,7 +71,7 @@ def events_table(events: Iterable[StoredEvent], video_names: dict[int, str],
     marks = marks or {}
     rows = []
     for e in events:
-        incident = e.event_type is not EventType.PERSON
+        incident = is_incident(e.event_type)
         start, end = review.episode(e) if incident else (None, None)
         dur = durations.get(e.video_id)
         rows.append({
@@ -83,8 +86,7 @@ def events_table(events: Iterable[StoredEvent], video_names: dict[int, str],
             "start_t_s": None if start is None else round(start, 2),
             "end_t_s": None if end is None else round(end, 2), "action": e.action.value,
             "confidence": round(e.confidence, 3),
-            "review": ("" if e.event_type is EventType.PERSON
-                       else review.mark_text(marks.get(e.event_id))),
+            "review": ("" if not incident else review.mark_text(marks.get(e.event_id))),
             "age_group": e.age_group.value, "age": e.age,
             "gender": e.gender.value, "orientation": e.orientation_label,
             "orientation_deg": e.orientation_deg,
@@ -93,6 +95,8 @@ def events_table(events: Iterable[StoredEvent], video_names: dict[int, str],
             "thumbnail": (StoredObject(e.thumbnail_bucket, e.thumbnail_key).uri
                           if e.thumbnail_key else None),
             "upper_colour": e.upper_colour.value, "lower_colour": e.lower_colour.value,
+            "object_class": e.object_class.value if e.object_class is not None else "",
+            "objects": ", ".join(r.phrase for r in e.relations),
         })
     df = pd.DataFrame(rows, columns=EVENT_TABLE_COLUMNS)
     return df.astype({"obj_id": "Int64", "orientation": "Int64"}) if not df.empty else df

@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.records import Action, AgeGroup, Colour, EventType, Gender
+from pipeline.records import (
+    RELATION_CLASSES, Action, AgeGroup, Colour, EventType, Gender, ObjectClass, Relation,
+)
 
 GARMENT_WINDOW = 3
 
@@ -74,6 +76,48 @@ COLOUR_WORDS: dict[str, Colour] = {
     "silver": Colour.GREY, "golden": Colour.YELLOW,
 }
 
+_O = ObjectClass
+#: Words -> the object classes they name (a person with one, or the object's own track).
+OBJECT_WORDS: dict[str, tuple[ObjectClass, ...]] = {
+    **dict.fromkeys(("bicycle", "bicycles", "bike", "bikes", "cyclist", "cyclists",
+                     "cycle"), (_O.BICYCLE,)),
+    **dict.fromkeys(("motorcycle", "motorcycles", "motorbike", "motorbikes", "scooter",
+                     "moped"), (_O.MOTORCYCLE,)),
+    **dict.fromkeys(("car", "cars"), (_O.CAR,)),
+    **dict.fromkeys(("van", "vans", "vehicle", "vehicles"), (_O.CAR, _O.TRUCK)),
+    **dict.fromkeys(("truck", "trucks", "lorry", "lorries"), (_O.TRUCK,)),
+    **dict.fromkeys(("bus", "buses"), (_O.BUS,)),
+    **dict.fromkeys(("bag", "bags"), (_O.HANDBAG, _O.BACKPACK, _O.SUITCASE)),
+    **dict.fromkeys(("handbag", "handbags", "purse", "shoulder bag"), (_O.HANDBAG,)),
+    **dict.fromkeys(("backpack", "backpacks", "rucksack", "rucksacks"), (_O.BACKPACK,)),
+    **dict.fromkeys(("suitcase", "suitcases", "luggage", "trolley bag"), (_O.SUITCASE,)),
+    **dict.fromkeys(("umbrella", "umbrellas"), (_O.UMBRELLA,)),
+    **dict.fromkeys(("chair", "chairs"), (_O.CHAIR,)),
+    **dict.fromkeys(("bench", "benches"), (_O.BENCH,)),
+    **dict.fromkeys(("sofa", "sofas", "couch", "couches"), (_O.COUCH,)),
+    **dict.fromkeys(("bed", "beds"), (_O.BED,)),
+    **dict.fromkeys(("dog", "dogs", "puppy"), (_O.DOG,)),
+    **dict.fromkeys(("cat", "cats"), (_O.CAT,)),
+    **dict.fromkeys(("phone", "phones", "mobile phone", "cell phone", "cellphone",
+                     "smartphone"), (_O.CELL_PHONE,)),
+    **dict.fromkeys(("laptop", "laptops"), (_O.LAPTOP,)),
+    **dict.fromkeys(("bottle", "bottles"), (_O.BOTTLE,)),
+    **dict.fromkeys(("cup", "cups", "mug"), (_O.CUP,)),
+    **dict.fromkeys(("knife", "knives"), (_O.KNIFE,)),
+    **dict.fromkeys(("skateboard", "skateboards", "skateboarder"), (_O.SKATEBOARD,)),
+}
+#: Words -> the relation of a person to an object they name.
+RELATION_WORDS: dict[str, Relation] = {
+    **dict.fromkeys(("riding", "ride", "rides", "rode", "cyclist", "cyclists", "cycling",
+                     "skateboarder"), Relation.RIDING),
+    **dict.fromkeys(("carrying", "carry", "carries", "carried", "holding", "holds"),
+                    Relation.CARRYING),
+    **dict.fromkeys(("sitting on", "sits on", "sat on", "seated on", "sit on"),
+                    Relation.SITTING_ON),
+}
+#: The action a relation implies ("sitting on a bench": sitting).
+_RELATION_ACTION = {Relation.SITTING_ON: Action.SITTING}
+
 UPPER_GARMENTS = frozenset((
     "jacket", "jackets", "shirt", "shirts", "t-shirt", "t-shirts", "tshirt", "tee", "top", "tops",
     "coat", "coats", "hoodie", "hoodies", "sweater", "sweaters", "jumper", "jumpers", "blouse",
@@ -86,12 +130,16 @@ LOWER_GARMENTS = frozenset((
 ))
 
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
-_PHRASE_TABLES = (ACTION_WORDS, EVENT_WORDS, GENDER_WORDS, AGE_WORDS, COLOUR_WORDS)
+_PHRASE_TABLES = (ACTION_WORDS, EVENT_WORDS, GENDER_WORDS, AGE_WORDS, COLOUR_WORDS, OBJECT_WORDS,
+                  RELATION_WORDS)
 _MAX_PHRASE = max(len(k.split()) for t in _PHRASE_TABLES for k in t)
 #: The vocabularies a phrase is looked up in, with the QueryTerms field each one fills (colours,
 #: which depend on the garment named after them, are handled apart).
 _WORD_TABLES = (("actions", ACTION_WORDS), ("event_types", EVENT_WORDS),
-                ("genders", GENDER_WORDS), ("age_groups", AGE_WORDS))
+                ("genders", GENDER_WORDS), ("age_groups", AGE_WORDS),
+                ("relations", RELATION_WORDS))
+_FACETS = ("actions", "event_types", "genders", "age_groups", "upper_colours", "lower_colours",
+           "colours", "object_classes", "relations")
 
 
 @dataclass(frozen=True)
@@ -105,6 +153,8 @@ class QueryTerms:
     upper_colours: tuple[Colour, ...] = ()
     lower_colours: tuple[Colour, ...] = ()
     colours: tuple[Colour, ...] = ()  # named with no garment: either part
+    object_classes: tuple[ObjectClass, ...] = ()
+    relations: tuple[Relation, ...] = ()  # carrying, riding, sitting on (with object_classes)
     words: tuple[str, ...] = ()  # the query's words that were understood, in order
 
     def as_filters(self):
@@ -114,7 +164,8 @@ class QueryTerms:
         return SearchFilters(event_types=self.event_types, actions=self.actions,
                              genders=self.genders, age_groups=self.age_groups,
                              upper_colours=self.upper_colours, lower_colours=self.lower_colours,
-                             colours=self.colours)
+                             colours=self.colours, object_classes=self.object_classes,
+                             relations=self.relations)
 
     @property
     def empty(self) -> bool:
@@ -122,9 +173,7 @@ class QueryTerms:
 
     def facets(self) -> tuple[str, ...]:
         """The kinds of things understood (each a boost in the ranking)."""
-        return tuple(name for name in ("actions", "event_types", "genders", "age_groups",
-                                       "upper_colours", "lower_colours", "colours")
-                     if getattr(self, name))
+        return tuple(name for name in _FACETS if getattr(self, name))
 
     def describe(self) -> str:
         """One line for people: "understood: man (gender), red (upper body), sitting (action)"."""
@@ -132,9 +181,10 @@ class QueryTerms:
         for label, values in (("action", self.actions), ("incident", self.event_types),
                               ("gender", self.genders), ("age group", self.age_groups),
                               ("upper body", self.upper_colours),
-                              ("lower body", self.lower_colours), ("clothing", self.colours)):
+                              ("lower body", self.lower_colours), ("clothing", self.colours),
+                              ("object", self.object_classes), ("relation", self.relations)):
             if values:
-                parts.append(f"{label}: {', '.join(v.value for v in values)}")
+                parts.append(f"{label}: {', '.join(v.value.replace('_', ' ') for v in values)}")
         return ("understood: " + "; ".join(parts)) if parts else "understood: no known terms"
 
 
@@ -146,8 +196,7 @@ def _add(bucket: list, value) -> None:
 def parse_query(text: str) -> QueryTerms:
     """The engine's vocabulary in ``text`` (see the module docstring)."""
     tokens = _WORD.findall((text or "").lower().replace("t shirt", "t-shirt"))
-    found: dict[str, list] = {k: [] for k in ("actions", "event_types", "genders", "age_groups",
-                                               "upper_colours", "lower_colours", "colours")}
+    found: dict[str, list] = {k: [] for k in _FACETS}
     words: list[str] = []
     i = 0
     while i < len(tokens):
@@ -164,13 +213,35 @@ def parse_query(text: str) -> QueryTerms:
                 _add(found[key], COLOUR_WORDS[phrase])
                 phrase = f"{phrase} {garment}" if garment else phrase
                 hit = True
+            if phrase in OBJECT_WORDS:
+                for c in OBJECT_WORDS[phrase]:
+                    _add(found["object_classes"], c)
+                if "on" in tokens[max(0, i - 2):i]:  # "on a bike", "on the bench"
+                    _add(found["relations"], Relation.RIDING if c in RELATION_CLASSES[
+                        Relation.RIDING] else Relation.SITTING_ON)
+                hit = True
             if hit:
                 words.append(phrase)
                 i += n
                 break
         else:
             i += 1
-    return QueryTerms(**{k: tuple(v) for k, v in found.items()}, words=tuple(words))
+    return QueryTerms(**_consistent(found), words=tuple(words))
+
+
+def _consistent(found: dict[str, list]) -> dict[str, tuple]:
+    """Relations only with objects they can hold with ("sitting on a bed": the bed, no relation
+    the engine can see), and the action a relation implies (sitting on: sitting)."""
+    classes, rels = found["object_classes"], found["relations"]
+    for r in rels:
+        if r in _RELATION_ACTION:
+            _add(found["actions"], _RELATION_ACTION[r])
+    if classes:
+        rels = [r for r in rels if any(c in RELATION_CLASSES[r] for c in classes)]
+        found["object_classes"] = [c for c in classes if not rels
+                                   or any(c in RELATION_CLASSES[r] for r in rels)]
+    found["relations"] = rels
+    return {k: tuple(v) for k, v in found.items()}
 
 
 def _garment_after(tokens: list[str], start: int) -> tuple[str | None, str | None]:

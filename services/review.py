@@ -16,19 +16,20 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from db.records import SearchFilters, StoredEvent, StoredObject
 from db.reviews import NOTE_MAX_CHARS, ReviewCount, ReviewMark, ReviewState
-from pipeline.records import EventType
+from pipeline.event_types import (
+    EVENT_TYPES as EVENT_SPECS, INCIDENT_TYPES, SPECS, Severity,
+)
+from pipeline.records import Colour, EventType, ObjectClass
 from services import database, timefmt
 from services.errors import ServiceError
 
 log = logging.getLogger("va.services.review")
 
-INCIDENT_TYPES: tuple[EventType, ...] = tuple(t for t in EventType if t is not EventType.PERSON)
 STATES: tuple[ReviewState, ...] = tuple(ReviewState)
 DETECTORS_FILE = "detectors.json"
 
@@ -38,20 +39,9 @@ __all__ = ["INCIDENT_TYPES", "STATES", "ReviewState", "ReviewMark", "Incident", 
            "marks_summary", "marks_before_rerun", "state_counts", "accuracy", "detector_precision", "track_ids"]
 
 
-class Severity(str, Enum):
-    """Frigate's two review levels: an ``alert`` (someone may be hurt or harmed: look now) or a
-    ``detection`` (worth a look when there is time)."""
-
-    ALERT = "alert"
-    DETECTION = "detection"
-
-
-#: The severity of each incident type.
-SEVERITY: dict[EventType, Severity] = {
-    EventType.FALLING: Severity.ALERT, EventType.COLLAPSE: Severity.ALERT,
-    EventType.VIOLENT: Severity.ALERT, EventType.THEFT: Severity.ALERT,
-    EventType.GRABBING: Severity.DETECTION, EventType.ANOMALY: Severity.DETECTION,
-}
+#: The severity of each incident type (pipeline.event_types declares it).
+SEVERITY: dict[EventType, Severity] = {s.event_type: s.severity for s in EVENT_SPECS
+                                       if s.severity is not None}
 
 
 class ReviewError(ServiceError):
@@ -88,7 +78,7 @@ def detector_precision(models_dir: Path | str) -> dict[EventType, Precision]:
         raw = {}
     out = {}
     for t in INCIDENT_TYPES:
-        d = raw.get(t.value) or {}
+        d = raw.get(SPECS[t].precision_key or "") or {}
         p = d.get("precision")
         out[t] = Precision(event_type=t, precision=None if p is None else float(p),
                            alarms=int(d.get("alarms") or 0), how=str(d.get("how") or
@@ -161,6 +151,8 @@ class IncidentFilter:
     min_confidence: float = 0.0
     video_ids: tuple[int, ...] = ()
     severity: Severity | str | None = None  # None: alerts and detections
+    colours: tuple[Colour | str, ...] = ()  # the lead person's clothing (either part)
+    object_classes: tuple[ObjectClass | str, ...] = ()  # the lead person's objects
 
 
 def episode(e: StoredEvent) -> tuple[float, float]:
@@ -185,8 +177,9 @@ def incidents(settings, filt: IncidentFilter | None = None,
     with database.pooled(settings) as conn:
         if videos is None:
             videos = {v.video_id: v for v in queries.list_videos(conn)}
-        events = queries.list_events(conn, SearchFilters(video_ids=tuple(f.video_ids),
-                                                         event_types=types))
+        events = queries.list_events(conn, SearchFilters(
+            video_ids=tuple(f.video_ids), event_types=types, colours=tuple(f.colours),
+            object_classes=tuple(f.object_classes)))
         marks = reviews.get_marks(conn, [e.event_id for e in events])
     prec = detector_precision(settings.models_dir)
     out = []

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.records import Action, EventType, Gender, TrackSummary, mmss
+from pipeline.records import Action, Colour, EventType, Gender, TrackSummary, mmss
 from db.records import SearchFilters, StoredEvent, StoredObject, VideoRecord
 from services import database
 from settings import Settings
@@ -88,6 +88,47 @@ def track_cards(settings: Settings, video_id: int) -> list[TrackCard]:
                                action_history=tuple(history), thumbnails=thumbs,
                                samples=samples))
     return cards
+
+
+@dataclass(frozen=True)
+class TrackLine:
+    """One track of a video as the Video page lists it: a person with their clothing colours
+    and objects (carrying, riding, sitting on), or an object's track."""
+
+    obj_id: int
+    what: str  # "person" or the object's class
+    first_t_s: float
+    last_t_s: float
+    colours: str = ""  # "red top, blue trousers"
+    objects: str = ""  # "carrying a backpack, sitting on a bench"
+
+
+def video_tracks(settings: Settings, video_id: int) -> list[TrackLine]:
+    """The video's people and objects, each track once, in order of first appearance."""
+    from db import queries
+
+    with database.pooled(settings) as conn:
+        events = queries.list_events(conn, SearchFilters(
+            video_ids=(int(video_id),), event_types=(EventType.PERSON, EventType.OBJECT)))
+    by_track: dict[int, list[StoredEvent]] = {}
+    for e in events:
+        if e.obj_id is not None:
+            by_track.setdefault(int(e.obj_id), []).append(e)
+    lines = []
+    for oid, evs in by_track.items():
+        e = evs[0]
+        if e.event_type is EventType.OBJECT:
+            lines.append(TrackLine(oid, e.object_class.value if e.object_class else "object",
+                                   float(e.start_t_s if e.start_t_s is not None else e.t_s),
+                                   float(e.end_t_s if e.end_t_s is not None else e.t_s)))
+            continue
+        colours = ", ".join(f"{c.value} {part}" for c, part in
+                            ((e.upper_colour, "top"), (e.lower_colour, "trousers"))
+                            if c is not Colour.UNKNOWN)
+        rels = sorted({r for x in evs for r in x.relations})
+        lines.append(TrackLine(oid, "person", min(x.t_s for x in evs), max(x.t_s for x in evs),
+                               colours, ", ".join(r.phrase for r in rels)))
+    return sorted(lines, key=lambda t: (t.first_t_s, t.obj_id))
 
 
 def person_crops(video: VideoRecord, card: TrackCard, height_px: int = 160) -> list[bytes]:

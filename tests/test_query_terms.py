@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from db.records import SearchFilters
-from pipeline.records import Action, AgeGroup, Colour, EventType, Gender
+from pipeline.records import Action, AgeGroup, Colour, EventType, Gender, ObjectClass, Relation
 from services.query_terms import parse_query
 
 A, E, G, Y, C = Action, EventType, Gender, AgeGroup, Colour
@@ -45,8 +45,8 @@ def test_understood_words_and_their_description():
     t = parse_query("A man in a RED leather jacket, seated")
     assert t.words == ("man", "red jacket", "seated")
     assert t.describe() == "understood: action: sitting; gender: male; upper body: red"
-    assert parse_query("a dog").describe() == "understood: no known terms"
-    assert parse_query("a dog").empty and not t.empty
+    assert parse_query("a spaceship").describe() == "understood: no known terms"
+    assert parse_query("a spaceship").empty and not t.empty
 
 
 def test_terms_become_search_filters_of_the_engine_vocabularies():
@@ -54,3 +54,34 @@ def test_terms_become_search_filters_of_the_engine_vocabularies():
     assert isinstance(f, SearchFilters)
     assert f.genders == (G.FEMALE,) and f.lower_colours == (C.BLUE,)
     assert f.event_types == (E.FALLING,) and f.video_ids == ()
+
+
+O, R = ObjectClass, Relation
+OBJECT_TABLE = [
+    ("someone with a backpack", (O.BACKPACK,), (), ()),
+    ("a bag", (O.HANDBAG, O.BACKPACK, O.SUITCASE), (), ()),
+    ("a person on a bike", (O.BICYCLE,), (R.RIDING,), ()),
+    ("a cyclist", (O.BICYCLE,), (R.RIDING,), ()),
+    ("a man riding a motorbike", (O.MOTORCYCLE,), (R.RIDING,), ()),
+    ("someone sitting on a chair", (O.CHAIR,), (R.SITTING_ON,), (A.SITTING,)),
+    ("the woman sitting on the bench", (O.BENCH,), (R.SITTING_ON,), (A.SITTING,)),
+    ("a man seated on a sofa", (O.COUCH,), (R.SITTING_ON,), (A.SITTING,)),
+    ("a woman carrying a suitcase", (O.SUITCASE,), (R.CARRYING,), ()),
+    ("a man sitting on a bed", (O.BED,), (), (A.SITTING,)),  # no relation the engine sees
+    ("a white van parked by the building", (O.CAR, O.TRUCK), (), ()),
+    ("people sitting at tables", (), (), (A.SITTING,)),
+]
+
+
+@pytest.mark.parametrize("query,classes,relations,actions", OBJECT_TABLE,
+                         ids=[q for q, *_ in OBJECT_TABLE])
+def test_objects_and_relations(query, classes, relations, actions):
+    t = parse_query(query)
+    assert (t.object_classes, t.relations, t.actions) == (classes, relations, actions)
+    f = t.as_filters()
+    assert (f.object_classes, f.relations) == (classes, relations)
+
+
+def test_objects_are_described():
+    assert parse_query("a person on a bike").describe() == (
+        "understood: object: bicycle; relation: riding")

@@ -211,3 +211,56 @@ def test_cli_prints_the_understood_terms_and_literal_turns_them_off(db_settings,
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == "understood: off (--literal)"
     assert all(json.loads(line)["terms_matched"] is None for line in out[:-1])
+
+
+# --- objects and person-object relations ------------------------------------------------------
+
+def test_objects_and_relations_are_stored_filter_and_rank(db_settings, embedder):
+    import dataclasses
+
+    from db import queries
+    from pipeline.records import ObjectClass, ObjectRelation, Relation
+
+    def with_objects(e, *rels):
+        return dataclasses.replace(e, relations=tuple(ObjectRelation(r, c) for r, c in rels))
+
+    def obj(t, cls, oid, x):
+        return dataclasses.replace(ev(t, EventType.OBJECT, Action.UNKNOWN, Gender.UNKNOWN, None,
+                                      x=x, obj=oid), object_class=cls, start_t_s=t, end_t_s=t + 5)
+
+    rows = []
+    for i in range(3):
+        t = float(i)
+        rows += [with_objects(ev(t, EventType.PERSON, Action.WALKING, obj=1, x=10),
+                              (Relation.CARRYING, ObjectClass.BACKPACK)),
+                 with_objects(ev(t, EventType.PERSON, Action.WALKING, obj=2, x=150),
+                              (Relation.RIDING, ObjectClass.BICYCLE)),
+                 with_objects(ev(t, EventType.PERSON, Action.SITTING, obj=3, x=300),
+                              (Relation.SITTING_ON, ObjectClass.BENCH)),
+                 ev(t, EventType.PERSON, Action.SITTING, obj=4, x=450),
+                 ev(t, EventType.PERSON, Action.WALKING, obj=5, x=500)]
+    rows += [obj(0.0, ObjectClass.BICYCLE, 10001, 150), obj(0.0, ObjectClass.BENCH, 10002, 300),
+             obj(0.0, ObjectClass.CAR, 10003, 550)]
+    store_video(db_settings, embedder, "street.mp4", rows)
+    with database.pooled(db_settings) as conn:
+        bikes = queries.list_events(conn, SearchFilters(object_classes=("bicycle",)))
+        riders = queries.list_events(conn, SearchFilters(relations=("riding",)))
+        cars = queries.list_events(conn, SearchFilters(object_classes=(ObjectClass.CAR,)))
+    assert {e.obj_id for e in bikes} == {2, 10001}  # the rider and the bicycle's own track
+    assert {e.obj_id for e in riders} == {2}
+    assert [e.event_type for e in cars] == [EventType.OBJECT]
+    assert cars[0].object_class is ObjectClass.CAR and "a car was seen" in cars[0].sentence
+    rider = next(e for e in bikes if e.obj_id == 2)
+    assert rider.relations == (ObjectRelation(Relation.RIDING, ObjectClass.BICYCLE),)
+    assert "riding a bicycle (bike)" in rider.sentence
+    with pytest.raises(ValueError, match="ObjectClass"):
+        SearchFilters(object_classes=("spaceship",))
+
+    def top(q, k=3):
+        return [h.event.obj_id for h in search(q, top_k=k, settings=db_settings,
+                                                 embedder=embedder)]
+
+    assert top("someone with a backpack") == [1, 1, 1]
+    assert top("a person on a bike") == [2, 2, 2]
+    assert top("a woman sitting on a bench") == [3, 3, 3]
+    assert set(top("someone sitting on a chair", 6)) <= {3, 4}  # sitting people first

@@ -1,12 +1,16 @@
 """The vocabularies the pages show come from the Enums: one list each, every member coloured."""
-from pipeline.records import Action, AgeGroup, EventType, Gender, JobStatus
+from pipeline.records import Action, AgeGroup, EventType, Gender, JobStatus, ObjectClass
 from services import vocab
 
 
 def test_filter_lists_follow_the_enums():
     assert vocab.ACTIONS == tuple(a.value for a in Action)
     assert vocab.EVENT_TYPES == tuple(t.value for t in EventType)
-    assert vocab.HIGHLIGHT_TYPES == tuple(t.value for t in EventType)[1:]
+    # incidents only: not the person rows, not the object tracks
+    assert vocab.HIGHLIGHT_TYPES == tuple(t.value for t in EventType
+                                          if t not in (EventType.PERSON, EventType.OBJECT))
+    assert vocab.OBJECT_CLASSES == tuple(c.value for c in ObjectClass)
+    assert "bicycle" in vocab.OBJECT_CLASSES and "person" not in vocab.OBJECT_CLASSES
     assert vocab.GENDERS == ("female", "male", "unknown")
     assert vocab.AGE_GROUPS == tuple(a.value for a in AgeGroup)
 

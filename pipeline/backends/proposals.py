@@ -25,6 +25,8 @@ Models (``models/``, converted to ONNX from TF.js graph models shipped on npm; s
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from pathlib import Path
 from typing import Sequence
 
@@ -43,18 +45,26 @@ _FIX = "restore models/{f} from the repository (git checkout models/) or set VA_
        "folder that holds it, or set VA_PROPOSALS=none"
 
 
-class YoloV5Persons:
-    """Person boxes (COCO class 0) from YOLOv5s."""
+class YoloV5Coco:
+    """YOLOv5s over the 80 COCO classes: the one network behind the dense pass's person proposals
+    and the sampled pass's objects (``yolov5_network`` hands both the same instance). It keeps the
+    last image's output, so a frame that both passes see (a short clip's sampled frames) runs
+    once."""
 
     def __init__(self, path: Path, threads: int | CpuInference = 2):
         self.session = cpu_session(path, threads, "YOLOv5s weights", _FIX.format(f=YOLO_FILE))
         self.input_name = self.session.get_inputs()[0].name
+        self._lock = threading.Lock()
+        self._last: tuple[np.ndarray | None, np.ndarray | None, float] = (None, None, 1.0)
 
-    def boxes(self, image: np.ndarray, min_score: float = T.PROP_MIN_SCORE,
-              ) -> tuple[np.ndarray, np.ndarray]:
-        """(xyxy (N,4) in image pixels, score (N,)) of the people in an RGB image, after NMS."""
+    def raw(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The model's (25200, 85) output for an RGB image and the letterbox scale."""
         import cv2
 
+        with self._lock:
+            last_image, last_out, last_scale = self._last
+            if last_image is image and last_out is not None:
+                return last_out, last_scale
         h, w = image.shape[:2]
         scale = YOLO_SIZE / float(max(h, w))
         rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
@@ -63,20 +73,69 @@ class YoloV5Persons:
         canvas[:rh, :rw] = cv2.resize(image, (rw, rh), interpolation=interp)
         x = canvas.astype(np.float32)[None] / 255.0
         out = self.session.run(None, {self.input_name: x})[0][0]
-        score = out[:, 4] * out[:, 5]
-        keep = score >= min_score
-        out, score = out[keep], score[keep]
-        if not len(out):
-            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        with self._lock:
+            self._last = (image, out, scale)
+        return out, scale
+
+    def boxes(self, image: np.ndarray, score: np.ndarray, out: np.ndarray, scale: float,
+              min_score: float, nms_iou: float, labels: np.ndarray | None = None,
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of ``out`` kept (``score`` already thresholded) as (xyxy in image pixels,
+        score, index into the rows) after NMS (per label when ``labels`` are given)."""
+        import cv2
+
+        h, w = image.shape[:2]
         centre = out[:, 0:2] * YOLO_SIZE / scale
         size = out[:, 2:4] * YOLO_SIZE / scale
         xyxy = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
         xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, w - 1)
         xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, h - 1)
-        xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+        # boxes of different labels never suppress each other (offset apart, as Ultralytics)
+        shift = 0 if labels is None else labels[:, None].astype(np.float32) * (max(h, w) + 1) * 2
+        xywh = np.concatenate([xyxy[:, :2] + shift, xyxy[:, 2:] - xyxy[:, :2]], axis=1)
         idx = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), score.tolist(), min_score,
-                                          T.PROP_NMS_IOU), np.int64).reshape(-1)
-        return xyxy[idx].astype(np.float32), score[idx].astype(np.float32)
+                                          nms_iou), np.int64).reshape(-1)
+        return xyxy[idx].astype(np.float32), score[idx].astype(np.float32), idx
+
+
+_NETWORKS: "weakref.WeakValueDictionary[tuple, YoloV5Coco]" = weakref.WeakValueDictionary()
+_NETWORKS_LOCK = threading.Lock()
+
+
+def yolov5_network(path: Path, threads: int | CpuInference = 2) -> YoloV5Coco:
+    """One YOLOv5s per weights file and runtime for the process while anything holds it: the
+    proposals and the objects backends share it (one compiled model, one set of weights)."""
+    key = (str(Path(path).resolve()), threads)
+    with _NETWORKS_LOCK:
+        net = _NETWORKS.get(key)
+        if net is None:
+            net = YoloV5Coco(Path(path), threads)
+            _NETWORKS[key] = net
+        return net
+
+
+class YoloV5Persons:
+    """Person boxes (COCO class 0) from the shared YOLOv5s."""
+
+    def __init__(self, path: Path | YoloV5Coco, threads: int | CpuInference = 2):
+        self.network = path if isinstance(path, YoloV5Coco) else yolov5_network(path, threads)
+
+    @property
+    def session(self):
+        return self.network.session
+
+    def boxes(self, image: np.ndarray, min_score: float = T.PROP_MIN_SCORE,
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(xyxy (N,4) in image pixels, score (N,)) of the people in an RGB image, after NMS."""
+        out, scale = self.network.raw(image)
+        score = out[:, 4] * out[:, 5]
+        keep = score >= min_score
+        out, score = out[keep], score[keep]
+        if not len(out):
+            return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+        xyxy, score, _ = self.network.boxes(image, score, out, scale, min_score,
+                                              T.PROP_NMS_IOU)
+        return xyxy, score
 
 
 class ThunderPose:

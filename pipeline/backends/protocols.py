@@ -7,8 +7,8 @@ from typing import Mapping, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from pipeline.records import (
-    ActionEstimate, Attributes, ChatReply, Episode, Frame, Orientation, PersonDetections,
-    PersonObservation, SceneCaption,
+    ActionEstimate, Attributes, ChatReply, Episode, Frame, ObjectDetections, Orientation,
+    PersonDetections, PersonObservation, SceneCaption,
 )
 
 
@@ -18,6 +18,14 @@ class PersonDetector(Protocol):
 
     def detect(self, frames: Sequence[Frame]) -> list[PersonDetections]:
         """People (boxes, confidence, 17 keypoints; face boxes if the model has them) per frame."""
+
+
+@runtime_checkable
+class ObjectDetector(Protocol):
+    name: str
+
+    def detect(self, frame: Frame) -> ObjectDetections:
+        """The frame's objects of ``ObjectClass`` (boxes, scores, classes), after NMS."""
 
 
 @runtime_checkable

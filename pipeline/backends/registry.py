@@ -11,8 +11,8 @@ from typing import Any, Callable, Sequence
 
 from pipeline.errors import BackendUnavailable
 from pipeline.backends.protocols import (
-    ActionRecognizer, AttributeEstimator, OrientationEstimator, PersonDetector, SceneDescriber,
-    ViolenceDetector,
+    ActionRecognizer, AttributeEstimator, ObjectDetector, OrientationEstimator, PersonDetector,
+    SceneDescriber, ViolenceDetector,
 )
 
 #: Settings every backend may read (where it runs, its threads, the ONNX runtime and precision,
@@ -58,6 +58,8 @@ BACKENDS: tuple[BackendSpec, ...] = (
                 _set("detector_weights")),
     # The dense passes' second detector; VA_PROPOSALS=none switches it off.
     BackendSpec("proposals", "yolov5", "pipeline.backends.proposals:load_yolov5_proposals"),
+    # Objects on the sampled frames (the same YOLOv5s network); VA_OBJECTS=none switches it off.
+    BackendSpec("objects", "yolov5", "pipeline.backends.objects:load_yolov5_objects"),
     BackendSpec("attributes", "age_gender", "pipeline.backends.age_gender:load_age_gender"),
     BackendSpec("attributes", "faceres", "pipeline.backends.faceres:load_faceres",
                 ("faceres_path",), _faceres_file),
@@ -102,12 +104,13 @@ for _b in BACKENDS:
 del _b
 
 #: The Settings field naming each stage's backend, and its environment variable.
-STAGE_SETTING = {"detector": "detector", "proposals": "proposals", "attributes": "attributes",
+STAGE_SETTING = {"detector": "detector", "proposals": "proposals", "objects": "objects",
+                 "attributes": "attributes",
                  "orientation": "orientation", "action": "action", "scene": "scene",
                  "violence": "violence", "embedder": "embedder", "chat": "answerer"}
 SETTING_FOR_STAGE = {stage: "VA_" + field.upper() for stage, field in STAGE_SETTING.items()}
 #: The stages ``load_backends`` builds for an analysis (the embedder and chat belong to search).
-ANALYSIS_STAGES = ("detector", "proposals", "attributes", "orientation", "action", "scene",
+ANALYSIS_STAGES = ("detector", "proposals", "objects", "attributes", "orientation", "action", "scene",
                    "violence")
 
 
@@ -163,6 +166,7 @@ class Backends:
     scene: SceneDescriber
     dense_detector: PersonDetector | None = None  # for the dense passes; None: ``detector``
     violence: ViolenceDetector | None = None  # None: the limb-speed rule
+    objects: ObjectDetector | None = None  # None: no object pass (VA_OBJECTS=none)
 
     @property
     def dense(self) -> PersonDetector:
@@ -176,6 +180,7 @@ class Backends:
             "attributes": self.attributes.name, "orientation": self.orientation.name,
             "action": self.action.name, "scene": self.scene.name,
             "violence": self.violence.name if self.violence is not None else "rule",
+            "objects": self.objects.name if self.objects is not None else "none",
         }
 
 
@@ -192,6 +197,8 @@ def load_backends(settings: Any) -> Backends:
         action=load_backend("action", settings.action, settings),
         scene=load_backend("scene", settings.scene, settings),
         violence=load_backend("violence", getattr(settings, "violence", "learned"), settings),
+        objects=(None if getattr(settings, "objects", "none") == "none"
+                 else load_backend("objects", settings.objects, settings)),
     )
 
 
