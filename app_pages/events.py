@@ -40,6 +40,9 @@ with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
                             persist_state="session", placeholder="Any")
     lowers = c2.multiselect("Lower body colour", wb.COLOURS, key="events.lowers",
                             persist_state="session", placeholder="Any")
+    objects = c3.multiselect("Object", wb.OBJECT_CLASSES, key="events.objects",
+                             persist_state="session", placeholder="Any",
+                             help="An object's track, or a person carrying, riding or sitting on one.")
     longest = max((v.duration_s or 0.0) for v in videos if not chosen or v.video_id in chosen)
     top, step = tf.slider_range(longest)
     held = st.session_state.get("events.time")
@@ -58,12 +61,12 @@ with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
 query = wb.EventQuery(video_ids=tuple(chosen), event_types=tuple(types), actions=tuple(actions),
                       genders=tuple(genders), age_groups=tuple(ages),
                       upper_colours=tuple(uppers), lower_colours=tuple(lowers),
-                      t_min_s=t_range[0] if t_range[0] > 0 else None,
+                      object_classes=tuple(objects), t_min_s=t_range[0] if t_range[0] > 0 else None,
                       t_max_s=t_range[1] if t_range[1] < top else None)
 try:
     evs = wb.list_events(settings, query)
     marks = wb.review.marks_for(settings, [e.event_id for e in evs
-                                           if e.event_type is not wb.EventType.PERSON])
+                                           if wb.is_incident(e.event_type)])
     df = wb.events_table(evs, names, durations, marks)
     if not df.empty:  # newest video first, each in time order
         df = df.sort_values(["video_id", "t_s", "event_id"], ascending=[False, True, True],
@@ -82,8 +85,9 @@ if df.empty:
 m = st.columns(4)
 m[0].metric("Events", len(df))
 m[1].metric("Videos", df["video_id"].nunique())
-m[2].metric("People (tracks)", df[["video_id", "obj_id"]].dropna().drop_duplicates().shape[0])
-m[3].metric("Incidents", int((df["event_type"] != wb.EventType.PERSON.value).sum()))
+people = df[df["event_type"] == wb.EventType.PERSON.value]
+m[2].metric("People (tracks)", people[["video_id", "obj_id"]].dropna().drop_duplicates().shape[0])
+m[3].metric("Incidents", int(df["event_type"].isin(wb.HIGHLIGHT_TYPES).sum()))
 
 st.dataframe(
     df.drop(columns=["t_s", "thumbnail", "start_t_s", "end_t_s"]), hide_index=True,

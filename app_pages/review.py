@@ -47,11 +47,20 @@ with st.container(border=True):
     min_conf = f3.slider("Minimum confidence", 0.0, 1.0, 0.0, 0.05, key="review.min_conf", persist_state="session")
     vids = f4.multiselect("Video", list(by_id), key="review.videos", persist_state="session", placeholder="All videos",
                           format_func=lambda i: f"{by_id[i].name} (video {i})")
+    f5, f6 = st.columns(2, vertical_alignment="bottom")
+    colours = f5.multiselect("Clothing colour", wb.COLOURS, key="review.colours",
+                             persist_state="session", placeholder="Any colour",
+                             help="The colour of the lead person's top or trousers.")
+    objects = f6.multiselect("Object", wb.OBJECT_CLASSES, key="review.objects",
+                             persist_state="session", placeholder="Any object",
+                             help="The lead person carries, rides or sits on one.")
 
 try:
     every = rv.incidents(settings, rv.IncidentFilter(event_types=tuple(types),
                                                      min_confidence=float(min_conf),
-                                                     video_ids=tuple(vids), severity=severity),
+                                                     video_ids=tuple(vids), severity=severity,
+                                                     colours=tuple(colours),
+                                                     object_classes=tuple(objects)),
                          videos=by_id)
     lost = rv.lost_marks(settings, tuple(vids))
 except wb.USER_ERRORS as e:

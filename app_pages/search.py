@@ -36,10 +36,12 @@ if not videos:
 # The address carries the question and filters (?q=...&k=...&video=...): a citation link loads
 # the video page afresh, and Back must find the question and its results again.
 FILTER_PARAMS = (("videos", "video"), ("types", "type"), ("actions", "action"),
-                 ("genders", "gender"), ("ages", "age"), ("uppers", "upper"), ("lowers", "lower"))
+                 ("genders", "gender"), ("ages", "age"), ("uppers", "upper"), ("lowers", "lower"),
+                 ("objects", "object"))
 ALLOWED = {"videos": [str(i) for i in names], "types": res.offered(wb.EVENT_TYPES, caps),
            "actions": res.offered(wb.ACTIONS, caps), "genders": list(wb.GENDERS),
-           "ages": list(wb.AGE_GROUPS), "uppers": list(wb.COLOURS), "lowers": list(wb.COLOURS)}
+           "ages": list(wb.AGE_GROUPS), "uppers": list(wb.COLOURS), "lowers": list(wb.COLOURS),
+           "objects": list(wb.OBJECT_CLASSES)}
 restore = (st.session_state.get("search.result") is None and bool(st.query_params.get("q"))
            and not st.session_state.get("search.restored"))
 if restore:
@@ -64,11 +66,14 @@ with st.form("search.form", border=True):
     actions = c3.multiselect("Actions", res.offered(wb.ACTIONS, caps), key="search.actions", persist_state="session", placeholder="All")
     genders = c4.multiselect("Gender", wb.GENDERS, key="search.genders", persist_state="session", placeholder="Any")
     ages = c5.multiselect("Age group", wb.AGE_GROUPS, key="search.ages", persist_state="session", placeholder="Any")
-    d1, d2, d3 = st.columns([1, 1, 3])
+    d1, d2, d4, d3 = st.columns([1, 1, 1, 2])
     uppers = d1.multiselect("Upper body colour", wb.COLOURS, key="search.uppers",
                             persist_state="session", placeholder="Any")
     lowers = d2.multiselect("Lower body colour", wb.COLOURS, key="search.lowers",
                             persist_state="session", placeholder="Any")
+    objects = d4.multiselect("Object", wb.OBJECT_CLASSES, key="search.objects",
+                             persist_state="session", placeholder="Any",
+                             help="An object's track, or a person carrying, riding or sitting on one.")
     top_k = d3.slider("How many moments", 3, 30, 8, key="search.top_k", persist_state="session")
     submitted = st.form_submit_button("Search", type="primary", icon=":material/search:")
 
@@ -80,7 +85,7 @@ if submitted or restore:
     filters = wb.SearchFilters(video_ids=tuple(vids), event_types=tuple(types),
                                actions=tuple(actions), genders=tuple(genders),
                                age_groups=tuple(ages), upper_colours=tuple(uppers),
-                               lower_colours=tuple(lowers))
+                               lower_colours=tuple(lowers), object_classes=tuple(objects))
     try:
         with st.spinner("Searching…"):
             st.session_state["search.result"] = wb.run_search(
@@ -149,7 +154,7 @@ matches = [g for g in groups if g.relevant]
 closest = [g for g in groups if not g.relevant]
 try:
     marks = wb.review.marks_for(settings, [e for g in groups for e in g.event_ids
-                                           if g.hit.event.event_type is not wb.EventType.PERSON])
+                                           if wb.is_incident(g.hit.event.event_type)])
 except wb.USER_ERRORS:
     marks = {}
 

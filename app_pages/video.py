@@ -211,3 +211,14 @@ with right:
                       icon=":material/close:")
     elif kind != "image":
         st.caption(f"Source: {md(video.source_uri or '—')}")
+    try:
+        lines = wb.video_tracks(settings, video.video_id)
+    except wb.USER_ERRORS as e:
+        res.show_error(e, "Cannot read the tracks")
+        lines = []
+    if lines:
+        st.subheader(f"People and objects ({len(lines)})")
+        st.dataframe([{"track": t.obj_id, "what": t.what,
+                       "seen": tf.span(t.first_t_s, t.last_t_s, dur), "colours": t.colours,
+                       "objects": t.objects} for t in lines],
+                     hide_index=True, width="stretch", key="video.tracks")

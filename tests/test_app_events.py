@@ -148,3 +148,30 @@ def test_csv_lists_the_people_start_end_and_a_usable_frame_and_link(seeded):
     assert "local:" not in "".join(",".join(r.values()) for r in rows)
     assert f["link"] == f"http://127.0.0.1:8501/video?video_id={vids[0]}&event_id=7"
     assert (p["people"], p["start"], p["frame"]) == ("1", "", "")
+
+
+def test_object_and_colour_filters(seeded, db_pool):
+    settings, vids = seeded
+    with db_pool.connection() as conn:
+        conn.execute(
+            'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
+            " confidence, obj_id, action, bbox_width, bbox_height, track_ids, upper_colour,"
+            " relations) VALUES (%s, 100, 'person', 0.5, 12, 0.9, 7, 'walking', 10, 30, '{7}',"
+            " 'red', '{carrying:backpack}')", (vids[1],))
+        conn.execute(
+            'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
+            " confidence, obj_id, action, track_ids, object_class, start_t_s, end_t_s) VALUES"
+            " (%s, 101, 'object', 1.0, 25, 0.7, 10001, 'unknown', '{10001}', 'backpack', 0.5,"
+            " 1.5)", (vids[1],))
+    at = _events(new_app().run())
+    at.multiselect(key="events.objects").set_value(["backpack"]).run()
+    assert not at.exception, at.exception
+    df = at.dataframe[0].value
+    assert set(zip(df["obj_id"], df["event_type"])) == {(7, "person"), (10001, "object")}
+    assert set(df["objects"]) == {"carrying a backpack", ""}
+    assert set(df["object_class"]) == {"", "backpack"}
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["People (tracks)"] == "1" and metrics["Incidents"] == "0"
+    at.multiselect(key="events.objects").set_value([]).run()
+    at.multiselect(key="events.uppers").set_value(["red"]).run()
+    assert set(at.dataframe[0].value["obj_id"]) == {7}

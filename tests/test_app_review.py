@@ -227,3 +227,21 @@ def test_analyze_says_how_many_marks_a_rerun_has(db_settings, db_pool, monkeypat
                                f"carries each over"), warn
     finally:
         reset_app_caches()
+
+
+def test_incidents_filter_by_the_lead_persons_colour_and_object(seeded, db_pool):
+    settings, ids = seeded
+    with db_pool.connection() as conn:
+        conn.execute("UPDATE db_event SET upper_colour = 'red', relations = '{carrying:handbag}'"
+                     " WHERE event_id = %s", (ids["fall"],))
+    at = _review(new_app().run())
+    assert _metrics(at)["Incidents"] == "2"
+    at.multiselect(key="review.colours").set_value(["red"]).run()
+    assert not at.exception, at.exception
+    assert _metrics(at)["Incidents"] == "1"
+    at.multiselect(key="review.colours").set_value(["blue"]).run()
+    assert _metrics(at)["Incidents"] == "0"
+    at.multiselect(key="review.colours").set_value([]).run()
+    at.multiselect(key="review.objects").set_value(["handbag"]).run()
+    assert _metrics(at)["Incidents"] == "1"
+    assert any(h.startswith("Falling") for h in _subheaders(at)), _subheaders(at)

@@ -75,3 +75,39 @@ def test_understood_terms_caption_and_colour_filters(seeded):
     assert params["upper"] == ["red"]
     # no stored event has a red upper body: nothing matches, nothing is claimed
     assert any("Nothing" in w for w in texts(at, "warning")), texts(at, "warning")
+
+
+def test_object_filter_and_understood_objects(seeded, db_pool):
+    settings, vid = seeded
+    with db_pool.connection() as conn:
+        conn.execute(
+            'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
+            " confidence, obj_id, action, track_ids, sentence, upper_colour, relations) VALUES"
+            " (%s, 10, 'person', 2.0, 50, 0.9, 4, 'walking', '{4}', %s, 'red',"
+            " '{riding:bicycle}')",
+            (vid, "at 00:02 a man in a red top (jacket, shirt), riding a bicycle (bike), "
+                  "was walking"))
+        conn.execute(
+            'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
+            " confidence, obj_id, action, track_ids, sentence, object_class) VALUES"
+            " (%s, 11, 'object', 3.0, 75, 0.7, 10001, 'unknown', '{10001}', %s, 'car')",
+            (vid, "at 00:03 a car was seen near the right edge"))
+    at = _search_page(new_app().run())
+    at.text_input(key="search.query").input("a person on a bike")
+    at.multiselect(key="search.objects").set_value(["bicycle"])
+    at.form_submit_button[0].click().run()
+    assert not at.exception, at.exception
+    captions = texts(at, "caption")
+    assert any("understood: object: bicycle; relation: riding" in c for c in captions), captions
+    params = {k: list(v) if isinstance(v, (list, tuple)) else [v]
+              for k, v in at.query_params.items()}
+    assert params["object"] == ["bicycle"]
+    body = " ".join(texts(at, "markdown") + captions)
+    assert "riding a bicycle" in body and "a car was seen" not in body
+    # the car is found by its own class
+    at.multiselect(key="search.objects").set_value(["car"])
+    at.text_input(key="search.query").input("a car")
+    at.form_submit_button[0].click().run()
+    assert not at.exception, at.exception
+    body = " ".join(texts(at, "markdown") + texts(at, "caption"))
+    assert "a car was seen" in body and "riding a bicycle" not in body

@@ -211,3 +211,24 @@ def test_a_mark_whose_incident_is_gone_is_listed_on_the_video(seeded, db_pool):
     at = _open(ids["clip"])
     assert any("falling · 0:04.2–0:05.0 · confirmed: he fell · *no longer detected*" in c
                for c in texts(at, "caption")), texts(at, "caption")
+
+
+def test_the_video_lists_each_tracks_colours_and_objects(seeded, db_pool):
+    settings, ids = seeded
+    with db_pool.connection() as conn:
+        conn.execute("UPDATE db_event SET upper_colour = 'red', lower_colour = 'blue',"
+                     " relations = '{carrying:backpack}' WHERE video_id = %s AND obj_id = 1"
+                     " AND event_type = 'person'", (ids["clip"],))
+        conn.execute(
+            'INSERT INTO db_event (video_id, seq, event_type, "timestamp", frame_number,'
+            " confidence, obj_id, action, track_ids, object_class, start_t_s, end_t_s) VALUES"
+            " (%s, 50, 'object', 2.0, 20, 0.7, 10001, 'unknown', '{10001}', 'bicycle', 1.0,"
+            " 3.0)", (ids["clip"],))
+    at = _open(ids["clip"])
+    assert any(h.startswith("People and objects (3)") for h in texts(at, "subheader"))
+    table = next(d.value for d in at.dataframe if "colours" in d.value.columns)
+    rows = {r["track"]: r for r in table.to_dict("records")}
+    assert rows[1]["colours"] == "red top, blue trousers"
+    assert rows[1]["objects"] == "carrying a backpack"
+    assert rows[2]["what"] == "person" and rows[2]["objects"] == ""
+    assert rows[10001]["what"] == "bicycle"
