@@ -14,7 +14,10 @@ track.
   carrying: a bag, backpack, suitcase or umbrella mostly inside the person's box widened by
   ``CARRY_WIDEN`` of its width, above the feet, smaller than the person; riding: a bicycle or
   motorcycle under the lower half of the person (horizontal overlap, reaching the feet); sitting
-  on: a chair, bench or couch under the hips. A relation holds for a track when it is seen on
+  on: a chair, bench or couch under the hips of a person not walking or running. An object box
+  that is mostly a person's box (``SAME_AS_PERSON_IOU``) of a class nobody carries, rides or
+  sits on is that person misread (a woman lying on the floor read as a dog) and dropped. A
+  relation holds for a track when it is seen on
   ``RELATION_MIN_SAMPLES`` object samples (one for a video of one sample), whichever track the
   object had (at 0.5 samples a second a carried bag moves too far between samples for its own
   track to hold); carrying also needs the object to move with the person: its offset from the
@@ -46,6 +49,11 @@ RIDE_MIN_OVERLAP_X = 0.5  # horizontal overlap of vehicle and person, of the nar
 RIDE_FEET_BH = 0.25  # the vehicle's bottom reaches within this many body heights of the feet
 SIT_MARGIN = 0.15  # the seat's box widened by this share of its size around the hips
 MIN_KP_SCORE = 0.3
+#: An object box this much like a person's box (IoU) is that person misread (a person lying on
+#: the floor read as a dog), unless people carry, ride or sit on its class.
+SAME_AS_PERSON_IOU = 0.5
+_MOVING = (Action.WALKING, Action.RUNNING)
+_RELATED = frozenset(c for cs in RELATION_CLASSES.values() for c in cs)
 
 
 def object_every(sampled_fps: float) -> int:
@@ -88,12 +96,28 @@ def relation_of(person: PersonObservation, cls: ObjectClass, obj: np.ndarray) ->
                 and (obj[1] + obj[3]) / 2 > (p[1] + p[3]) / 2 and obj[1] < p[3]
                 and obj[3] >= p[3] - RIDE_FEET_BH * ph):
             return Relation.RIDING
-    elif cls in RELATION_CLASSES[Relation.SITTING_ON]:
+    elif cls in RELATION_CLASSES[Relation.SITTING_ON] and person.action not in _MOVING:
         hx, hy = _hips(person)
         mw, mh = SIT_MARGIN * (obj[2] - obj[0]), SIT_MARGIN * (obj[3] - obj[1])
         if obj[0] - mw <= hx <= obj[2] + mw and obj[1] - mh <= hy <= obj[3] + mh:
             return Relation.SITTING_ON
     return None
+
+
+def _not_people(found: ObjectDetections, people: Sequence[PersonObservation]) -> ObjectDetections:
+    """``found`` without the boxes that are a person of ``people`` misread (see
+    ``SAME_AS_PERSON_IOU``)."""
+    if not len(found) or not people:
+        return found
+    from pipeline.backends.movenet import iou_matrix
+
+    iou, _ = iou_matrix(found.xyxy, np.asarray([p.xyxy for p in people], np.float32))
+    keep = [i for i, c in enumerate(found.object_class)
+            if c in _RELATED or float(iou[i].max()) < SAME_AS_PERSON_IOU]
+    if len(keep) == len(found):
+        return found
+    return ObjectDetections(found.xyxy[keep], found.confidence[keep],
+                            tuple(found.object_class[i] for i in keep))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +159,7 @@ class ObjectPass:
         from pipeline.tracking import PersonTracker
 
         self.samples += 1
+        found = _not_people(found, people)
         rows: list[ObjectObservation] = []
         for cls in dict.fromkeys(found.object_class):
             idx = [i for i, c in enumerate(found.object_class) if c is cls]

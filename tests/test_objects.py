@@ -153,3 +153,20 @@ def test_one_network_for_objects_and_proposals(objects_backend):
     out1, _ = objects_backend.network.raw(f.image)
     out2, _ = objects_backend.network.raw(f.image)  # the same frame: not run again
     assert out1 is out2 and objects_backend.network.session is before
+
+
+def test_a_person_misread_as_an_animal_is_dropped_and_walkers_sit_on_nothing():
+    from pipeline.records import Action
+
+    lying = (100.0, 200.0, 300.0, 260.0)
+    p, _ = run_pass({i: [(ObjectClass.DOG, (105, 195, 295, 262)),
+                         (ObjectClass.DOG, (400, 200, 460, 250))] for i in range(9)},
+                    lambda i, t: [person(t, lying)])
+    dogs = p.events()
+    assert len(dogs) == 1 and dogs[0].xyxy[0] == 400.0  # the real dog only
+    bench = {i: [(ObjectClass.BENCH, (60, 180, 220, 260))] for i in range(9)}
+    walking = lambda i, t: [make_observation(int(t * 10), t_s=t, obj_id=1, xyxy=PERSON,
+                                             action=Action.WALKING,
+                                             keypoints=tuple((0.0, 0.0, 0.0)
+                                                             for _ in range(17)))]
+    assert run_pass(bench, walking)[0].relations() == {}
