@@ -60,10 +60,19 @@ class ObjectClass(str, Enum):
     @property
     def phrase(self) -> str:
         """"a backpack", "an umbrella": the words of a sentence."""
-        word = {"dining table": "table", "cell phone": "phone (cell phone)",
-                "couch": "couch (sofa)", "motorcycle": "motorcycle (motorbike)",
-                "bicycle": "bicycle (bike)", "handbag": "handbag (bag)"}.get(self.value, self.value)
+        word = _WORDS.get(self.value, self.value)
         return ("an " if word[0] in "aeiou" else "a ") + word
+
+
+#: The words a sentence uses for a class: the analysts' synonyms beside the model's label (its
+#: "truck" is any van, pickup or lorry).
+_WORDS = {
+    "bicycle": "bicycle (bike)", "car": "car (vehicle)", "motorcycle": "motorcycle (motorbike)",
+    "bus": "bus (vehicle)", "truck": "van or truck (vehicle)", "bench": "bench (seat)",
+    "backpack": "backpack (bag, rucksack)", "handbag": "handbag (bag)",
+    "suitcase": "suitcase (luggage, bag)", "chair": "chair (seat)", "couch": "couch (sofa)",
+    "dining table": "table", "cell phone": "phone (mobile)", "bottle": "bottle",
+}
 
 
 class Relation(str, Enum):

@@ -83,6 +83,8 @@ def hit_json(hit: Hit) -> str:
         "similarity": None if hit.similarity is None else round(hit.similarity, 4),
         "terms_matched": None if hit.terms_matched is None else round(hit.terms_matched, 3),
         "upper_colour": e.upper_colour.value, "lower_colour": e.lower_colour.value,
+        "object_class": None if e.object_class is None else e.object_class.value,
+        "relations": [r.token for r in e.relations],
         "frame_key": (f"s3://{e.thumbnail_bucket}/{e.thumbnail_key}" if e.thumbnail_bucket
                       else e.thumbnail_key),
     }, ensure_ascii=False)

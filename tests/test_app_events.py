@@ -168,7 +168,7 @@ def test_object_and_colour_filters(seeded, db_pool):
     assert not at.exception, at.exception
     df = at.dataframe[0].value
     assert set(zip(df["obj_id"], df["event_type"])) == {(7, "person"), (10001, "object")}
-    assert set(df["objects"]) == {"carrying a backpack", ""}
+    assert set(df["objects"]) == {"carrying a backpack (bag, rucksack)", ""}
     assert set(df["object_class"]) == {"", "backpack"}
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["People (tracks)"] == "1" and metrics["Incidents"] == "0"

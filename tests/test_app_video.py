@@ -229,6 +229,6 @@ def test_the_video_lists_each_tracks_colours_and_objects(seeded, db_pool):
     table = next(d.value for d in at.dataframe if "colours" in d.value.columns)
     rows = {r["track"]: r for r in table.to_dict("records")}
     assert rows[1]["colours"] == "red top, blue trousers"
-    assert rows[1]["objects"] == "carrying a backpack"
+    assert rows[1]["objects"] == "carrying a backpack (bag, rucksack)"
     assert rows[2]["what"] == "person" and rows[2]["objects"] == ""
     assert rows[10001]["what"] == "bicycle"

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import testdata_path as data_path
 from pipeline.errors import BackendUnavailable, Cancelled, VideoOpenError
-from pipeline.records import Action, EventType
+from pipeline.records import Action, EventType, ObjectClass
 from pipeline.run import run_video
 from settings import Settings
 
@@ -32,7 +32,8 @@ def test_progress_records_and_outputs(engine, tmp_path):
     assert any(p.eta_s is not None for p in seen)
     assert seen[-1].frames_done == result.frames_sampled > 0
     assert set(result.backends) == {"detector", "dense_detector", "attributes", "orientation",
-                                    "action", "scene", "violence"}
+                                    "action", "scene", "violence", "objects"}
+    assert result.backends["objects"] == "yolov5"
     assert result.backends["detector"] == "movenet"
     assert result.backends["dense_detector"] == "movenet+yolov5"  # a 3 s clip is sampled densely
     assert {"decode", "detector", "tracking", "action", "outputs"} <= set(result.stage_ms)
@@ -41,6 +42,10 @@ def test_progress_records_and_outputs(engine, tmp_path):
     assert 3 <= len(result.tracks) <= 5, result.tracks
     acts = [e.action for e in result.events if e.event_type is EventType.PERSON]
     assert sum(a is Action.SITTING for a in acts) >= 0.75 * len(acts)
+    # the object pass: the classroom's empty chairs are object tracks (looked at in the frames)
+    objects = [e for e in result.events if e.event_type is EventType.OBJECT]
+    assert "objects" in result.stage_ms
+    assert sum(e.object_class is ObjectClass.CHAIR for e in objects) >= 3, objects
     out = result.output_dir
     for name in ("results_final.csv", "processed_results.csv", "highlights.json"):
         assert (out / name).is_file()

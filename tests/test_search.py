@@ -110,8 +110,9 @@ def test_hit_json_fields(db_settings, embedder, corpus):
 
     h = search("a person falls down", top_k=1, settings=db_settings, embedder=embedder)[0]
     d = json.loads(hit_json(h))
-    assert {"event_id", "video", "timestamp", "event_type", "action", "score", "frame_key"} <= set(d)
-    assert d["video"] == "Fall01.mp4"
+    assert {"event_id", "video", "timestamp", "event_type", "action", "score", "frame_key",
+            "object_class", "relations"} <= set(d)
+    assert d["video"] == "Fall01.mp4" and d["object_class"] is None and d["relations"] == []
 
 
 def test_vectors_of_another_model_are_not_compared(db_settings, embedder, corpus):
@@ -249,7 +250,7 @@ def test_objects_and_relations_are_stored_filter_and_rank(db_settings, embedder)
     assert {e.obj_id for e in bikes} == {2, 10001}  # the rider and the bicycle's own track
     assert {e.obj_id for e in riders} == {2}
     assert [e.event_type for e in cars] == [EventType.OBJECT]
-    assert cars[0].object_class is ObjectClass.CAR and "a car was seen" in cars[0].sentence
+    assert cars[0].object_class is ObjectClass.CAR and "a car (vehicle) was seen" in cars[0].sentence
     rider = next(e for e in bikes if e.obj_id == 2)
     assert rider.relations == (ObjectRelation(Relation.RIDING, ObjectClass.BICYCLE),)
     assert "riding a bicycle (bike)" in rider.sentence
