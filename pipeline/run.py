@@ -18,7 +18,7 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Callable
 
-from pipeline import heap
+from pipeline import heap, person_vectors
 from pipeline import thresholds as T
 from pipeline.errors import Cancelled, PipelineError, StageError
 from pipeline.clothing import ClothingColours
@@ -224,6 +224,9 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     clean = postprocess.clean(observations, episodes, frames_sampled=done, sampled_fps=sampled_fps,
                               video_duration_s=info.duration_s)
     stage_ms["postprocess"] += (time.perf_counter() - t) * 1000.0
+    backbone = getattr(getattr(backends, "violence", None), "backbone", None)  # shared, loaded
+    person_vecs = _stage("person_vectors", stage_ms, person_vectors.for_run, observations,
+                         [t.obj_id for t in clean.tracks], reader, backbone, settings.models_dir)
     progress(0.95, "writing outputs", done, force=True)
     if stop():
         raise Cancelled(f"analysis of {path.name} was stopped; no output file was written")
@@ -239,7 +242,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
         frames_skipped_undecodable=frames.undecodable, frames_decoded=frames.frames_decoded,
         covered_s=covered,
         stage_ms={k: round(v, 1) for k, v in stage_ms.items()},
-        backends=backends.names(),
+        backends=backends.names(), person_vectors=person_vecs,
     )
     progress(1.0, "done", done, force=True)
     return result
