@@ -71,14 +71,16 @@ class Backbone:
             f"restore models/{BACKBONE_FILE} (git checkout models/) or set VA_VIOLENCE=rule",
             graph=_backbone_graph)
 
-    def maps(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The frame's P4 (256, h/16, w/16) and P5 (512, h/32, w/32) maps (long side 512 px)."""
+    def maps(self, image: np.ndarray, size_wh: tuple[int, int] | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """The image's P4 (256, h/16, w/16) and P5 (512, h/32, w/32) maps: resized so that its
+        long side is 512 px, or to ``size_wh`` (multiples of 32)."""
         import cv2
 
         h, w = image.shape[:2]
         scale = BACKBONE_LONG_SIDE_PX / float(max(h, w))
-        rw, rh = (max(32, int(round(v * scale / 32)) * 32) for v in (w, h))
-        x = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        rw, rh = size_wh or tuple(max(32, int(round(v * scale / 32)) * 32) for v in (w, h))
+        x = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA if rw < w else cv2.INTER_LINEAR)
         p4, p5 = self.session.run(None, {_INPUT: x.astype(np.float32)[None] / 255.0})
         return p4[0], p5[0]
 

@@ -14,11 +14,11 @@ and the dimension), so vectors of different models are never compared.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+import heapq
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -35,20 +35,38 @@ HIST_BINS = (12, 6)  # hue x saturation per body part
 
 
 class Descriptor(str, Enum):
-    """How one sample of a person is described."""
+    """How one sample of a person is described: the backbone's maps of the whole frame
+    ("frame") or of the person's crop resized to ``CROP_WH`` ("crop"), pooled over the box, its
+    P4 part alone or its upper and lower halves; the torso and thigh colours; or both."""
 
-    BACKBONE = "backbone"  # P4 + P5 mean over the box (768)
-    P4 = "p4"  # P4 alone (256)
-    HALVES = "halves"  # P4 + P5 over the upper and the lower half, concatenated (1536)
+    BACKBONE = "backbone"  # frame maps, P4 + P5 mean over the box (768)
+    P4 = "p4"  # frame maps, P4 alone (256)
+    HALVES = "halves"  # frame maps, P4 + P5 over the upper and the lower half (1536)
+    CROP = "crop"  # crop maps, P4 + P5 mean (768)
+    CROP_HALVES = "crop-halves"  # crop maps, upper and lower half (1536)
     COLOUR = "colour"  # torso and thigh hue-saturation histograms, square-rooted (144)
-    HALVES_COLOUR = "halves+colour"  # both, each block weighted equally (1680)
+    HALVES_COLOUR = "halves+colour"  # each block weighted equally (1680)
+    CROP_HALVES_COLOUR = "crop-halves+colour"  # (1680)
 
     @property
     def uses_backbone(self) -> bool:
         return self is not Descriptor.COLOUR
 
+    @property
+    def on_crop(self) -> bool:
+        return self.value.startswith("crop")
+
+    @property
+    def halves(self) -> bool:
+        return "halves" in self.value
+
+    @property
+    def colour(self) -> bool:
+        return self.value.endswith("colour")
+
 
 DEFAULT = Descriptor.HALVES_COLOUR
+CROP_WH = (128, 256)  # a person's crop as the backbone sees it (width, height; x32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,27 +110,17 @@ def _overlap(box, others) -> float:
     return worst
 
 
-def clearest(observations: Iterable[PersonObservation], keep: int = CLEAREST
-             ) -> dict[int, list[PersonObservation]]:
-    """Per track its ``keep`` clearest samples: large, confident, upright (``clothing.clarity``)
-    and unoccluded; a track with none that passes keeps its single clearest sample."""
-    by_frame: dict[int, list[PersonObservation]] = defaultdict(list)
-    for o in observations:
-        if o.obj_id >= 0:
-            by_frame[o.frame_number].append(o)
-    scored: dict[int, list[tuple[float, bool, PersonObservation]]] = defaultdict(list)
-    for rows in by_frame.values():
-        for o in rows:
-            others = [r.xyxy for r in rows if r is not o]
-            good = (o.det_confidence >= MIN_DET_CONFIDENCE
-                    and o.xyxy[3] - o.xyxy[1] >= MIN_HEIGHT_PX
-                    and _overlap(o.xyxy, others) <= MAX_OVERLAP)
-            scored[o.obj_id].append((clarity(o) * (0.5 + o.det_confidence), good, o))
-    out = {}
-    for oid, items in scored.items():
-        good = [x for x in items if x[1]] or [max(items, key=lambda x: x[0])]
-        good.sort(key=lambda x: (-x[0], x[2].frame_number))
-        out[oid] = [o for _, _, o in good[:keep]]
+def sample_scores(rows: Sequence[PersonObservation]) -> list[tuple[bool, float]]:
+    """(clear, score) of each person of one frame: clear when confident, tall enough and not
+    overlapped by another person's box; the score is ``clothing.clarity`` (height times the
+    torso's keypoint confidence, less when not upright) times the detection confidence."""
+    out = []
+    for o in rows:
+        others = [r.xyxy for r in rows if r is not o]
+        clear = (o.det_confidence >= MIN_DET_CONFIDENCE
+                 and o.xyxy[3] - o.xyxy[1] >= MIN_HEIGHT_PX
+                 and _overlap(o.xyxy, others) <= MAX_OVERLAP)
+        out.append((clear, clarity(o) * (0.5 + o.det_confidence)))
     return out
 
 
@@ -131,6 +139,36 @@ def _hist(image: np.ndarray, region) -> np.ndarray:
     return _unit(np.sqrt(h / max(1.0, float(h.sum()))))
 
 
+def _crop(image: np.ndarray, xyxy) -> np.ndarray:
+    H, W = image.shape[:2]
+    x0, y0, x1, y1 = (int(round(float(v))) for v in xyxy)
+    x0, y0 = min(max(0, x0), W - 1), min(max(0, y0), H - 1)
+    return image[y0:max(y0 + 1, min(H, y1)), x0:max(x0 + 1, min(W, x1))]
+
+
+def _backbone_parts(image: np.ndarray, people: Sequence[PersonObservation],
+                    d: Descriptor, backbone: Backbone) -> list[np.ndarray]:
+    from pipeline.appearance import pool
+
+    boxes = []
+    for o in people:
+        x0, y0, x1, y1 = (0, 0, CROP_WH[0], CROP_WH[1]) if d.on_crop else o.xyxy
+        mid = (y0 + y1) / 2
+        boxes += [(x0, y0, x1, mid), (x0, mid, x1, y1)] if d.halves else [(x0, y0, x1, y1)]
+    if d.on_crop:
+        v = np.concatenate([pool(backbone.maps(_crop(image, o.xyxy), CROP_WH), CROP_WH[::-1],
+                                 boxes[i * (1 + d.halves):(i + 1) * (1 + d.halves)])
+                            for i, o in enumerate(people)]) if people else np.zeros((0, 768))
+    else:
+        v = backbone.pooled(image, boxes)
+    if d is Descriptor.P4:
+        return [_unit(r[:256]) for r in v]
+    if d.halves:
+        return [_unit(np.concatenate([_unit(v[2 * i]), _unit(v[2 * i + 1])]))
+                for i in range(len(people))]
+    return [_unit(r) for r in v]
+
+
 def describe(image: np.ndarray, people: Sequence[PersonObservation], descriptor: Descriptor,
              backbone: Backbone | None) -> list[np.ndarray]:
     """One L2-normalised vector per person of one RGB frame."""
@@ -138,70 +176,69 @@ def describe(image: np.ndarray, people: Sequence[PersonObservation], descriptor:
     if descriptor.uses_backbone:
         if backbone is None:
             raise ValueError(f"the {descriptor.value} descriptor needs the YOLOv5s backbone")
-        boxes = [o.xyxy for o in people]
-        if descriptor is Descriptor.P4:
-            v = backbone.pooled(image, boxes)
-            out = [[_unit(r[:256])] for r in v]
-        elif descriptor is Descriptor.BACKBONE:
-            out = [[_unit(r)] for r in backbone.pooled(image, boxes)]
-        else:
-            halves = []
-            for x0, y0, x1, y1 in boxes:
-                mid = (y0 + y1) / 2
-                halves += [(x0, y0, x1, mid), (x0, mid, x1, y1)]
-            v = backbone.pooled(image, halves)
-            out = [[_unit(np.concatenate([_unit(v[2 * i]), _unit(v[2 * i + 1])]))]
-                   for i in range(len(people))]
-    if descriptor in (Descriptor.COLOUR, Descriptor.HALVES_COLOUR):
+        for parts, v in zip(out, _backbone_parts(image, people, descriptor, backbone)):
+            parts.append(v)
+    if descriptor.colour:
         for i, o in enumerate(people):
             upper, lower = body_parts(o.xyxy, o.keypoints)
             out[i].append(_unit(np.concatenate([_hist(image, upper), _hist(image, lower)])))
     return [_unit(np.concatenate(parts)) for parts in out]
 
 
-def track_vectors(picks: Mapping[int, Sequence[PersonObservation]], frames: Iterable[Frame],
-                  descriptor: Descriptor, backbone: Backbone | None, model: str
-                  ) -> list[PersonVector]:
-    """The ``PersonVector`` of each track of ``picks`` (from ``clearest``), reading ``frames``
-    (any frames; those holding a pick are used, the rest skipped)."""
-    wanted: dict[int, list[PersonObservation]] = defaultdict(list)
-    for rows in picks.values():
-        for o in rows:
-            wanted[o.frame_number].append(o)
-    acc: dict[int, list[np.ndarray]] = defaultdict(list)
-    for fr in frames:
-        people = wanted.pop(fr.frame_number, None)
-        if not people:
-            continue
-        for o, v in zip(people, describe(fr.image, people, descriptor, backbone)):
-            acc[o.obj_id].append(v)
-        if not wanted:
-            break
-    return [PersonVector(oid, model, _unit(np.mean(vs, axis=0)), len(vs))
-            for oid, vs in sorted(acc.items()) if vs]
+class PersonVectors:
+    """Collects each track's ``keep`` clearest samples during the sampled pass (a clear sample
+    always beats one that is not; ``sample_scores``), describing a sample only when it enters its
+    track's best (no frame is kept); ``vectors`` averages them. A track with no clear sample keeps
+    its single best one."""
+
+    def __init__(self, backbone: Backbone | None, model: str, descriptor: Descriptor = DEFAULT,
+                 keep: int = CLEAREST):
+        if descriptor.uses_backbone and backbone is None:
+            raise ValueError(f"the {descriptor.value} descriptor needs the YOLOv5s backbone")
+        self.backbone, self.model, self.descriptor, self.keep = backbone, model, descriptor, keep
+        self._best: dict[int, list[tuple[tuple[bool, float], int, np.ndarray]]] = {}
+        self._n = 0
+        self.described = 0  # samples described (the cost)
+
+    def add(self, frame: Frame, rows: Sequence[PersonObservation]) -> None:
+        entering = []
+        for o, score in zip(rows, sample_scores(rows)):
+            if o.obj_id < 0:
+                continue
+            heap = self._best.setdefault(int(o.obj_id), [])
+            if len(heap) < self.keep or score > heap[0][0]:
+                entering.append((o, score))
+        if not entering:
+            return
+        vecs = describe(frame.image, [o for o, _ in entering], self.descriptor, self.backbone)
+        self.described += len(entering)
+        for (o, score), v in zip(entering, vecs):
+            self._n += 1
+            heap = self._best[int(o.obj_id)]
+            item = (score, self._n, v.astype(np.float16))
+            if len(heap) < self.keep:
+                heapq.heappush(heap, item)
+            else:
+                heapq.heapreplace(heap, item)
+
+    def vectors(self, track_ids: Iterable[int] | None = None) -> tuple[PersonVector, ...]:
+        """One ``PersonVector`` per track (of ``track_ids``, all when None) seen in ``add``."""
+        keep = None if track_ids is None else {int(t) for t in track_ids}
+        out = []
+        for oid, heap in sorted(self._best.items()):
+            if not heap or (keep is not None and oid not in keep):
+                continue
+            clear = [v for (ok, _), _, v in heap if ok]
+            vs = clear or [max(heap, key=lambda x: x[0][1])[2]]
+            mean = np.mean(np.asarray(vs, np.float32), axis=0)
+            out.append(PersonVector(oid, self.model, _unit(mean), len(vs)))
+        return tuple(out)
 
 
-FrameReader = Callable[[int, int, int], list[Frame]]
-
-
-def read_picked(reader: FrameReader, picks: Mapping[int, Sequence[PersonObservation]]
-                ) -> Iterable[Frame]:
-    """The frames holding the picks, one read each (the run's reader seeks to each)."""
-    for f in sorted({o.frame_number for rows in picks.values() for o in rows}):
-        yield from reader(f, f, 1)
-
-
-def for_run(observations: Sequence[PersonObservation], track_ids: Iterable[int],
-            reader: FrameReader, backbone: Backbone | None, models_dir: Path,
-            descriptor: Descriptor = DEFAULT) -> tuple[PersonVector, ...]:
-    """The run's vectors, one per track of ``track_ids``: their clearest sampled rows, the
-    frames holding them read again (no frame is kept during the pass). None without the
-    backbone (the violence rule instead of the learned classifier loads none)."""
+def for_run(backbone: Backbone | None, models_dir: Path,
+            descriptor: Descriptor = DEFAULT) -> PersonVectors | None:
+    """The run's collector; None without the backbone (the violence rule instead of the
+    learned classifier loads none): the run then stores no person vectors."""
     if descriptor.uses_backbone and backbone is None:
-        return ()
-    keep = {int(t) for t in track_ids}
-    picks = clearest(o for o in observations if o.obj_id in keep)
-    if not picks:
-        return ()
-    return tuple(track_vectors(picks, read_picked(reader, picks), descriptor, backbone,
-                               model_id(models_dir, descriptor)))
+        return None
+    return PersonVectors(backbone, model_id(models_dir, descriptor), descriptor)

@@ -151,6 +151,9 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     keep_s = max(T.MOTION_WINDOW_S, T.FALL_MAX_TRANSITION_S) + 2.0 / max(sampled_fps, 1e-3)
     scenes: list[SceneCaption] = []
     clothing = ClothingColours()
+    # Appearance vectors per track, from the backbone the violence classifier loaded (shared).
+    people = person_vectors.for_run(getattr(getattr(backends, "violence", None), "backbone", None),
+                                    settings.models_dir)
     cuts = CutDetector()  # hard scene cuts end every track (pipeline/cuts.py)
     prev_frame: int | None = None
     done = 0
@@ -193,6 +196,8 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
                 rows = [dataclasses.replace(r, scene_description=cap.text) for r in rows]
             observer.stream.add(rows)
             _stage("clothing", stage_ms, clothing.add, frame, rows)
+            if people is not None:
+                _stage("person_vectors", stage_ms, people.add, frame, rows)
             for r in rows:
                 h = history.setdefault(r.obj_id, deque())
                 h.append(r)
@@ -224,9 +229,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     clean = postprocess.clean(observations, episodes, frames_sampled=done, sampled_fps=sampled_fps,
                               video_duration_s=info.duration_s)
     stage_ms["postprocess"] += (time.perf_counter() - t) * 1000.0
-    backbone = getattr(getattr(backends, "violence", None), "backbone", None)  # shared, loaded
-    person_vecs = _stage("person_vectors", stage_ms, person_vectors.for_run, observations,
-                         [t.obj_id for t in clean.tracks], reader, backbone, settings.models_dir)
+    person_vecs = people.vectors(t.obj_id for t in clean.tracks) if people is not None else ()
     progress(0.95, "writing outputs", done, force=True)
     if stop():
         raise Cancelled(f"analysis of {path.name} was stopped; no output file was written")

@@ -21,17 +21,26 @@ def backbone():
     return Backbone(MODELS / BACKBONE_FILE, 2)
 
 
-def test_clearest_prefers_tall_confident_unoccluded_samples():
-    tall = make_observation(1, xyxy=(0, 0, 60, 200))
-    small = make_observation(2, xyxy=(0, 0, 20, 40))  # under MIN_HEIGHT_PX
-    unsure = make_observation(3, xyxy=(0, 0, 60, 200), det_confidence=0.2)
-    hidden = make_observation(4, xyxy=(0, 0, 60, 200))
-    other = make_observation(4, obj_id=2, xyxy=(10, 10, 70, 210))  # covers most of ``hidden``
-    mid = make_observation(5, xyxy=(0, 0, 60, 150))
-    picks = pv.clearest([tall, small, unsure, hidden, other, mid], keep=5)
-    assert [o.frame_number for o in picks[1]] == [1, 5]
-    assert [o.frame_number for o in picks[2]] == [4]  # nothing passes: its clearest one
-    assert [o.frame_number for o in pv.clearest([small])[1]] == [2]
+def test_the_clearest_samples_are_kept_and_a_clear_one_beats_any_other(backbone):
+    rng = np.random.default_rng(2)
+    frame = lambda f: Frame(f, f / 10, rng.integers(0, 255, (240, 320, 3), np.uint8), f)  # noqa
+    people = pv.PersonVectors(backbone, "m", pv.Descriptor.COLOUR, keep=2)
+    people.add(frame(0), [make_observation(0, xyxy=(0, 0, 20, 40))])  # too small: not clear
+    people.add(frame(1), [make_observation(1, xyxy=(0, 0, 60, 150))])
+    people.add(frame(2), [make_observation(2, xyxy=(0, 0, 60, 200))])
+    people.add(frame(3), [make_observation(3, xyxy=(0, 0, 60, 120))])  # not among the best 2
+    hidden = make_observation(4, xyxy=(0, 0, 60, 230))
+    people.add(frame(4), [hidden, make_observation(4, obj_id=2, xyxy=(10, 10, 70, 240))])
+    assert people.described == 4  # frame 3's sample and the hidden one were never described
+    (one, two) = people.vectors()
+    assert (one.obj_id, one.n_samples, two.obj_id, two.n_samples) == (1, 2, 2, 1)
+    assert people.vectors([2])[0].obj_id == 2
+    alone = pv.PersonVectors(backbone, "m", pv.Descriptor.COLOUR)
+    alone.add(frame(5), [make_observation(5, xyxy=(0, 0, 20, 40), det_confidence=0.2)])
+    assert [v.n_samples for v in alone.vectors()] == [1]  # nothing clear: its best one
+    with pytest.raises(ValueError, match="backbone"):
+        pv.PersonVectors(None, "m", pv.Descriptor.HALVES)
+    assert pv.for_run(None, MODELS) is None  # no backbone loaded: no vectors, no error
 
 
 def test_every_descriptor_gives_unit_vectors_of_its_size(backbone):
@@ -39,7 +48,10 @@ def test_every_descriptor_gives_unit_vectors_of_its_size(backbone):
     image = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
     people = [make_observation(0, xyxy=(40, 20, 120, 220)), make_observation(0, obj_id=2)]
     sizes = {pv.Descriptor.BACKBONE: 768, pv.Descriptor.P4: 256, pv.Descriptor.HALVES: 1536,
-             pv.Descriptor.COLOUR: 144, pv.Descriptor.HALVES_COLOUR: 1680}
+             pv.Descriptor.COLOUR: 144, pv.Descriptor.HALVES_COLOUR: 1680,
+             pv.Descriptor.CROP: 768, pv.Descriptor.CROP_HALVES: 1536,
+             pv.Descriptor.CROP_HALVES_COLOUR: 1680}
+    assert set(sizes) == set(pv.Descriptor)
     for d, n in sizes.items():
         vs = pv.describe(image, people, d, backbone)
         assert [v.shape for v in vs] == [(n,)] * 2, d
@@ -48,17 +60,11 @@ def test_every_descriptor_gives_unit_vectors_of_its_size(backbone):
         pv.describe(image, people, pv.Descriptor.HALVES, None)
 
 
-def test_track_vectors_average_the_picks_and_carry_the_model(backbone):
-    rng = np.random.default_rng(1)
-    frames = [Frame(f, f / 10, rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), f)
-              for f in range(3)]
-    picks = {7: [make_observation(0, obj_id=7), make_observation(2, obj_id=7)]}
+def test_the_model_id_names_the_weights_and_the_descriptor(backbone):
     model = pv.model_id(MODELS)
     assert model.startswith(BACKBONE_FILE + "#") and model.endswith("/" + pv.DEFAULT.value)
     assert pv.model_id(MODELS, pv.Descriptor.COLOUR) != model
-    (vec,) = pv.track_vectors(picks, frames, pv.DEFAULT, backbone, model)
-    assert (vec.obj_id, vec.model, vec.n_samples, vec.dim) == (7, model, 2, 1680)
-    assert abs(float(np.linalg.norm(vec.vector)) - 1) < 1e-4
+    assert pv.for_run(backbone, MODELS).model == model
 
 
 def test_on_real_footage_a_person_is_nearest_their_own_other_samples(backbone):

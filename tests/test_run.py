@@ -35,7 +35,11 @@ def test_progress_records_and_outputs(engine, tmp_path):
                                     "action", "scene", "violence"}
     assert result.backends["detector"] == "movenet"
     assert result.backends["dense_detector"] == "movenet+yolov5"  # a 3 s clip is sampled densely
-    assert {"decode", "detector", "tracking", "action", "outputs"} <= set(result.stage_ms)
+    assert {"decode", "detector", "tracking", "action", "outputs", "person_vectors"} \
+        <= set(result.stage_ms)
+    # One appearance vector per track, of the backbone the violence classifier already loaded.
+    assert {v.obj_id for v in result.person_vectors} == {t.obj_id for t in result.tracks}
+    assert {(v.model.split("/")[-1], v.dim) for v in result.person_vectors} == {("halves+colour", 1680)}
     assert all(v >= 0 for v in result.stage_ms.values())
     # classroom: 4 people (+/- 1), mostly sitting (ground truth)
     assert 3 <= len(result.tracks) <= 5, result.tracks
