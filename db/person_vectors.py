@@ -57,22 +57,13 @@ def index_name(model: str, dim: int) -> str:
 def ensure_index(conn, model: str, dim: int) -> str:
     """The model's HNSW index, created if missing; a model stored with another dimension is
     refused (its vectors would not be comparable)."""
-    from psycopg import sql
-
-    if not model or len(model) > 200:
-        raise ValueError(f"person vector model name {model!r} must be 1-200 characters")
-    if not 1 <= int(dim) <= vectors.MAX_DIM:
-        raise ValueError(f"person vector dimension {dim} must be 1..{vectors.MAX_DIM}")
+    vectors.check_model(model, dim)
     row = conn.execute("SELECT dim FROM person_vector WHERE model = %s LIMIT 1", (model,)).fetchone()
     if row is not None and int(row[0]) != int(dim):
         raise DatabaseUnavailable(f"person vectors of {model!r} are stored with dimension {row[0]},"
                                   f" not {dim}; re-analyse the older videos or delete them")
     name = index_name(model, dim)
-    conn.execute(sql.SQL(
-        "CREATE INDEX IF NOT EXISTS {name} ON person_vector USING hnsw ({expr} vector_cosine_ops)"
-        " WITH (m = {m}, ef_construction = {efc}) WHERE {pred}").format(
-            name=sql.Identifier(name), expr=vectors.vector_expr(dim), m=sql.Literal(vectors.HNSW_M),
-            efc=sql.Literal(vectors.HNSW_EF_CONSTRUCTION), pred=vectors.model_filter(model)))
+    vectors.create_index(conn, "person_vector", name, model, dim)
     return name
 
 

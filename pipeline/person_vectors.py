@@ -221,16 +221,25 @@ class PersonVectors:
             else:
                 heapq.heapreplace(heap, item)
 
-    def vectors(self, track_ids: Iterable[int] | None = None) -> tuple[PersonVector, ...]:
-        """One ``PersonVector`` per track (of ``track_ids``, all when None) seen in ``add``."""
+    def vectors(self, track_ids: Iterable[int] | None = None, pool: str = "majority"
+                ) -> tuple[PersonVector, ...]:
+        """One ``PersonVector`` per track (of ``track_ids``, all when None) seen in ``add``:
+        the mean of its kept samples (``pool`` "mean"), or of the majority of them most like
+        their medoid ("majority": a track that passed to another person for a sample or two, as
+        tracks do at a low sampling rate in a crowd, keeps the look of the one it mostly
+        followed)."""
         keep = None if track_ids is None else {int(t) for t in track_ids}
         out = []
         for oid, heap in sorted(self._best.items()):
             if not heap or (keep is not None and oid not in keep):
                 continue
             clear = [v for (ok, _), _, v in heap if ok]
-            vs = clear or [max(heap, key=lambda x: x[0][1])[2]]
-            mean = np.mean(np.asarray(vs, np.float32), axis=0)
+            vs = np.asarray(clear or [max(heap, key=lambda x: x[0][1])[2]], np.float32)
+            if pool == "majority" and len(vs) >= 3:
+                sims = vs @ vs.T
+                medoid = int(np.argmax(sims.sum(axis=1)))
+                vs = vs[np.argsort(-sims[medoid])[:len(vs) // 2 + 1]]
+            mean = np.mean(vs, axis=0)
             out.append(PersonVector(oid, self.model, _unit(mean), len(vs)))
         return tuple(out)
 

@@ -69,7 +69,7 @@ def frames_of(clip: str, wanted: set[int]):
                 return
 
 
-def vectors(clip: str, descriptor, backbone) -> tuple[dict[int, np.ndarray], dict, float, int]:
+def vectors(clip: str, descriptor, backbone, pools=("mean", "majority")):
     """(obj_id -> vector, obj_id -> (first, last) s, ms of describing, samples described):
     the sampled rows fed frame by frame to the engine's collector, as a run does."""
     from pipeline import person_vectors as pv
@@ -87,8 +87,8 @@ def vectors(clip: str, descriptor, backbone) -> tuple[dict[int, np.ndarray], dic
         t = time.perf_counter()
         people.add(fr, by_frame[fr.frame_number])
         ms += (time.perf_counter() - t) * 1000.0
-    return ({v.obj_id: v.vector for v in people.vectors()}, spans, ms, len(by_frame),
-            people.described)
+    return ({p: {v.obj_id: v.vector for v in people.vectors(pool=p)} for p in pools}, spans, ms,
+            len(by_frame), people.described)
 
 
 def resolve(clip: str, t: float, x: float, y: float) -> int | None:
@@ -107,8 +107,10 @@ def resolve(clip: str, t: float, x: float, y: float) -> int | None:
     return min(hits, key=lambda o: (o.xyxy[2] - o.xyxy[0]) * (o.xyxy[3] - o.xyxy[1])).obj_id
 
 
-def rank1(people, vecs, spans, other_clips_only: bool) -> tuple[int, int, list[str]]:
-    """(correct, queries, misses) over every labelled appearance with a positive in the gallery."""
+def rank1(people, vecs, spans, other_clips_only: bool, twins: dict[str, str] | None = None
+          ) -> tuple[int, int, list[str]]:
+    """(correct, queries, misses) over every labelled appearance with a positive in the gallery;
+    ``twins`` (clip -> the clip of the same footage) leaves the query's twin out of its gallery."""
     gallery = [(c, o) for c in vecs for o in vecs[c]]
     correct = n = 0
     misses = []
@@ -120,7 +122,7 @@ def rank1(people, vecs, spans, other_clips_only: bool) -> tuple[int, int, list[s
             qs = spans[qc][qo]
 
             def allowed(c, o):
-                if (c, o) == q or (other_clips_only and c == qc):
+                if (c, o) == q or (other_clips_only and c == qc) or (twins and twins.get(qc) == c):
                     return False
                 if c == qc:  # same clip: not a track seen at the same time
                     s = spans[c][o]
@@ -212,27 +214,40 @@ def main(argv=None) -> int:
             oid = resolve(a["clip"], a["t"], a["x"], a["y"])
             if oid is None:
                 unresolved.append(f"{p['id']} {a}")
+            elif "track" in a and oid != a["track"]:
+                print(f"warning: {p['id']} {a['clip']} t={a['t']} is track {oid} now, labelled on "
+                      f"track {a['track']}: check the label against this run", file=sys.stderr)
             elif (a["clip"], oid) not in people[p["id"]]:
                 people[p["id"]].append((a["clip"], oid))
+    twins = {a: b for pair in labels.get("same_footage", []) for a, b in (pair, pair[::-1])}
     backbone = Backbone(ROOT / "models" / BACKBONE_FILE, CpuInference(threads=2))
     rows = []
     names = args.descriptors or [d.value for d in pv.Descriptor]
     for name in names:
         d = pv.Descriptor(name)
-        vecs, spans, ms, nf, ns = {}, {}, 0.0, 0, 0
+        by_pool: dict[str, dict] = {"mean": {}, "majority": {}}
+        spans, ms, nf, ns = {}, 0.0, 0, 0
         for clip in clips:
-            vecs[clip], spans[clip], m, f, n_desc = vectors(clip, d, backbone)
+            per_pool, spans[clip], m, f, n_desc = vectors(clip, d, backbone)
+            for p_, v in per_pool.items():
+                by_pool[p_][clip] = v
             ms, nf, ns = ms + m, nf + f, ns + n_desc
-        c_all, n_all, miss_all = rank1(people, vecs, spans, False)
-        c_oth, n_oth, miss_oth = rank1(people, vecs, spans, True)
-        rows.append({"descriptor": name, "rank1_all": c_all / max(1, n_all), "queries_all": n_all,
-                     "rank1_other_clips": c_oth / max(1, n_oth), "queries_other_clips": n_oth,
-                     "ms_per_sampled_frame": ms / max(1, nf), "sampled_frames": nf,
-                     "samples_described": ns,
-                     "misses": miss_all})
-        print(f"{name:14s} rank-1 {c_all}/{n_all} = {c_all / max(1, n_all):.3f}   other clips "
-              f"{c_oth}/{n_oth} = {c_oth / max(1, n_oth):.3f}   {ms / max(1, nf):.1f} ms per sampled "
-              f"frame ({nf} frames with people, {ns} samples described)", flush=True)
+        for pool, vecs in by_pool.items():
+            c_all, n_all, miss_all = rank1(people, vecs, spans, False)
+            c_oth, n_oth, _ = rank1(people, vecs, spans, True)
+            c_hard, n_hard, _ = rank1(people, vecs, spans, False, twins)
+            rows.append({"descriptor": name, "pool": pool,
+                         "rank1_all": c_all / max(1, n_all), "queries_all": n_all,
+                         "rank1_other_clips": c_oth / max(1, n_oth), "queries_other_clips": n_oth,
+                         "rank1_other_footage_or_time": c_hard / max(1, n_hard),
+                         "queries_other_footage_or_time": n_hard,
+                         "ms_per_sampled_frame": ms / max(1, nf), "sampled_frames": nf,
+                         "samples_described": ns, "misses": miss_all})
+            print(f"{name:18s} {pool:8s} rank-1 {c_all}/{n_all} = {c_all / max(1, n_all):.3f}"
+                  f"   other clips {c_oth}/{n_oth} = {c_oth / max(1, n_oth):.3f}   not the same "
+                  f"footage {c_hard}/{n_hard} = {c_hard / max(1, n_hard):.3f}   "
+                  f"{ms / max(1, nf):.1f} ms per sampled frame ({nf} frames with people, {ns} "
+                  f"samples described)", flush=True)
     if unresolved:
         print("unresolved appearances:", *unresolved, sep="\n  ")
     if args.json:

@@ -39,7 +39,9 @@ def test_progress_records_and_outputs(engine, tmp_path):
         <= set(result.stage_ms)
     # One appearance vector per track, of the backbone the violence classifier already loaded.
     assert {v.obj_id for v in result.person_vectors} == {t.obj_id for t in result.tracks}
-    assert {(v.model.split("/")[-1], v.dim) for v in result.person_vectors} == {("halves+colour", 1680)}
+    from pipeline.person_vectors import DEFAULT, model_id
+
+    assert {v.model for v in result.person_vectors} == {model_id(settings.models_dir, DEFAULT)}
     assert all(v >= 0 for v in result.stage_ms.values())
     # classroom: 4 people (+/- 1), mostly sitting (ground truth)
     assert 3 <= len(result.tracks) <= 5, result.tracks
