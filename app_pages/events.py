@@ -8,6 +8,7 @@ import streamlit as st
 from app_pages import _charts as charts
 from app_pages import _access as auth
 from app_pages import _resources as res
+from app_pages import _similar as similar
 from services import workbench as wb
 
 tf = wb.timefmt
@@ -157,3 +158,5 @@ for row_start in range(0, len(cards), 3):
                 st.image(crops, width=90)
             if frames:
                 st.image(frames, width=120, caption=["highlight"] * len(frames))
+            similar.find_button(settings, "events", card.video_id, s_.obj_id)
+similar.results(settings, names, "events")

@@ -10,6 +10,7 @@ import streamlit as st
 from app_pages import _charts as charts
 from app_pages import _access as auth
 from app_pages import _resources as res
+from app_pages import _similar as similar
 from services import workbench as wb
 
 rv, tf, md = wb.review, wb.timefmt, wb.text.md_text
@@ -222,3 +223,23 @@ with right:
                        "seen": tf.span(t.first_t_s, t.last_t_s, dur), "colours": t.colours,
                        "objects": t.objects} for t in lines],
                      hide_index=True, width="stretch", key="video.tracks")
+
+# --- the same person in other videos ----------------------------------------------------------
+if video.status is wb.JobStatus.COMPLETED:
+    try:
+        tracks = [c.summary for c in wb.track_cards(settings, video.video_id)]
+    except wb.USER_ERRORS as e:
+        res.show_error(e, "Cannot read the people")
+        tracks = []
+    if tracks:
+        st.subheader("The same person in other videos")
+        ids_t = [t.obj_id for t in tracks]
+        spans = {t.obj_id: tf.span(t.first_t_s, t.last_t_s, dur) for t in tracks}
+        first = event.obj_id if event is not None and event.obj_id in ids_t else ids_t[0]
+        c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+        pick = c1.selectbox("Person (track)", ids_t, index=ids_t.index(first),
+                            key=f"video.similar_track.{video.video_id}",
+                            format_func=lambda o: f"track {o} · {spans[o]}")
+        with c2:
+            similar.find_button(settings, "video", video.video_id, pick)
+        similar.results(settings, names, "video")

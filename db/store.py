@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from db import reviews, vectors
+from db import person_vectors, reviews, vectors
 from db.records import StoredObject
 from db.values import clean_text as _clean_text, enum_value as _enum_value, finite as _finite
 from db.videos import (  # noqa: F401 - the video functions, where callers have found them
@@ -167,6 +167,8 @@ class EventBatch:
     #: The events (indices) that carry ``vectors``, in their order; None: every event, one each.
     #: The engine embeds one sentence per track segment or incident, stored on its first event.
     vector_rows: Sequence[int] | None = None
+    #: One appearance vector per track (``pipeline.person_vectors``), into db/person_vectors.py.
+    person_vectors: Sequence = ()
 
 
 #: Binary COPY types of ``("event_id",) + EVENT_COLUMNS``. Binary COPY is ~25% cheaper for the
@@ -273,6 +275,8 @@ def replace_events(conn, video_id: int, batch: EventBatch) -> int:
                       json.dumps({str(_enum_value(k)): int(v) for k, v in dict(t.actions).items()}))
                      for t in batch.tracks],
                 )
+        if batch.person_vectors:  # after their tracks (a vector belongs to its track)
+            person_vectors.write(conn, video_id, batch.person_vectors)
         # The analysts' marks belong to moments, not event ids: hand each to the new incident
         # of its moment, keep the rest as "no longer detected" (db/reviews.py).
         reviews.carry_over(conn, video_id)

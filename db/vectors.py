@@ -38,18 +38,35 @@ def vector_expr(dim: int, column: str = "embedding"):
     return sql.SQL("({}::vector({}))").format(sql.Identifier(column), sql.Literal(int(dim)))
 
 
+def check_model(model: str, dim: int) -> None:
+    """A model name and dimension that can have an HNSW index, or ValueError."""
+    if not model or len(model) > 200:
+        raise ValueError(f"embedding model name {model!r} must be 1-200 characters")
+    if not 1 <= int(dim) <= MAX_DIM:
+        raise ValueError(f"embedding dimension {dim} must be 1..{MAX_DIM} for an HNSW index")
+
+
+def create_index(conn, table: str, name: str, model: str, dim: int) -> None:
+    """The partial HNSW (cosine) index ``name`` on ``table``'s embeddings of ``model``."""
+    from psycopg import sql
+
+    conn.execute(
+        sql.SQL(
+            "CREATE INDEX IF NOT EXISTS {name} ON {table} USING hnsw ({expr} vector_cosine_ops)"
+            " WITH (m = {m}, ef_construction = {efc}) WHERE {pred}"
+        ).format(name=sql.Identifier(name), table=sql.Identifier(table), expr=vector_expr(dim),
+                 m=sql.Literal(HNSW_M), efc=sql.Literal(HNSW_EF_CONSTRUCTION),
+                 pred=model_filter(model))
+    )
+
+
 def ensure_index(conn, model: str, dim: int) -> str:
     """Register ``model`` with its dimension and create its HNSW index if missing.
 
     A model already registered with another dimension is refused: its vectors would not be
     comparable.
     """
-    from psycopg import sql
-
-    if not model or len(model) > 200:
-        raise ValueError(f"embedding model name {model!r} must be 1-200 characters")
-    if not 1 <= int(dim) <= MAX_DIM:
-        raise ValueError(f"embedding dimension {dim} must be 1..{MAX_DIM} for an HNSW index")
+    check_model(model, dim)
     row = conn.execute("SELECT dim, index_name FROM embedding_model WHERE model = %s",
                        (model,)).fetchone()
     if row is not None:
@@ -60,13 +77,7 @@ def ensure_index(conn, model: str, dim: int) -> str:
             )
         return row[1]
     name = index_name(model, dim)
-    conn.execute(
-        sql.SQL(
-            "CREATE INDEX IF NOT EXISTS {name} ON event_embedding USING hnsw ({expr} vector_cosine_ops)"
-            " WITH (m = {m}, ef_construction = {efc}) WHERE {pred}"
-        ).format(name=sql.Identifier(name), expr=vector_expr(dim), m=sql.Literal(HNSW_M),
-                 efc=sql.Literal(HNSW_EF_CONSTRUCTION), pred=model_filter(model))
-    )
+    create_index(conn, "event_embedding", name, model, dim)
     conn.execute(
         "INSERT INTO embedding_model (model, dim, index_name) VALUES (%s, %s, %s)"
         " ON CONFLICT (model) DO NOTHING", (model, int(dim), name))

@@ -71,26 +71,45 @@ class Backbone:
             f"restore models/{BACKBONE_FILE} (git checkout models/) or set VA_VIOLENCE=rule",
             graph=_backbone_graph)
 
-    def vectors(self, image: np.ndarray, boxes_xyxy: Sequence[Sequence[float]]) -> np.ndarray:
-        """(len(boxes) + 1, DIM): each box's mean P4 and P5 features, then the whole frame's."""
+    def maps(self, image: np.ndarray, size_wh: tuple[int, int] | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """The image's P4 (256, h/16, w/16) and P5 (512, h/32, w/32) maps: resized so that its
+        long side is 512 px, or to ``size_wh`` (multiples of 32)."""
         import cv2
 
         h, w = image.shape[:2]
         scale = BACKBONE_LONG_SIDE_PX / float(max(h, w))
-        rw, rh = (max(32, int(round(v * scale / 32)) * 32) for v in (w, h))
-        x = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        rw, rh = size_wh or tuple(max(32, int(round(v * scale / 32)) * 32) for v in (w, h))
+        x = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_AREA if rw < w else cv2.INTER_LINEAR)
         p4, p5 = self.session.run(None, {_INPUT: x.astype(np.float32)[None] / 255.0})
-        out = np.zeros((len(boxes_xyxy) + 1, DIM), np.float32)
-        for k, fmap in ((slice(0, 256), p4[0]), (slice(256, DIM), p5[0])):
-            fh, fw = fmap.shape[1:]
-            for i, (x0, y0, x1, y1) in enumerate(boxes_xyxy):
-                c0 = min(fw - 1, max(0, int(x0 / w * fw)))
-                r0 = min(fh - 1, max(0, int(y0 / h * fh)))
-                c1 = max(c0 + 1, min(fw, int(np.ceil(x1 / w * fw))))
-                r1 = max(r0 + 1, min(fh, int(np.ceil(y1 / h * fh))))
-                out[i, k] = fmap[:, r0:r1, c0:c1].mean(axis=(1, 2))
+        return p4[0], p5[0]
+
+    def vectors(self, image: np.ndarray, boxes_xyxy: Sequence[Sequence[float]]) -> np.ndarray:
+        """(len(boxes) + 1, DIM): each box's mean P4 and P5 features, then the whole frame's."""
+        return pool(self.maps(image), image.shape[:2], boxes_xyxy, whole=True)
+
+    def pooled(self, image: np.ndarray, boxes_xyxy: Sequence[Sequence[float]]) -> np.ndarray:
+        """(len(boxes), DIM): each box's mean P4 and P5 features."""
+        return pool(self.maps(image), image.shape[:2], boxes_xyxy)
+
+
+def pool(maps: tuple[np.ndarray, np.ndarray], size_hw: tuple[int, int],
+         boxes_xyxy: Sequence[Sequence[float]], whole: bool = False) -> np.ndarray:
+    """Each box's mean P4 and P5 features (boxes in the frame's pixels of ``size_hw``), and with
+    ``whole`` a last row for the whole frame."""
+    h, w = size_hw
+    out = np.zeros((len(boxes_xyxy) + int(whole), DIM), np.float32)
+    for k, fmap in ((slice(0, 256), maps[0]), (slice(256, DIM), maps[1])):
+        fh, fw = fmap.shape[1:]
+        for i, (x0, y0, x1, y1) in enumerate(boxes_xyxy):
+            c0 = min(fw - 1, max(0, int(x0 / w * fw)))
+            r0 = min(fh - 1, max(0, int(y0 / h * fh)))
+            c1 = max(c0 + 1, min(fw, int(np.ceil(x1 / w * fw))))
+            r1 = max(r0 + 1, min(fh, int(np.ceil(y1 / h * fh))))
+            out[i, k] = fmap[:, r0:r1, c0:c1].mean(axis=(1, 2))
+        if whole:
             out[-1, k] = fmap.mean(axis=(1, 2))
-        return out
+    return out
 
 
 @dataclass(frozen=True)

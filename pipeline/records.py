@@ -419,6 +419,7 @@ class RunResult:
     frames_decoded: int = 0
     #: (first, last) timestamp of the sampled frames analysed, seconds: what the result covers.
     covered_s: tuple[float, float] | None = None
+    person_vectors: tuple = ()  # pipeline.person_vectors.PersonVector, one per track
 
     #: A run that decoded less than this share of the video's frames completes with a warning.
     MIN_DECODED_SHARE = 0.95

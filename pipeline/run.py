@@ -18,7 +18,7 @@ from collections import defaultdict, deque
 from pathlib import Path
 from typing import Callable
 
-from pipeline import heap
+from pipeline import heap, person_vectors
 from pipeline import thresholds as T
 from pipeline.errors import Cancelled, PipelineError, StageError
 from pipeline.clothing import ClothingColours
@@ -160,6 +160,9 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     keep_s = max(T.MOTION_WINDOW_S, T.FALL_MAX_TRANSITION_S) + 2.0 / max(sampled_fps, 1e-3)
     scenes: list[SceneCaption] = []
     clothing = ClothingColours()
+    # Appearance vectors per track, from the backbone the violence classifier loaded (shared).
+    people = person_vectors.for_run(getattr(getattr(backends, "violence", None), "backbone", None),
+                                    settings.models_dir)
     cuts = CutDetector()  # hard scene cuts end every track (pipeline/cuts.py)
     objects = (None if getattr(backends, "objects", None) is None
                else ObjectPass(backends.objects, sampled_fps))
@@ -209,6 +212,8 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
             if objects is not None and objects.due(frame):
                 found = _stage("objects", stage_ms, objects.detect, frame)
                 _stage("object_tracking", stage_ms, objects.add, frame, found, rows)
+            if people is not None:
+                _stage("person_vectors", stage_ms, people.add, frame, rows)
             for r in rows:
                 h = history.setdefault(r.obj_id, deque())
                 h.append(r)
@@ -240,6 +245,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
     clean = postprocess.clean(observations, episodes, frames_sampled=done, sampled_fps=sampled_fps,
                               video_duration_s=info.duration_s)
     stage_ms["postprocess"] += (time.perf_counter() - t) * 1000.0
+    person_vecs = people.vectors(t.obj_id for t in clean.tracks) if people is not None else ()
     progress(0.95, "writing outputs", done, force=True)
     if stop():
         raise Cancelled(f"analysis of {path.name} was stopped; no output file was written")
@@ -256,7 +262,7 @@ def run_video(path: Path, output_dir: Path, settings, backends=None,
         frames_skipped_undecodable=frames.undecodable, frames_decoded=frames.frames_decoded,
         covered_s=covered,
         stage_ms={k: round(v, 1) for k, v in stage_ms.items()},
-        backends=backends.names(),
+        backends=backends.names(), person_vectors=person_vecs,
     )
     progress(1.0, "done", done, force=True)
     return result

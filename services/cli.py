@@ -80,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="search the words alone: no boost for the actions, incidents, gender, "
                         "age and colours the query names")
 
+    m = sub.add_parser("similar", help="the same person elsewhere: the tracks that look most like"
+                                       " one track, as JSON lines, best first")
+    m.add_argument("--video-id", type=int, required=True)
+    m.add_argument("--track", type=int, required=True, help="the track (obj_id) of that video")
+    m.add_argument("--top-k", type=int, default=10)
+    m.add_argument("--same-video", action="store_true",
+                   help="search the video's own other tracks too (default: other videos only)")
+
     b = sub.add_parser("bench", help="the CLI as a user runs it, timed whole (vtest.avi at 1.5 "
                                      "sampled fps), against onnxruntime, the previous default "
                                      "and a naive baseline, and on a 10-minute video")
@@ -297,6 +305,12 @@ def cmd_search(args) -> int:
     return search_cli(args)
 
 
+def cmd_similar(args) -> int:
+    from services.similar import similar_cli
+
+    return similar_cli(args)
+
+
 def cmd_bench(args) -> int:
     from pipeline.bench import main as bench_main
 
@@ -322,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         handler = getattr(args, "handler", None) or {  # review: services/review_cli.py
-            "run": cmd_run, "search": cmd_search, "bench": cmd_bench, "worker": cmd_worker,
+            "run": cmd_run, "search": cmd_search, "similar": cmd_similar, "bench": cmd_bench, "worker": cmd_worker,
             "enqueue": cmd_enqueue, "jobs": cmd_jobs, **access_cli_commands()}[args.command]
         return handler(args)
     except Cancelled as e:

@@ -327,7 +327,8 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                 n = store.replace_events(conn, vid, store.EventBatch(
                     events=result.events, sentences=sentences, thumbnails=thumbs, vectors=vecs,
                     model=embedder.name if vecs is not None else None, tracks=result.tracks,
-                    vector_rows=plan.rows if vecs is not None else None))
+                    vector_rows=plan.rows if vecs is not None else None,
+                    person_vectors=result.person_vectors))
                 store.set_video_info(conn, vid, result.video)
                 store.complete_run(
                     conn, vid, run_id,

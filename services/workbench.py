@@ -11,6 +11,7 @@ own (``app_pages/_resources.py`` wraps the factories in ``st.cache_resource``):
 - ``services.events_table``: the event query and the pandas table
 - ``services.media``: highlight frames, stored frame bytes, playable videos
 - ``services.tracks``: people (tracks) and their crops
+- ``services.similar``: the same person in other videos (appearance vectors)
 - ``services.search_views``: search hits and cited answers
 - ``services.vocab``: the filter vocabularies
 - ``services.review``: incidents to review, the analyst's marks and accuracy (as ``review``)
@@ -51,6 +52,7 @@ from services.setup import (
 from services.sources import (
     VIDEO_EXTENSIONS, VideoSource, library_videos, save_upload, stored_videos,
 )
+from services.similar import SimilarHit, similar_hits
 from services.stills import outline_person
 from services.tracks import TrackCard, TrackLine, person_crops, track_cards, video_tracks
 from services.vocab import (
@@ -75,4 +77,5 @@ __all__ = [
     "shutdown_runners", "split_citations", "start_analysis", "stored_videos", "track_cards",
     "video_media", "video_names", "media_kind", "still_bytes", "_RUNNERS", "_cuda_available",
     "outline_person", "OBJECT_CLASSES", "is_incident", "TrackLine", "video_tracks",
+    "SimilarHit", "similar_hits",
 ]

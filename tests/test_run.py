@@ -36,7 +36,13 @@ def test_progress_records_and_outputs(engine, tmp_path):
     assert result.backends["objects"] == "yolov5"
     assert result.backends["detector"] == "movenet"
     assert result.backends["dense_detector"] == "movenet+yolov5"  # a 3 s clip is sampled densely
-    assert {"decode", "detector", "tracking", "action", "outputs"} <= set(result.stage_ms)
+    assert {"decode", "detector", "tracking", "action", "outputs", "person_vectors"} \
+        <= set(result.stage_ms)
+    # One appearance vector per track, of the backbone the violence classifier already loaded.
+    assert {v.obj_id for v in result.person_vectors} == {t.obj_id for t in result.tracks}
+    from pipeline.person_vectors import DEFAULT, model_id
+
+    assert {v.model for v in result.person_vectors} == {model_id(settings.models_dir, DEFAULT)}
     assert all(v >= 0 for v in result.stage_ms.values())
     # classroom: 4 people (+/- 1), mostly sitting (ground truth)
     assert 3 <= len(result.tracks) <= 5, result.tracks
