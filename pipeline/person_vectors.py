@@ -1,15 +1,19 @@
 """One appearance vector per person track, to find the same person in other videos.
 
 A track's clearest samples (``CLEAREST``: tall, surely detected, upright, not overlapped by
-another person's box) are described and their vectors averaged and L2-normalised. The
-descriptors (``Descriptor``) are the YOLOv5s backbone's P4 + P5 maps
-(``pipeline.appearance.Backbone``) pooled over the person's box, or over its upper and lower
-halves, and hue-saturation histograms of the torso and thighs (``pipeline.clothing``'s
-regions); ``scripts/eval_same_person.py`` measures each by rank-1 on labelled pairs and
-``DEFAULT`` is the best.
+another person's box) are collected during the sampled pass (``PersonVectors``: a sample is
+described only when it enters its track's best, no frame is kept) and the majority of them most
+like their medoid averaged and L2-normalised (at 1.5 sampled fps a track in a crowd passes from
+one person to another now and then). ``Descriptor`` lists what was measured: the YOLOv5s
+backbone's P4 + P5 maps (``pipeline.appearance.Backbone``, of the whole frame or of the person's
+crop) pooled over the box or its upper and lower halves, colour histograms of body regions
+(``pipeline.clothing``'s torso and thighs, plus head and shins), and both.
+``scripts/eval_same_person.py`` measures each by rank-1 on labelled people
+(datasets/search/same_person.json); ``DEFAULT`` is the best, the hue-saturation-value
+histograms of head, torso, thighs and shins, which need no network at all.
 
-Every vector carries its model identity (``model_id``: the weights file's hash, the descriptor
-and the dimension), so vectors of different models are never compared.
+Every vector carries its model identity (``model_id``: the descriptor, its bins and pooling, and
+for the backbone's the weights file's hash), so vectors of different models are never compared.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ MIN_DET_CONFIDENCE = 0.35
 MIN_HEIGHT_PX = 48  # a shorter person is too few backbone cells to tell apart
 MAX_OVERLAP = 0.3  # share of the box another person's box may cover
 HIST_BINS = (12, 6)  # hue x saturation per body part
+HSV_BINS = (8, 3, 4)  # hue x saturation x value: black, grey and white apart
 
 
 class Descriptor(str, Enum):
@@ -45,12 +50,22 @@ class Descriptor(str, Enum):
     CROP = "crop"  # crop maps, P4 + P5 mean (768)
     CROP_HALVES = "crop-halves"  # crop maps, upper and lower half (1536)
     COLOUR = "colour"  # torso and thigh hue-saturation histograms, square-rooted (144)
+    COLOUR_HSV = "colour-hsv"  # torso and thigh hue-saturation-value histograms (192)
+    COLOUR_HSV4 = "colour-hsv4"  # head, torso, thighs and shins, hue-saturation-value (384)
     HALVES_COLOUR = "halves+colour"  # each block weighted equally (1680)
     CROP_HALVES_COLOUR = "crop-halves+colour"  # (1680)
+    HALVES_COLOUR_HSV4 = "halves+colour-hsv4"  # (1920)
+    CROP_HALVES_COLOUR_HSV4 = "crop-halves+colour-hsv4"  # (1920)
 
     @property
     def uses_backbone(self) -> bool:
-        return self is not Descriptor.COLOUR
+        return not self.value.startswith("colour")
+
+    @property
+    def colour_kind(self) -> str | None:
+        """None, "hs" (2 parts), "hsv" (2 parts) or "hsv4" (4 parts)."""
+        tail = self.value.split("+")[-1]
+        return None if not tail.startswith("colour") else (tail.split("-") + ["hs"])[1]
 
     @property
     def on_crop(self) -> bool:
@@ -60,12 +75,10 @@ class Descriptor(str, Enum):
     def halves(self) -> bool:
         return "halves" in self.value
 
-    @property
-    def colour(self) -> bool:
-        return self.value.endswith("colour")
 
 
-DEFAULT = Descriptor.HALVES_COLOUR
+DEFAULT = Descriptor.COLOUR_HSV4  # the best rank-1 (scripts/eval_same_person.py)
+POOL = "majority"
 CROP_WH = (128, 256)  # a person's crop as the backbone sees it (width, height; x32)
 
 
@@ -87,7 +100,14 @@ _HASHES: dict[Path, str] = {}
 
 
 def model_id(models_dir: Path, descriptor: Descriptor = DEFAULT) -> str:
-    """``yolov5s-coco.onnx#<sha256 prefix>/<descriptor>``: vectors compare only within one."""
+    """What made a vector: the descriptor, its histogram bins, and for the backbone's the weights
+    file and a prefix of its sha256 (``yolov5s-coco.onnx#<hash>/halves``); vectors compare only
+    within one. The pooling (``POOL``) is part of the version."""
+    kind = descriptor.colour_kind
+    bins = "" if kind is None else "x".join(map(str, HSV_BINS if kind != "hs" else HIST_BINS))
+    name = f"{descriptor.value}/{POOL}" + (f"/bins{bins}" if bins else "")
+    if not descriptor.uses_backbone:
+        return f"person-{name}/v1"
     path = Path(models_dir) / BACKBONE_FILE
     digest = _HASHES.get(path)
     if digest is None:
@@ -96,7 +116,7 @@ def model_id(models_dir: Path, descriptor: Descriptor = DEFAULT) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
         digest = _HASHES.setdefault(path, h.hexdigest()[:12])
-    return f"{BACKBONE_FILE}#{digest}/{descriptor.value}"
+    return f"{BACKBONE_FILE}#{digest}/{name}"
 
 
 def _overlap(box, others) -> float:
@@ -129,14 +149,30 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return (v / n).astype(np.float32) if n > 1e-9 else np.zeros_like(v, np.float32)
 
 
-def _hist(image: np.ndarray, region) -> np.ndarray:
+def _hist(image: np.ndarray, region, value: bool = False) -> np.ndarray:
+    """The region's hue-saturation (or hue-saturation-value, ``HSV_BINS``) histogram,
+    square-rooted and L2-normalised, so that a dot product is the Bhattacharyya coefficient."""
     import cv2
 
+    bins = HSV_BINS if value else HIST_BINS
     hsv = region_hsv(image, region) if region[2] >= 4 and region[3] >= 4 else None
     if hsv is None:
-        return np.zeros(HIST_BINS[0] * HIST_BINS[1], np.float32)
-    h = cv2.calcHist([hsv], [0, 1], None, list(HIST_BINS), [0, 180, 0, 256]).ravel()
+        return np.zeros(int(np.prod(bins)), np.float32)
+    ranges = [0, 180, 0, 256, 0, 256][:2 * len(bins)]
+    h = cv2.calcHist([hsv], list(range(len(bins))), None, list(bins), ranges).ravel()
     return _unit(np.sqrt(h / max(1.0, float(h.sum()))))
+
+
+def _regions(o: PersonObservation, four: bool) -> list:
+    """The torso and thighs (``clothing.body_parts``), with ``four`` the head (the box's top
+    15 %, its middle half) and the shins (the box's 75-95 %, its middle 60 %) around them."""
+    upper, lower = body_parts(o.xyxy, o.keypoints)
+    if not four:
+        return [upper, lower]
+    x0, y0, x1, y1 = (float(v) for v in o.xyxy)
+    w, h = x1 - x0, y1 - y0
+    return [(x0 + 0.25 * w, y0, 0.5 * w, 0.15 * h), upper, lower,
+            (x0 + 0.2 * w, y0 + 0.75 * h, 0.6 * w, 0.2 * h)]
 
 
 def _crop(image: np.ndarray, xyxy) -> np.ndarray:
@@ -178,10 +214,11 @@ def describe(image: np.ndarray, people: Sequence[PersonObservation], descriptor:
             raise ValueError(f"the {descriptor.value} descriptor needs the YOLOv5s backbone")
         for parts, v in zip(out, _backbone_parts(image, people, descriptor, backbone)):
             parts.append(v)
-    if descriptor.colour:
+    kind = descriptor.colour_kind
+    if kind is not None:
         for i, o in enumerate(people):
-            upper, lower = body_parts(o.xyxy, o.keypoints)
-            out[i].append(_unit(np.concatenate([_hist(image, upper), _hist(image, lower)])))
+            out[i].append(_unit(np.concatenate([_hist(image, r, kind != "hs")
+                                                for r in _regions(o, kind == "hsv4")])))
     return [_unit(np.concatenate(parts)) for parts in out]
 
 
@@ -221,7 +258,7 @@ class PersonVectors:
             else:
                 heapq.heapreplace(heap, item)
 
-    def vectors(self, track_ids: Iterable[int] | None = None, pool: str = "majority"
+    def vectors(self, track_ids: Iterable[int] | None = None, pool: str = POOL
                 ) -> tuple[PersonVector, ...]:
         """One ``PersonVector`` per track (of ``track_ids``, all when None) seen in ``add``:
         the mean of its kept samples (``pool`` "mean"), or of the majority of them most like

@@ -52,9 +52,8 @@ def similar_tracks(settings: Settings, video_id: int, obj_id: int, top_k: int = 
             raise QueryError(f"video {video_id} has no track {obj_id}; its tracks are {some}")
         query = person_vectors.track_vector(conn, int(video_id), int(obj_id), _model(settings))
         if query is None:
-            raise QueryError(f"track {obj_id} of video {video_id} has no appearance vector (it "
-                             f"was analysed before person vectors existed, or with VA_VIOLENCE="
-                             f"rule); re-analyse the video with the default settings")
+            raise QueryError(f"track {obj_id} of video {video_id} has no appearance vector (the "
+                             f"video was analysed before person vectors existed); re-analyse it")
         return person_vectors.similar(conn, query, int(top_k), same_video=same_video)
 
 
@@ -64,7 +63,7 @@ def _model(settings: Settings) -> str | None:
 
     try:
         return model_id(settings.models_dir)
-    except OSError:  # the weights are not on this machine (a search-only host)
+    except OSError:  # a backbone descriptor whose weights are not on this (search-only) host
         return None
 
 
