@@ -33,7 +33,7 @@ from pipeline.records import Frame, PersonObservation
 
 CLEAREST = 5  # samples per track that are described
 MIN_DET_CONFIDENCE = 0.35
-MIN_HEIGHT_PX = 48  # a shorter person is too few backbone cells to tell apart
+MIN_HEIGHT_PX = 48  # a shorter person is too few pixels (or backbone cells) to tell apart
 MAX_OVERLAP = 0.3  # share of the box another person's box may cover
 HIST_BINS = (12, 6)  # hue x saturation per body part
 HSV_BINS = (8, 3, 4)  # hue x saturation x value: black, grey and white apart
@@ -42,7 +42,7 @@ HSV_BINS = (8, 3, 4)  # hue x saturation x value: black, grey and white apart
 class Descriptor(str, Enum):
     """How one sample of a person is described: the backbone's maps of the whole frame
     ("frame") or of the person's crop resized to ``CROP_WH`` ("crop"), pooled over the box, its
-    P4 part alone or its upper and lower halves; the torso and thigh colours; or both."""
+    P4 part alone or its upper and lower halves; colour histograms of body regions; or both."""
 
     BACKBONE = "backbone"  # frame maps, P4 + P5 mean over the box (768)
     P4 = "p4"  # frame maps, P4 alone (256)
@@ -74,7 +74,6 @@ class Descriptor(str, Enum):
     @property
     def halves(self) -> bool:
         return "halves" in self.value
-
 
 
 DEFAULT = Descriptor.COLOUR_HSV4  # the best rank-1 (scripts/eval_same_person.py)

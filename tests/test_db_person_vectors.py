@@ -117,3 +117,30 @@ def test_cli_similar_prints_json_lines_and_refuses_bad_input(db_settings, db_poo
         assert main(["similar", *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and all(w in err for w in words), err
+
+
+@pytest.mark.slow
+def test_the_same_person_is_found_in_another_analysed_video(db_settings, db_pool, tmp_path,
+                                                            monkeypatch, capsys):
+    """Through the product end to end (the job runner, the engine, the store step, the CLI):
+    GMDCSA24's subject 1 sitting (S1_ADL_16) is found first in S1_Fall_13, not in subject 3's
+    clip."""
+    from app_support import analyse, link_clips, reset_app_caches, set_app_env
+    from db import queries
+    from services.cli import main
+
+    clips = link_clips(tmp_path / "library", "clips/adl/S1_ADL_16.mp4",
+                       "clips/falls/S1_Fall_13.mp4", "clips/adl/S3_ADL_07.mp4")
+    set_app_env(monkeypatch, db_settings.database_url, db_settings.data_dir, tmp_path / "library")
+    reset_app_caches()
+    ids = [analyse(db_settings, c) for c in clips]
+    with db_pool.connection() as conn:
+        tracks = queries.list_tracks(conn, ids[0])
+        stored = conn.execute("SELECT count(*), min(model) FROM person_vector").fetchone()
+    main_track = max(tracks, key=lambda t: t.n_observations).obj_id
+    assert stored[0] >= 3 and "colour-hsv4" in stored[1]
+    monkeypatch.setenv("DATABASE_URL", db_settings.database_url)
+    assert main(["similar", "--video-id", str(ids[0]), "--track", str(main_track)]) == 0
+    hits = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
+    assert hits[0]["video_id"] == ids[1] and hits[0]["video"] == "S1_Fall_13.mp4", hits
+    assert all(h["video_id"] != ids[0] for h in hits)
