@@ -51,7 +51,7 @@ DENSE_CLIP = SHARED / "falls" / "Fall01.mp4"  # a short clip: the dense passes' 
 PREVIOUS_COMMIT = "1bcb611"
 LONG_VIDEO_S = 600.0
 ENGINE_STAGES = ("decode", "detector", "tracking", "attributes", "orientation", "action",
-                 "scene", "highlights", "postprocess", "outputs")
+                 "scene", "objects", "object_tracking", "highlights", "postprocess", "outputs")
 
 
 @dataclass
@@ -303,7 +303,7 @@ def bench_baseline(clip: Path, settings: Settings, backends, frame_skip: int) ->
 
 # --- the table ---------------------------------------------------------------------------------
 
-STAGES = ("decode", "detector", "tracking", "attributes", "action", "highlights", "outputs")
+STAGES = ("decode", "detector", "tracking", "attributes", "action", "objects", "highlights", "outputs")
 
 
 def format_table(rows: list[Timing], runtime: str = "default runtime") -> str:

@@ -8,7 +8,7 @@ track.
   sample would cost more than the whole object pass may (30 ms per sampled frame).
 * Tracking: the person pass's tracker (``tracking.PersonTracker``: ByteTrack with DIoU and
   re-linking), one per class so a bag never continues a chair's track. Track ids count from
-  ``OBJECT_ID_BASE``. A track is kept when seen on ``OBJECT_MIN_SAMPLES`` object samples (fewer
+  ``OBJECT_ID_BASE`` across the classes (each tracker counts its own). A track is kept when seen on ``OBJECT_MIN_SAMPLES`` object samples (fewer
   when the video has fewer), as the person pass keeps tracks seen twice.
 * Relations, per object sample, from boxes (and hips/wrists when the keypoints are sure):
   carrying: a bag, backpack, suitcase or umbrella mostly inside the person's box widened by
@@ -141,6 +141,7 @@ class ObjectPass:
         self._trackers: dict[ObjectClass, object] = {}
         self.observations: list[ObjectObservation] = []
         self._sightings: dict[tuple[int, ObjectRelation], list[_Sighting]] = defaultdict(list)
+        self._ids: dict[tuple[ObjectClass, int], int] = {}  # (class, tracker's id) -> obj_id
         self.samples = 0
 
     def due(self, frame: Frame) -> bool:
@@ -173,8 +174,9 @@ class ObjectPass:
                 tid = int(tracked.tracker_id[j])
                 if tid < 0:
                     continue
+                oid = self._ids.setdefault((cls, tid), OBJECT_ID_BASE + len(self._ids))
                 rows.append(ObjectObservation(
-                    frame.frame_number, frame.t_s, OBJECT_ID_BASE + tid, cls,
+                    frame.frame_number, frame.t_s, oid, cls,
                     tuple(round(float(v), 1) for v in tracked.xyxy[j]),
                     round(float(tracked.confidence[j]), 4)))
         self.observations.extend(rows)

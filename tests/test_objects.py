@@ -79,6 +79,11 @@ def test_pass_samples_objects_at_its_rate_and_stores_each_track_once():
     e = events[0]
     assert e.event_type is EventType.OBJECT and e.object_class is ObjectClass.CAR
     assert e.obj_id >= OBJECT_ID_BASE and (e.start_t_s, e.end_t_s) == (0.0, 4.0)
+    # two classes' trackers each count from 1: their tracks still get ids of their own
+    van = (ObjectClass.TRUCK, (300, 50, 380, 120))
+    both = run_pass({i: [car, van] for i in range(9)}, lambda i, t: [])[0].events()
+    assert sorted(e.object_class.value for e in both) == ["car", "truck"]
+    assert len({e.obj_id for e in both}) == 2
 
 
 def test_carrying_needs_several_samples_and_the_bag_moving_along():
