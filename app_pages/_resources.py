@@ -69,8 +69,8 @@ def fresh_job_views() -> None:
 
 def job_views(settings) -> list["workbench.JobView"]:
     """Every job as the pages show it. One read serves the sidebar and the page of one script
-    run and of the two 1 s fragments, so the bars never disagree (issue 13, defect 12: 41 %
-    beside 55 %); each full run reads afresh."""
+    run and of the two 1 s fragments, so the bars never disagree; each full run reads
+    afresh."""
     now = time.monotonic()
     shared = st.session_state.get("jobs.views")
     if shared is not None and now - shared[0] < JOB_VIEWS_SHARED_S:

@@ -87,7 +87,7 @@ with left:
             st.caption("Its length and frame rate are read after it is downloaded.")
         else:
             st.warning("This file cannot be read as a video or photo; delete it or pick another.")
-        if can_delete and source.origin == "upload" and source.uri.startswith("local:videos/"):
+        if can_delete and source.is_upload:
             with st.popover("Delete this upload", icon=":material/delete:"):
                 st.caption("Removes the uploaded file (and nothing else).")
                 if st.button("Delete the file", key="analyze.delete_upload", type="primary"):
@@ -180,7 +180,19 @@ def live_jobs() -> None:
     except wb.USER_ERRORS as e:
         res.show_error(e, "Cannot read the job list")
         return
-    active = [j for j in jobs if j.show_bar]
+    _progress_bars([j for j in jobs if j.show_bar])
+    _last_outcome(jobs)
+    st.subheader("Queue and history")
+    if not jobs:
+        st.info("No videos analysed yet. Pick a video above and press Start analysis.")
+        return
+    _history_table(jobs)
+    if can_delete:  # clearing and deleting are admins' (and the services refuse anyone else)
+        _admin_tools(jobs)
+
+
+def _progress_bars(active) -> None:
+    """Each queued or running job: its bar, and Cancel for an analyst."""
     st.subheader("3. Progress")
     if not active:
         st.caption("No analysis is running. Finished jobs are listed below.")
@@ -198,8 +210,11 @@ def live_jobs() -> None:
                 except wb.USER_ERRORS as e:
                     res.show_error(e, "Could not cancel it")
                 res.fresh_job_views()
-    # The job started in this session; after a reload (a new session) the newest job, so its
-    # outcome and links are not lost.
+
+
+def _last_outcome(jobs) -> None:
+    """How the job started in this session ended; after a reload (a new session) the newest
+    job's, so its outcome and links are not lost."""
     last = st.session_state.get("analyze.video_id") or (jobs[0].video_id if jobs else None)
     done = next((j for j in jobs if j.video_id == last and not j.active), None)
     if done is not None:
@@ -227,10 +242,8 @@ def live_jobs() -> None:
         elif done.status is wb.JobStatus.CANCELLED:
             st.warning(f"{md(done.name)} was cancelled.")
 
-    st.subheader("Queue and history")
-    if not jobs:
-        st.info("No videos analysed yet. Pick a video above and press Start analysis.")
-        return
+
+def _history_table(jobs) -> None:
     st.dataframe(
         [{"video": j.video_id, "name": j.name, "status": j.status_text,
           "progress": round(j.percent),
@@ -242,8 +255,10 @@ def live_jobs() -> None:
         column_config={"progress": st.column_config.ProgressColumn(
             "progress", min_value=0, max_value=100, format="%d%%")},
         key="analyze.queue")
-    if not can_delete:
-        return  # clearing and deleting are admins' (and the services refuse anyone else)
+
+
+def _admin_tools(jobs) -> None:
+    """Clear failed jobs; delete a video (typed name to confirm). Admins only."""
     h1, h2 = st.columns([1, 2], vertical_alignment="bottom")
     failed = [j for j in jobs if j.status in (wb.JobStatus.FAILED, wb.JobStatus.CANCELLED)]
     if h1.button(f"Clear failed jobs ({len(failed)})", key="analyze.clear_failed",

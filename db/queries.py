@@ -227,6 +227,42 @@ def count_events(conn, video_id: int | None = None) -> int:
     return int(row[0])
 
 
+def _understood_sql(terms: SearchFilters | None, filt: str, with_vector: bool, vexpr, qv,
+                    model: str):
+    """The ``understood`` candidates (events matching every term the query names), the share
+    of the terms a row matches and its weight (an action by the engine's confidence)."""
+    from psycopg import sql
+
+    facets, _ = _facet_sql(terms)
+    if facets:
+        every = " AND ".join(facets)
+        matched = "((" + " + ".join(f"({c})::int" for c in facets) + f")::float8 / {len(facets)})"
+        # an action counts by the engine's confidence in it (a steady sitter above a person
+        # read as sitting for a moment)
+        weight = ("((" + " + ".join(
+            f"CASE WHEN {c} THEN COALESCE(e.action_confidence, 0.5) ELSE 0 END"
+            if "%(b_actions)s" in c else f"({c})::int" for c in facets)
+            + f")::float8 / {len(facets)})")
+        if with_vector:
+            # the same shape as ``semantic``: the planner may walk the HNSW index (iterative
+            # scan) checking each candidate's event, or take the matching events first
+            understood = sql.SQL(
+                "understood AS (SELECT ee.event_id, 1 - ({vexpr_raw} <=> {qv}) AS similarity"
+                " FROM event_embedding ee WHERE ee.{model_pred} AND EXISTS (SELECT 1 FROM"
+                " db_event e WHERE e.event_id = ee.event_id AND " + filt + " AND " + every +
+                ") ORDER BY {vexpr_raw} <=> {qv} LIMIT %(cand)s)"
+            ).format(vexpr_raw=vexpr, model_pred=vectors.model_filter(model), qv=qv)
+        else:
+            understood = sql.SQL(
+                "understood AS (SELECT e.event_id, NULL::float8 AS similarity FROM db_event e"
+                " WHERE " + filt + " AND " + every + " ORDER BY e.event_id LIMIT %(cand)s)")
+    else:
+        matched = weight = "NULL::float8"
+        understood = sql.SQL("understood AS (SELECT NULL::bigint AS event_id,"
+                             " NULL::float8 AS similarity WHERE false)")
+    return understood, matched, weight
+
+
 def hybrid_search_sql(model: str, dim: int, with_vector: bool = True,
                       filters: SearchFilters | None = None, terms: SearchFilters | None = None):
     """The fused query: HNSW cosine candidates and full-text candidates, combined with
@@ -260,33 +296,7 @@ def hybrid_search_sql(model: str, dim: int, with_vector: bool = True,
         semantic = sql.SQL(
             "semantic AS (SELECT NULL::bigint AS event_id, NULL::float8 AS similarity,"
             " NULL::bigint AS rank WHERE false)")
-    facets, _ = _facet_sql(terms)
-    if facets:
-        every = " AND ".join(facets)
-        matched = "((" + " + ".join(f"({c})::int" for c in facets) + f")::float8 / {len(facets)})"
-        # an action counts by the engine's confidence in it (a steady sitter above a person
-        # read as sitting for a moment)
-        weight = ("((" + " + ".join(
-            f"CASE WHEN {c} THEN COALESCE(e.action_confidence, 0.5) ELSE 0 END"
-            if "%(b_actions)s" in c else f"({c})::int" for c in facets)
-            + f")::float8 / {len(facets)})")
-        if with_vector:
-            # the same shape as ``semantic``: the planner may walk the HNSW index (iterative
-            # scan) checking each candidate's event, or take the matching events first
-            understood = sql.SQL(
-                "understood AS (SELECT ee.event_id, 1 - ({vexpr_raw} <=> {qv}) AS similarity"
-                " FROM event_embedding ee WHERE ee.{model_pred} AND EXISTS (SELECT 1 FROM"
-                " db_event e WHERE e.event_id = ee.event_id AND " + filt + " AND " + every +
-                ") ORDER BY {vexpr_raw} <=> {qv} LIMIT %(cand)s)"
-            ).format(vexpr_raw=vexpr, model_pred=vectors.model_filter(model), qv=qv)
-        else:
-            understood = sql.SQL(
-                "understood AS (SELECT e.event_id, NULL::float8 AS similarity FROM db_event e"
-                " WHERE " + filt + " AND " + every + " ORDER BY e.event_id LIMIT %(cand)s)")
-    else:
-        matched = weight = "NULL::float8"
-        understood = sql.SQL("understood AS (SELECT NULL::bigint AS event_id,"
-                             " NULL::float8 AS similarity WHERE false)")
+    understood, matched, weight = _understood_sql(terms, filt, with_vector, vexpr, qv, model)
     q = sql.SQL(
         "WITH q AS (SELECT plainto_tsquery('english', %(text)s) AS tsq),"
         " {semantic}, {understood},"

@@ -1,6 +1,6 @@
 """The only place that maps records to rows: events (COPY), their vectors and tracks; videos
-(job state) in ``db/videos.py``, re-exported here. Functions take an open psycopg connection;
-the caller owns transactions and locks.
+in ``db/videos.py`` (re-exported here), their job status in ``db/attempts.py``. Functions take an
+open psycopg connection; the caller owns transactions and locks.
 """
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ from db import person_vectors, reviews, vectors
 from db.records import StoredObject
 from db.values import clean_text as _clean_text, enum_value as _enum_value, finite as _finite
 from db.videos import (  # noqa: F401 - the video functions, where callers have found them
-    RunCoverage, VIDEO_LOCK_CLASS, complete_run, completed_run_of, create_video, end_attempt,
-    find_video_by_source, finish_video, lock_video, mark_processing, mark_stale_jobs, set_source,
-    set_video_info, try_lock_video, unlock_video, video_exists, worker_of, write_progress,
+    VIDEO_LOCK_CLASS, completed_run_of, create_video, find_video_by_source, lock_video,
+    set_source, set_video_info, try_lock_video, unlock_video, video_exists, worker_of,
 )
 from pipeline.records import Event, TrackSummary
 

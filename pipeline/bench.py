@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 SHARED = REPO_ROOT.parent / "shared" / "testdata" / "clips"
 DEFAULT_CLIP = SHARED / "pedestrians" / "vtest.avi"
 DENSE_CLIP = SHARED / "falls" / "Fall01.mp4"  # a short clip: the dense passes' cost per frame
-#: The default before issue 11 (frame skip 20, sentence-transformers on torch, one vector per
-#: sampled frame, 2x2 tiles on every frame with small people).
+#: The previous default the bench compares with (frame skip 20, sentence-transformers on torch,
+#: one vector per sampled frame, 2x2 tiles on every frame with small people).
 PREVIOUS_COMMIT = "1bcb611"
 LONG_VIDEO_S = 600.0
 ENGINE_STAGES = ("decode", "detector", "tracking", "attributes", "orientation", "action",
@@ -169,11 +169,10 @@ def run_cli(repo: Path, args: list[str], data_dir: Path, timeout_s: float = 1800
 
 def measure(clip: Path, mode: str, repo: Path, args: list[str], data_dir: Path,
             settings: Settings, env: dict | None = None) -> Timing:
-    from pipeline.run import effective_frame_skip
-    from pipeline.sampling import probe_video
+    from pipeline.sampling import SamplingPlan, probe_video
 
     info = probe_video(clip)
-    frame_skip = effective_frame_skip(info, settings.frame_skip_for(info.fps))
+    frame_skip = SamplingPlan.for_video(info, settings).frame_skip
     duration_s = info.duration_s
     wall, rss, data = run_cli(repo, ["--input", str(clip)] + args, data_dir, env=env)
     frames = int(data.get("frames_sampled") or -(-max(1, info.frame_count) // frame_skip))
@@ -264,13 +263,12 @@ def make_long_video(src: Path, out: Path, target_s: float = LONG_VIDEO_S) -> Pat
 def bench_baseline(clip: Path, settings: Settings, backends, frame_skip: int) -> Timing:
     """The naive way: seek and decode each sampled frame on its own, and run the per-person stages
     one person at a time; no tracking, events, outputs or storing."""
-    from pipeline.run import pass_detector
     from pipeline.sampling import probe_video, read_frames
 
     info = probe_video(clip)
     stage_ms: dict[str, float] = defaultdict(float)
     count = {"frames": 0}
-    det = pass_detector(info, frame_skip, settings, backends)
+    det = backends.detector  # the settings' regular skip: the main detector
     t0 = time.perf_counter()
     for fn in range(0, max(1, info.frame_count), frame_skip):
         t = time.perf_counter()
@@ -370,7 +368,7 @@ def costs_from(default: Timing, no_store: Timing, dense: Timing | None):
 
 
 def main(args: argparse.Namespace | None = None) -> int:
-    from pipeline.sampling import probe_video
+    from pipeline.sampling import SamplingPlan, probe_video
 
     if args is None:
         args = argparse.Namespace(clips=None, quick=False, no_baseline=False, no_previous=False,
@@ -392,7 +390,7 @@ def main(args: argparse.Namespace | None = None) -> int:
     found: dict[str, Timing] = {}
     for clip in clips:
         info = probe_video(clip)
-        skip = settings.frame_skip_for(info.fps)
+        skip = SamplingPlan.for_video(info, settings).base_skip
         if quick:  # the smoke test: one engine-only run
             rows.append(measure(clip, "no-store", REPO_ROOT, rate + ["--no-store"], work / "new",
                                 settings))

@@ -58,15 +58,13 @@ class RunEstimate:
 def estimate_run(info: VideoInfo, settings, costs: CostTable | None = None,
                  store: bool = True) -> RunEstimate:
     """Sampled frames and estimated wall seconds of analysing ``info`` with ``settings``."""
-    from pipeline.run import effective_frame_skip
+    from pipeline.sampling import SamplingPlan
 
     costs = costs or CostTable.load()
-    base = 1 if info.is_image else settings.frame_skip_for(info.fps)
-    skip = effective_frame_skip(info, base) if not info.is_image else 1
-    n = 1 if info.is_image else max(1, -(-max(info.frame_count, 1) // skip))
-    dense = not info.is_image and skip < base
-    per = costs.dense_ms_per_frame if dense else costs.regular_ms_per_frame
-    seconds = costs.startup_s + (costs.store_s if store else 0.0) + n * per / 1000.0
-    fps = 1.0 if info.is_image else info.fps / skip
-    return RunEstimate(frames_sampled=n, frame_skip=skip, sampled_fps=round(fps, 3),
-                       seconds=round(seconds, 1), dense=dense)
+    plan = SamplingPlan.for_video(info, settings)
+    per = costs.dense_ms_per_frame if plan.dense else costs.regular_ms_per_frame
+    seconds = costs.startup_s + (costs.store_s if store else 0.0) \
+        + plan.frames_sampled * per / 1000.0
+    return RunEstimate(frames_sampled=plan.frames_sampled, frame_skip=plan.frame_skip,
+                       sampled_fps=round(plan.sampled_fps, 3), seconds=round(seconds, 1),
+                       dense=plan.dense)

@@ -31,6 +31,7 @@ import numpy as np
 from pipeline import interactions
 from pipeline import thresholds as T
 from pipeline.actions import Posture, posture
+from pipeline.boxes import iou
 from pipeline.detection import Observer
 from pipeline.incidents import incidents
 from pipeline.records import Episode, EventType, PersonObservation, VideoInfo
@@ -298,7 +299,7 @@ def _agitation(piece: tuple[float, float], observations: Sequence[PersonObservat
                              (p.xyxy[1] + p.xyxy[3] - q.xyxy[1] - q.xyxy[3]) / 2) / h
                 if d > T.VIOLENT_MAX_DISTANCE_BH:
                     continue
-                score += _iou(p.xyxy, q.xyxy)
+                score += iou(p.xyxy, q.xyxy)
                 for o in (p, q):
                     last = prev.get(o.obj_id)
                     if last is not None and o.t_s > last.t_s:
@@ -310,14 +311,6 @@ def _agitation(piece: tuple[float, float], observations: Sequence[PersonObservat
         for o in obs:
             prev[o.obj_id] = o
     return best
-
-
-def _iou(p, q) -> float:
-    ix = max(0.0, min(p[2], q[2]) - max(p[0], q[0]))
-    iy = max(0.0, min(p[3], q[3]) - max(p[1], q[1]))
-    inter = ix * iy
-    union = (p[2] - p[0]) * (p[3] - p[1]) + (q[2] - q[0]) * (q[3] - q[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sampled_fps: float,

@@ -131,10 +131,11 @@ class JobStatus(str, Enum):
 
 def mmss(t_s: float | None) -> str:
     """Seconds as mm:ss (h:mm:ss past an hour), the way analysts read video times; '--:--' when
-    unknown."""
+    unknown. Truncated like a player's clock (8.7 s is 00:08), as ``services.timefmt.clock``
+    reads the same time on the pages."""
     if t_s is None or not np.isfinite(float(t_s)):
         return "--:--"
-    s = max(0, int(round(float(t_s))))
+    s = max(0, int(np.floor(float(t_s) + 1e-6)))
     h, rem = divmod(s, 3600)
     return f"{h}:{rem // 60:02d}:{rem % 60:02d}" if h else f"{rem // 60:02d}:{rem % 60:02d}"
 

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -200,6 +201,37 @@ def probe_video(path: Path) -> VideoInfo:
                          identity=identity)
     finally:
         container.close()
+
+
+@dataclass(frozen=True)
+class SamplingPlan:
+    """Which frames of a video the engine analyses, worked out once from the settings
+    (``--sample-fps`` / ``--frame-skip``) and the video's rate: ``base_skip`` is the settings'
+    skip at this rate; ``frame_skip`` the one used, denser for a short clip so that fast
+    interactions (fights) can be measured (``interactions.interaction_frame_skip``)."""
+
+    base_skip: int
+    frame_skip: int
+    sampled_fps: float
+    frames_sampled: int
+    is_image: bool = False
+
+    @property
+    def dense(self) -> bool:
+        """A short clip analysed densely (the dense detector's pass)."""
+        return not self.is_image and self.frame_skip < self.base_skip
+
+    @classmethod
+    def for_video(cls, info: VideoInfo, settings) -> SamplingPlan:
+        from pipeline.interactions import interaction_frame_skip
+
+        if info.is_image:
+            return cls(base_skip=1, frame_skip=1, sampled_fps=1.0, frames_sampled=1,
+                       is_image=True)
+        base = settings.frame_skip_for(info.fps)
+        skip = interaction_frame_skip(info.fps, info.duration_s, base)
+        return cls(base_skip=base, frame_skip=skip, sampled_fps=info.fps / skip,
+                   frames_sampled=max(1, -(-max(info.frame_count, 1) // skip)))
 
 
 class VideoFrames:

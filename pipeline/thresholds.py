@@ -125,20 +125,17 @@ FACE_MIN_SHARPNESS = 20.0
 # (README, "Demographics"): the seed answered 12 % of the faces with 66 % precision.
 # P(male) is the mean of the face and its mirror image; below this confidence: UNKNOWN.
 GENDER_MIN_SCORE = 0.70
-# Mean over the frame of max(R,G,B) - min(R,G,B), 0..255. Grayscale photos are 0; in the 237
-# surveillance-fight clips, black-and-white and infrared footage sits at 0-3.6 (31 clips, codec
-# noise and coloured overlays), the faintest colour footage at 4.5 and up, every colour clip of
-# the test data at 13.7 or more. Below 5 the gender networks see no skin or lip colour and read
-# grey men as women at 0.96-0.99 (basketball1.png), so gender is withheld (age is kept).
+# Mean over the frame of max(R,G,B) - min(R,G,B), 0..255: black-and-white and infrared footage
+# (codec noise, coloured overlays) stays under 5, colour footage above. Without skin or lip colour
+# the gender networks read grey men as women with high confidence, so gender is withheld there
+# (age is kept).
 FACE_MIN_FRAME_CHROMA = 5.0
 # Head turn: |nose x - eyes' mid x| / eye distance = (nose depth / eye distance) x tan(turn);
-# the nose tip sits ~0.6 eye distances in front of the eyes, so 0.35 is a ~30 degree turn. On
-# the dev set, 0.5 adds 2 answers (both wrong), no limit adds 8 (2 right); half and full profiles
-# mostly read female (the models were trained on near-frontal faces). A profile gives no age.
+# the nose tip sits ~0.6 eye distances in front of the eyes, so 0.35 is a ~30 degree turn. The
+# models were trained on near-frontal faces: profiles mostly read female, and give no age.
 FACE_MAX_YAW = 0.35
-# Eye line tilt. The 5-point alignment undoes some roll, but in the dev clips a head tilted over
-# 20 degrees is a person bending or falling (motion blur, odd light): at 20 the one wrong frame
-# reading of Fall01 (21 degrees) goes, 15 also drops a right one. A tilted face gives no age.
+# Eye line tilt. The 5-point alignment undoes some roll, but a head tilted further is a person
+# bending or falling (motion blur, odd light), whose readings are wrong. No age either.
 FACE_MAX_ROLL_DEG = 20.0
 FACE_MEASURE_MIN_SIDE_PX = 12.0  # scripts/eval_demographics.py runs the model down to this side
 # Mirror image: a face whose P(male) and its mirror's fall on opposite sides of 0.5 is UNKNOWN
@@ -159,17 +156,15 @@ ORIENT_FACE_SEEN = 0.35  # mean score of nose + best eye above this: face toward
 # Limb speed: wrist/elbow motion relative to the shoulder midpoint, body heights per second.
 INTER_KP_MIN_SCORE = 0.3  # grabbing: arm keypoints below this score are not used
 LIMB_KP_MIN_SCORE = 0.2  # limb speed (violent): keypoints below this score are not used. Fighters
-#   in dark or IR footage score 0.2-0.3 on their arms (a 0.3 floor hid fi001's and fi020's
-#   fighters); the jitter such keypoints add is answered by VIOLENT_MIN_LIMB_SPEED_BH_S (0.15
-#   lets in enough wrong arms to make calm crowds in nofi001 / nofi053 "violent")
+#   in dark or IR footage score 0.2-0.3 on their arms; the jitter such keypoints add is answered
+#   by VIOLENT_MIN_LIMB_SPEED_BH_S (a lower floor lets in wrong arms that make calm crowds fight)
 INTER_MIN_DT_S = 0.11  # ...and at least this far apart (shorter: keypoint jitter dominates)
 INTER_MAX_DT_S = 0.4  # speeds only between samples at most this far apart (denser sampling)
 INTER_BORDER_FRAC = 0.02  # keypoints this close to the frame edge are unreliable
 # Violent: walking arm swing is ~0.3-0.6 body heights/s; a punch or shove moves the wrist
 # ~0.3 body heights in ~0.15 s (2+ /s). Sustained: at least 2 fast samples of a close pair.
-# 1.0 sits well above arm swing and keypoint jitter (0.65 made nofi075, two people walking past
-# each other close to the camera, "violent"); fights reach 1.3-3.3 (fi001/fi003/fi010/fi020
-# stay violent from 0.9 to 1.3, no nofi clip is at any of them).
+# 1.0 sits well above arm swing and keypoint jitter (people walking past each other close to the
+# camera) and below fights, which reach 1.3-3.3.
 VIOLENT_MIN_LIMB_SPEED_BH_S = 1.0
 VIOLENT_MAX_DISTANCE_BH = 1.8  # box centres within this many (mean) body heights: "close"
 VIOLENT_MIN_SAMPLES = 2
@@ -197,27 +192,22 @@ ANOMALY_MIN_INTERVALS = 2
 ANOMALY_MAX_SCALE_CHANGE = 1.25  # box height ratio between samples above this: detection jump
 
 # --- one person's crops on a track card (``media.same_person_picks``) ------------------------
-#   At 0.5-1.5 sampled fps a track can pass from one person to another (issue 13, defect 11);
-#   the card shows only crops that agree on where the person went and what they wear.
+#   At 0.5-1.5 sampled fps a track can pass from one person to another; the card shows only
+#   crops that agree on where the person went and what they wear.
 IDENTITY_MAX_SPEED_BH_S = 3.0  # a box centre moving faster than this (body heights a second,
 #   beyond sprinting: ANOMALY runs at 2) between consecutive samples is another person...
 IDENTITY_JUMP_SLACK_BH = 0.5  # ...plus this much for box jitter and a bent-over pose
 IDENTITY_MAX_COLOUR_DIST = 0.5  # Bhattacharyya distance between the median hue-saturation
 #   histograms (upper and lower body) of the samples before and after a cut: over 0.5, about
-#   half the colour mass moved, i.e. other clothes, not another pose or light. Reasoned, then
-#   checked (not fitted) on vtest: a constructed jump between two of its pedestrians at 0.5 fps
-#   gave a mixed card in 1 of 51 pairs (12 of 51 picking neighbours of the largest box)
+#   half the colour mass moved, i.e. other clothes, not another pose or light (reasoned, then
+#   checked, not fitted)
 IDENTITY_CANDIDATES = 12  # samples of a track compared (evenly spread; frames are decoded)
 
 # --- scene cuts (``cuts.CutDetector``) -------------------------------------------------------
 #   Samples 0.67 s apart differ by motion as well as by cuts: a fighter close to the camera
-#   changes half the frame. Both numbers below come from scripts/measure_cuts.py on the
-#   surveillance-fight set (not the acceptance footage): 4,260 pairs of consecutive samples of
-#   one shot (1.5 a second and dense) against 711 cuts between cameras. The content score alone
-#   at PySceneDetect's default 27 cut 70 shots (fighters close up reach 51); the colour
-#   histograms stay put under motion (99.9th percentile 0.28) and move at a cut (5th
-#   percentile 0.30): both together cut one pair, a real cut inside fi042 (CAM 01 to CAM 2),
-#   and find 705 of 711 cuts. A jump cut within one camera's view is not seen.
+#   changes half the frame, so the content score alone cuts shots; the colour histograms stay
+#   put under motion and move at a cut, so a cut needs both (scripts/measure_cuts.py measures
+#   them on the surveillance-fight set). A jump cut within one camera's view is not seen.
 CUT_CONTENT_SCORE = 27.0  # PySceneDetect's content score (mean HSV change, 0-255) at or above
 #   which a frame starts a new shot: every track ends there...
 CUT_HIST_DISTANCE = 0.2  # ...when its colour histograms also moved this far (Bhattacharyya)

@@ -75,14 +75,14 @@ def fight_sources() -> dict[str, str]:
 
 
 def track_clip(path: Path, settings, detector, dense) -> dict:
-    from pipeline.run import effective_frame_skip
-    from pipeline.sampling import VideoFrames, probe_video
+    from pipeline.sampling import SamplingPlan, VideoFrames, probe_video
     from pipeline.tracking import PersonTracker
 
     info = probe_video(path)
-    skip = effective_frame_skip(info, settings.frame_skip_for(info.fps))
-    det = dense if skip < settings.frame_skip_for(info.fps) else detector
-    tracker = PersonTracker(info.fps / skip)
+    plan = SamplingPlan.for_video(info, settings)
+    skip = plan.frame_skip
+    det = dense if plan.dense else detector
+    tracker = PersonTracker(plan.sampled_fps)
     rows = []
     for frame in VideoFrames(path, skip, info):
         persons = det.detect([frame])[0]

@@ -202,12 +202,13 @@ def _prompt(query: str, hits: Sequence[Hit]) -> str:
 
 
 def answer(query: str, hits: Sequence[Hit], *, settings=None, chat: ChatModel | None = None,
-           model: str | None = None) -> Answer:
-    """A short cited answer from ``hits`` (or 'nothing matches')."""
+           model: str | None = None, relevant: Sequence[Hit] | None = None) -> Answer:
+    """A short cited answer from ``hits`` (or 'nothing matches'); ``relevant``: the hits that
+    answer the query when the caller has already picked them (``relevant_hits``)."""
     emb_model = model
     if emb_model is None and settings is not None:
         emb_model = {"minilm": "all-MiniLM-L6-v2"}.get(settings.embedder, settings.embedder)
-    rel = relevant_hits(hits, emb_model)
+    rel = list(relevant) if relevant is not None else relevant_hits(hits, emb_model)
     if not rel:
         return Answer(text=NOTHING.format(q=_short(query)), relevant=False, source="extractive")
     if chat is None and settings is not None:

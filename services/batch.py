@@ -66,7 +66,9 @@ class BatchQueue:
 
     def submit_request(self, video_id: int, source: str, name: str, options,
                        queue: str | None = None) -> dict[str, Any]:
-        if not source.startswith("s3://"):
+        from services.source_uri import SourceUri
+
+        if not SourceUri.parse(source).is_s3:
             raise ServiceError(
                 f"{name}: AWS Batch jobs read their video from S3, and {source} is not an "
                 f"s3:// URI; set S3_BUCKET_VIDEOS (uploads then go to S3) or use "

@@ -16,7 +16,17 @@ log = logging.getLogger("va.cli")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline", description="Video analysis workbench")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_run_parser(sub)
+    _add_queue_parsers(sub)
+    _add_search_and_bench_parsers(sub)
+    from services import access_cli, review_cli  # users, audit, review: their own modules
 
+    access_cli.add_parsers(sub)
+    review_cli.add_parser(sub)
+    return p
+
+
+def _add_run_parser(sub) -> None:
     r = sub.add_parser("run", help="analyse one video (local path or s3://bucket/key)")
     r.add_argument("--input", default=None,
                    help="local video/image path or s3://bucket/key (default: VA_JOB_SOURCE, set "
@@ -47,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--timings", type=Path, default=None, help=argparse.SUPPRESS)  # the bench's
 
+
+def _add_queue_parsers(sub) -> None:
     w = sub.add_parser("worker", help="run analysis jobs from the queue (any machine that "
                                       "reaches the database and the storage)")
     w.add_argument("--concurrency", type=int, default=None, metavar="N",
@@ -70,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--json", action="store_true", help="one JSON object per line")
     j.add_argument("--limit", type=int, default=200)
 
+
+def _add_search_and_bench_parsers(sub) -> None:
     s = sub.add_parser("search", help="search stored events in plain language")
     s.add_argument("query")
     s.add_argument("--video-id", type=int, default=None)
@@ -99,11 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-onnxruntime", action="store_true",
                    help="skip the runs under VA_RUNTIME=onnxruntime (the default runtime's ratio)")
     b.add_argument("--no-long", action="store_true", help="skip the 10-minute video")
-    from services import access_cli, review_cli  # users, audit, review: their own modules
-
-    access_cli.add_parsers(sub)
-    review_cli.add_parser(sub)
-    return p
 
 
 def _settings_for_run(args):
@@ -176,7 +185,9 @@ def cmd_run(args) -> int:
         if args.no_store:
             from pipeline.run import run_video
 
-            if args.input.startswith("s3://"):
+            from services.source_uri import SourceUri
+
+            if SourceUri.parse(args.input).is_s3:
                 raise SystemExit("error: --no-store works on local files only; drop --no-store "
                                  "to read from S3")
             output = args.output or Path("output") / Path(args.input).stem

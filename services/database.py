@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 
-from db import connection, store
+from db import attempts, connection
 from db.errors import DatabaseUnavailable as _DbUnavailable
 from services.errors import DatabaseUnavailable
 
@@ -56,4 +56,4 @@ def mark_stale_jobs(settings) -> list[int]:
 
     with pooled(settings) as conn:
         kept = pending_ends.record(settings, conn)  # ends with their own reason first
-        return kept + store.mark_stale_jobs(conn)
+        return kept + attempts.mark_stale_jobs(conn)

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from pipeline.event_types import spec as event_spec
+from pipeline.progress import Stage
 from pipeline.records import (
     Action, AgeGroup, Colour, Event, EventType, Gender, RunProgress, mmss,
 )
@@ -213,6 +214,6 @@ def embed_texts(embedder, texts: Sequence[str], batch_size: int = BATCH_SIZE,
         out[start:start + len(chunk)] = v / np.maximum(norms, 1e-12)
         if on_progress is not None:
             done = start + len(chunk)
-            on_progress(RunProgress(fraction=done / n, stage="embedding", frames_done=done,
+            on_progress(RunProgress(fraction=done / n, stage=Stage.EMBEDDING, frames_done=done,
                                     frames_total=n, message=f"{done}/{n} events embedded"))
     return out

@@ -121,12 +121,15 @@ def events_csv(df: pd.DataFrame, settings: Settings | None = None,
 def _frame_location(settings: Settings | None, uri) -> str | None:
     if not isinstance(uri, str) or not uri:
         return None
-    if uri.startswith("local:"):
+    from services.source_uri import SourceUri
+
+    src = SourceUri.parse(uri)
+    if src.is_local:
         if settings is None:
             return None
         from services import storage
 
-        return str(storage.local_path(settings, uri[len("local:"):]))
+        return str(storage.local_path(settings, src.key))
     return uri
 
 

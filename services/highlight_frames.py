@@ -7,6 +7,7 @@ from pathlib import Path
 
 from db.records import StoredObject
 from pipeline.errors import Cancelled
+from pipeline.progress import Stage
 from pipeline.records import Event, EventType, RunResult
 
 log = logging.getLogger("va.services.ingest")
@@ -39,11 +40,10 @@ def _match_highlights(result: RunResult) -> list[str | None]:
 
 
 def upload_highlights(storage, video_id: int, run_id: int, result: RunResult,
-                      progress, should_stop, span: tuple[float, float]
-                      ) -> list[StoredObject | None]:
+                      progress, should_stop) -> list[StoredObject | None]:
     """Upload the run's highlight frames under ``highlights/{video_id}/run-{run_id}/``: beside,
     never over, the frames the stored events point to. ``progress.report(pct, stage, n, total)``
-    hears of each frame, within ``span`` of the job's percent."""
+    hears of each frame, within ``Stage.UPLOADING``'s share of the job's bar."""
     files = _match_highlights(result)
     todo = [i for i, f in enumerate(files) if f]
     thumbs: list[StoredObject | None] = [None] * len(files)
@@ -70,6 +70,5 @@ def upload_highlights(storage, video_id: int, run_id: int, result: RunResult,
         obj = storage.put_highlight(video_id, run_id, e.t_s, label, path)
         used[str(path)] = obj
         thumbs[i] = obj
-        progress.report(span[0] + (span[1] - span[0]) * n / len(todo),
-                        "uploading highlights", n, len(todo))
+        progress.report(Stage.UPLOADING.at(n / len(todo)), Stage.UPLOADING, n, len(todo))
     return thumbs

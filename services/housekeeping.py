@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pipeline.errors import PipelineError
 from db.records import StoredObject
+from services.source_uri import SourceUri
 from pipeline.records import JobStatus
 from services import database, timefmt
 from services.errors import JobConflict, ServiceError
@@ -33,12 +34,13 @@ class VideoFacts:
 
 
 def _local_file(settings, uri: str) -> Path | None:
-    if uri.startswith("s3://"):
+    src = SourceUri.parse(uri)
+    if src.is_s3:
         return None
-    if uri.startswith("local:"):
+    if src.is_local:
         from services import storage
 
-        return storage.local_path(settings, uri[len("local:"):])
+        return storage.local_path(settings, src.key)
     return Path(uri)
 
 
@@ -91,9 +93,9 @@ def _delete(settings, video_id: int, who: str, confirm_name: str | None = None,
                           video_name=v.name, detail=(why or "video and its results")
                           + f", {len(frames)} highlight frame(s)")
     storage.get_storage(settings).delete(frames)
-    uri = v.source_uri or ""
-    if uri.startswith("local:videos/"):
-        storage.get_storage(settings).delete([StoredObject(None, uri[len("local:"):])])
+    uri = SourceUri.parse(v.source_uri or "")
+    if uri.is_upload:
+        storage.get_storage(settings).delete([StoredObject(None, uri.key)])
         return f"Deleted {v.name}: its results, {len(frames)} highlight frame(s) and the upload."
     return f"Deleted {v.name}'s results and {len(frames)} highlight frame(s); the source stays."
 
@@ -104,9 +106,10 @@ def delete_upload(settings, uri: str, *, actor) -> None:
     from services import access, storage
 
     who = access.require(settings, actor, access.Role.ADMIN)
-    if not uri.startswith("local:videos/"):
+    src = SourceUri.parse(uri)
+    if not src.is_upload:
         raise ServiceError("only files uploaded to the workbench can be deleted here")
-    storage.get_storage(settings).delete([StoredObject(None, uri[len("local:"):])])
+    storage.get_storage(settings).delete([StoredObject(None, src.key)])
     with database.pooled(settings) as conn:
         access.record(conn, who.name, access.AuditAction.DELETE,
                       video_name=uri[len("local:videos/"):], detail="an upload with no analysis")

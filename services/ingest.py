@@ -23,17 +23,19 @@ import logging
 import os
 import socket
 import time
-from pathlib import Path, PurePosixPath
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from pipeline import heap
-from pipeline.errors import Cancelled, PipelineError
-from pipeline.records import JobStatus, RunProgress, RunResult
-from db.records import StoredObject
-from services.records import (IngestOutcome, STAGE_LOADING_TEXT_MODEL, STAGE_STARTING,
-                              STAGE_STORING)
-from services.errors import DatabaseUnavailable, JobConflict, ServiceError, StorageError
-from services.estimate import job_estimate_s, remaining_s
+from pipeline.errors import Cancelled
+from pipeline.records import JobStatus, RunProgress, RunResult, VideoInfo
+from pipeline.progress import ENGINE_SPAN, Stage
+from services.records import IngestOutcome
+from services.source_uri import SourceUri
+from services.errors import JobConflict, ServiceError, StorageError
+from services.estimate import job_estimate_s
 from services.highlight_frames import upload_highlights
 from db.connection import one_line as _one_line
 from services.job_progress import JobProgress as _JobProgress
@@ -46,30 +48,20 @@ log = logging.getLogger("va.services.ingest")
 #: services.job_progress).
 START_TIMEOUT_S = 30.0
 SWITCH_TIMEOUT_S = 120.0
-FINISH_TIMEOUT_S = 5.0
-# Share of the job's 0-100 % per step.
-SPAN_DOWNLOAD = (0.0, 5.0)
-SPAN_ANALYSIS = (5.0, 85.0)
-SPAN_UPLOAD = (85.0, 90.0)
-SPAN_EMBED = (90.0, 98.0)
 
 
 def source_name(source: str) -> str:
     """The video's name: the last part of the path or key."""
     from services.storage import parse_s3_uri, validate_name
 
-    if source.startswith("s3://"):
-        _, key = parse_s3_uri(source)
-        name = PurePosixPath(key).name
-    elif source.startswith("local:"):
-        name = PurePosixPath(source[len("local:"):]).name
-    else:
-        name = Path(source).name
-    return validate_name(name, "video name")
+    src = SourceUri.parse(source)
+    if src.is_s3:
+        parse_s3_uri(source)  # a bucket and a key, each part a name
+    return validate_name(src.name, "video name")
 
 
 def normalise_source(source: str) -> str:
-    if source.startswith(("s3://", "local:")):
+    if SourceUri.parse(source).is_stored:
         return source
     try:
         return str(Path(source).expanduser().resolve())
@@ -101,70 +93,18 @@ def find_or_create_video(settings, source: str, name: str, video_id: int | None)
             return found if found is not None else store.create_video(conn, name, source)
 
 
-def _upload_highlights(storage, video_id: int, run_id: int, result: RunResult,
-                       progress: _JobProgress, should_stop) -> list[StoredObject | None]:
-    return upload_highlights(storage, video_id, run_id, result, progress, should_stop,
-                             SPAN_UPLOAD)
-
-
-def _finish(conn_factory, video_id: int, status: JobStatus, reason: str | None,
-            primary=None, token_usage=None, run_id: int | None = None,
-            fresh_tries: int = 3) -> bool:
-    """Record the end state; on a broken connection retry on fresh ones. Each try is bounded
-    (``FINISH_TIMEOUT_S``, plus the connect timeout), so a frozen database costs seconds, not a
-    hang; Ctrl-C passes ``fresh_tries=1``."""
-    import psycopg
-
-    from db import store
-    from db.connection import deadline
-    from db.errors import DatabaseUnavailable as _DbGone
-
-    attempts = [primary] if primary is not None and not primary.closed else []
-    attempts += [None] * fresh_tries
-    for n, conn in enumerate(attempts):
-        fresh = None
-        try:
-            if conn is None:
-                fresh = conn = conn_factory()
-            with deadline(conn, FINISH_TIMEOUT_S, f"recording the job {status.value}"):
-                store.finish_video(conn, video_id, status, reason, token_usage, run_id=run_id)
-            return True
-        except (psycopg.Error, _DbGone) as e:
-            log.warning("video %s: could not record %s (%s)", video_id, status.value, _one_line(e))
-            if n < len(attempts) - 1:
-                time.sleep(1.0)
-        finally:
-            if fresh is not None:
-                try:
-                    fresh.close()
-                except Exception:  # noqa: BLE001 - a dead connection
-                    pass
-    return False
-
-
-def _finish_or_keep(settings, video_id: int, status: JobStatus, reason: str | None,
-                    **kw) -> bool:
-    """``_finish`` on fresh connections; an end that cannot be recorded now (the database frozen
-    or gone) is kept in the data folder and recorded, with this reason, by the next process
-    that opens the database (``services.pending_ends``)."""
-    from services import database, pending_ends
-
-    if _finish(lambda: database.connect(settings), video_id, status, reason, **kw):
-        return True
-    pending_ends.keep(settings, video_id, kw.get("run_id"), status, reason)
-    return False
-
-
-def _check_input(storage, source: str) -> None:
+def _check_input(storage, source: str) -> VideoInfo | None:
     """Errors found before analysis touch no row: a missing path or S3 bucket/key, a local file
-    that is not a video (probed in well under a second, before any model loads)."""
+    that is not a video (probed in well under a second, before any model loads). Returns the
+    local video as probed (the job's one probe of it), None for S3 (probed after the download,
+    as part of the attempt)."""
     storage.check_source(source)
-    if source.startswith("s3://"):
-        return  # probed after the download, as part of the attempt
+    src = SourceUri.parse(source)
+    if src.is_s3:
+        return None
     from pipeline.sampling import probe_video
 
-    path = storage.root / source[len("local:"):] if source.startswith("local:") else Path(source)
-    probe_video(path)
+    return probe_video(storage.root / src.key if src.is_local else Path(source))
 
 
 def check_input(settings, source: str) -> str:
@@ -175,17 +115,6 @@ def check_input(settings, source: str) -> str:
     source = normalise_source(str(source))
     _check_input(get_storage(settings), source)
     return source
-
-
-def _kept_message(vid: int, had_result: bool, out_dir: Path | None) -> str:
-    """What a stopped or failed attempt leaves, in words (never "nothing was written" when
-    ``--output`` holds a complete result)."""
-    parts = []
-    if out_dir is not None and (Path(out_dir) / "processed_results.csv").is_file():
-        parts.append(f"the analysis files in {out_dir} are complete")
-    parts.append(f"video {vid} keeps its previous completed result" if had_result else
-                 f"no result was stored for video {vid}")
-    return "; ".join(parts)
 
 
 def analyze_source(source: str, settings, video_id: int | None = None,
@@ -207,211 +136,255 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     frames were written under its own prefix, and the previous run's frames are deleted after
     the commit. ``started_at`` (monotonic; a worker's, before loading models) and ``estimate_s``
     (computed for a local file when omitted) give an ETA before the first analysed frame."""
-    import psycopg
+    from services import attempt_end, database
 
-    from db import store
+    prep = _prepare(source, settings, name, backends, estimate_s)
+    vid = find_or_create_video(settings, prep.source, prep.vname, video_id)
+    out_dir = Path(output_dir) if output_dir else Path(settings.data_dir) / "runs" / f"video_{vid}"
+    att = _Attempt(settings, prep, vid, database.connect(settings))  # holds the job's lock
+    try:
+        _begin(att, wait, on_progress, should_stop, started_at)
+        try:
+            stored = _run_attempt(att, out_dir)
+        except BaseException as e:  # noqa: BLE001 - every failure ends the attempt with its reason
+            attempt_end.end_attempt(att, e)
+            raise
+    finally:
+        try:
+            att.conn.close()  # releases the video's lock
+        except Exception:  # noqa: BLE001 - a dead connection: the server drops the lock
+            pass
+    return _outcome(att, stored)
+
+
+@dataclass
+class _Prepared:
+    """What an analysis has before it touches a row: its checked source, models and estimate."""
+
+    source: str
+    vname: str
+    storage: object
+    backends: object
+    owns_backends: bool
+    embedder: Future | None
+    estimate_s: float | None
+    t0: float
+    start_ms: float
+    info: VideoInfo | None = None  # a local video as probed by the input check
+
+
+@dataclass
+class _Attempt:
+    """One attempt of one video's job, as its steps share it."""
+
+    settings: object
+    prep: _Prepared
+    vid: int
+    conn: object
+    progress: _JobProgress | None = None
+    run_id: int | None = None
+    had_result: bool = False
+    out_complete: Path | None = None
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What the attempt's final switch stored."""
+
+    result: RunResult
+    n_events: int
+    thumbs: list
+    old_thumbs: list
+    vecs: object
+    embedder_name: str
+    warning: str | None
+    embed_ms: float
+    store_ms: float
+
+
+def _prepare(source: str, settings, name: str | None, backends,
+             estimate_s: float | None) -> _Prepared:
+    """Check the source (a missing path or a non-video: < 2 s, no row, no model) and start up
+    side by side: the database (embedded: a server process to start) while the analysis models
+    load. A worker that keeps its models loads the text embedder in the background while the
+    engine runs; a one-shot run (the CLI) loads it after the analysis, once the analysis models
+    are released, so the embedder (~100 MB) never adds to the engine's peak memory."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from services import database
-    from services.embeddings import embed_texts, embedding_plan, event_sentence, load_embedder
-    from services.storage import get_storage
+    from services.embeddings import load_embedder
+    from services.storage import get_storage, validate_name
 
     t0 = time.monotonic()
     source = normalise_source(str(source))
     vname = name if name is not None else source_name(source)
-    from services.storage import validate_name
-
     validate_name(vname, "video name")
     storage = get_storage(settings)
-    _check_input(storage, source)  # a missing path or a non-video: < 2 s, no row, no model
+    info = _check_input(storage, source)
     if estimate_s is None:
-        estimate_s = job_estimate_s(settings, source)
-    # Start-up work runs side by side: the database (embedded: a server process to start) while
-    # the analysis models load. A worker that keeps its models loads the text embedder in the
-    # background while the engine runs; a one-shot run (the CLI) loads it after the analysis,
-    # once the analysis models are released: the default ONNX MiniLM loads in ~0.2 s but holds
-    # ~100 MB, which on top of the engine's peak was the run's largest memory (vtest.avi).
-    from concurrent.futures import Future, ThreadPoolExecutor
-
+        estimate_s = job_estimate_s(settings, source, info)
     owns_backends = backends is None
-    prep = ThreadPoolExecutor(2, thread_name_prefix="va-prep")
-    embedder_future: Future | None = None if owns_backends else prep.submit(load_embedder, settings)
+    pool = ThreadPoolExecutor(2, thread_name_prefix="va-prep")
+    embedder = None if owns_backends else pool.submit(load_embedder, settings)
 
     def open_database():
         database.get_pool(settings)  # reachable and migrated, or a one-line error
         database.mark_stale_jobs(settings)
 
-    db_future = prep.submit(open_database)
-    prep.shutdown(wait=False)
+    db_ready = pool.submit(open_database)
+    pool.shutdown(wait=False)
     if backends is None:  # bad weights or settings fail here, before any row is touched
         from pipeline.backends.registry import load_backends
 
         backends = load_backends(settings)
-    db_future.result()
-    start_ms = (time.monotonic() - t0) * 1000.0
-    vid = find_or_create_video(settings, source, vname, video_id)
+    db_ready.result()
+    return _Prepared(source, vname, storage, backends, owns_backends, embedder, estimate_s, t0,
+                     (time.monotonic() - t0) * 1000.0, info)
 
+
+def _begin(att: _Attempt, wait: bool, on_progress, should_stop, started_at) -> None:
+    """Take the video's job lock (or wait for it) and start the attempt (``db_run``)."""
+    from db import store
+    from db.attempts import JobAttempt
     from db.connection import deadline
 
-    conn = database.connect(settings)  # holds the job's lock for its whole life
-    run_id = None
-    had_result = False
-    out_dir = Path(output_dir) if output_dir else Path(settings.data_dir) / "runs" / f"video_{vid}"
-    out_complete: Path | None = None
-    committed = False
-    try:
-        with deadline(conn, START_TIMEOUT_S, "taking the video's job lock"):
-            locked = store.try_lock_video(conn, vid)
-        if not locked:
-            if not wait:
-                raise JobConflict(
-                    f"video {vid} ({vname}) is already being analysed by "
-                    f"{store.worker_of(conn, vid) or 'another worker'}; wait for it to finish or "
-                    f"cancel it")
-            log.info("video %s is being analysed elsewhere; waiting for it", vid)
-            store.lock_video(conn, vid)
-        with deadline(conn, START_TIMEOUT_S, "starting the job"):
-            had_result = store.completed_run_of(conn, vid) is not None
-            store.set_source(conn, vid, vname, source)
-            run_id = store.mark_processing(conn, vid, os.getpid(), socket.gethostname())
-        progress = _JobProgress(conn, vid, on_progress, should_stop,
-                                started_at=t0 if started_at is None else started_at,
-                                estimate_s=estimate_s)
-        progress.report(0.0, STAGE_STARTING, force=True)
-        try:
-            progress.set_span(SPAN_DOWNLOAD)
-            with storage.fetch(source, on_progress=progress) as local_path:
-                if progress.should_stop():
-                    raise Cancelled("stopped before the analysis began")
-                progress.set_span(SPAN_ANALYSIS)
-                from pipeline.run import run_video
+    conn, vid, vname = att.conn, att.vid, att.prep.vname
+    with deadline(conn, START_TIMEOUT_S, "taking the video's job lock"):
+        locked = store.try_lock_video(conn, vid)
+    if not locked:
+        if not wait:
+            raise JobConflict(
+                f"video {vid} ({vname}) is already being analysed by "
+                f"{store.worker_of(conn, vid) or 'another worker'}; wait for it to finish or "
+                f"cancel it")
+        log.info("video %s is being analysed elsewhere; waiting for it", vid)
+        store.lock_video(conn, vid)
+    with deadline(conn, START_TIMEOUT_S, "starting the job"):
+        att.had_result = store.completed_run_of(conn, vid) is not None
+        store.set_source(conn, vid, vname, att.prep.source)
+        att.run_id = JobAttempt(conn, vid).start(os.getpid(), socket.gethostname())
+    att.progress = _JobProgress(conn, vid, on_progress, should_stop,
+                                started_at=att.prep.t0 if started_at is None else started_at,
+                                estimate_s=att.prep.estimate_s)
+    att.progress.report(0.0, Stage.STARTING, force=True)
 
-                usage_before = _usage(backends)
-                result = run_video(Path(local_path), out_dir, settings, backends=backends,
-                                   on_progress=progress, should_stop=progress.should_stop)
-            out_complete = result.output_dir
-            usage_after = _usage(backends)
-            if owns_backends:  # a one-shot run (the CLI): the analysis models are done with
-                backends = None
-                gc.collect()
-                heap.give_back()
-            warning = result.decode_warning
-            if warning:
-                log.warning("video %s: %s", vid, warning)
-            thumbs = _upload_highlights(storage, vid, run_id, result, progress,
-                                        progress.should_stop)
 
-            frame_size = (result.video.width, result.video.height)
-            sentences = [event_sentence(e, frame_size) for e in result.events]
-            plan = embedding_plan(result.events, frame_size)
-            t_embed = time.monotonic()
-            if embedder_future is None or not embedder_future.done():
-                progress.report(SPAN_EMBED[0], STAGE_LOADING_TEXT_MODEL, force=True)
-            embedder = load_embedder(settings) if embedder_future is None \
-                else embedder_future.result()  # loaded while the engine ran
-            embedder_usage_before = _usage(None, embedder)
-            progress.set_span(SPAN_EMBED)
-            vecs = plan.vectors(embed_texts(embedder, plan.texts, on_progress=progress,
-                                            should_stop=progress.should_stop)) \
-                if plan.texts else None
-            embed_ms = (time.monotonic() - t_embed) * 1000.0
-            t_store = time.monotonic()
-            if progress.should_stop():
-                raise Cancelled("stopped before storing the events")
-            progress.report(98.0, "storing events", len(sentences), len(sentences), force=True)
-            with deadline(conn, SWITCH_TIMEOUT_S + len(sentences) / 200.0, "storing the events"), \
-                    conn.transaction():  # the switch: events, frames, video info and run at once
-                from db import jobs as _jobs
+def _run_attempt(att: _Attempt, out_dir: Path) -> _Stored:
+    """Download, analyse, upload the highlight frames, embed the sentences, store it all."""
+    from services.embeddings import embedding_plan, event_sentence
 
-                if _jobs.abort_requested(conn, vid):  # a cancel that came after the last check
-                    raise Cancelled("cancelled before the results were stored")
-                old_thumbs = store.thumbnail_keys(conn, vid)
-                n = store.replace_events(conn, vid, store.EventBatch(
-                    events=result.events, sentences=sentences, thumbnails=thumbs, vectors=vecs,
-                    model=embedder.name if vecs is not None else None, tracks=result.tracks,
-                    vector_rows=plan.rows if vecs is not None else None,
-                    person_vectors=result.person_vectors))
-                store.set_video_info(conn, vid, result.video)
-                store.complete_run(
-                    conn, vid, run_id,
-                    token_usage=_usage_delta(usage_before, usage_after)
-                    | _usage_delta(embedder_usage_before, _usage(None, embedder)),
-                    warning=warning, coverage=store.RunCoverage(
-                        frames_decoded=result.frames_decoded,
-                        frames_undecodable=result.frames_skipped_undecodable,
-                        covered_from_s=(result.covered_s or (None, None))[0],
-                        covered_to_s=(result.covered_s or (None, None))[1]))
-            committed = True
-            store_ms = (time.monotonic() - t_store) * 1000.0
-        except Cancelled as e:
-            if progress.lost is not None:
-                from db.connection import DatabaseTimeout
+    prep, progress = att.prep, att.progress
+    result, engine_usage = _analyse(att, out_dir)
+    att.out_complete = result.output_dir
+    warning = result.decode_warning
+    if warning:
+        log.warning("video %s: %s", att.vid, warning)
+    thumbs = upload_highlights(prep.storage, att.vid, att.run_id, result, progress,
+                               progress.should_stop)
+    frame_size = (result.video.width, result.video.height)
+    sentences = [event_sentence(e, frame_size) for e in result.events]
+    plan = embedding_plan(result.events, frame_size)
+    t_embed = time.monotonic()
+    embedder, vecs, embed_usage = _embed(att, plan)
+    embed_ms = (time.monotonic() - t_embed) * 1000.0
+    t_store = time.monotonic()
+    if progress.should_stop():
+        raise Cancelled("stopped before storing the events")
+    progress.report(Stage.STORING_EVENTS.at(0.0), Stage.STORING_EVENTS, len(sentences),
+                    len(sentences), force=True)
+    n, old_thumbs = _switch(att, result, sentences, plan, thumbs, vecs, embedder,
+                            engine_usage | embed_usage, warning)
+    return _Stored(result, n, thumbs, old_thumbs, vecs, embedder.name, warning, embed_ms,
+                   (time.monotonic() - t_store) * 1000.0)
 
-                # A frozen server's timeout already says what happened and what to do.
-                reason = _one_line(progress.lost) if isinstance(progress.lost, DatabaseTimeout) \
-                    else (f"lost the database connection mid-run ({_one_line(progress.lost)}); "
-                          f"check PostgreSQL (DATABASE_URL / POSTGRES_HOST) and start the "
-                          f"analysis again")
-                recorded = _finish_or_keep(settings, vid, JobStatus.FAILED,
-                                   reason, run_id=run_id)
-                _discard_attempt(storage, settings, vid, run_id, recorded)
-                raise DatabaseUnavailable(reason + "; " + _kept_message(vid, had_result,
-                                          out_complete) + ("" if recorded else
-                                          "; the job will show failed at the next start")) from e
-            recorded = _finish_or_keep(settings, vid, JobStatus.CANCELLED,
-                               _one_line(e), primary=conn, run_id=run_id)
-            _discard_attempt(storage, settings, vid, run_id, recorded)
-            raise Cancelled(f"{_one_line(e)}; {_kept_message(vid, had_result, out_complete)}") \
-                from e
-        except psycopg.Error as e:
-            reason = (f"database error during the run ({_one_line(e)}); check PostgreSQL "
-                      f"(DATABASE_URL / POSTGRES_HOST) and start the analysis again")
-            recorded = _finish_or_keep(settings, vid, JobStatus.FAILED, reason,
-                               run_id=run_id)
-            _discard_attempt(storage, settings, vid, run_id, recorded)
-            raise DatabaseUnavailable(reason + "; " + _kept_message(vid, had_result, out_complete)
-                                      + ("" if recorded else
-                                         "; the job will show failed at the next start")) from e
-        except KeyboardInterrupt as e:
-            recorded = _finish_or_keep(settings, vid, JobStatus.CANCELLED,
-                               "stopped by the user (Ctrl-C)", primary=conn, run_id=run_id,
-                               fresh_tries=1)
-            _discard_attempt(storage, settings, vid, run_id, recorded)
-            raise Cancelled(f"stopped by the user (Ctrl-C); "
-                            f"{_kept_message(vid, had_result, out_complete)}") from e
-        except BaseException as e:  # noqa: BLE001 - every failure ends the attempt with its reason
-            reason = _one_line(e) if isinstance(e, (PipelineError, ServiceError)) else \
-                f"{type(e).__name__}: {_one_line(e)}"
-            recorded = _finish_or_keep(settings, vid, JobStatus.FAILED, reason,
-                               primary=conn, run_id=run_id)
-            _discard_attempt(storage, settings, vid, run_id, recorded)
-            raise
-    finally:
-        try:
-            conn.close()  # releases the video's lock
-        except Exception:  # noqa: BLE001 - a dead connection: the server drops the lock
-            pass
 
-    stale = [o for o in old_thumbs if o not in set(t for t in thumbs if t is not None)]
+def _analyse(att: _Attempt, out_dir: Path) -> tuple[RunResult, dict]:
+    """Download (S3) and run the engine; a one-shot run then releases its models. Returns the
+    result and the models' token usage."""
+    from pipeline.run import run_video
+
+    prep, progress = att.prep, att.progress
+    progress.set_span(Stage.DOWNLOAD.span)
+    with prep.storage.fetch(prep.source, on_progress=progress) as local_path:
+        if progress.should_stop():
+            raise Cancelled("stopped before the analysis began")
+        progress.set_span(ENGINE_SPAN)
+        usage_before = _usage(prep.backends)
+        result = run_video(Path(local_path), out_dir, att.settings, backends=prep.backends,
+                           on_progress=progress, should_stop=progress.should_stop,
+                           info=prep.info)
+    usage = _usage_delta(usage_before, _usage(prep.backends))
+    if prep.owns_backends:  # a one-shot run (the CLI): the analysis models are done with
+        prep.backends = None
+        gc.collect()
+        heap.give_back()
+    return result, usage
+
+
+def _embed(att: _Attempt, plan):
+    """The text embedder (loaded while the engine ran, or now) and the events' vectors (None
+    when there is nothing to embed). Returns (embedder, vectors, its token usage)."""
+    from services.embeddings import embed_texts, load_embedder
+
+    progress, future = att.progress, att.prep.embedder
+    if future is None or not future.done():
+        progress.report(Stage.EMBEDDING.at(0.0), Stage.LOADING_TEXT_MODEL, force=True)
+    embedder = load_embedder(att.settings) if future is None else future.result()
+    before = _usage(None, embedder)
+    progress.set_span(Stage.EMBEDDING.span)
+    vecs = plan.vectors(embed_texts(embedder, plan.texts, on_progress=progress,
+                                    should_stop=progress.should_stop)) if plan.texts else None
+    return embedder, vecs, _usage_delta(before, _usage(None, embedder))
+
+
+def _switch(att: _Attempt, result: RunResult, sentences, plan, thumbs, vecs, embedder,
+            token_usage: dict, warning: str | None) -> tuple[int, list]:
+    """ONE transaction: the video's events, frames, vectors, tracks and info replaced, and the
+    attempt made its completed run. Returns the events stored and the old frames' keys."""
+    from db import store
+    from db.attempts import JobAttempt, RunCoverage
+    from db.connection import deadline
+
+    conn, vid = att.conn, att.vid
+    with deadline(conn, SWITCH_TIMEOUT_S + len(sentences) / 200.0, "storing the events"), \
+            conn.transaction():
+        attempt = JobAttempt(conn, vid, att.run_id)
+        if attempt.abort_requested():  # a cancel that came after the last check
+            raise Cancelled("cancelled before the results were stored")
+        old_thumbs = store.thumbnail_keys(conn, vid)
+        n = store.replace_events(conn, vid, store.EventBatch(
+            events=result.events, sentences=sentences, thumbnails=thumbs, vectors=vecs,
+            model=embedder.name if vecs is not None else None, tracks=result.tracks,
+            vector_rows=plan.rows if vecs is not None else None,
+            person_vectors=result.person_vectors))
+        store.set_video_info(conn, vid, result.video)
+        covered = result.covered_s or (None, None)
+        attempt.complete(token_usage=token_usage, warning=warning, coverage=RunCoverage(
+            frames_decoded=result.frames_decoded,
+            frames_undecodable=result.frames_skipped_undecodable,
+            covered_from_s=covered[0], covered_to_s=covered[1]))
+    return n, old_thumbs
+
+
+def _outcome(att: _Attempt, stored: _Stored) -> IngestOutcome:
+    """After the commit: the previous run's frames go; the outcome is logged and returned."""
+    storage, thumbs, result = att.prep.storage, stored.thumbs, stored.result
+    kept = set(t for t in thumbs if t is not None)
+    stale = [o for o in stored.old_thumbs if o not in kept]
     if stale:
         storage.delete(stale)
+    embedded = stored.vecs is not None
     outcome = IngestOutcome(
-        video_id=vid, name=vname, status=JobStatus.COMPLETED, n_events=n,
-        n_highlights=sum(1 for t in thumbs if t is not None), n_embedded=0 if vecs is None else len(vecs),
-        embedding_model=embedder.name if vecs is not None else None, output_dir=result.output_dir,
-        elapsed_s=time.monotonic() - t0, warning=warning, frames_sampled=result.frames_sampled,
-        stage_ms={**dict(result.stage_ms), "start": round(start_ms, 1),
-                  "embed": round(embed_ms, 1), "store": round(store_ms, 1)})
+        video_id=att.vid, name=att.prep.vname, status=JobStatus.COMPLETED,
+        n_events=stored.n_events, n_highlights=sum(1 for t in thumbs if t is not None),
+        n_embedded=len(stored.vecs) if embedded else 0,
+        embedding_model=stored.embedder_name if embedded else None,
+        output_dir=result.output_dir, elapsed_s=time.monotonic() - att.prep.t0,
+        warning=stored.warning, frames_sampled=result.frames_sampled,
+        stage_ms={**dict(result.stage_ms), "start": round(att.prep.start_ms, 1),
+                  "embed": round(stored.embed_ms, 1), "store": round(stored.store_ms, 1)})
     log.info(outcome.summary())
     return outcome
-
-
-def _discard_attempt(storage, settings, vid: int, run_id: int | None, recorded: bool) -> None:
-    """Remove the highlight frames a failed or cancelled attempt uploaded (no event points to
-    them). Only when the attempt's end was recorded: an unrecorded end may hide a commit."""
-    if run_id is None or not recorded:
-        return
-    from services.storage import highlight_prefix
-
-    storage.delete_prefix(storage.highlights_in_s3, highlight_prefix(vid, run_id))
 
 
 def mark_stale_jobs(settings) -> list[int]:

@@ -7,8 +7,7 @@ import time
 
 from db.connection import one_line
 from pipeline.records import RunProgress
-from services.estimate import remaining_s
-from services.records import STAGE_STORING
+from pipeline.progress import Stage, remaining_s
 
 log = logging.getLogger("va.services.ingest")
 
@@ -25,7 +24,7 @@ class JobProgress:
     def __init__(self, conn, video_id: int, on_progress, should_stop,
                  started_at: float | None = None, estimate_s: float | None = None):
         self.conn = conn
-        # For the ETA before the run has its own (services.estimate.remaining_s).
+        # For the ETA before the run has its own (pipeline.progress.remaining_s).
         self.started_at = time.monotonic() if started_at is None else float(started_at)
         self.estimate_s = estimate_s
         self.video_id = video_id
@@ -39,13 +38,15 @@ class JobProgress:
         self.writes = 0
 
     def set_span(self, span: tuple[float, float]) -> None:
+        """The part of the job's bar that the next step's 0..1 fractions fill (a ``Stage``'s
+        span, or ``pipeline.progress.ENGINE_SPAN`` for the engine's run)."""
         self.span = span
 
     def __call__(self, p: RunProgress) -> None:
         lo, hi = self.span
         pct = lo + (hi - lo) * max(0.0, min(1.0, float(p.fraction)))
-        # The engine's "done" is not the job's: storing follows (issue 13, defect 3).
-        stage = STAGE_STORING if p.stage == "done" else p.stage
+        # The engine's end is not the job's: storing follows.
+        stage = Stage.STORING if p.stage == Stage.DONE else p.stage
         self.report(pct, stage, p.frames_done, p.frames_total, p.eta_s, p.message)
 
     def report(self, pct: float, stage: str, frames_done=None, frames_total=None, eta_s=None,
@@ -57,15 +58,15 @@ class JobProgress:
         due = (force or stage != self.last_stage or pct - self.last_pct >= PROGRESS_EVERY_PCT
                or now - self.last_t >= PROGRESS_EVERY_S)
         if due and self.lost is None:
-            from db import store
+            from db.attempts import JobAttempt
 
             from db.connection import deadline
             from db.errors import DatabaseUnavailable as _DbGone
 
             try:
                 with deadline(self.conn, PROGRESS_WRITE_TIMEOUT_S, "writing the job's progress"):
-                    store.write_progress(self.conn, self.video_id, pct, stage, frames_done,
-                                         frames_total, eta_s)
+                    JobAttempt(self.conn, self.video_id).progress(pct, stage, frames_done,
+                                                                  frames_total, eta_s)
                 self.writes += 1
             except (psycopg.Error, _DbGone) as e:
                 self.lost = e

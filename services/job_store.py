@@ -1,6 +1,5 @@
 """The job queue's writes to and reads of ``db_video`` (``services.jobs.JobStore``), and the
-recovery of jobs whose worker died, through the db layer's own functions (``db.jobs``,
-``db.store``)."""
+recovery of jobs whose worker died: every status change through ``db.attempts.JobAttempt``."""
 from __future__ import annotations
 
 import logging
@@ -13,7 +12,7 @@ log = logging.getLogger("va.jobs")
 
 
 class DbJobStore:
-    """``JobStore`` on the product's database (``db.jobs`` / ``db.store`` SQL)."""
+    """``JobStore`` on the product's database (``db.attempts`` / ``db.jobs`` SQL)."""
 
     def __init__(self, settings):
         self.settings = settings
@@ -40,10 +39,10 @@ class DbJobStore:
             return False
 
     def mark_queued(self, video_id: int) -> None:
-        from db import jobs
+        from db.attempts import JobAttempt
 
         with self._conn() as conn:
-            jobs.mark_queued(conn, video_id)
+            JobAttempt(conn, video_id).queue()
 
     def set_queue_job(self, video_id: int, job_id: int | None = None,
                       batch_job_id: str | None = None) -> None:
@@ -66,44 +65,42 @@ class DbJobStore:
 
     def start_attempt(self, video_id: int, attempt: int, job_id: int | None,
                       stage: str | None = None, eta_s: float | None = None) -> None:
-        from db import jobs
+        from db.attempts import JobAttempt
 
         with self._conn() as conn:
-            jobs.start_attempt(conn, video_id, attempt, job_id, stage, eta_s)
+            JobAttempt(conn, video_id).worker_took(attempt, job_id, stage, eta_s)
 
     def set_status(self, video_id: int, status: JobStatus, error: str | None = None) -> None:
-        from db import store
+        from db.attempts import JobAttempt
 
         with self._conn() as conn:
-            store.finish_video(conn, video_id, status, error)
+            JobAttempt(conn, video_id).finish(status, error)
 
     def finish_if_active(self, video_id: int, status: JobStatus, error: str | None) -> None:
         """End the job only if the job itself did not record an end state."""
-        from db import jobs, store
+        from db.attempts import JobAttempt
 
         with self._conn() as conn:
-            if jobs.job_status(conn, video_id) in (JobStatus.PENDING, JobStatus.QUEUED,
-                                                  JobStatus.PROCESSING):
-                store.finish_video(conn, video_id, status, error)
+            JobAttempt(conn, video_id).end_if_active(status, error)
 
     def requeue_after_outage(self, video_id: int, attempt: int, why: str) -> None:
-        from db import jobs
+        from db import attempts
 
         with self._conn() as conn:
-            jobs.requeue_after_outage(conn, video_id, attempt, why)
+            attempts.requeue_after_outage(conn, video_id, attempt, why)
 
     def recover_stalled(self) -> Any:
         """Jobs of dead workers back to the queue (or failed after the attempts); 'processing'
-        rows of dead CLI runs failed. Returns ``db.jobs.Recovered``."""
-        from db import jobs, store
+        rows of dead CLI runs failed. Returns ``db.attempts.Recovered``."""
+        from db import attempts
 
         from services import pending_ends
 
         s = self.settings
         with self._conn() as conn:
             pending_ends.record(s, conn)  # ends kept during an outage, with their own reason
-            done = jobs.recover_stalled(conn, s.stalled_after_s, s.max_attempts)
-            stale = store.mark_stale_jobs(conn)
+            done = attempts.recover_stalled(conn, s.stalled_after_s, s.max_attempts)
+            stale = attempts.mark_stale_jobs(conn)
         if stale:
             log.warning("marked %d stale job(s) failed: %s", len(stale), stale)
         return done

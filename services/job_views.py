@@ -2,28 +2,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Sequence
 
+from pipeline.progress import Stage, eta_now, unit_of
 from pipeline.records import JobStatus, mmss
 from db.records import VideoRecord
 from services import database
 from services.jobs import AnalysisOptions, JobClient, NoQueue, QueueSnapshot
-from services.records import STAGE_LOADING_MODELS, STAGE_STARTING
 from services.sources import VideoSource
 from services.vocab import ACTIVE
 from settings import Settings
-
-
-#: What each stage's done/total counts; stages not listed count nothing worth showing.
-_STAGE_UNITS = {"analysing frames": "frames", "finding events": "frames",
-                "writing outputs": "frames", "uploading highlights": "highlights",
-                "embedding": "sentences", "storing events": "events"}
-
-
-def count_unit(stage: str | None) -> str:
-    """The unit of a progress stage's done/total counts ("" when it counts nothing)."""
-    return _STAGE_UNITS.get(stage or "", "")
 
 
 @dataclass(frozen=True)
@@ -54,7 +42,7 @@ class JobView:
         """The stage's own count with its unit ("frames 40/114", "highlights 1/10",
         "sentences 64/127"); empty when the stage counts nothing or the job is not running
         (a queued re-run keeps the last run's counts in its row, which are not this run's)."""
-        unit = count_unit(self.stage)
+        unit = unit_of(self.stage)
         if not self.active or self.status is not JobStatus.PROCESSING or not unit \
                 or not self.frames_total:
             return ""
@@ -64,20 +52,20 @@ class JobView:
     def status_text(self) -> str:
         """The status as shown: a queued job a worker has taken (loading its models) is
         'starting', not 'queued'."""
-        if self.status is JobStatus.QUEUED and self.stage in (STAGE_LOADING_MODELS,
-                                                             STAGE_STARTING):
+        if self.status is JobStatus.QUEUED and self.stage in (Stage.LOADING_MODELS,
+                                                             Stage.STARTING):
             return "starting"
         return self.status.value
 
     @property
     def show_bar(self) -> bool:
         """Only a queued or running job has a progress bar; a finished, failed or cancelled one
-        never shows its last stored percentage (issue 13, defect 12)."""
+        never shows its last stored percentage."""
         return self.status in ACTIVE
 
     @property
     def stage_text(self) -> str:
-        if self.stage == "done" and self.status is JobStatus.PROCESSING:
+        if self.stage == Stage.DONE and self.status is JobStatus.PROCESSING:
             return "analysis done, storing"  # the engine's end, not the job's
         return self.stage or self.status.value
 
@@ -134,22 +122,6 @@ def job_view(settings: Settings, video_id: int) -> JobView | None:
     return next((j for j in job_views(settings, limit=500) if j.video_id == int(video_id)), None)
 
 
-#: How old a row's ETA may be and still be counted down by its age (beyond: the app's clock
-#: and the database's disagree, and the stored value is shown as is).
-ETA_COUNTDOWN_MAX_S = 120.0
-
-
-def eta_now(eta_s: float | None, updated_at, now: datetime | None = None) -> float | None:
-    """The stored ETA less the seconds since it was written: it keeps counting down between the
-    job's writes (models loading write nothing for a while)."""
-    if eta_s is None or updated_at is None:
-        return eta_s
-    age = ((now or datetime.now(timezone.utc)) - updated_at).total_seconds()
-    if not 0.0 <= age <= ETA_COUNTDOWN_MAX_S:
-        return eta_s
-    return max(0.0, float(eta_s) - age)
-
-
 _RECOVERY: dict[str, JobClient] = {}
 
 
@@ -181,9 +153,10 @@ def launch(runner: JobClient, source: VideoSource | str, options: AnalysisOption
     uri = source.uri if isinstance(source, VideoSource) else str(source)
     from services.ingest import source_name
 
+    from db.attempts import JobAttempt
+
     with database.pooled(runner.settings) as conn:
-        access.record(conn, who.name, access.AuditAction.LAUNCH, video_id=vid,
-                      video_name=source_name(uri))
+        JobAttempt(conn, vid).audit(who.name, access.AuditAction.LAUNCH, source_name(uri))
     return vid
 
 
@@ -195,7 +168,8 @@ def cancel_analysis(runner: JobClient, video_id: int, *, actor) -> bool:
     who = access.require(runner.settings, actor, access.Role.ANALYST)
     done = runner.cancel(int(video_id))
     if done:
+        from db.attempts import JobAttempt
+
         with database.pooled(runner.settings) as conn:
-            access.record(conn, who.name, access.AuditAction.CANCEL, video_id=int(video_id),
-                          **access.video_subject(conn, video_id))
+            JobAttempt(conn, video_id).audit(who.name, access.AuditAction.CANCEL)
     return done

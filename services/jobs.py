@@ -192,13 +192,15 @@ class ProcrastinateQueue:
         """Under the video's row lock, which the job's final store takes too: a running job
         either sees the request before it stores its result, or has stored it ('too late')."""
         from db import jobs
+        from db.attempts import JobAttempt
         from services import database
 
         app = self._opened()
         with database.pooled(self.settings) as conn, conn.transaction():
             # The job's row, then the video's: the order in which the recovery takes them.
             state = jobs.queue_job_state(conn, job_id, lock=True)
-            if jobs.lock_for_cancel(conn, video_id) is JobStatus.COMPLETED and state == "doing":
+            status = JobAttempt(conn, video_id).lock_for_cancel()
+            if status is JobStatus.COMPLETED and state == "doing":
                 return "too late"
             if not app.job_manager.cancel_job_by_id(int(job_id), abort=True, connection=conn):
                 return "unknown"

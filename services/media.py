@@ -11,6 +11,7 @@ from db.records import StoredEvent, StoredObject, VideoRecord
 from services.errors import StorageError
 from services.events_table import EventQuery, list_events, video_names
 from services.setup import Services
+from services.source_uri import SourceUri
 from services.vocab import HIGHLIGHT_TYPES
 from settings import Settings
 
@@ -73,7 +74,7 @@ def frame_bytes(svc: Services, obj: StoredObject | None) -> bytes | None:
 def video_media(svc: Services, video: VideoRecord) -> str | None:
     """Something ``st.video`` can play: a local path, or a presigned URL for an S3 video."""
     uri = video.source_uri or ""
-    if uri.startswith(("s3://", "local:")):
+    if SourceUri.parse(uri).is_stored:
         from services import storage
 
         try:
@@ -113,9 +114,10 @@ def still_bytes(svc: Services, video: VideoRecord) -> bytes | None:
     from services import storage
 
     try:
-        if uri.startswith("local:"):
-            return storage.read_bytes(svc.settings, StoredObject(None, uri[len("local:"):]))
-        if uri.startswith("s3://"):
+        src = SourceUri.parse(uri)
+        if src.is_local:
+            return storage.read_bytes(svc.settings, StoredObject(None, src.key))
+        if src.is_s3:
             bucket, key = storage.parse_s3_uri(uri)
             return storage.read_bytes(svc.settings, StoredObject(bucket, key))
         p = Path(uri)

@@ -41,7 +41,7 @@ def keep(settings, video_id: int, run_id: int | None, status: JobStatus,
 def record(settings, conn) -> list[int]:
     """Record the kept ends (each only while its attempt is still the video's current one and
     processing); returns the videos recorded. ``conn`` is autocommit."""
-    from db import jobs
+    from db.attempts import JobAttempt
 
     folder = _folder(settings)
     if not folder.is_dir():
@@ -50,8 +50,8 @@ def record(settings, conn) -> list[int]:
     for path in sorted(folder.glob("*.json")):
         try:
             d = json.loads(path.read_text())
-            if jobs.end_attempt_if_current(conn, int(d["video_id"]), int(d["run_id"]),
-                                           JobStatus(d["status"]), d.get("reason")):
+            attempt = JobAttempt(conn, int(d["video_id"]), int(d["run_id"]))
+            if attempt.end_if_current(JobStatus(d["status"]), d.get("reason")):
                 done.append(int(d["video_id"]))
                 log.warning("video %s: recorded the %s end of attempt %s: %s", d["video_id"],
                             d["status"], d["run_id"], d.get("reason"))

@@ -7,12 +7,6 @@ from typing import Mapping
 
 from pipeline.records import JobStatus, mmss
 
-#: Job stages the service layer names around the engine's own ("analysing frames", ...).
-STAGE_LOADING_MODELS = "loading models"  # a worker loads the analysis models (first job)
-STAGE_STARTING = "starting"
-STAGE_STORING = "storing results"  # the engine is done; highlight frames, vectors, events follow
-STAGE_LOADING_TEXT_MODEL = "loading the text model"  # the embedder is still loading
-
 
 @dataclass(frozen=True)
 class Citation:

@@ -112,7 +112,9 @@ def say_marks_soon(settings, source: str, video_id: int | None = None
     wall time does not grow. Nothing for an input the run will refuse (a missing path, a file
     that is not a video): its one-line error stays as fast as before. Join the thread before
     exiting."""
-    if not source.startswith(("s3://", "local:")):
+    from services.source_uri import SourceUri
+
+    if SourceUri.parse(source).is_path:
         from pathlib import Path
 
         from pipeline.errors import PipelineError

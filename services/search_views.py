@@ -72,12 +72,13 @@ def run_search(settings: Settings, query: str, filters: SearchFilters | None = N
 
     hits = tuple(search_service.search(query, filters or SearchFilters(), top_k,
                                        settings=settings, embedder=embedder))
-    answer = None
-    if with_answer:
-        from services import answer as answer_service
+    from services import answer as answer_service
 
-        answer = answer_service.answer(query, list(hits), settings=settings)
-    groups = group_hits(hits, relevant_ids(hits, settings, embedder))
+    relevant = answer_service.relevant_hits(list(hits), _model_name(settings, embedder))
+    answer = None
+    if with_answer:  # the same relevant hits as the groups below: picked once
+        answer = answer_service.answer(query, list(hits), settings=settings, relevant=relevant)
+    groups = group_hits(hits, {h.event.event_id for h in relevant})
     return SearchView(query=query, hits=hits, answer=answer,
                       segments=split_citations(answer.text) if answer else (), groups=groups,
                       understood=search_service.understood(query).describe())
@@ -130,9 +131,14 @@ def relevant_ids(hits, settings: Settings, embedder=None) -> set[int]:
     answer applies (``services.answer.relevant_hits``)."""
     from services import answer as answer_service
 
-    model = getattr(embedder, "name", None) or {"minilm": "all-MiniLM-L6-v2"}.get(
-        settings.embedder, settings.embedder)
+    model = _model_name(settings, embedder)
     return {h.event.event_id for h in answer_service.relevant_hits(list(hits), model)}
+
+
+def _model_name(settings: Settings, embedder=None) -> str:
+    """The embedding model's name, whose similarity floor ``relevant_hits`` applies."""
+    return getattr(embedder, "name", None) or {"minilm": "all-MiniLM-L6-v2"}.get(
+        settings.embedder, settings.embedder)
 
 
 def hit_thumbnail(settings: Settings, hit: Hit, source_uri: str | None,
@@ -145,16 +151,18 @@ def hit_thumbnail(settings: Settings, hit: Hit, source_uri: str | None,
     from pipeline.media import person_crops
 
     e = hit.event
-    uri = source_uri or ""
-    if uri.startswith("s3://") or not uri or e.bbox[2] <= 0 or e.bbox[3] <= 0:
+    from services.source_uri import SourceUri
+
+    uri = SourceUri.parse(source_uri or "")
+    if uri.is_s3 or not source_uri or e.bbox[2] <= 0 or e.bbox[3] <= 0:
         return None
     try:
-        if uri.startswith("local:"):
+        if uri.is_local:
             from services import storage
 
-            path = storage.local_path(settings, uri[len("local:"):])
+            path = storage.local_path(settings, uri.key)
         else:
-            path = Path(uri)
+            path = Path(uri.key)
         if not path.is_file():
             return None
         crops = person_crops(path, [(e.frame_number, e.bbox)], height_px)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from services.errors import StorageError
 from services.setup import Services
+from services.source_uri import SourceUri
 from settings import Settings
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",
@@ -22,6 +23,11 @@ class VideoSource:
     uri: str
     origin: str  # library | s3 | upload
     size_bytes: int | None = None
+
+    @property
+    def is_upload(self) -> bool:
+        """A file uploaded to the workbench (one an admin may delete)."""
+        return self.origin == "upload" and SourceUri.parse(self.uri).is_upload
 
 
 def library_videos(settings: Settings) -> list[VideoSource]:

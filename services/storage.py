@@ -24,9 +24,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from pipeline.progress import Stage
 from pipeline.records import RunProgress
 from db.records import StoredObject
 from services.errors import InvalidName, StorageError
+from services.source_uri import SourceUri
 
 log = logging.getLogger("va.services.storage")
 
@@ -56,9 +58,10 @@ def validate_name(name: str, what: str = "name") -> str:
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/key`` -> (bucket, key). The key's parts are checked like names."""
-    if not uri.startswith("s3://"):
+    src = SourceUri.parse(uri)
+    if not src.is_s3:
         raise InvalidName(f"{uri!r} is not an s3:// address; use s3://bucket/key")
-    bucket, _, key = uri[5:].partition("/")
+    bucket, key = src.bucket, src.key
     if not bucket or not key:
         raise InvalidName(f"{uri!r} needs a bucket and a key, as in s3://bucket/videos/clip.mp4")
     for part in key.split("/"):
@@ -217,13 +220,9 @@ class Storage:
     def fetch(self, source: str, on_progress: ProgressFn | None = None) -> Iterator[Path]:
         """A local path for ``source`` (``s3://bucket/key`` is downloaded to a temporary file,
         removed afterwards, with progress; a local path is used as it is)."""
-        if source.startswith("local:"):
-            key = source[len("local:"):]
-            for part in key.split("/"):
-                validate_name(part, "key part")
-            source = str(self.root / key)
-        if not source.startswith("s3://"):
-            yield Path(source)
+        src = SourceUri.parse(source)
+        if not src.is_s3:
+            yield self._local_file(src)
             return
         bucket, key = parse_s3_uri(source)
         what = f"s3://{bucket}/{key}"
@@ -237,7 +236,7 @@ class Storage:
         def callback(n: int) -> None:
             done[0] += n
             if on_progress is not None and total:
-                on_progress(RunProgress(fraction=min(1.0, done[0] / total), stage="download",
+                on_progress(RunProgress(fraction=min(1.0, done[0] / total), stage=Stage.DOWNLOAD,
                                         frames_done=0, frames_total=0,
                                         message=f"{done[0]}/{total} bytes"))
 
@@ -270,18 +269,22 @@ class Storage:
                             f"the bucket name, S3_BUCKET_VIDEOS and S3_ENDPOINT_URL") from be
             raise
 
+    def _local_file(self, src: SourceUri) -> Path:
+        """A ``local:`` key's file in the storage folder (no ".." leaves it), or the path."""
+        if not src.is_local:
+            return Path(src.key)
+        for part in src.key.split("/"):
+            validate_name(part, "key part")
+        return self.root / src.key
+
     def check_source(self, source: str) -> None:
         """Raise ``StorageError``/``InvalidName`` when ``source`` cannot be read: a missing local
         file, a missing S3 bucket or key. Cheap: no download."""
-        if source.startswith("local:"):
-            key = source[len("local:"):]
-            for part in key.split("/"):
-                validate_name(part, "key part")
-            source = str(self.root / key)
-        if source.startswith("s3://"):
+        src = SourceUri.parse(source)
+        if src.is_s3:
             self.head(*parse_s3_uri(source))
             return
-        p = Path(source)
+        p = self._local_file(src)
         if not p.exists():
             raise StorageError(f"{p} does not exist; check the path")
         if not p.is_file():
@@ -400,7 +403,7 @@ def put_video(settings, name: str, data) -> StoredObject:
             uri = st.put_video(name, Path(tmp.name))
         finally:
             Path(tmp.name).unlink(missing_ok=True)
-    if uri.startswith("s3://"):
+    if SourceUri.parse(uri).is_s3:
         return StoredObject(*parse_s3_uri(uri))
     return StoredObject(None, Path(uri).relative_to(st.root).as_posix())
 
@@ -425,8 +428,9 @@ def read_bytes(settings, obj: StoredObject) -> bytes:
 def playable(settings, uri: str, expires_s: int = 3600) -> str:
     """A local path or a presigned URL that a browser can play."""
     st = get_storage(settings)
-    if uri.startswith("local:"):
-        path = local_path(settings, uri[len("local:"):])
+    src = SourceUri.parse(uri)
+    if src.is_local:
+        path = local_path(settings, src.key)
         if not path.is_file():
             raise StorageError(f"{path} does not exist; upload the video again")
         return str(path)

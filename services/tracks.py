@@ -9,6 +9,7 @@ from pipeline.errors import PipelineError
 from pipeline.records import Action, Colour, EventType, Gender, TrackSummary, mmss
 from db.records import SearchFilters, StoredEvent, StoredObject, VideoRecord
 from services import database
+from services.source_uri import SourceUri
 from settings import Settings
 
 log = logging.getLogger("va.workbench")
@@ -50,8 +51,7 @@ class TrackCard:
 def crop_candidates(rows: list[StoredEvent], k: int | None = None) -> list[StoredEvent]:
     """Up to ``k`` of a track's rows, evenly spread in time, the largest box (the clearest view)
     among them: the samples ``pipeline.media.same_person_picks`` compares to keep crops of one
-    person (issue 13, defect 11: at a low sampling rate a track can pass from one person to
-    another, and its card showed two or three people)."""
+    person (at a low sampling rate a track can pass from one person to another)."""
     from pipeline.thresholds import IDENTITY_CANDIDATES
 
     k = IDENTITY_CANDIDATES if k is None else int(k)
@@ -137,7 +137,7 @@ def person_crops(video: VideoRecord, card: TrackCard, height_px: int = 160) -> l
     [] otherwise (S3 sources show highlight frames)."""
     uri = video.source_uri or ""
     path = Path(uri)
-    if not card.samples or uri.startswith(("s3://", "local:")) or not path.is_file():
+    if not card.samples or SourceUri.parse(uri).is_stored or not path.is_file():
         return []
     from pipeline.media import same_person_crops
 

@@ -17,7 +17,7 @@ from pipeline.errors import Cancelled, PipelineError
 from pipeline.records import JobStatus
 from services.errors import JobConflict, ServiceError
 from services.job_store import DbJobStore
-from services.records import STAGE_LOADING_MODELS, STAGE_STARTING
+from pipeline.progress import Stage
 from services.jobs import AnalysisOptions, JobStore, make_app
 
 log = logging.getLogger("va.jobs")
@@ -97,8 +97,8 @@ class JobExecutor:
         estimate_s = job_estimate_s(settings, source)  # the ETA until the run has its own
         try:
             self.store.start_attempt(video_id, attempt, job.id,
-                                     stage=STAGE_STARTING if self.backends.ready(settings)
-                                     else STAGE_LOADING_MODELS, eta_s=estimate_s)
+                                     stage=Stage.STARTING if self.backends.ready(settings)
+                                     else Stage.LOADING_MODELS, eta_s=estimate_s)
         except _DbGone as e:
             self._after_outage(video_id, attempt, e)
             raise

@@ -114,3 +114,61 @@ def test_product_modules_stay_small():
                                                          "app.py", "settings.py")
            for f in _py(folder) if (n := len(f.read_text().splitlines())) > 450]
     assert not big, big
+
+
+def _sql_text(path: Path) -> str:
+    """The module's string literals joined (SQL is written as adjacent literals)."""
+    tree = ast.parse(path.read_text())
+    return " ".join(n.value for n in ast.walk(tree)
+                    if isinstance(n, ast.Constant) and isinstance(n.value, str))
+
+
+def test_job_status_has_one_writer():
+    """An attempt's life (status, progress, stage, reason) is written by db/attempts.py only."""
+    update = re.compile(r"UPDATE\s+(db_video|db_run)\b(.*?)(\bWHERE\b|\bFROM\b|$)", re.S | re.I)
+    life = re.compile(r"\b(analysis_status|status|analysis_progress|stage|error_message)\s*=")
+    bad = []
+    for folder in ("pipeline", "db", "services", "app_pages", "app.py", "scripts"):
+        for f in _py(folder):
+            if f.relative_to(REPO).as_posix() == "db/attempts.py":
+                continue
+            for m in update.finditer(_sql_text(f)):
+                if life.search(m.group(2)):
+                    bad.append(f"{f.relative_to(REPO)}: UPDATE {m.group(1)} {m.group(2)[:60]}")
+    assert not bad, f"change a job's status through db.attempts.JobAttempt: {bad}"
+
+
+def test_source_uris_parsed_in_one_place():
+    """``s3://`` / ``local:`` URIs are parsed by services/source_uri.py's ``SourceUri`` only."""
+    check = re.compile(r"""startswith\(\(?\s*["'](s3://|local:)""")
+    bad = [str(f.relative_to(REPO)) for folder in ("pipeline", "db", "services", "app_pages",
+                                                    "app.py", "settings.py")
+           for f in _py(folder)
+           if f.relative_to(REPO).as_posix() != "services/source_uri.py"
+           and check.search(f.read_text())]
+    assert not bad, f"parse a source with services.source_uri.SourceUri: {bad}"
+
+
+def test_no_product_function_over_80_lines():
+    """A function a reader cannot hold at once (over 80 lines, decorators and docstring
+    included) is split into steps that can be named."""
+    long = []
+    for folder in ("pipeline", "db", "services", "app_pages", "app.py", "settings.py"):
+        for f in _py(folder):
+            for node in ast.walk(ast.parse(f.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    n = node.end_lineno - node.lineno + 1
+                    if n > 80:
+                        long.append(f"{f.relative_to(REPO)}:{node.name}: {n} lines")
+    assert not long, long
+
+
+def test_comments_say_why_not_history():
+    """Which issue or defect led to a line is in git and the model cards; a comment says why the
+    code is as it is."""
+    history = re.compile(r"\b(issue|defect) \d+", re.I)
+    bad = [f"{f.relative_to(REPO)}:{i}" for folder in ("pipeline", "db", "services",
+                                                       "app_pages", "app.py", "settings.py")
+           for f in _py(folder)
+           for i, line in enumerate(f.read_text().splitlines(), 1) if history.search(line)]
+    assert not bad, bad

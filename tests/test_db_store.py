@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from db import connection, queries, store, vectors
+from db import attempts
+from db.attempts import JobAttempt
 from pipeline.records import (
     Action, AgeGroup, Event, EventType, Gender, JobStatus, TrackSummary, VideoInfo,
 )
@@ -147,16 +149,16 @@ def test_job_lock_and_stale_jobs(db_settings, db_pool):
         with db_pool.connection() as conn:
             vid = store.create_video(conn, "v.mp4", "v")
         assert store.try_lock_video(worker, vid)
-        store.mark_processing(worker, vid, 4242, "hostx")
+        JobAttempt(worker, vid).start(4242, "hostx")
         assert not store.try_lock_video(other, vid)  # a second run is refused
         with db_pool.connection() as conn:
-            assert store.mark_stale_jobs(conn) == []  # the worker is alive
+            assert attempts.mark_stale_jobs(conn) == []  # the worker is alive
         worker.close()  # the worker dies: its lock goes with its connection
         # The server frees a closed session's advisory lock shortly after the close, not at
         # once: poll (the app's sweep runs every few seconds anyway).
         deadline = time.monotonic() + 10.0
         with db_pool.connection() as conn:
-            while (stale := store.mark_stale_jobs(conn)) == [] and time.monotonic() < deadline:
+            while (stale := attempts.mark_stale_jobs(conn)) == [] and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert stale == [vid]
             v = queries.get_video(conn, vid)
@@ -170,14 +172,14 @@ def test_job_lock_and_stale_jobs(db_settings, db_pool):
 def test_progress_and_finish(db_pool):
     with db_pool.connection() as conn:
         vid = store.create_video(conn, "<b>x</b>'; DROP TABLE db_event; --.mp4", "s")
-        store.mark_processing(conn, vid, 1, "h")
-        store.write_progress(conn, vid, 42.5, "analysis", 10, 40, 12.0)
+        JobAttempt(conn, vid).start(1, "h")
+        JobAttempt(conn, vid).progress(42.5, "analysis", 10, 40, 12.0)
         store.set_video_info(conn, vid, VideoInfo(path=__import__("pathlib").Path("x"), fps=25.0,
                                                   frame_count=250, width=640, height=480))
         v = queries.get_video(conn, vid)
         assert (v.progress, v.stage, v.frames_done, v.frames_total) == (42.5, "analysis", 10, 40)
         assert v.duration_s == 10.0 and v.name.startswith("<b>x</b>'; DROP")
-        store.finish_video(conn, vid, JobStatus.COMPLETED, token_usage={"input_tokens": 3})
+        JobAttempt(conn, vid).finish(JobStatus.COMPLETED, token_usage={"input_tokens": 3})
         v = queries.get_video(conn, vid)
         assert v.status is JobStatus.COMPLETED and v.progress == 100 and v.token_usage["input_tokens"] == 3
         assert conn.execute("SELECT to_regclass('db_event')").fetchone()[0] is not None

@@ -18,6 +18,7 @@ import pytest
 import conftest
 from conftest import REPO, stored_video
 from db import queries, store
+from db.attempts import JobAttempt
 from pipeline.records import JobStatus
 from db.records import SearchFilters
 from services import database
@@ -105,7 +106,7 @@ def test_rerun_replaces_events_and_second_run_is_refused(db_settings):
     holder = database.connect(db_settings)
     try:
         assert store.try_lock_video(holder, first.video_id)
-        store.mark_processing(holder, first.video_id, 999, "other-host")
+        JobAttempt(holder, first.video_id).start(999, "other-host")
         with pytest.raises(JobConflict, match="999@other-host"):
             analyze_source(str(clip), db_settings)
         assert {e.event_id for e in _events(db_settings, first.video_id)} == ids1

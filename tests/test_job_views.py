@@ -1,4 +1,4 @@
-"""services/job_views.py: progress labels name what they count (issue 13, defect 3)."""
+"""services/job_views.py: progress labels name what they count (pipeline.progress.Stage)."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,7 +6,8 @@ import dataclasses
 import pytest
 
 from pipeline.records import JobStatus
-from services.job_views import JobView, count_unit
+from pipeline.progress import unit_of
+from services.job_views import JobView
 
 
 def _view(stage: str, status: JobStatus = JobStatus.PROCESSING, done=64, total=127,
@@ -41,7 +42,7 @@ def test_the_engines_done_is_not_the_jobs_done():
 
 
 def test_unknown_stage_counts_nothing():
-    assert count_unit("something new") == "" and count_unit(None) == ""
+    assert unit_of("something new") == "" and unit_of(None) == ""
 
 
 # --- an ETA from the start; named stages around the engine (issue 13, defect 3) -----------------
@@ -59,7 +60,7 @@ def test_a_job_loading_its_models_says_so_with_an_eta_from_the_estimate():
 
 
 def test_eta_before_the_first_frame_is_what_is_left_of_the_estimate():
-    from services.estimate import remaining_s
+    from pipeline.progress import remaining_s
 
     assert remaining_s(30.0, 4.0, None) == 26.0  # models loading, no frame yet
     assert remaining_s(None, 4.0, None) is None  # an S3 video: nothing to say yet
@@ -102,18 +103,20 @@ def test_the_job_writes_an_eta_from_its_start_and_names_storing(db_settings, db_
     import time
 
     from db import queries, store
+    from db.attempts import JobAttempt
     from pipeline.records import RunProgress
-    from services.ingest import SPAN_ANALYSIS, _JobProgress
+    from pipeline.progress import ENGINE_SPAN
+    from services.ingest import _JobProgress
 
     with db_pool.connection() as conn:
         vid = store.create_video(conn, "v.mp4", "/v.mp4")
-        store.mark_processing(conn, vid, 1, "h")
+        JobAttempt(conn, vid).start(1, "h")
         progress = _JobProgress(conn, vid, None, None, started_at=time.monotonic() - 3.0,
                                 estimate_s=20.0)
         progress.report(0.0, "starting", force=True)
         row = queries.get_video(conn, vid)
         assert row.stage == "starting" and row.eta_s == pytest.approx(17.0, abs=0.5)
-        progress.set_span(SPAN_ANALYSIS)
+        progress.set_span(ENGINE_SPAN)
         progress(RunProgress(fraction=1.0, stage="done", frames_done=52, frames_total=52,
                              eta_s=0.0))
         row = queries.get_video(conn, vid)

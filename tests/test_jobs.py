@@ -431,6 +431,7 @@ def test_a_video_analysed_by_a_cli_run_is_not_queued(db_settings, tmp_path):
     import os
 
     from db import store
+    from db.attempts import JobAttempt
     from services import database, ingest
 
     (clip,) = link_clips(tmp_path / "lib", "clips/intel/classroom.mp4")
@@ -440,7 +441,7 @@ def test_a_video_analysed_by_a_cli_run_is_not_queued(db_settings, tmp_path):
         vid = ingest.find_or_create_video(db_settings, ingest.normalise_source(str(clip)),
                                           clip.name, None)
         assert store.try_lock_video(other, vid)
-        store.mark_processing(other, vid, os.getpid() + 1, "elsewhere")
+        JobAttempt(other, vid).start(os.getpid() + 1, "elsewhere")
         with pytest.raises(JobConflict):
             workbench.start_analysis(client, str(clip))
         v = _video(db_settings, vid)

@@ -147,3 +147,22 @@ def test_audio_only_file(tmp_path):
         c.mux(pkt)
     c.close()
     assert "no video stream" in _one_line_error(probe_video, p)
+
+
+def test_sampling_plan_is_worked_out_once_from_settings_and_rate():
+    from pipeline.records import VideoInfo
+    from pipeline.sampling import SamplingPlan
+    from settings import Settings
+
+    def info(fps, seconds, image=False):
+        return VideoInfo(path=Path("x.mp4"), fps=fps, frame_count=int(round(fps * seconds)),
+                         width=64, height=48, is_image=image)
+
+    long = SamplingPlan.for_video(info(10.0, 79.5), Settings())  # vtest: every 7th frame
+    assert (long.base_skip, long.frame_skip, long.frames_sampled, long.dense) == (7, 7, 114, False)
+    assert abs(long.sampled_fps - 10.0 / 7) < 1e-9
+    short = SamplingPlan.for_video(info(30.0, 7.0), Settings())  # a short clip: denser
+    assert short.dense and (short.base_skip, short.frame_skip) == (20, 4)
+    assert SamplingPlan.for_video(info(30.0, 600.0), Settings(frame_skip=10)).frame_skip == 10
+    still = SamplingPlan.for_video(info(1.0, 1.0, image=True), Settings())
+    assert (still.frame_skip, still.frames_sampled, still.dense) == (1, 1, False)

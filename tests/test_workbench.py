@@ -16,7 +16,7 @@ from services.errors import StorageError
 from settings import Settings
 
 
-@pytest.mark.parametrize("t, want", [(0, "00:00"), (4.4, "00:04"), (4.6, "00:05"),
+@pytest.mark.parametrize("t, want", [(0, "00:00"), (4.4, "00:04"), (4.6, "00:04"), (8.7, "00:08"),
                                      (65.4, "01:05"), (3725, "1:02:05"), (None, "--:--"),
                                      (float("nan"), "--:--"), (-3, "00:00")])
 def test_mmss(t, want):

@@ -41,19 +41,23 @@ class BackendSpec:
     """One backend of one stage. ``factory`` is "module:function" (imported only when the
     backend is built); ``settings`` are the Settings fields it reads besides COMMON_SETTINGS (a
     change to one of them means building it again); ``available`` says whether its weights or
-    cloud are configured (the UI offers it only then; selecting it anyway fails with the fix)."""
+    cloud are configured (the UI offers it only then; selecting it anyway fails with the fix).
+    ``takes_proposals``: a detector that the dense passes' proposals backend supplements (one
+    that finds only some people itself); a detector without it is used alone."""
 
     stage: str
     name: str
     factory: str
     settings: tuple[str, ...] = ()
     available: Callable[[Any], bool] = _always
+    takes_proposals: bool = False
 
 
 #: THE list of backends: stage, name, factory, the settings each reads, its availability check.
 #: The first backend of each stage is its offline default.
 BACKENDS: tuple[BackendSpec, ...] = (
-    BackendSpec("detector", "movenet", "pipeline.backends.movenet:load_movenet"),
+    BackendSpec("detector", "movenet", "pipeline.backends.movenet:load_movenet",
+                takes_proposals=True),
     BackendSpec("detector", "yolo", "pipeline.backends.yolo:load_yolo", ("detector_weights",),
                 _set("detector_weights")),
     # The dense passes' second detector; VA_PROPOSALS=none switches it off.
@@ -213,7 +217,8 @@ def load_dense_detector(detector: PersonDetector, settings: Any) -> PersonDetect
         raise BackendUnavailable(
             f"unknown proposals backend {name!r}; choose one of "
             f"{sorted(REGISTRY['proposals']) + ['none']} (setting VA_PROPOSALS)")
-    if settings.detector != "movenet":
+    if not any(b.takes_proposals for b in BACKENDS
+               if b.stage == "detector" and b.name == settings.detector):
         return None
     return load_backend("proposals", name, settings).around(detector)
 

@@ -114,12 +114,13 @@ def test_rerun_switches_frames_with_the_events(completed):
 @pytest.mark.db
 def test_an_attempt_left_processing_is_closed_by_the_next(db_settings):
     from db import store
+    from db.attempts import JobAttempt
 
     with database_conn(db_settings) as conn:
         vid = store.create_video(conn, "v.mp4", "/x/v.mp4")
-        first = store.mark_processing(conn, vid, 1, "gone")  # its worker died: never ended
-        second = store.mark_processing(conn, vid, 2, "here")
-        store.end_attempt(conn, vid, JobStatus.CANCELLED, "stopped")
+        first = JobAttempt(conn, vid).start(1, "gone")  # its worker died: never ended
+        second = JobAttempt(conn, vid).start(2, "here")
+        JobAttempt(conn, vid).end(JobStatus.CANCELLED, "stopped")
         rows = conn.execute("SELECT run_id, status FROM db_run WHERE video_id = %s ORDER BY run_id",
                             (vid,)).fetchall()
     assert rows == [(first, "failed"), (second, "cancelled")]
