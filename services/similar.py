@@ -17,6 +17,7 @@ from db.person_vectors import SimilarTrack
 from pipeline.errors import PipelineError
 from services import database
 from services.errors import QueryError
+from services.source_uri import SourceUri
 from settings import Settings
 
 log = logging.getLogger("va.similar")
@@ -81,7 +82,7 @@ def similar_hits(settings: Settings, video_id: int, obj_id: int, top_k: int = 6,
 
 def _crop(uri: str | None, hit: SimilarTrack, height_px: int) -> bytes | None:
     path = Path(uri or "")
-    if hit.bbox is None or not uri or uri.startswith(("s3://", "local:")) or not path.is_file():
+    if hit.bbox is None or not uri or SourceUri.parse(uri).is_stored or not path.is_file():
         return None
     from pipeline.media import same_person_crops
 
