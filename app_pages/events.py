@@ -44,6 +44,10 @@ with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
     objects = c3.multiselect("Object", wb.OBJECT_CLASSES, key="events.objects",
                              persist_state="session", placeholder="Any",
                              help="An object's track, or a person carrying, riding or sitting on one.")
+    relations = c3.multiselect("Relation", wb.RELATIONS, key="events.relations",
+                               persist_state="session", placeholder="Any",
+                               format_func=lambda v: v.replace("_", " "),
+                               help="People carrying, riding or sitting on an object.")
     longest = max((v.duration_s or 0.0) for v in videos if not chosen or v.video_id in chosen)
     top, step = tf.slider_range(longest)
     held = st.session_state.get("events.time")
@@ -62,7 +66,7 @@ with st.expander("Filters", expanded=True, icon=":material/filter_list:"):
 query = wb.EventQuery(video_ids=tuple(chosen), event_types=tuple(types), actions=tuple(actions),
                       genders=tuple(genders), age_groups=tuple(ages),
                       upper_colours=tuple(uppers), lower_colours=tuple(lowers),
-                      object_classes=tuple(objects), t_min_s=t_range[0] if t_range[0] > 0 else None,
+                      object_classes=tuple(objects), relations=tuple(relations), t_min_s=t_range[0] if t_range[0] > 0 else None,
                       t_max_s=t_range[1] if t_range[1] < top else None)
 try:
     evs = wb.list_events(settings, query)

@@ -37,11 +37,11 @@ if not videos:
 # the video page afresh, and Back must find the question and its results again.
 FILTER_PARAMS = (("videos", "video"), ("types", "type"), ("actions", "action"),
                  ("genders", "gender"), ("ages", "age"), ("uppers", "upper"), ("lowers", "lower"),
-                 ("objects", "object"))
+                 ("objects", "object"), ("relations", "relation"))
 ALLOWED = {"videos": [str(i) for i in names], "types": res.offered(wb.EVENT_TYPES, caps),
            "actions": res.offered(wb.ACTIONS, caps), "genders": list(wb.GENDERS),
            "ages": list(wb.AGE_GROUPS), "uppers": list(wb.COLOURS), "lowers": list(wb.COLOURS),
-           "objects": list(wb.OBJECT_CLASSES)}
+           "objects": list(wb.OBJECT_CLASSES), "relations": list(wb.RELATIONS)}
 restore = (st.session_state.get("search.result") is None and bool(st.query_params.get("q"))
            and not st.session_state.get("search.restored"))
 if restore:
@@ -66,7 +66,7 @@ with st.form("search.form", border=True):
     actions = c3.multiselect("Actions", res.offered(wb.ACTIONS, caps), key="search.actions", persist_state="session", placeholder="All")
     genders = c4.multiselect("Gender", wb.GENDERS, key="search.genders", persist_state="session", placeholder="Any")
     ages = c5.multiselect("Age group", wb.AGE_GROUPS, key="search.ages", persist_state="session", placeholder="Any")
-    d1, d2, d4, d3 = st.columns([1, 1, 1, 2])
+    d1, d2, d4, d5, d3 = st.columns([1, 1, 1, 1, 2])
     uppers = d1.multiselect("Upper body colour", wb.COLOURS, key="search.uppers",
                             persist_state="session", placeholder="Any")
     lowers = d2.multiselect("Lower body colour", wb.COLOURS, key="search.lowers",
@@ -74,6 +74,10 @@ with st.form("search.form", border=True):
     objects = d4.multiselect("Object", wb.OBJECT_CLASSES, key="search.objects",
                              persist_state="session", placeholder="Any",
                              help="An object's track, or a person carrying, riding or sitting on one.")
+    relations = d5.multiselect("Relation", wb.RELATIONS, key="search.relations",
+                               persist_state="session", placeholder="Any",
+                               format_func=lambda v: v.replace("_", " "),
+                               help="People carrying, riding or sitting on an object.")
     top_k = d3.slider("How many moments", 3, 30, 8, key="search.top_k", persist_state="session")
     submitted = st.form_submit_button("Search", type="primary", icon=":material/search:")
 
@@ -85,7 +89,8 @@ if submitted or restore:
     filters = wb.SearchFilters(video_ids=tuple(vids), event_types=tuple(types),
                                actions=tuple(actions), genders=tuple(genders),
                                age_groups=tuple(ages), upper_colours=tuple(uppers),
-                               lower_colours=tuple(lowers), object_classes=tuple(objects))
+                               lower_colours=tuple(lowers), object_classes=tuple(objects),
+                               relations=tuple(relations))
     try:
         with st.spinner("Searching…"):
             st.session_state["search.result"] = wb.run_search(

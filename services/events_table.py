@@ -8,7 +8,7 @@ import pandas as pd
 
 from db.records import SearchFilters, StoredEvent, StoredObject
 from pipeline.event_types import is_incident
-from pipeline.records import Action, AgeGroup, Colour, EventType, Gender, ObjectClass
+from pipeline.records import Action, AgeGroup, Colour, EventType, Gender, ObjectClass, Relation
 from services import database
 from services.job_views import list_videos
 from settings import Settings
@@ -27,6 +27,7 @@ class EventQuery:
     upper_colours: tuple[Colour | str, ...] = ()
     lower_colours: tuple[Colour | str, ...] = ()
     object_classes: tuple[ObjectClass | str, ...] = ()  # an object, or a person's relation to one
+    relations: tuple[Relation | str, ...] = ()  # a person carrying / riding / sitting on
     t_min_s: float | None = None
     t_max_s: float | None = None
 
@@ -37,7 +38,8 @@ class EventQuery:
                              age_groups=tuple(self.age_groups),
                              upper_colours=tuple(self.upper_colours),
                              lower_colours=tuple(self.lower_colours),
-                             object_classes=tuple(self.object_classes))
+                             object_classes=tuple(self.object_classes),
+                             relations=tuple(self.relations))
 
 
 def list_events(settings: Settings, query: EventQuery | None = None,

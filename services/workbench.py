@@ -57,7 +57,7 @@ from services.stills import outline_person
 from services.tracks import TrackCard, TrackLine, person_crops, track_cards, video_tracks
 from services.vocab import (
     ACTION_COLOURS, ACTIONS, ACTIVE, AGE_GROUPS, COLOURS, EVENT_COLOURS, EVENT_TYPES, FINAL,
-    GENDER_COLOURS, GENDERS, HIGHLIGHT_TYPES, OBJECT_CLASSES, ORIENTATION_LABELS,
+    GENDER_COLOURS, GENDERS, HIGHLIGHT_TYPES, OBJECT_CLASSES, ORIENTATION_LABELS, RELATIONS,
 )
 from pipeline.event_types import is_incident
 
@@ -76,6 +76,6 @@ __all__ = [
     "person_crops", "player_width", "run_search", "save_upload", "settings_key",
     "shutdown_runners", "split_citations", "start_analysis", "stored_videos", "track_cards",
     "video_media", "video_names", "media_kind", "still_bytes", "_RUNNERS", "_cuda_available",
-    "outline_person", "OBJECT_CLASSES", "is_incident", "TrackLine", "video_tracks",
+    "outline_person", "OBJECT_CLASSES", "RELATIONS", "is_incident", "TrackLine", "video_tracks",
     "SimilarHit", "similar_hits",
 ]

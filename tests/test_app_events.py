@@ -173,5 +173,10 @@ def test_object_and_colour_filters(seeded, db_pool):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["People (tracks)"] == "1" and metrics["Incidents"] == "0"
     at.multiselect(key="events.objects").set_value([]).run()
+    at.multiselect(key="events.relations").set_value(["carrying"]).run()
+    assert set(at.dataframe[0].value["obj_id"]) == {7}  # people only: the bag is no person
+    at.multiselect(key="events.relations").set_value(["riding"]).run()
+    assert any("No events match" in i for i in texts(at, "info")), texts(at, "info")
+    at.multiselect(key="events.relations").set_value([]).run()
     at.multiselect(key="events.uppers").set_value(["red"]).run()
     assert set(at.dataframe[0].value["obj_id"]) == {7}

@@ -111,3 +111,14 @@ def test_object_filter_and_understood_objects(seeded, db_pool):
     assert not at.exception, at.exception
     body = " ".join(texts(at, "markdown") + texts(at, "caption"))
     assert "a car was seen" in body and "riding a bicycle" not in body
+    # the Relation filter: people riding something (the car is nobody's)
+    at.multiselect(key="search.objects").set_value([])
+    at.multiselect(key="search.relations").set_value(["riding"])
+    at.text_input(key="search.query").input("a man riding a bicycle")
+    at.form_submit_button[0].click().run()
+    assert not at.exception, at.exception
+    body = " ".join(texts(at, "markdown") + texts(at, "caption"))
+    assert "riding a bicycle" in body and "a car was seen" not in body
+    params = {k: list(v) if isinstance(v, (list, tuple)) else [v]
+              for k, v in at.query_params.items()}
+    assert params["relation"] == ["riding"]
