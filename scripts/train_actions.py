@@ -39,7 +39,7 @@ from action_tracks import load_tracks  # noqa: E402
 from pipeline import thresholds as T  # noqa: E402
 from pipeline.actions import PoseRules  # noqa: E402
 from pipeline.posture_model import (  # noqa: E402
-    CENTRED_NAMES, FEATURE_NAMES, MODEL_PATH, RULES_KEEP, centred, features,
+    CENTRED_NAMES, FEATURE_NAMES, MODEL_PATH, RULES_KEEP, centred, features, track_vote,
 )
 from pipeline.postprocess import _smooth_actions  # noqa: E402
 from pipeline.records import Action, Frame, PersonDetections, PersonObservation  # noqa: E402
@@ -187,15 +187,20 @@ def best_threshold(y, P_all, classes, rules, meta, li) -> float:
     return float(GRID[int(np.argmax(scores))])
 
 
-def smooth(pred: np.ndarray, meta) -> np.ndarray:
-    """The engine's per-track smoothing (postprocess._smooth_actions) over every row."""
+def smooth(pred: np.ndarray, meta, vote: bool = True) -> np.ndarray:
+    """What the engine stores of the classifier's answers on every row: ``refine``'s track vote
+    (``posture_model.track_vote``; ``vote=False``: without it, as for the rules), then the
+    per-track smoothing of postprocess (``_smooth_actions``)."""
     out = np.array(pred, dtype=object)
     by_track = defaultdict(list)
     for i, m in enumerate(meta):
         by_track[(m[0], m[2])].append(i)
     for rows in by_track.values():
         rows.sort(key=lambda i: meta[i][7])
-        obs = [SimpleNamespace(action=Action(pred[i])) for i in rows]
+        acts = [Action(pred[i]) for i in rows]
+        if vote:
+            acts = track_vote(acts, [meta[i][7] for i in rows])
+        obs = [SimpleNamespace(action=a) for a in acts]
         for i, a in zip(rows, _smooth_actions(obs)):
             out[i] = a.value
     return out
@@ -302,7 +307,9 @@ def main(argv=None) -> int:
         "n_cameras": len(set(cams)), "n_train": int(len(y)), "folds": N_FOLDS,
         "abstain_below": t_ship, "fold_thresholds": split_t, "override_rules_above": OVERRIDE,
         "rules": report(y, rules[li]),
-        "rules_smoothed": report(y, smooth(rules, meta)[li].astype(str)),
+        "rules_smoothed": report(y, smooth(rules, meta, vote=False)[li].astype(str)),
+        "model_no_abstain_no_track_vote": report(y, smooth(pred_all["no_abstain"], meta,
+                                                           vote=False)[li].astype(str)),
         "model_no_abstain": report(y, pred_all["no_abstain"][li]),
         "model_abstain_nested_smoothed": report(y, nested),
         "model_abstain": report(y, pred_all["abstain"][li]),

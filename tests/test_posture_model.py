@@ -15,6 +15,7 @@ from conftest import tracked_frames
 from pipeline.actions import PoseRules
 from pipeline.posture_model import (
     CENTRED_NAMES, FEATURE_NAMES, centred, MODEL_PATH, RULES_KEEP, PostureClassifier, features, load_posture_trees,
+    track_vote,
 )
 from pipeline.records import Action, ActionEstimate, PersonObservation
 from settings import Settings
@@ -96,6 +97,17 @@ def test_centred_window_sees_both_sides_of_a_sample():
     assert np.all(C["c_size_change_s"] == 0.0)
     assert np.isnan(centred(track[:1])).all()
 
+
+def test_track_vote_follows_the_majority_within_the_window_and_keeps_falls():
+    S, W, F, L = Action.STANDING, Action.WALKING, Action.FALLING, Action.LYING
+    ts = [0.0, 0.7, 1.4, 2.1, 2.8, 3.5]
+    # a lone standing among walkers is walking; falling neither changes nor votes
+    assert track_vote([W, W, S, W, W, F], ts, 1.4) == [W, W, W, W, W, F]
+    # no strict majority (a tie): the answer stays
+    assert track_vote([S, W], [0.0, 0.7], 1.4) == [S, W]
+    # outside the window nothing counts: the lying after the fall stays lying
+    assert track_vote([W, W, W, F, L, L], [0, 1, 2, 3, 6, 7], 2.1) == [W, W, W, F, L, L]
+    assert track_vote([], []) == []
 
 def test_rules_sitting_lying_falling_and_running_stand_and_weak_evidence_is_unknown(model):
     standing = model.classes.index(Action.STANDING)
