@@ -142,7 +142,7 @@ def smooth_n(pred, meta, n):
     old = TA.T.ACTION_SMOOTH_SAMPLES
     TA.T.ACTION_SMOOTH_SAMPLES = n
     try:
-        return TA.smooth(pred, meta, vote=False)
+        return TA.smooth(pred, meta, vote_s=None)
     finally:
         TA.T.ACTION_SMOOTH_SAMPLES = old
 
@@ -175,28 +175,6 @@ def load():
     return X, meta, rules, li, y, g, all_groups, idx, lab
 
 
-def time_vote(pred, meta, half_s, keep=("falling", "running")):
-    """Per track, the majority over the samples within +/- ``half_s`` seconds (kept answers
-    untouched, as postprocess does); no change without a strict majority."""
-    out = np.array(pred, dtype=object)
-    by_track = defaultdict(list)
-    for i, m in enumerate(meta):
-        by_track[(m[0], m[2])].append(i)
-    for rows in by_track.values():
-        rows.sort(key=lambda i: meta[i][7])
-        ts = np.array([meta[i][7] for i in rows], float)
-        raw = [pred[i] for i in rows]
-        for j, i in enumerate(rows):
-            if raw[j] in keep:
-                continue
-            win = [raw[k] for k in range(len(rows)) if abs(ts[k] - ts[j]) <= half_s + 1e-6
-                   and raw[k] not in keep]
-            vals, cnt = np.unique(win, return_counts=True)
-            if cnt.max() > len(win) / 2:
-                out[i] = vals[cnt.argmax()]
-    return out
-
-
 def probs_for(name, XX, li, y, g, all_groups):
     cache = ROOT / "var" / "actions" / f"variant_P_{name}.npy"
     if cache.exists() and cache.stat().st_mtime > TA.FEATURES.stat().st_mtime:
@@ -211,11 +189,11 @@ def main() -> int:
     print(f"{len(y)} samples, {len(set(g))} cameras")
     classes = FOUR
     keep = TA.KEEP
-    for r in (("rules, per frame", rules), ("rules, smoothed (vote 3)", TA.smooth(rules, meta, vote=False))):
+    for r in (("rules, per frame", rules), ("rules, smoothed (vote 3)", TA.smooth(rules, meta, vote_s=None))):
         print(fmt(r[0], [score(y, r[1][li])]))
     for hs in (0.7, 1.4, 2.1):
         print(fmt(f"rules | time vote +-{hs} s, then vote 3",
-                  [score(y, TA.smooth(time_vote(rules, meta, hs), meta, vote=False)[li])]))
+                  [score(y, TA.smooth(rules, meta, hs)[li])]))
     Ps = probs_for("today", X, li, y, g, all_groups)
     if "--scene" in sys.argv:
         S = scene_features(meta, X)
@@ -231,9 +209,9 @@ def main() -> int:
                   [score(y, smooth_n(d, meta, sm)[li]) for d in dec]), flush=True)
     for hs in (0.7, 1.0, 1.4, 2.1, 3.0):
         print(fmt(f"today's 45 | rules keep | time vote +-{hs} s, then vote 3",
-                  [score(y, TA.smooth(time_vote(d, meta, hs), meta, vote=False)[li]) for d in dec]),
+                  [score(y, TA.smooth(d, meta, hs)[li]) for d in dec]),
               flush=True)
-    best = [TA.smooth(time_vote(d, meta, BEST_HALF_S), meta, vote=False) for d in dec]
+    best = [TA.smooth(d, meta, BEST_HALF_S) for d in dec]
     hi = X[:, list(FEATURE_NAMES).index("log_box_h_frame")]
     kp = X[:, list(FEATURE_NAMES).index("kp_mean")]
     for t in (0.5, 0.6, 0.7, 0.8, 0.9):

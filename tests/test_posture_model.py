@@ -15,7 +15,7 @@ from conftest import tracked_frames
 from pipeline.actions import PoseRules
 from pipeline.posture_model import (
     CENTRED_NAMES, FEATURE_NAMES, centred, MODEL_PATH, RULES_KEEP, PostureClassifier, features, load_posture_trees,
-    track_vote,
+    track_mean, track_vote,
 )
 from pipeline.records import Action, ActionEstimate, PersonObservation
 from settings import Settings
@@ -108,6 +108,13 @@ def test_track_vote_follows_the_majority_within_the_window_and_keeps_falls():
     # outside the window nothing counts: the lying after the fall stays lying
     assert track_vote([W, W, W, F, L, L], [0, 1, 2, 3, 6, 7], 2.1) == [W, W, W, F, L, L]
     assert track_vote([], []) == []
+
+def test_track_mean_averages_the_probabilities_within_the_window():
+    P = np.array([[1.0, 0.0], [0.0, 1.0], [np.nan, np.nan], [0.5, 0.5]])
+    out = track_mean(P, [0.0, 1.0, 2.0, 9.0], 1.0)
+    assert out[0] == pytest.approx([0.5, 0.5]) and out[1] == pytest.approx([0.5, 0.5])
+    assert out[2] == pytest.approx([0.0, 1.0])  # its own row has none; its neighbour's counts
+    assert out[3] == pytest.approx([0.5, 0.5])  # alone in its window
 
 def test_rules_sitting_lying_falling_and_running_stand_and_weak_evidence_is_unknown(model):
     standing = model.classes.index(Action.STANDING)
