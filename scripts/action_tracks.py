@@ -108,7 +108,10 @@ def extract(force: bool) -> None:
     detector = load_backend("detector", settings.detector, settings)
     dense = load_dense_detector(detector, settings) or detector
     CACHE.mkdir(parents=True, exist_ok=True)
-    for name, path in clip_list():
+    listed = clip_list()
+    labelled = {r["clip"] for r in csv.DictReader(open(ROOT / "models/actions_labels.csv"))}
+    listed += [(c, path_of(c)) for c in sorted(labelled - {n for n, _ in listed})]
+    for name, path in listed:  # the list's clips and every clip labelled later
         out = CACHE / (name.replace("/", "__") + ".json")
         if out.exists() and not force:
             continue

@@ -39,7 +39,8 @@ from action_tracks import load_tracks  # noqa: E402
 from pipeline import thresholds as T  # noqa: E402
 from pipeline.actions import PoseRules  # noqa: E402
 from pipeline.posture_model import (  # noqa: E402
-    CENTRED_NAMES, FEATURE_NAMES, MODEL_PATH, RULES_KEEP, centred, features,
+    CENTRED_NAMES, FEATURE_NAMES, MODEL_PATH, RULES_KEEP, TRACK_VOTE_S, centred, features,
+    track_mean, track_vote,
 )
 from pipeline.postprocess import _smooth_actions  # noqa: E402
 from pipeline.records import Action, Frame, PersonDetections, PersonObservation  # noqa: E402
@@ -163,14 +164,17 @@ def folds(groups: np.ndarray, y: np.ndarray):
 
 
 def decide(P: np.ndarray, classes: list[str], t: float, rules: np.ndarray,
-           override: float = OVERRIDE) -> np.ndarray:
+           override: float = OVERRIDE, P_own: np.ndarray | None = None) -> np.ndarray:
     """As ``PostureClassifier.decide``: the rules' sitting/lying/falling/running stand, except
-    a rules' sitting that the trees call lying with probability >= ``override``."""
+    a rules' sitting that the trees call lying with probability >= ``override`` on the
+    sample's own probabilities ``P_own`` (default ``P``)."""
+    own = P if P_own is None else np.nan_to_num(P_own)
     k = P.argmax(axis=1)
     top = P[np.arange(len(P)), k]
     learned = np.where(top >= t, np.array(classes)[k], "unknown")
-    overruled = (rules == "sitting") & (np.array(classes)[k] == "lying") & (top >= override)
-    return np.where(np.isin(rules, list(KEEP)) & ~overruled, rules, learned)
+    overruled = ((rules == "sitting") & (np.array(classes)[own.argmax(1)] == "lying")
+                 & (own.max(1) >= override))
+    return np.where(overruled, "lying", np.where(np.isin(rules, list(KEEP)), rules, learned))
 
 
 def utility(y, pred) -> float:
@@ -178,24 +182,40 @@ def utility(y, pred) -> float:
     return float(np.sum(answered & (pred == y)) - WRONG_COST * np.sum(answered & (pred != y)))
 
 
-def best_threshold(y, P_all, classes, rules, meta, li) -> float:
+def best_threshold(y, P_all, classes, rules, meta, li, P_own=None) -> float:
     """The threshold of the best utility on what the engine stores: the decisions of every
     row, smoothed per track, at the labelled rows ``li`` (labels ``y``)."""
     P = np.nan_to_num(P_all)
-    scores = [utility(y, smooth(decide(P, classes, t, rules), meta)[li].astype(str))
+    scores = [utility(y, smooth(decide(P, classes, t, rules, P_own=P_own), meta)[li].astype(str))
               for t in GRID]
     return float(GRID[int(np.argmax(scores))])
 
 
-def smooth(pred: np.ndarray, meta) -> np.ndarray:
-    """The engine's per-track smoothing (postprocess._smooth_actions) over every row."""
-    out = np.array(pred, dtype=object)
+def tracks_of(meta) -> list[list[int]]:
+    """The rows of each (clip, track), in time order."""
     by_track = defaultdict(list)
     for i, m in enumerate(meta):
         by_track[(m[0], m[2])].append(i)
-    for rows in by_track.values():
-        rows.sort(key=lambda i: meta[i][7])
-        obs = [SimpleNamespace(action=Action(pred[i])) for i in rows]
+    return [sorted(rows, key=lambda i: meta[i][7]) for rows in by_track.values()]
+
+
+def track_average(P: np.ndarray, meta, half_s: float | None = TRACK_VOTE_S) -> np.ndarray:
+    """``refine``'s mean of the trees' probabilities over each track's +/- ``half_s``."""
+    out = P.copy()
+    for rows in tracks_of(meta) if half_s is not None else []:
+        out[rows] = track_mean(P[rows], [meta[i][7] for i in rows], half_s)
+    return out
+
+def smooth(pred: np.ndarray, meta, vote_s: float | None = TRACK_VOTE_S) -> np.ndarray:
+    """What the engine stores of the classifier's answers on every row: ``refine``'s track vote
+    over +/- ``vote_s`` (``posture_model.track_vote``; None: without it, as for the rules),
+    then the per-track smoothing of postprocess (``_smooth_actions``)."""
+    out = np.array(pred, dtype=object)
+    for rows in tracks_of(meta):
+        acts = [Action(pred[i]) for i in rows]
+        if vote_s is not None:
+            acts = track_vote(acts, [meta[i][7] for i in rows], vote_s)
+        obs = [SimpleNamespace(action=a) for a in acts]
         for i, a in zip(rows, _smooth_actions(obs)):
             out[i] = a.value
     return out
@@ -274,10 +294,12 @@ def main(argv=None) -> int:
         order = [list(model.classes_).index(c) for c in classes]
         P_all[rows] = model.predict_proba(X[rows])[:, order]
         fold_rows.append((tr, te))
+    P_frame = P_all.copy()  # per frame, before refine's mean over the track
+    P_all = track_average(P_all, meta)
     P = P_all[li]
     for tr, te in fold_rows:  # nested: each fold's threshold from the other folds' predictions
-        split_t.append(best_threshold(y[tr], P_all, classes, rules, meta, li[tr]))
-    t_ship = best_threshold(y, P_all, classes, rules, meta, li)
+        split_t.append(best_threshold(y[tr], P_all, classes, rules, meta, li[tr], P_frame))
+    t_ship = best_threshold(y, P_all, classes, rules, meta, li, P_frame)
     for o in (0.7, 0.8, 0.85, 0.9, 0.95, 1.01):
         base = decide(P, classes, t_ship, rules[li], 1.01)
         top = np.array(classes)[P.argmax(1)]
@@ -290,19 +312,24 @@ def main(argv=None) -> int:
                   f" ({int(np.sum(m & (P.max(1) >= o)))} changed)")
     nested = np.empty(len(y), dtype=object)
     for (tr, te), t in zip(fold_rows, split_t):
-        nested[te] = smooth(decide(np.nan_to_num(P_all), classes, t, rules), meta)[li][te]
+        nested[te] = smooth(decide(np.nan_to_num(P_all), classes, t, rules, P_own=P_frame),
+                            meta)[li][te]
     nested = nested.astype(str)
     pred_all = {}
     for name, t in (("no_abstain", 0.0), ("abstain", t_ship)):
         dec = np.where(np.isnan(P_all).any(axis=1), "unknown",
-                       decide(np.nan_to_num(P_all), classes, t, rules))
+                       decide(np.nan_to_num(P_all), classes, t, rules, P_own=P_frame))
         pred_all[name] = dec
     res = {
         "classes": classes, "n_labelled": int(len(lab)), "label_counts": dict(counts),
         "n_cameras": len(set(cams)), "n_train": int(len(y)), "folds": N_FOLDS,
         "abstain_below": t_ship, "fold_thresholds": split_t, "override_rules_above": OVERRIDE,
         "rules": report(y, rules[li]),
-        "rules_smoothed": report(y, smooth(rules, meta)[li].astype(str)),
+        "rules_smoothed": report(y, smooth(rules, meta, vote_s=None)[li].astype(str)),
+        "model_no_abstain_no_track_window": report(y, smooth(
+            decide(np.nan_to_num(P_frame), classes, 0.0, rules), meta, vote_s=None)[li]
+            .astype(str)),
+        "model_per_frame": report(y, decide(np.nan_to_num(P_frame), classes, 0.0, rules)[li]),
         "model_no_abstain": report(y, pred_all["no_abstain"][li]),
         "model_abstain_nested_smoothed": report(y, nested),
         "model_abstain": report(y, pred_all["abstain"][li]),
