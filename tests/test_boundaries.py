@@ -127,14 +127,17 @@ def test_job_status_has_one_writer():
     """An attempt's life (status, progress, stage, reason) is written by db/attempts.py only."""
     update = re.compile(r"UPDATE\s+(db_video|db_run)\b(.*?)(\bWHERE\b|\bFROM\b|$)", re.S | re.I)
     life = re.compile(r"\b(analysis_status|status|analysis_progress|stage|error_message)\s*=")
+    queue_end = re.compile(r"procrastinate_(retry|finish)_job")  # a queue job's end, by SQL
     bad = []
     for folder in ("pipeline", "db", "services", "app_pages", "app.py", "scripts"):
         for f in _py(folder):
             if f.relative_to(REPO).as_posix() == "db/attempts.py":
                 continue
-            for m in update.finditer(_sql_text(f)):
+            sql_text = _sql_text(f)
+            for m in update.finditer(sql_text):
                 if life.search(m.group(2)):
                     bad.append(f"{f.relative_to(REPO)}: UPDATE {m.group(1)} {m.group(2)[:60]}")
+            bad += [f"{f.relative_to(REPO)}: {m.group(0)}" for m in queue_end.finditer(sql_text)]
     assert not bad, f"change a job's status through db.attempts.JobAttempt: {bad}"
 
 

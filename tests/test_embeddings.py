@@ -105,4 +105,4 @@ def test_incident_sentence_names_the_people_and_the_extent():
     e = Event(EventType.VIOLENT, 4.2, 105, 3, (0.0, 0.0, 1.0, 1.0), AgeGroup.UNKNOWN, Gender.UNKNOWN,
               Action.VIOLENT, 0.8, track_ids=(3, 5, 8), start_t_s=3.0, end_t_s=7.5)
     s = event_sentence(e)
-    assert "one incident with persons 3, 5 and 8 from 00:03 to 00:08" in s
+    assert "one incident with persons 3, 5 and 8 from 00:03 to 00:07" in s  # 7.5 s: 00:07
