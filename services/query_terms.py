@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pipeline.object_records import relation_tokens
 from pipeline.records import (
     RELATION_CLASSES, Action, AgeGroup, Colour, EventType, Gender, ObjectClass, Relation,
 )
@@ -170,6 +171,35 @@ class QueryTerms:
     @property
     def empty(self) -> bool:
         return not self.facets()
+
+    def matches(self, event) -> bool:
+        """Whether a stored event is what the query names: every kind of thing understood holds
+        for it (an action or an incident: either one named, so "walking then falling" matches
+        the walk and the fall; an incident also matches its people's action). What the engine
+        could not read (gender or age group unknown) does not contradict; a colour must be there,
+        and an object named alone (the object's own track or a person with one). A relation
+        ("carrying", "sitting on") only ranks: the engine sees few (a sitter's chair is hidden
+        by the desk). Search keeps only these hits."""
+        if self.actions or self.event_types:
+            acts = set(self.actions) | {event_action(t) for t in self.event_types}
+            if event.action not in acts and event.event_type not in self.event_types:
+                return False
+        for named, value, unknown in ((self.genders, event.gender, Gender.UNKNOWN),
+                                      (self.age_groups, event.age_group, AgeGroup.UNKNOWN)):
+            if named and value is not unknown and value not in named:
+                return False
+        if self.upper_colours and event.upper_colour not in self.upper_colours:
+            return False
+        if self.lower_colours and event.lower_colour not in self.lower_colours:
+            return False
+        if self.colours and not ({event.upper_colour, event.lower_colour} & set(self.colours)):
+            return False
+        if self.object_classes and not self.relations:
+            tokens = set(relation_tokens(self.object_classes))
+            if (event.object_class not in self.object_classes
+                    and not tokens & {r.token for r in event.relations}):
+                return False
+        return True
 
     def facets(self) -> tuple[str, ...]:
         """The kinds of things understood (each a boost in the ranking)."""

@@ -3,7 +3,9 @@ vectors only) fused with PostgreSQL full text on the event sentence by reciproca
 one SQL query (``db.queries.hybrid_search``), with filters on video, time, event type, action,
 gender, age group and clothing colours. What the query names in the engine's vocabulary
 (``services.query_terms``: "a man in a red jacket" -> male, upper body red) ranks the events that
-match it first; ``understand=False`` searches the words alone (the benchmark's baseline)."""
+match it first, and only those are kept (``QueryTerms.matches``: "someone sitting" never lists
+people walking; a query naming what no stored event is returns nothing); ``understand=False``
+searches the words alone (the benchmark's baseline)."""
 from __future__ import annotations
 
 import json
@@ -70,8 +72,11 @@ def search(query: str, filters: SearchFilters | None = None, top_k: int = 10, *,
             log.warning("stored vectors are from %s, not %s; searching by full text only (re-run "
                         "the analyses or set VA_EMBEDDER to that model)", sorted(stored), emb.name)
         terms = parse_query(text) if understand else QueryTerms()
-        return queries.hybrid_search(conn, text, qvec, model, filters, int(top_k),
+        if not understand:
+            return queries.hybrid_search(conn, text, qvec, model, filters, int(top_k))
+        hits = queries.hybrid_search(conn, text, qvec, model, filters, MAX_TOP_K,
                                      terms=None if terms.empty else terms.as_filters())
+    return [h for h in hits if terms.matches(h.event)][:int(top_k)]
 
 
 def hit_json(hit: Hit) -> str:

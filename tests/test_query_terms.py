@@ -85,3 +85,30 @@ def test_objects_and_relations(query, classes, relations, actions):
 def test_objects_are_described():
     assert parse_query("a person on a bike").describe() == (
         "understood: object: bicycle; relation: riding")
+
+
+def _ev(**kw):
+    from conftest import make_stored_event
+
+    return make_stored_event(**kw)
+
+
+def test_understood_terms_decide_which_events_match():
+    """``QueryTerms.matches``: what search keeps. A sitter never answers "walking"; an action
+    or an incident named together is either one; unknown gender does not contradict; a colour
+    or an object named alone must be there; a relation only ranks."""
+    sit = _ev(action="sitting", gender="female")
+    walk = _ev(action="walking", gender="male", upper_colour=Colour.RED)
+    fall = _ev(event_type="falling", action="falling", gender="unknown")
+    assert parse_query("someone sitting").matches(sit)
+    assert not parse_query("someone sitting").matches(walk)
+    assert parse_query("a woman walking then falling").matches(fall)
+    assert not parse_query("a woman walking then falling").matches(walk)  # a man
+    assert parse_query("a man in a red jacket").matches(walk)
+    assert not parse_query("a man in a green jacket").matches(walk)
+    assert not parse_query("someone in red").matches(sit)  # colour unknown: not red
+    assert not parse_query("a person with a bicycle").matches(walk)  # an object named alone
+    assert parse_query("a person riding a bicycle").matches(walk)  # a relation only ranks
+    assert parse_query("a car").matches(_ev(event_type="object", action="unknown",
+                                            object_class=ObjectClass.CAR, gender="unknown"))
+    assert parse_query("people dancing at a party").matches(walk)  # nothing understood

@@ -179,19 +179,20 @@ def test_colours_are_stored_and_filter_events(db_settings, embedder, lobby):
 
 def test_understood_terms_rank_matching_people_first(db_settings, embedder, lobby):
     hits = search("a man in a red jacket", top_k=4, settings=db_settings, embedder=embedder)
-    assert [h.event.obj_id for h in hits] == [1, 1, 1, 1]
+    assert [h.event.obj_id for h in hits] == [1, 1, 1, 1]  # never the woman in red (2)
     assert all(h.terms_matched == 1.0 for h in hits)
     seated = search("a seated person", top_k=4, settings=db_settings, embedder=embedder)
-    assert all(h.event.action is Action.SITTING for h in seated)
+    assert {h.event.obj_id for h in seated} == {4}  # never the standing decoys
     literal = search("a seated person", top_k=4, settings=db_settings, embedder=embedder,
                      understand=False)
     assert all(h.terms_matched is None for h in literal)
     assert literal[0].event.obj_id == 9  # the words alone find the decoy's "seated area"
     # the boost never removes the words' own matches: a query with no known terms is unchanged
-    dog = search("a dog", top_k=5, settings=db_settings, embedder=embedder)
-    assert [h.event.event_id for h in dog] == [
-        h.event.event_id for h in search("a dog", top_k=5, settings=db_settings,
-                                         embedder=embedder, understand=False)]
+    party = search("people dancing at a party", top_k=5, settings=db_settings, embedder=embedder)
+    assert party and [h.event.event_id for h in party] == [
+        h.event.event_id for h in search("people dancing at a party", top_k=5,
+                                         settings=db_settings, embedder=embedder,
+                                         understand=False)]
 
 
 def test_cli_prints_the_understood_terms_and_literal_turns_them_off(db_settings, embedder, lobby,
@@ -212,6 +213,16 @@ def test_cli_prints_the_understood_terms_and_literal_turns_them_off(db_settings,
     out = capsys.readouterr().out.splitlines()
     assert out[-1] == "understood: off (--literal)"
     assert all(json.loads(line)["terms_matched"] is None for line in out[:-1])
+
+
+def test_understood_terms_filter_and_nothing_named_returns_nothing(db_settings, embedder, lobby):
+    """What the query names unambiguously filters: a sitter is never a walker, a colour nobody
+    wears returns nothing (the words alone would list the nearest people anyway)."""
+    walking = search("someone walking", top_k=10, settings=db_settings, embedder=embedder)
+    assert walking and all(h.event.action is Action.WALKING for h in walking)
+    assert search("a man in a green jacket", top_k=10, settings=db_settings, embedder=embedder) == []
+    assert search("a man in a green jacket", top_k=10, settings=db_settings, embedder=embedder,
+                  understand=False)
 
 
 # --- objects and person-object relations ------------------------------------------------------
@@ -263,5 +274,6 @@ def test_objects_and_relations_are_stored_filter_and_rank(db_settings, embedder)
 
     assert top("someone with a backpack") == [1, 1, 1]
     assert top("a person on a bike") == [2, 2, 2]
-    assert top("a woman sitting on a bench") == [3, 3, 3]
+    assert top("a man sitting on a bench") == [3, 3, 3]
+    assert top("a woman sitting on a bench") == []  # every sitter here is a man
     assert set(top("someone sitting on a chair", 6)) <= {3, 4}  # sitting people first
