@@ -176,7 +176,8 @@ class QueryTerms:
         """Whether a stored event is what the query names: every kind of thing understood holds
         for it (an action or an incident: either one named, so "walking then falling" matches
         the walk and the fall; an incident also matches its people's action). What the engine
-        could not read (gender or age group unknown) does not contradict; a colour must be there,
+        could not read (gender or age group unknown) does not contradict; a colour must be there
+        on a person (objects carry no colour reading, so a colour never rules an object out),
         and an object named alone (the object's own track or a person with one). A relation
         ("carrying", "sitting on") only ranks: the engine sees few (a sitter's chair is hidden
         by the desk). Search keeps only these hits."""
@@ -188,12 +189,14 @@ class QueryTerms:
                                       (self.age_groups, event.age_group, AgeGroup.UNKNOWN)):
             if named and value is not unknown and value not in named:
                 return False
-        if self.upper_colours and event.upper_colour not in self.upper_colours:
-            return False
-        if self.lower_colours and event.lower_colour not in self.lower_colours:
-            return False
-        if self.colours and not ({event.upper_colour, event.lower_colour} & set(self.colours)):
-            return False
+        if event.object_class is None:  # colours are read on people only, never on objects
+            if self.upper_colours and event.upper_colour not in self.upper_colours:
+                return False
+            if self.lower_colours and event.lower_colour not in self.lower_colours:
+                return False
+            if self.colours and not ({event.upper_colour, event.lower_colour}
+                                     & set(self.colours)):
+                return False
         if self.object_classes and not self.relations:
             tokens = set(relation_tokens(self.object_classes))
             if (event.object_class not in self.object_classes

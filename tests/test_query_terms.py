@@ -112,3 +112,6 @@ def test_understood_terms_decide_which_events_match():
     assert parse_query("a car").matches(_ev(event_type="object", action="unknown",
                                             object_class=ObjectClass.CAR, gender="unknown"))
     assert parse_query("people dancing at a party").matches(walk)  # nothing understood
+    van = _ev(event_type="object", action="unknown", object_class=ObjectClass.TRUCK,
+              gender="unknown")
+    assert parse_query("a white van").matches(van)  # objects have no colour reading
