@@ -56,7 +56,7 @@ with st.container(border=True):
                              help="The lead person carries, rides or sits on one.")
 
 try:
-    every = rv.incidents(settings, rv.IncidentFilter(event_types=tuple(types),
+    every = rv.review_items(settings, rv.IncidentFilter(event_types=tuple(types),
                                                      min_confidence=float(min_conf),
                                                      video_ids=tuple(vids), severity=severity,
                                                      colours=tuple(colours),

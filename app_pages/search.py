@@ -176,7 +176,7 @@ def show_group(g: "wb.HitGroup", below: bool) -> None:
             c1.caption("no picture (the video is not reachable from here)")
         when = (tf.at(e.t_s, dur) if g.count == 1 else
                 f"{tf.span(g.first_t_s, g.last_t_s, dur)} · {g.count} moments alike")
-        tracks = wb.review.track_ids(e)
+        tracks = e.people
         mark = marks.get(e.event_id)
         c2.markdown(f"**{md(hit.video_name)}** · {when} · {e.event_type.value} · {e.action.value} · "
                     f"{'tracks' if len(tracks) > 1 else 'track'} "

@@ -125,7 +125,7 @@ if event_id is not None:
         event = None
 
 try:
-    incidents = rv.incidents(settings, rv.IncidentFilter(video_ids=(video.video_id,)),
+    incidents = rv.review_items(settings, rv.IncidentFilter(video_ids=(video.video_id,)),
                              videos={video.video_id: video})
     people = rv.people_over_time(settings, video.video_id) if kind == "video" else []
     marks = rv.marks_for(settings, [event.event_id]) if event is not None else {}
@@ -199,7 +199,7 @@ with right:
             img = res.frame(wb.HighlightItem(event, video.name).frame)
             if img is not None:
                 st.image(img, width="stretch")
-            tracks = rv.track_ids(event)
+            tracks = event.people
             st.markdown(f"- action: **{event.action.value}** ({event.confidence:.0%})\n"
                         f"- {'tracks' if len(tracks) > 1 else 'track'}: "
                         f"{', '.join(map(str, tracks)) or '—'}\n"

@@ -95,6 +95,14 @@ class StoredEvent:
     def other_track_ids(self) -> tuple[int, ...]:
         return tuple(t for t in self.track_ids if t != self.obj_id)
 
+    @property
+    def people(self) -> tuple[int, ...]:
+        """The tracks involved: the stored ``track_ids`` (obj_id first), else the obj_id."""
+        ids = [int(i) for i in (self.track_ids or ())]
+        if not ids and self.obj_id is not None:
+            ids = [int(self.obj_id)]
+        return tuple(dict.fromkeys(ids))
+
 
 _EVENT_VOCABULARIES = (("event_type", EventType), ("age_group", AgeGroup), ("gender", Gender),
                        ("action", Action), ("raw_action", Action), ("upper_colour", Colour),

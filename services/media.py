@@ -24,15 +24,8 @@ class HighlightItem:
     video_name: str
 
     @property
-    def track_ids(self) -> tuple[int, ...]:
-        """The people of the incident: the stored ``track_ids``, else the event's track."""
-        if self.event.track_ids:
-            return tuple(int(t) for t in self.event.track_ids)
-        return () if self.event.obj_id is None else (int(self.event.obj_id),)
-
-    @property
     def tracks_label(self) -> str:
-        ids = self.track_ids
+        ids = self.event.people
         if not ids:
             return "no track"
         return (f"track {ids[0]}" if len(ids) == 1

@@ -34,9 +34,9 @@ STATES: tuple[ReviewState, ...] = tuple(ReviewState)
 DETECTORS_FILE = "detectors.json"
 
 __all__ = ["INCIDENT_TYPES", "STATES", "ReviewState", "ReviewMark", "Incident", "IncidentFilter",
-           "Precision", "AccuracyRow", "Severity", "incidents", "write_marks", "set_mark",
+           "Precision", "AccuracyRow", "Severity", "review_items", "write_marks", "set_mark",
            "clear_mark", "mark_all_reviewed", "forget_mark", "lost_marks", "marks_for",
-           "marks_summary", "marks_before_rerun", "state_counts", "accuracy", "detector_precision", "track_ids"]
+           "marks_summary", "marks_before_rerun", "state_counts", "accuracy", "detector_precision"]
 
 
 #: The severity of each incident type (pipeline.event_types declares it).
@@ -88,14 +88,6 @@ def detector_precision(models_dir: Path | str) -> dict[EventType, Precision]:
 
 
 # --- incidents ---------------------------------------------------------------------------------
-
-
-def track_ids(e: StoredEvent) -> tuple[int, ...]:
-    """The tracks involved in an event: its ``track_ids`` (obj_id first), else its obj_id."""
-    ids = [int(i) for i in (e.track_ids or ())]
-    if not ids and e.obj_id is not None:
-        ids = [int(e.obj_id)]
-    return tuple(dict.fromkeys(ids))
 
 
 @dataclass(frozen=True)
@@ -166,7 +158,7 @@ def _episode(e: StoredEvent) -> tuple[float, float]:
     return min(start, e.t_s), max(end, e.t_s)
 
 
-def incidents(settings, filt: IncidentFilter | None = None,
+def review_items(settings, filt: IncidentFilter | None = None,
               videos: Mapping[int, object] | None = None) -> list[Incident]:
     """Incidents matching ``filt``: newest video first, in time order within a video.
     ``videos`` maps video ids to their records (name, duration) when the caller has them."""
@@ -195,7 +187,7 @@ def incidents(settings, filt: IncidentFilter | None = None,
         start, end = _episode(e)
         out.append(Incident(event=e, video_name=getattr(v, "name", f"video {e.video_id}"),
                             video_duration_s=getattr(v, "duration_s", None), start_s=start,
-                            end_s=end, tracks=track_ids(e), mark=mark,
+                            end_s=end, tracks=e.people, mark=mark,
                             precision=prec.get(e.event_type)))
     out.sort(key=lambda i: (-i.event.video_id, i.event.t_s, i.event.event_id))
     return out

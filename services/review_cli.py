@@ -52,7 +52,7 @@ def rows(settings, video_id: int | None = None) -> list[dict]:
     videos = {v.video_id: v for v in list_videos(settings)}
     vids = (int(video_id),) if video_id is not None else ()
     out = []
-    for i in review.incidents(settings, review.IncidentFilter(video_ids=vids), videos=videos):
+    for i in review.review_items(settings, review.IncidentFilter(video_ids=vids), videos=videos):
         out.append({"incident_id": i.event_id, "video_id": i.event.video_id,
                     "video": i.video_name, "event_type": i.event.event_type.value,
                     "severity": i.severity.value, "start_t_s": round(i.start_s, 3),

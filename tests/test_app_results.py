@@ -66,7 +66,7 @@ def test_review_shows_the_fall_incident_and_opens_it_in_the_video(done, at, gt):
     at.switch_page("app_pages/review.py").run()
     assert not at.exception, at.exception
     assert len(at.main.get("image")) >= 1
-    items = workbench.review.incidents(
+    items = workbench.review.review_items(
         done.settings, workbench.review.IncidentFilter(video_ids=(done.video_id,)))
     falls = [i for i in items if i.event.event_type in FALL_TYPES]
     assert falls, [i.title for i in items]
@@ -191,7 +191,7 @@ def test_video_page_opens_from_a_citation_link(done):
 
 
 def test_a_frame_missing_from_storage_is_said_plainly(done):
-    items = workbench.review.incidents(done.settings)
+    items = workbench.review.review_items(done.settings)
     assert items, "Fall01 gave no incident (the engine's fall rules must find its fall)"
     item = items[0]  # the one the Review page opens first
     path = Path(done.settings.data_dir) / "storage" / item.frame.key

@@ -33,7 +33,7 @@ def test_rerun_of_a_marked_video_carries_the_mark_and_keeps_the_vanished_one(
     set_app_env(monkeypatch, db_settings.database_url, db_settings.data_dir, tmp_path / "library")
     reset_app_caches()
     vid = analyse(db_settings, clip)
-    first = review.incidents(db_settings, review.IncidentFilter(video_ids=(vid,)))
+    first = review.review_items(db_settings, review.IncidentFilter(video_ids=(vid,)))
     (fall,) = [i for i in first if i.event.event_type.value == "falling"]
 
     # An incident of an earlier analysis that this engine does not report (a fight at 1-2 s).

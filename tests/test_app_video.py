@@ -203,7 +203,7 @@ def test_a_mark_whose_incident_is_gone_is_listed_on_the_video(seeded, db_pool):
     from services import review
 
     settings, ids = seeded
-    items = review.incidents(settings, review.IncidentFilter(video_ids=(ids["clip"],)))
+    items = review.review_items(settings, review.IncidentFilter(video_ids=(ids["clip"],)))
     fall = next(i for i in items if i.event.event_type.value == "falling")
     review.set_mark(settings, fall.event_id, "confirmed", "he fell", actor=OPERATOR)
     with db_pool.connection() as conn:  # what a re-run that no longer finds it leaves

@@ -53,7 +53,7 @@ def world(db_settings, db_pool):
 
 def test_incidents_newest_video_first_with_episode_and_tracks(world):
     settings, old, new, ids = world
-    items = review.incidents(settings)
+    items = review.review_items(settings)
     assert [i.event_id for i in items] == [ids["weak"], ids["fall"], ids["fight"]]
     fight = items[-1]
     assert fight.tracks == (3, 5)
@@ -76,15 +76,15 @@ def test_marks_filters_and_counts(world):
     assert ids["weak"] not in marks
     assert review.mark_text(marks[ids["fight"]]) == "false alarm: two friends hugging"
 
-    counts = review.state_counts(review.incidents(settings))
+    counts = review.state_counts(review.review_items(settings))
     assert counts == {"unreviewed": 1, "reviewed": 0, "confirmed": 1, "false alarm": 1}
-    only = review.incidents(settings, review.IncidentFilter(unreviewed_only=True))
+    only = review.review_items(settings, review.IncidentFilter(unreviewed_only=True))
     assert [i.event_id for i in only] == [ids["weak"]]
-    assert [i.event_id for i in review.incidents(
+    assert [i.event_id for i in review.review_items(
         settings, review.IncidentFilter(min_confidence=0.5))] == [ids["fall"], ids["fight"]]
-    assert [i.event_id for i in review.incidents(
+    assert [i.event_id for i in review.review_items(
         settings, review.IncidentFilter(event_types=("violent",)))] == [ids["fight"]]
-    assert [i.event_id for i in review.incidents(
+    assert [i.event_id for i in review.review_items(
         settings, review.IncidentFilter(video_ids=(old,)))] == [ids["fight"]]
 
     assert review.clear_mark(settings, ids["fight"], actor=OPERATOR)
@@ -135,11 +135,11 @@ def test_track_ids_are_the_typed_list_or_the_track():
     e = StoredEvent(event_id=1, video_id=1, event_type=EventType.VIOLENT, t_s=1.0, frame_number=1,
                     bbox=(0, 0, 1, 1), age_group=AgeGroup.UNKNOWN, gender=Gender.UNKNOWN,
                     action=Action.VIOLENT, confidence=1.0, obj_id=2, track_ids=(2, 4, 2))
-    assert review.track_ids(e) == (2, 4)
-    assert review.track_ids(StoredEvent(
+    assert e.people == (2, 4)
+    assert StoredEvent(
         event_id=1, video_id=1, event_type=EventType.FALLING, t_s=1.0, frame_number=1,
         bbox=(0, 0, 1, 1), age_group=AgeGroup.UNKNOWN, gender=Gender.UNKNOWN,
-        action=Action.FALLING, confidence=1.0, obj_id=7)) == (7,)
+        action=Action.FALLING, confidence=1.0, obj_id=7).people == (7,)
     with pytest.raises(TypeError, match="must be EventType"):
         StoredEvent(event_id=1, video_id=1, event_type="falling", t_s=1.0, frame_number=1,
                     bbox=(0, 0, 1, 1), age_group=AgeGroup.UNKNOWN, gender=Gender.UNKNOWN,

@@ -83,7 +83,7 @@ def test_a_rerun_carries_the_mark_over_and_keeps_a_vanished_one(video):
     assert (mark.state.value, mark.note, mark.carried_over) == ("confirmed", "he fell", True)
     assert review.mark_text(mark) == ("confirmed: he fell (carried over from the earlier "
                                       "analysis)")
-    items = review.incidents(settings, review.IncidentFilter(video_ids=(vid,)))
+    items = review.review_items(settings, review.IncidentFilter(video_ids=(vid,)))
     assert [(i.event.event_type.value, i.state_label) for i in items] == [("falling",
                                                                            "confirmed")]
     lost = review.lost_marks(settings, [vid])
@@ -111,7 +111,7 @@ def test_an_incident_of_another_type_or_moment_does_not_take_the_mark(video):
     review.set_mark(settings, first["falling"], "confirmed", actor=OPERATOR)
     with pool.connection() as conn:
         _run(conn, vid, ("collapse", 4.2, 4.0, 5.1), ("falling", 6.5, 6.0, 7.0))
-    assert review.incidents(settings, review.IncidentFilter(video_ids=(vid,)))[0].mark is None
+    assert review.review_items(settings, review.IncidentFilter(video_ids=(vid,)))[0].mark is None
     assert [m.state.value for m in review.lost_marks(settings)] == ["confirmed"]
     review.forget_mark(settings, review.lost_marks(settings)[0].mark_id, actor=OPERATOR)
     assert review.lost_marks(settings) == [] and review.marks_summary(settings, vid) is None
@@ -125,7 +125,7 @@ def test_mark_all_reviewed_keeps_verdicts_and_writes_through_one_function(video,
     real = review.write_marks
     monkeypatch.setattr(review, "write_marks", lambda *a, **k: calls.append(a[1:3]) or
                         real(*a, **k))
-    items = review.incidents(settings, review.IncidentFilter(video_ids=(vid,)))
+    items = review.review_items(settings, review.IncidentFilter(video_ids=(vid,)))
     assert review.mark_all_reviewed(settings, items, actor=OPERATOR) == 1
     marks = review.marks_for(settings, list(first.values()))
     assert {m.event_type.value: m.state.value for m in marks.values()} == {
