@@ -37,6 +37,7 @@ from action_labels import LABELS  # noqa: E402
 from action_tracks import load_tracks  # noqa: E402
 
 from pipeline import thresholds as T  # noqa: E402
+from pipeline.boxes import iou  # noqa: E402
 from pipeline.actions import PoseRules  # noqa: E402
 from pipeline.posture_model import (  # noqa: E402
     CENTRED_NAMES, FEATURE_NAMES, MODEL_PATH, RULES_KEEP, TRACK_VOTE_S, centred, features,
@@ -111,14 +112,6 @@ def compute_features() -> None:
     print(f"features of {len(X)} rows -> {FEATURES}")
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def match_labels(meta) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Row index and label of each labelled sample; its camera."""
     where = defaultdict(list)
@@ -127,7 +120,7 @@ def match_labels(meta) -> tuple[np.ndarray, np.ndarray, list[str]]:
     idx, lab, cams, lost = [], [], [], 0
     for r in csv.DictReader(open(LABELS)):
         box = [float(r[k]) for k in ("x1", "y1", "x2", "y2")]
-        cand = [(_iou(box, [float(v) for v in meta[i][3:7]]), i)
+        cand = [(iou(box, [float(v) for v in meta[i][3:7]]), i)
                 for i in where[(r["clip"], int(r["frame"]))]]
         best = max(cand, default=(0.0, -1))
         if best[0] < 0.5:

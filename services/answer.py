@@ -76,21 +76,19 @@ def _claim(hit: Hit) -> str:
 
 MOMENT_GAP_S = 3.0  # hits of one track with the same action this close are one moment
 
-#: The time at the start of an event sentence ("at 00:04 a man ..."): two rows of one person a
-#: sample apart differ only there, and are one moment to an analyst.
-_TIME_PREFIX = re.compile(r"^\s*at \d+(?::\d\d)+(?:\.\d+)?\s+", re.IGNORECASE)
+def sentence_key(event) -> str:
+    """An event's sentence without its time, case and spacing folded: one moment to an analyst."""
+    from services.embeddings import sentence_body
 
-
-def sentence_key(sentence: str) -> str:
-    return " ".join(_TIME_PREFIX.sub("", sentence or "").lower().split())
+    return " ".join(sentence_body(event.sentence, event.t_s).lower().split())
 
 
 def _same_moment(a: Hit, group: Sequence[Hit]) -> bool:
     ea, eb = a.event, group[0].event
     if ea.video_id != eb.video_id:
         return False
-    key = sentence_key(ea.sentence)
-    if any(o.event.event_type is ea.event_type and sentence_key(o.event.sentence) == key
+    key = sentence_key(ea)
+    if any(o.event.event_type is ea.event_type and sentence_key(o.event) == key
            for o in group):
         return True
     return (ea.obj_id is not None and eb.obj_id == ea.obj_id and eb.action is ea.action

@@ -80,7 +80,7 @@ def _finish(conn_factory, video_id: int, status: JobStatus, reason: str | None,
 
     from db.attempts import JobAttempt
     from db.connection import deadline
-    from db.errors import DatabaseUnavailable as _DbGone
+    from services.errors import DatabaseUnavailable as _DbGone
 
     attempts = [primary] if primary is not None and not primary.closed else []
     attempts += [None] * fresh_tries

@@ -365,10 +365,9 @@ def main(argv: list[str] | None = None) -> int:
             "no output file was written and nothing was stored"), file=sys.stderr)
         return 130
     except Exception as e:  # domain errors from services (db, storage) carry their own message
-        from db.errors import DatabaseUnavailable
         from services.errors import ServiceError
 
-        if isinstance(e, (ServiceError, DatabaseUnavailable)):
+        if isinstance(e, ServiceError):
             print(f"error: {redact(str(e))}", file=sys.stderr)
             return 2
         raise

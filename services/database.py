@@ -6,30 +6,20 @@ import logging
 from contextlib import contextmanager
 
 from db import attempts, connection
-from db.errors import DatabaseUnavailable as _DbUnavailable
 from services.errors import DatabaseUnavailable
 
 log = logging.getLogger("va.services.database")
 
 
-def _convert(e: Exception) -> DatabaseUnavailable:
-    return e if isinstance(e, DatabaseUnavailable) else DatabaseUnavailable(str(e))
-
-
 def get_pool(settings):
-    """The shared psycopg pool (pgvector registered, schema migrated)."""
-    try:
-        return connection.get_pool(settings)
-    except _DbUnavailable as e:
-        raise _convert(e) from e
+    """The shared psycopg pool (pgvector registered, schema migrated); ``DatabaseUnavailable``
+    naming the setting when it cannot be opened."""
+    return connection.get_pool(settings)
 
 
 def connect(settings):
     """A dedicated autocommit connection (jobs hold their per-video lock on one)."""
-    try:
-        return connection.connect(settings)
-    except _DbUnavailable as e:
-        raise _convert(e) from e
+    return connection.connect(settings)
 
 
 @contextmanager

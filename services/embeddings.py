@@ -97,10 +97,22 @@ def relations_phrase(relations) -> str:
     return (", " + " and ".join(r.phrase for r in relations)) if relations else ""
 
 
+def time_prefix(t_s: float) -> str:
+    """"at 00:04 ": how every event sentence starts (``sentence_body`` takes it off again)."""
+    return f"at {mmss(t_s)} "
+
+
+def sentence_body(sentence: str | None, t_s: float) -> str:
+    """The sentence without its time: two rows of one person a sample apart differ only
+    there. A sentence stored with another time format is returned whole."""
+    text, prefix = sentence or "", time_prefix(t_s)
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
 def _object_sentence(event: Event, frame_size: tuple[int, int] | None) -> str:
     """"at 00:03 a car was seen from 00:00 to 00:20 near the right edge"."""
     what = event.object_class.phrase if event.object_class is not None else "an object"
-    text = f"at {mmss(event.t_s)} {what} was seen{_where(event.xyxy, frame_size)}"
+    text = f"{time_prefix(event.t_s)}{what} was seen{_where(event.xyxy, frame_size)}"
     start, end = event.start_t_s, event.end_t_s
     if start is not None and end is not None and float(end) - float(start) >= 1.0:
         text += f", from {mmss(float(start))} to {mmss(float(end))}"
@@ -120,7 +132,7 @@ def event_sentence(event: Event, frame_size: tuple[int, int] | None = None) -> s
                + relations_phrase(event.relations))
     if clothes and subject.endswith(","):
         clothes += ","  # "a man, about 35, in a red top ..., was sitting"
-    text = f"at {mmss(event.t_s)} {subject}{clothes} {what}{_where(event.xyxy, frame_size)}"
+    text = f"{time_prefix(event.t_s)}{subject}{clothes} {what}{_where(event.xyxy, frame_size)}"
     label = event.orientation_label
     if label is not None and label in _ORIENTATION:
         text += f", {_ORIENTATION[label]}"

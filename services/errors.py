@@ -2,15 +2,10 @@
 problem and the fix; pages show them with ``st.error`` and the CLI prints them."""
 from __future__ import annotations
 
-from db.errors import DatabaseUnavailable as _DbUnavailable
+from db.errors import DatabaseUnavailable, ServiceError
 
-
-class ServiceError(Exception):
-    """Base class for problems the user can fix (settings, connectivity, bad input)."""
-
-
-class DatabaseUnavailable(ServiceError, _DbUnavailable):
-    """Also a ``db.errors.DatabaseUnavailable`` (the db layer raises that one)."""
+__all__ = ["ServiceError", "DatabaseUnavailable", "StorageError", "InvalidName", "QueryError",
+           "JobConflict", "user_errors", "USER_ERRORS"]
 
 
 class StorageError(ServiceError):
@@ -34,7 +29,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from pipeline.errors import PipelineError
     from settings import SettingsError
 
-    return (ServiceError, PipelineError, SettingsError, _DbUnavailable)
+    return (ServiceError, PipelineError, SettingsError)
 
 
 USER_ERRORS = user_errors()

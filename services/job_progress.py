@@ -61,7 +61,7 @@ class JobProgress:
             from db.attempts import JobAttempt
 
             from db.connection import deadline
-            from db.errors import DatabaseUnavailable as _DbGone
+            from services.errors import DatabaseUnavailable as _DbGone
 
             try:
                 with deadline(self.conn, PROGRESS_WRITE_TIMEOUT_S, "writing the job's progress"):

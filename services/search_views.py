@@ -100,12 +100,6 @@ class HitGroup:
     event_ids: tuple[int, ...] = ()
 
 
-def sentence_key(sentence: str) -> str:
-    from services.answer import sentence_key as key
-
-    return key(sentence)
-
-
 def group_hits(hits, relevant_ids) -> tuple[HitGroup, ...]:
     """Hits in rank order as moments (``services.answer.group_moments``: one person doing one
     thing, or rows of one video that read the same), the matches grouped apart from the hits

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from db.errors import DatabaseUnavailable as _DbGone
+from services.errors import DatabaseUnavailable as _DbGone
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.records import JobStatus
 from services.errors import JobConflict, ServiceError

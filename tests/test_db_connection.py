@@ -20,6 +20,15 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+def test_one_database_unavailable_for_both_layers():
+    """The db layer and the service layer raise the same class, one the pages catch."""
+    from services.errors import USER_ERRORS, ServiceError
+
+    assert DatabaseUnavailable is ServiceDbUnavailable
+    assert issubclass(DatabaseUnavailable, ServiceError) and isinstance(
+        DatabaseUnavailable("x"), USER_ERRORS)
+
+
 def test_unreachable_server_names_the_setting(tmp_path):
     url = f"postgresql://postgres:secret@127.0.0.1:{_closed_port()}/postgres"
     s = Settings(database_url=url, data_dir=tmp_path)
