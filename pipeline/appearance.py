@@ -69,7 +69,7 @@ class Backbone:
         self.session = cpu_session(
             Path(path), threads, "YOLOv5s weights",
             f"restore models/{BACKBONE_FILE} (git checkout models/) or set VA_VIOLENCE=rule",
-            graph=_backbone_graph)
+            graph=_backbone_graph, model="backbone")
 
     def vectors(self, image: np.ndarray, boxes_xyxy: Sequence[Sequence[float]]) -> np.ndarray:
         """(len(boxes) + 1, DIM): each box's mean P4 and P5 features, then the whole frame's."""

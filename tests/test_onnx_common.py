@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.backends.onnx_common import CpuInference, OpenVinoSession, cpu_bf16, cpu_session
+from pipeline.backends.onnx_common import (AUTO_BF16, MODELS, CpuInference, OpenVinoSession,
+                                           cpu_bf16, cpu_session)
 from pipeline.errors import BackendUnavailable
 from settings import Settings, SettingsError
 
@@ -44,9 +45,29 @@ def test_inference_options_from_settings(tmp_path):
     assert cpu == CpuInference(1, "openvino", "f32", tmp_path / "openvino-cache")
     assert cpu.effective_precision == "f32"
     auto = CpuInference(precision="auto")
-    assert auto.effective_precision == ("bf16" if cpu_bf16() else "f32")
+    want = {m: "bf16" if cpu_bf16() and m in AUTO_BF16 else "f32" for m in MODELS}
+    assert {m: auto.precision_of(m) for m in MODELS} == want
     assert CpuInference(runtime="onnxruntime").effective_precision == "f32"
     assert CpuInference(precision="f32").describe() == "openvino f32"
+
+
+def test_precision_per_model_from_one_setting(tmp_path):
+    s = Settings.from_env({"VA_PRECISION": "bf16", "VA_PRECISION_MODELS": "backbone=f32, thunder=bf16"})
+    cpu = CpuInference.from_settings(s)
+    assert [cpu.precision_of(m) for m in ("movenet", "thunder", "backbone")] == ["bf16", "bf16", "f32"]
+    assert cpu.effective_precision == "mixed"
+    assert cpu.describe() == "openvino bf16 backbone=f32"  # the features cache's tag
+    assert CpuInference(precision="bf16").describe() == "openvino bf16"
+    assert CpuInference(runtime="onnxruntime", per_model=(("thunder", "bf16"),)).precision_of(
+        "thunder") == "f32"
+    with pytest.raises(SettingsError, match="VA_PRECISION_MODELS: 'yolo=bf16'"):
+        Settings.from_env({"VA_PRECISION_MODELS": "yolo=bf16"})
+    with pytest.raises(SettingsError, match="VA_PRECISION_MODELS: 'thunder=fp16'"):
+        Settings.from_env({"VA_PRECISION_MODELS": "thunder=fp16"})
+    # the session computes in its model's precision
+    mixed = CpuInference(2, "openvino", "f32", tmp_path, per_model=(("thunder", "bf16"),))
+    assert cpu_session(THUNDER, mixed, "Thunder", "fix", model="thunder").precision == "bf16"
+    assert cpu_session(THUNDER, mixed, "Thunder", "fix", model="movenet").precision == "f32"
 
 
 def test_openvino_f32_matches_onnxruntime_and_bf16_stays_close(tmp_path):

@@ -47,7 +47,8 @@ class YoloV5Persons:
     """Person boxes (COCO class 0) from YOLOv5s."""
 
     def __init__(self, path: Path, threads: int | CpuInference = 2):
-        self.session = cpu_session(path, threads, "YOLOv5s weights", _FIX.format(f=YOLO_FILE))
+        self.session = cpu_session(path, threads, "YOLOv5s weights", _FIX.format(f=YOLO_FILE),
+                                   model="yolov5s")
         self.input_name = self.session.get_inputs()[0].name
 
     def boxes(self, image: np.ndarray, min_score: float = T.PROP_MIN_SCORE,
@@ -84,7 +85,7 @@ class ThunderPose:
 
     def __init__(self, path: Path, threads: int | CpuInference = 2):
         self.session = cpu_session(path, threads, "MoveNet Thunder weights",
-                                   _FIX.format(f=THUNDER_FILE))
+                                   _FIX.format(f=THUNDER_FILE), model="thunder")
         self.input_name = self.session.get_inputs()[0].name
 
     def keypoints(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
