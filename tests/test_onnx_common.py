@@ -104,6 +104,21 @@ def test_compiled_once_per_input_shape_and_cached_on_disk(tmp_path):
     assert sorted((tmp_path / "cache").iterdir()) == cached
 
 
+def test_a_one_shape_model_drops_its_graph_after_compiling(tmp_path):
+    """Thunder's input has one shape: once compiled, its ov.Model (15 MB resident) is dropped;
+    were its compiled model ever evicted, the file is read again and the results are the same.
+    MultiPose (any input size) keeps its graph for the next shape."""
+    s = cpu_session(THUNDER, CpuInference(2, "openvino", "f32", tmp_path), "Thunder", "fix")
+    name = s.get_inputs()[0].name
+    a = s.run(None, {name: _image(256, 256)})[0]
+    assert s._model is None
+    s._compiled.clear()
+    assert np.array_equal(s.run(None, {name: _image(256, 256)})[0], a) and s.compiles == 2
+    m = cpu_session(MULTIPOSE, CpuInference(2, "openvino", "f32", tmp_path), "MoveNet", "fix")
+    m.run(None, {m.get_inputs()[0].name: _image(256, 384)})
+    assert m._model is not None
+
+
 def test_the_disk_cache_keeps_the_most_recently_used_under_its_cap(tmp_path):
     import os
     from pipeline.backends.onnx_common import prune_cache
