@@ -100,10 +100,10 @@ class Settings:
     #: What runs the ONNX models on the CPU (pipeline/backends/onnx_common.py): Intel's OpenVINO
     #: or onnxruntime (for machines without OpenVINO).
     runtime: str = field(default="openvino", metadata={"choices": ("openvino", "onnxruntime")})
-    #: auto: bfloat16 where the CPU computes it natively (AMX or AVX512_BF16), else float32.
-    #: OpenVINO only; onnxruntime computes in float32. The default stays f32 until bf16 is
-    #: re-validated (it finds more low-score people; models/violence.md, README "Speed").
-    precision: str = field(default="f32", metadata={"choices": ("auto", "f32", "bf16")})
+    #: auto: the models validated at bfloat16 (onnx_common.AUTO_BF16: the violence backbone) run
+    #: in it where the CPU computes it natively (AMX or AVX512_BF16), the rest in float32.
+    #: OpenVINO only; onnxruntime computes in float32 (models/violence.md, README "Speed").
+    precision: str = field(default="auto", metadata={"choices": ("auto", "f32", "bf16")})
     #: Per-model overrides of ``precision`` (OpenVINO), e.g. "backbone=f32,thunder=bf16"; models:
     #: movenet, thunder, yolov5s, backbone, faceres, minilm (pipeline/backends/onnx_common.py).
     precision_models: str = ""

@@ -31,7 +31,7 @@ def test_cpu_bf16_reads_the_flags():
 
 def test_settings_choose_runtime_and_precision():
     s = Settings()
-    assert (s.runtime, s.precision) == ("openvino", "f32")
+    assert (s.runtime, s.precision) == ("openvino", "auto")
     s = Settings.from_env({"VA_RUNTIME": "onnxruntime", "VA_PRECISION": "f32"})
     assert (s.runtime, s.precision) == ("onnxruntime", "f32")
     with pytest.raises(SettingsError, match="VA_RUNTIME='tensorrt'"):
@@ -42,8 +42,10 @@ def test_settings_choose_runtime_and_precision():
 
 def test_inference_options_from_settings(tmp_path):
     cpu = CpuInference.from_settings(Settings(data_dir=tmp_path, cpu_threads=1))
-    assert cpu == CpuInference(1, "openvino", "f32", tmp_path / "openvino-cache")
-    assert cpu.effective_precision == "f32"
+    assert cpu == CpuInference(1, "openvino", "auto", tmp_path / "openvino-cache")
+    # the default: the backbone at bf16 where the CPU has it, every detector model at f32
+    assert cpu.precision_of("backbone") == ("bf16" if cpu_bf16() else "f32")
+    assert {cpu.precision_of(m) for m in ("movenet", "thunder", "yolov5s")} == {"f32"}
     auto = CpuInference(precision="auto")
     want = {m: "bf16" if cpu_bf16() and m in AUTO_BF16 else "f32" for m in MODELS}
     assert {m: auto.precision_of(m) for m in MODELS} == want
