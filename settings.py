@@ -106,7 +106,7 @@ class Settings:
     precision: str = field(default="auto", metadata={"choices": ("auto", "f32", "bf16")})
     #: Per-model overrides of ``precision`` (OpenVINO), e.g. "backbone=f32,thunder=bf16"; models:
     #: movenet, thunder, yolov5s, backbone, faceres, minilm (pipeline/backends/onnx_common.py).
-    precision_models: str = ""
+    precision_models: str = field(default="", metadata={"example": "backbone=f32"})
     detector: str = "movenet"  # movenet | yolo
     proposals: str = "yolov5"  # yolov5 | none: second detector for the dense passes (MoveNet only)
     attributes: str = "age_gender"  # age_gender | faceres | mivolo
