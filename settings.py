@@ -83,6 +83,8 @@ def _int(name: str, raw: str, minimum: int | None = None, maximum: int | None = 
 #: Every 1000th frame is one frame every 33 s at 30 fps: beyond that the engine cannot track
 #: anyone or time any event (and a typo such as 20000 would sample one frame of a film).
 MAX_FRAME_SKIP = 1000
+#: The ONNX models whose precision VA_PRECISION_MODELS can set (pipeline/backends/onnx_common.py)
+PRECISION_MODELS = ("movenet", "thunder", "yolov5s", "backbone", "faceres", "minilm")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -98,10 +100,13 @@ class Settings:
     #: What runs the ONNX models on the CPU (pipeline/backends/onnx_common.py): Intel's OpenVINO
     #: or onnxruntime (for machines without OpenVINO).
     runtime: str = field(default="openvino", metadata={"choices": ("openvino", "onnxruntime")})
-    #: auto: bfloat16 where the CPU computes it natively (AMX or AVX512_BF16), else float32.
-    #: OpenVINO only; onnxruntime computes in float32. The default stays f32 until bf16 is
-    #: re-validated (it finds more low-score people; models/violence.md, README "Speed").
-    precision: str = field(default="f32", metadata={"choices": ("auto", "f32", "bf16")})
+    #: auto: the models validated at bfloat16 (onnx_common.AUTO_BF16: the violence backbone) run
+    #: in it where the CPU computes it natively (AMX or AVX512_BF16), the rest in float32.
+    #: OpenVINO only; onnxruntime computes in float32 (models/violence.md, README "Speed").
+    precision: str = field(default="auto", metadata={"choices": ("auto", "f32", "bf16")})
+    #: Per-model overrides of ``precision`` (OpenVINO), e.g. "backbone=f32,thunder=bf16"; models:
+    #: movenet, thunder, yolov5s, backbone, faceres, minilm (pipeline/backends/onnx_common.py).
+    precision_models: str = field(default="", metadata={"example": "backbone=f32"})
     detector: str = "movenet"  # movenet | yolo
     proposals: str = "yolov5"  # yolov5 | none: second detector for the dense passes (MoveNet only)
     objects: str = "yolov5"  # yolov5 | none: COCO objects on the sampled frames (pipeline/objects.py)
@@ -196,6 +201,11 @@ class Settings:
                 if v not in f.metadata["choices"]:
                     raise SettingsError(f"{_env_name(f)}={v!r} is not supported; use "
                                         f"{' or '.join(f.metadata['choices'])}")
+        for part in filter(None, (p.strip() for p in self.precision_models.split(","))):
+            model, _, prec = part.partition("=")
+            if model.strip() not in PRECISION_MODELS or prec.strip() not in ("auto", "f32", "bf16"):
+                raise SettingsError(f"VA_PRECISION_MODELS: {part!r} is not model=precision; use "
+                                    f"one of {', '.join(PRECISION_MODELS)} = f32, bf16 or auto")
         if self.runtime == "onnxruntime" and self.precision == "bf16":
             raise SettingsError("VA_PRECISION=bf16 needs VA_RUNTIME=openvino (onnxruntime computes "
                                 "in float32 on the CPU); set VA_PRECISION=auto or f32")

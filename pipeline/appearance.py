@@ -69,7 +69,7 @@ class Backbone:
         self.session = cpu_session(
             Path(path), threads, "YOLOv5s weights",
             f"restore models/{BACKBONE_FILE} (git checkout models/) or set VA_VIOLENCE=rule",
-            graph=_backbone_graph)
+            graph=_backbone_graph, model="backbone")
 
     def maps(self, image: np.ndarray, size_wh: tuple[int, int] | None = None
              ) -> tuple[np.ndarray, np.ndarray]:

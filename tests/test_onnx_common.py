@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.backends.onnx_common import CpuInference, OpenVinoSession, cpu_bf16, cpu_session
+from pipeline.backends.onnx_common import (AUTO_BF16, MODELS, CpuInference, OpenVinoSession,
+                                           cpu_bf16, cpu_session)
 from pipeline.errors import BackendUnavailable
 from settings import Settings, SettingsError
 
@@ -30,7 +31,7 @@ def test_cpu_bf16_reads_the_flags():
 
 def test_settings_choose_runtime_and_precision():
     s = Settings()
-    assert (s.runtime, s.precision) == ("openvino", "f32")
+    assert (s.runtime, s.precision) == ("openvino", "auto")
     s = Settings.from_env({"VA_RUNTIME": "onnxruntime", "VA_PRECISION": "f32"})
     assert (s.runtime, s.precision) == ("onnxruntime", "f32")
     with pytest.raises(SettingsError, match="VA_RUNTIME='tensorrt'"):
@@ -41,12 +42,34 @@ def test_settings_choose_runtime_and_precision():
 
 def test_inference_options_from_settings(tmp_path):
     cpu = CpuInference.from_settings(Settings(data_dir=tmp_path, cpu_threads=1))
-    assert cpu == CpuInference(1, "openvino", "f32", tmp_path / "openvino-cache")
-    assert cpu.effective_precision == "f32"
+    assert cpu == CpuInference(1, "openvino", "auto", tmp_path / "openvino-cache")
+    # the default: the backbone at bf16 where the CPU has it, every detector model at f32
+    assert cpu.precision_of("backbone") == ("bf16" if cpu_bf16() else "f32")
+    assert {cpu.precision_of(m) for m in ("movenet", "thunder", "yolov5s")} == {"f32"}
     auto = CpuInference(precision="auto")
-    assert auto.effective_precision == ("bf16" if cpu_bf16() else "f32")
+    want = {m: "bf16" if cpu_bf16() and m in AUTO_BF16 else "f32" for m in MODELS}
+    assert {m: auto.precision_of(m) for m in MODELS} == want
     assert CpuInference(runtime="onnxruntime").effective_precision == "f32"
     assert CpuInference(precision="f32").describe() == "openvino f32"
+
+
+def test_precision_per_model_from_one_setting(tmp_path):
+    s = Settings.from_env({"VA_PRECISION": "bf16", "VA_PRECISION_MODELS": "backbone=f32, thunder=bf16"})
+    cpu = CpuInference.from_settings(s)
+    assert [cpu.precision_of(m) for m in ("movenet", "thunder", "backbone")] == ["bf16", "bf16", "f32"]
+    assert cpu.effective_precision == "mixed"
+    assert cpu.describe() == "openvino bf16 backbone=f32"  # the features cache's tag
+    assert CpuInference(precision="bf16").describe() == "openvino bf16"
+    assert CpuInference(runtime="onnxruntime", per_model=(("thunder", "bf16"),)).precision_of(
+        "thunder") == "f32"
+    with pytest.raises(SettingsError, match="VA_PRECISION_MODELS: 'yolo=bf16'"):
+        Settings.from_env({"VA_PRECISION_MODELS": "yolo=bf16"})
+    with pytest.raises(SettingsError, match="VA_PRECISION_MODELS: 'thunder=fp16'"):
+        Settings.from_env({"VA_PRECISION_MODELS": "thunder=fp16"})
+    # the session computes in its model's precision
+    mixed = CpuInference(2, "openvino", "f32", tmp_path, per_model=(("thunder", "bf16"),))
+    assert cpu_session(THUNDER, mixed, "Thunder", "fix", model="thunder").precision == "bf16"
+    assert cpu_session(THUNDER, mixed, "Thunder", "fix", model="movenet").precision == "f32"
 
 
 def test_openvino_f32_matches_onnxruntime_and_bf16_stays_close(tmp_path):
@@ -81,6 +104,21 @@ def test_compiled_once_per_input_shape_and_cached_on_disk(tmp_path):
     again = s2.run(None, {name: _image(256, 384)})[0]
     assert np.array_equal(again, a)
     assert sorted((tmp_path / "cache").iterdir()) == cached
+
+
+def test_a_one_shape_model_drops_its_graph_after_compiling(tmp_path):
+    """Thunder's input has one shape: once compiled, its ov.Model (15 MB resident) is dropped;
+    were its compiled model ever evicted, the file is read again and the results are the same.
+    MultiPose (any input size) keeps its graph for the next shape."""
+    s = cpu_session(THUNDER, CpuInference(2, "openvino", "f32", tmp_path), "Thunder", "fix")
+    name = s.get_inputs()[0].name
+    a = s.run(None, {name: _image(256, 256)})[0]
+    assert s._model is None
+    s._compiled.clear()
+    assert np.array_equal(s.run(None, {name: _image(256, 256)})[0], a) and s.compiles == 2
+    m = cpu_session(MULTIPOSE, CpuInference(2, "openvino", "f32", tmp_path), "MoveNet", "fix")
+    m.run(None, {m.get_inputs()[0].name: _image(256, 384)})
+    assert m._model is not None
 
 
 def test_the_disk_cache_keeps_the_most_recently_used_under_its_cap(tmp_path):

@@ -70,6 +70,7 @@ def test_every_field_has_its_variable():
         if f.name in SEED_FIELDS:
             continue
         raw = {"bool": "1", "int": "5", "float": "2.5"}.get(str(f.type).split("|")[0].strip(),
+                                                           f.metadata.get("example") or
                                                            f.metadata.get("choices", ("cpu",))[0])
         s = Settings.from_env({"VA_" + f.name.upper(): raw})
         got = getattr(s, f.name)

@@ -90,7 +90,7 @@ def load_faceres(settings) -> FaceResEstimator:
         )
     cpu = CpuInference.from_settings(settings, threads=min(2, os.cpu_count() or 1))
     session = cpu_session(path, cpu, "HSE-FaceRes weights",
-                          "set VA_FACERES_PATH to the HSE-FaceRes faceres.onnx file")
+                          "set VA_FACERES_PATH to the HSE-FaceRes faceres.onnx file", model="faceres")
     names_in = {i.name for i in session.get_inputs()}
     names_out = {o.name for o in session.get_outputs()}
     if _INPUT not in names_in or not {_GENDER, _AGE} <= names_out:

@@ -42,7 +42,7 @@ class MiniLMOnnxEmbedder:
         if not tokenizer_path.is_file():
             raise BackendUnavailable(f"MiniLM tokenizer {tokenizer_path} is missing; {_FIX}")
         self.session = cpu_session(Path(model_path), threads, "MiniLM ONNX weights", _FIX,
-                                   static_shapes=False)  # batch and token count vary
+                                   static_shapes=False, model="minilm")  # batch, tokens vary
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")

@@ -55,7 +55,7 @@ class MoveNetDetector:
         self.session = cpu_session(
             self.model_path, threads, "MoveNet weights",
             f"restore models/{MODEL_FILE} from the repository (git checkout models/) or set "
-            f"VA_MODELS_DIR to the folder that holds it")
+            f"VA_MODELS_DIR to the folder that holds it", model="movenet")
         self.input_name = self.session.get_inputs()[0].name
         self.long_side = int(long_side)
         self.min_person_score = float(min_person_score)

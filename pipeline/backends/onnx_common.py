@@ -7,8 +7,9 @@ interface (``run(output_names, feeds)``, ``get_inputs()``, ``get_outputs()``: on
 the backends do not know which one runs. OpenVINO compiles one model per input shape (static
 shapes are what its CPU kernels are fastest at), kept in memory (a few shapes per model) and on
 disk (``CACHE_DIR`` under ``VA_DATA_DIR``, so a second process does not compile again).
-``VA_PRECISION``: ``auto`` runs bfloat16 where the CPU computes it natively (AMX or AVX512_BF16
-in /proc/cpuinfo), float32 elsewhere; onnxruntime always runs float32.
+``VA_PRECISION``: ``auto`` (the default) runs the models of ``AUTO_BF16`` in bfloat16 where the CPU
+computes it natively (AMX or AVX512_BF16 in /proc/cpuinfo), everything else in float32;
+``VA_PRECISION_MODELS`` sets a model's own; onnxruntime always runs float32.
 
 Offline: ``import openvino`` starts its telemetry (package ``openvino-telemetry``, a dependency of
 ``openvino``): without a consent file in ~/intel it writes a client id there and sends an "import"
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from pipeline.errors import BackendUnavailable
+from settings import PRECISION_MODELS
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,14 @@ CACHE_SUBDIR = "openvino-cache"
 MAX_CACHE_BYTES = 1 << 30
 _PRUNED: set = set()
 _BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+#: The ONNX models, by the key each backend opens its session with (``cpu_session(model=...)``):
+#: a precision can be set per model (``VA_PRECISION_MODELS=backbone=f32,thunder=bf16``).
+MODELS = PRECISION_MODELS
+#: What ``auto`` (the default) runs in bfloat16 where the CPU computes it natively; the others
+#: run in float32. The violence classifier's grouped CV chose it (models/violence.md): the backbone
+#: at bf16 keeps 0.810 accuracy / 0.861 precision; MultiPose, Thunder or YOLOv5s at bf16 move the
+#: keypoint features (all at bf16: 0.764; all but the backbone: 0.784).
+AUTO_BF16: frozenset = frozenset({"backbone"})
 
 
 def cpu_bf16(cpuinfo: str | None = None) -> bool:
@@ -63,39 +73,69 @@ class CpuInference:
 
     threads: int = 2
     runtime: str = "openvino"
-    precision: str = "f32"  # settings.Settings.precision: the default until bf16 is validated
+    precision: str = "auto"  # settings.Settings.precision
     cache_dir: Path | None = None
+    #: per-model overrides of ``precision``: ((model, "f32" | "bf16"), ...)
+    per_model: tuple = ()
 
     @classmethod
     def from_settings(cls, settings: Any, threads: int | None = None) -> "CpuInference":
         data_dir = getattr(settings, "data_dir", None)
         return cls(threads=int(threads or getattr(settings, "cpu_threads", 2) or 2),
                    runtime=getattr(settings, "runtime", "openvino"),
-                   precision=getattr(settings, "precision", "f32"),
-                   cache_dir=Path(data_dir) / CACHE_SUBDIR if data_dir else None)
+                   precision=getattr(settings, "precision", "auto"),
+                   cache_dir=Path(data_dir) / CACHE_SUBDIR if data_dir else None,
+                   per_model=parse_per_model(getattr(settings, "precision_models", "")))
+
+    def precision_of(self, model: str = "") -> str:
+        """f32 or bf16: what ``model`` (one of MODELS; "" for none in particular) computes in."""
+        if self.runtime != "openvino":
+            return "f32"
+        p = dict(self.per_model).get(model, self.precision)
+        if p == "auto":
+            return "bf16" if cpu_bf16() and model in AUTO_BF16 else "f32"
+        return p
 
     @property
     def effective_precision(self) -> str:
-        """f32 or bf16: what the models compute in."""
-        if self.runtime != "openvino":
-            return "f32"
-        if self.precision == "auto":
-            return "bf16" if cpu_bf16() else "f32"
-        return self.precision
+        """f32, bf16, or mixed: what the models compute in."""
+        ps = {self.precision_of(m) for m in MODELS}
+        return ps.pop() if len(ps) == 1 else "mixed"
 
     def describe(self) -> str:
-        return f"{self.runtime} {self.effective_precision}"
+        """e.g. "openvino f32", "openvino bf16", "openvino bf16 backbone=f32" (the models
+        that differ from the most common precision)."""
+        ps = {m: self.precision_of(m) for m in MODELS}
+        base = max(("f32", "bf16"), key=lambda p: (list(ps.values()).count(p), p == "f32"))
+        rest = " ".join(f"{m}={p}" for m, p in ps.items() if p != base)
+        return f"{self.runtime} {base}" + (f" {rest}" if rest else "")
+
+
+def parse_per_model(text: str) -> tuple:
+    """"backbone=f32,thunder=bf16" -> (("backbone", "f32"), ("thunder", "bf16")); ValueError
+    naming the bad part otherwise."""
+    out = []
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        model, _, prec = part.partition("=")
+        model, prec = model.strip(), prec.strip()
+        if model not in MODELS or prec not in PRECISIONS:
+            raise ValueError(f"{part!r}: use model=precision with model one of "
+                             f"{', '.join(MODELS)} and precision one of {', '.join(PRECISIONS)}")
+        out.append((model, prec))
+    return tuple(out)
 
 
 def cpu_session(path: Path, threads: "int | CpuInference", what: str, fix: str,
-                graph: Callable[[Path], bytes] | None = None, static_shapes: bool = True):
+                graph: Callable[[Path], bytes] | None = None, static_shapes: bool = True,
+                model: str = ""):
     """A session on the CPU for ``path`` (or for ``graph(path)``, a serialised model derived
     from it, e.g. a network cut after its backbone). ``threads`` is a ``CpuInference`` (the
     factories build it from Settings) or a thread count (the defaults otherwise).
 
     ``what`` names the model in errors ("MoveNet weights"), ``fix`` says what the user should do.
     ``static_shapes=False`` compiles one model for every input shape (OpenVINO's dynamic shapes;
-    for the text embedder, whose batch and token count change with every call)."""
+    for the text embedder, whose batch and token count change with every call). ``model`` is
+    its key in MODELS: its precision (``CpuInference.precision_of``)."""
     cpu = threads if isinstance(threads, CpuInference) else CpuInference(threads=int(threads))
     if cpu.runtime not in RUNTIMES:
         raise BackendUnavailable(f"unknown runtime {cpu.runtime!r}; set VA_RUNTIME to "
@@ -104,10 +144,11 @@ def cpu_session(path: Path, threads: "int | CpuInference", what: str, fix: str,
     if not path.is_file():
         raise BackendUnavailable(f"{what} {path} are missing; {fix}")
     try:
-        model = str(path) if graph is None else graph(path)
+        onnx = str(path) if graph is None else graph(path)
         if cpu.runtime == "onnxruntime":
-            return _ort_session(model, cpu)
-        return OpenVinoSession(model, cpu, static_shapes=static_shapes)
+            return _ort_session(onnx, cpu)
+        return OpenVinoSession(onnx, cpu, static_shapes=static_shapes,
+                               precision=cpu.precision_of(model))
     except ImportError as e:
         raise BackendUnavailable(
             f"the {cpu.runtime} runtime is not installed ({e}); install the requirements "
@@ -210,10 +251,17 @@ class OpenVinoSession:
     with dynamic shapes). Thread-safe: each call takes an idle inference request of its shape's
     compiled model, or makes one."""
 
-    def __init__(self, model: "str | bytes", cpu: CpuInference, static_shapes: bool = True):
+    def __init__(self, model: "str | bytes", cpu: CpuInference, static_shapes: bool = True,
+                 precision: str | None = None):
         self._model = _read_onnx(model)
+        # a model read from a file, whose inputs have one shape only (or compiled once for all,
+        # dynamic) is compiled once: its ov.Model is dropped then (MiniLM 46 MB, YOLOv5s 16,
+        # Thunder 15 resident) and read again only if its compiled model is ever evicted
+        self._source = model if isinstance(model, str) else None
+        self._one_shape = not static_shapes or all(
+            p.get_partial_shape().is_static for p in self._model.inputs)
         self.cpu = cpu
-        self.precision = cpu.effective_precision
+        self.precision = precision or cpu.precision_of()
         self._static = static_shapes
         self._inputs = [NodeArg(p.get_any_name(), tuple(p.get_partial_shape()))
                         for p in self._model.inputs]
@@ -260,14 +308,16 @@ class OpenVinoSession:
             if entry is not None:
                 self._compiled.move_to_end(key)
                 return entry
-        model = self._model
+        model = self._model if self._model is not None else _read_onnx(self._source)
         if key is not None:
-            model = self._model.clone()
+            model = model.clone()
             model.reshape({i: list(shape) for i, shape in enumerate(key)})
         compiled = _core().compile_model(model, "CPU", self._config())
         with self._lock:
             entry = self._compiled.setdefault(key, [compiled, []])
             self.compiles += 1
+            if self._one_shape and self._source is not None:
+                self._model = None
             while len(self._compiled) > MAX_SHAPES:
                 self._compiled.popitem(last=False)
             return entry

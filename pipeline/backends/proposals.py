@@ -52,7 +52,8 @@ class YoloV5Coco:
     once."""
 
     def __init__(self, path: Path, threads: int | CpuInference = 2):
-        self.session = cpu_session(path, threads, "YOLOv5s weights", _FIX.format(f=YOLO_FILE))
+        self.session = cpu_session(path, threads, "YOLOv5s weights", _FIX.format(f=YOLO_FILE),
+                                   model="yolov5s")
         self.input_name = self.session.get_inputs()[0].name
         self._lock = threading.Lock()
         self._last: tuple[np.ndarray | None, np.ndarray | None, float] = (None, None, 1.0)
@@ -143,7 +144,7 @@ class ThunderPose:
 
     def __init__(self, path: Path, threads: int | CpuInference = 2):
         self.session = cpu_session(path, threads, "MoveNet Thunder weights",
-                                   _FIX.format(f=THUNDER_FILE))
+                                   _FIX.format(f=THUNDER_FILE), model="thunder")
         self.input_name = self.session.get_inputs()[0].name
 
     def keypoints(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
