@@ -141,7 +141,7 @@ class Settings:
     openai_base_url: str | None = None
     openai_model: str | None = None
     openai_api_key: str | None = None
-    # --- jobs (services/jobs.py, services/worker.py, services/batch.py) -----------------------
+    # --- jobs (services/jobs/jobs.py, services/jobs/worker.py, services/jobs/batch.py) -----------------------
     #: local: the app runs a worker itself | external: workers run elsewhere (pipeline worker)
     workers: str = field(default="local", metadata={"choices": ("local", "external")})
     #: queue: procrastinate workers | batch: one AWS Batch job per video
@@ -155,7 +155,7 @@ class Settings:
     #: Set by an AWS Batch submission in the container environment (``pipeline run``).
     job_video_id: int | None = field(default=None, metadata={"min": 1})
     job_source: str | None = None
-    # --- access (services/access.py) ----------------------------------------------------------
+    # --- access (services/access/access.py) ----------------------------------------------------------
     #: A signed-in session with no page shown or action taken for this long must sign in again.
     session_idle_minutes: int = field(default=30, metadata={"min": 1, "max": 7 * 24 * 60})
     # --- misc -------------------------------------------------------------------------------

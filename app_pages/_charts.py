@@ -159,7 +159,7 @@ def orientation_figure(events: pd.DataFrame) -> go.Figure:
 def video_timeline_figure(incidents, people: list[tuple[float, int]],
                           duration_s: float | None) -> go.Figure:
     """One video's timeline: its incidents as spans (click one to play it) above the number of
-    people seen over time. ``incidents`` are ``services.review.Incident``s."""
+    people seen over time. ``incidents`` are ``services.review.review.Incident``s."""
     from plotly.subplots import make_subplots
 
     tf = wb.timefmt

@@ -242,7 +242,7 @@ class JobAttempt:
 
     def end_if_current(self, status: JobStatus, reason: str | None) -> bool:
         """Record the end of attempt ``run_id`` that its job could not record (kept by
-        ``services.pending_ends``), only while it is still the video's current attempt and
+        ``services.jobs.pending_ends``), only while it is still the video's current attempt and
         processing: a later attempt or a recovery may have ended it since."""
         row = self.conn.execute(
             "SELECT 1 FROM db_video v JOIN db_run r ON r.run_id = v.current_run_id"

@@ -1,6 +1,6 @@
 """SQL of the job queue's side of ``db_video``: which procrastinate job a video has, and the
 jobs list. The queue itself is procrastinate's (``procrastinate_jobs``, ``procrastinate_workers``;
-schema applied as migration ``0005b_procrastinate_schema``); services/jobs.py defers and runs the
+schema applied as migration ``0005b_procrastinate_schema``); services/jobs/jobs.py defers and runs the
 jobs through procrastinate's API. Status changes and the recovery of dead attempts (which read
 procrastinate's tables in one transaction, with row locks): db/attempts.py.
 """

@@ -26,7 +26,7 @@ HIGHLIGHT_BONUS = 0.01
 #: Full text is an AND of the query's words (plainto_tsquery); at most LEXICAL_SCAN matching
 #: rows are ranked, which bounds the cost of very common words on large tables.
 LEXICAL_SCAN = 2000
-#: What the query names in the engine's vocabulary (services.query_terms): an event matching
+#: What the query names in the engine's vocabulary (services.search.query_terms): an event matching
 #: all of it gains TERM_BOOST, about three top ranks of RRF, so "a man in a red jacket" lists
 #: men with a red upper body first; one matching half of it gains half.
 TERM_BOOST = 0.05
@@ -184,7 +184,7 @@ def _filter_sql(filters: SearchFilters | None, alias: str = "e") -> tuple[str, d
 
 
 def _facet_sql(terms: SearchFilters | None, alias: str = "e") -> tuple[list[str], dict]:
-    """A query's understood terms (``services.query_terms``, as a ``SearchFilters``) as one
+    """A query's understood terms (``services.search.query_terms``, as a ``SearchFilters``) as one
     condition per facet with ``b_*`` parameters; an incident type also matches the people whose
     action has its name (a fight's people are ``violent``)."""
     conds, p = _filter_conds(terms, alias, "b")

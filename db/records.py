@@ -167,7 +167,7 @@ class Hit:
     similarity: float | None = None
     semantic_rank: int | None = None
     lexical_rank: int | None = None
-    #: Share of the query's understood terms (services.query_terms) the event matches; None
+    #: Share of the query's understood terms (services.search.query_terms) the event matches; None
     #: when the query had none or they were not used.
     terms_matched: float | None = None
 

@@ -89,7 +89,7 @@ class CarryOver:
 _COLS = ("r.event_id, r.state, r.note, r.reviewed_at, r.mark_id, r.video_id, r.event_type,"
          " r.start_t_s, r.end_t_s, r.carried_at, r.lost_at")
 _RET = _COLS.replace("r.", "")
-#: An event's episode as the Review page shows it (``services.review._episode``).
+#: An event's episode as the Review page shows it (``services.review.review._episode``).
 _EP_START = 'LEAST(COALESCE(e.start_t_s, e."timestamp"), e."timestamp")'
 _EP_END = 'GREATEST(COALESCE(e.end_t_s, e."timestamp"), e."timestamp")'
 

@@ -1,5 +1,5 @@
 """Accounts, sign-in sessions and the sign-in throttle (migration 0007). SQL only: hashing,
-tokens, the rules on roles and the audit rows are in ``services/access.py``. Functions take an
+tokens, the rules on roles and the audit rows are in ``services/access/access.py``. Functions take an
 open psycopg connection."""
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 its people carry during an episode, how its episodes become incidents, how urgent it is on the
 Review page and where its measured precision lives. Adding an event type = a member of
 ``records.EventType``, the rule that finds its episodes, and one ``EventTypeSpec`` here; postprocess,
-incidents, the sentences (services.embeddings), the vocabularies (services.vocab) and Review
-(services.review) read this table."""
+incidents, the sentences (services.search.embeddings), the vocabularies (services.vocab) and Review
+(services.review.review) read this table."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -122,7 +122,7 @@ class ObservationPass(str, Enum):
 
 class JobStatus(str, Enum):
     PENDING = "pending"
-    QUEUED = "queued"  # waiting in the job queue for a worker (services/jobs.py)
+    QUEUED = "queued"  # waiting in the job queue for a worker (services/jobs/jobs.py)
     PROCESSING = "processing"
     COMPLETED = "completed"
     FAILED = "failed"

@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(2)
-    from services.embeddings import embed_texts, event_sentence, load_embedder
+    from services.search.embeddings import embed_texts, event_sentence, load_embedder
     from settings import Settings
 
     print(f"load average at start: {os.getloadavg()[0]:.1f} (cores: {os.cpu_count()})")

@@ -32,7 +32,8 @@ DEFAULT_CLIP = REPO.parent / "shared" / "testdata" / "clips" / "pedestrians" / "
 def run_config(url: str, data_dir: Path, clips: list[Path], workers: int, cpu_threads: int,
                frame_skip: int, proposals: str) -> dict:
     from db import connection
-    from services import jobs, workbench
+    from services import workbench
+    from services.jobs import jobs
     from settings import Settings
 
     settings = Settings(database_url=url, data_dir=data_dir)

@@ -1,10 +1,10 @@
 """Search benchmark: labelled queries (datasets/search/queries.json) over a few
 ../shared/testdata clips analysed into a throwaway embedded database (var/eval-search), scored
 for today's search with the query's words alone (``--literal``, the baseline) and with query
-understanding (services.query_terms).
+understanding (services.search.query_terms).
 
 A query's returned moments are the hits the product itself calls matches
-(``services.answer.relevant_hits``, the Search page's and the answer's threshold) among the
+(``services.search.answer.relevant_hits``, the Search page's and the answer's threshold) among the
 top 10. Per positive query: precision@5 (answering hits among the first 5, over 5) and nDCG@10
 (binary gains; the ideal ranking fills the 10 places with answering events, or as many as the
 database holds). Per negative query: correct when nothing is returned. Figures for all queries
@@ -54,7 +54,7 @@ def ndcg(gains: list[int], n_ideal: int, k: int = TOP_K) -> float:
 
 def ingest(settings, clips: list[Path]) -> None:
     from services import database
-    from services.ingest import analyze_source
+    from services.jobs.ingest import analyze_source
     from db import queries
 
     with database.pooled(settings) as conn:
@@ -69,9 +69,9 @@ def ingest(settings, clips: list[Path]) -> None:
 
 def evaluate(settings, spec: dict, understand: bool, embedder) -> dict:
     from db import queries
-    from services import answer as answer_service
+    from services.search import answer as answer_service
     from services import database
-    from services.search import search
+    from services.search.search import search
 
     with database.pooled(settings) as conn:
         videos = {v.video_id: v for v in queries.list_videos(conn)}
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     os.environ["VA_DATA_DIR"] = str(args.data_dir.resolve())
     for var in ("DATABASE_URL", "POSTGRES_HOST", "S3_BUCKET_VIDEOS", "S3_BUCKET_HIGHLIGHTS"):
         os.environ.pop(var, None)
-    from services.embeddings import load_embedder
+    from services.search.embeddings import load_embedder
     from settings import Settings
 
     settings = Settings.from_env()

@@ -1,6 +1,6 @@
 """Command line: ``python -m pipeline run ...``, ``python -m pipeline search ...``,
 ``python -m pipeline bench``, the job queue's ``worker``, ``enqueue`` and ``jobs``, and ``users`` and
-``audit`` (services/access_cli.py). Flags follow the seed's run.py. Exit code 0 only on success;
+``audit`` (services/access/access_cli.py). Flags follow the seed's run.py. Exit code 0 only on success;
 errors are one line on stderr naming the problem and the fix."""
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_parser(sub)
     _add_queue_parsers(sub)
     _add_search_and_bench_parsers(sub)
-    from services import access_cli, review_cli  # users, audit, review: their own modules
+    from services.access import access_cli
+    from services.review import review_cli  # users, audit, review: their own modules
 
     access_cli.add_parsers(sub)
     review_cli.add_parser(sub)
@@ -170,7 +171,7 @@ class _TerminalProgress:
 
 def cmd_run(args) -> int:
     settings = _settings_for_run(args)
-    # The AWS Batch container gets its job in the environment (services/batch.py).
+    # The AWS Batch container gets its job in the environment (services/jobs/batch.py).
     if args.input is None:
         args.input = settings.job_source
     if args.video_id is None:
@@ -185,7 +186,7 @@ def cmd_run(args) -> int:
         if args.no_store:
             from pipeline.run import run_video
 
-            from services.source_uri import SourceUri
+            from services.media.source_uri import SourceUri
 
             if SourceUri.parse(args.input).is_s3:
                 raise SystemExit("error: --no-store works on local files only; drop --no-store "
@@ -198,8 +199,8 @@ def cmd_run(args) -> int:
             timings = {"frames_sampled": result.frames_sampled, "stage_ms": dict(result.stage_ms),
                        "events": len(result.events)}
         else:
-            from services.ingest import analyze_source
-            from services.review_cli import marks_notice
+            from services.jobs.ingest import analyze_source
+            from services.review.review_cli import marks_notice
 
             with marks_notice(settings, args.input, args.video_id):  # a re-run: its marks
                 outcome = analyze_source(args.input, settings, video_id=args.video_id,
@@ -228,7 +229,7 @@ def _sigterm_as_interrupt() -> None:
 
 
 def cmd_worker(args) -> int:
-    from services.worker import JobExecutor, LocalWorker
+    from services.jobs.worker import JobExecutor, LocalWorker
     from settings import Settings, SettingsError
 
     settings = Settings.from_env()
@@ -255,17 +256,17 @@ def cmd_worker(args) -> int:
 
 
 def worker_label() -> str:
-    from services.worker import worker_name
+    from services.jobs.worker import worker_name
 
     return worker_name()
 
 
 def cmd_enqueue(args) -> int:
-    from services.jobs import AnalysisOptions, JobClient
+    from services.jobs.jobs import AnalysisOptions, JobClient
     from settings import Settings
 
-    from services.ingest import check_input, source_name
-    from services.review_cli import say_marks
+    from services.jobs.ingest import check_input, source_name
+    from services.review.review_cli import say_marks
 
     settings = Settings.from_env()
     options = AnalysisOptions(frame_skip=args.frame_skip, device=args.device)
@@ -291,7 +292,7 @@ def cmd_jobs(args) -> int:
 
     from db import jobs
     from services import database
-    from services.jobs import JobClient, NoQueue
+    from services.jobs.jobs import JobClient, NoQueue
     from settings import Settings
 
     settings = Settings.from_env()
@@ -311,13 +312,13 @@ def cmd_jobs(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from services.search import search_cli
+    from services.search.search import search_cli
 
     return search_cli(args)
 
 
 def cmd_similar(args) -> int:
-    from services.similar import similar_cli
+    from services.search.similar import similar_cli
 
     return similar_cli(args)
 
@@ -329,7 +330,7 @@ def cmd_bench(args) -> int:
 
 
 def access_cli_commands() -> dict:
-    from services.access_cli import COMMANDS
+    from services.access.access_cli import COMMANDS
 
     return COMMANDS
 
@@ -346,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     from settings import SettingsError
 
     try:
-        handler = getattr(args, "handler", None) or {  # review: services/review_cli.py
+        handler = getattr(args, "handler", None) or {  # review: services/review/review_cli.py
             "run": cmd_run, "search": cmd_search, "similar": cmd_similar, "bench": cmd_bench, "worker": cmd_worker,
             "enqueue": cmd_enqueue, "jobs": cmd_jobs, **access_cli_commands()}[args.command]
         return handler(args)

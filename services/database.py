@@ -42,7 +42,7 @@ def mark_stale_jobs(settings) -> list[int]:
     """At start-up: videos left 'processing' by a worker that is gone are marked failed with a
     reason. Returns their ids. A live worker (this or another process or host) holds its video's
     advisory lock, so its job is left alone."""
-    from services import pending_ends
+    from services.jobs import pending_ends
 
     with pooled(settings) as conn:
         kept = pending_ends.record(settings, conn)  # ends with their own reason first

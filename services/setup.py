@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from services import database
-from services.jobs import JobClient, make_client
+from services.jobs.jobs import JobClient, make_client
 from settings import Settings
 
 log = logging.getLogger("va.workbench")
@@ -45,7 +45,7 @@ def open_services(settings: Settings) -> Services:
 
 def make_runner(services: Services) -> JobClient:
     """This process's job client: it enqueues and cancels; with ``VA_WORKERS=local`` (the
-    default) it also runs a worker in this process (``services.worker``). Queued jobs outlive the
+    default) it also runs a worker in this process (``services.jobs.worker``). Queued jobs outlive the
     app: they wait in the database for any worker."""
     client = make_client(services.settings)
     _RUNNERS.append(client)

@@ -4,44 +4,47 @@ It re-exports the service modules of one concern each; no Streamlit here and no 
 own (``app_pages/_resources.py`` wraps the factories in ``st.cache_resource``):
 
 - ``services.setup``: settings, the database opened and migrated, the job client (and worker)
-- ``services.job_store``: the job queue's writes to ``db_video``
+- ``services.jobs.job_store``: the job queue's writes to ``db_video``
 - ``services.capabilities``: which backends the analyst may pick
-- ``services.sources``: library, stored and uploaded videos
-- ``services.job_views``: videos and job state; starting an analysis
-- ``services.events_table``: the event query and the pandas table
-- ``services.media``: highlight frames, stored frame bytes, playable videos
-- ``services.tracks``: people (tracks) and their crops
-- ``services.similar``: the same person in other videos (appearance vectors)
-- ``services.search_views``: search hits and cited answers
+- ``services.media.sources``: library, stored and uploaded videos
+- ``services.jobs.job_views``: videos and job state; starting an analysis
+- ``services.search.events_table``: the event query and the pandas table
+- ``services.media.media``: highlight frames, stored frame bytes, playable videos
+- ``services.media.tracks``: people (tracks) and their crops
+- ``services.search.similar``: the same person in other videos (appearance vectors)
+- ``services.search.search_views``: search hits and cited answers
 - ``services.vocab``: the filter vocabularies
-- ``services.review``: incidents to review, the analyst's marks and accuracy (as ``review``)
-- ``services.housekeeping``: a picked video's facts, deleting videos, clearing failed jobs
+- ``services.review.review``: incidents to review, the analyst's marks and accuracy (as ``review``)
+- ``services.jobs.housekeeping``: a picked video's facts, deleting videos, clearing failed jobs
 - ``services.timefmt``: times and counts as the pages write them (as ``timefmt``)
-- ``services.access``: sign-in, sessions, roles, accounts and the audit trail (as ``access``);
+- ``services.access.access``: sign-in, sessions, roles, accounts and the audit trail (as ``access``);
   pages launch and cancel through ``launch`` / ``cancel_analysis`` (role checked, audited)
 """
 from __future__ import annotations
 
 from pipeline.records import Action, AgeGroup, EventType, Gender, JobStatus, TrackSummary, mmss
 from db.records import Hit, SearchFilters, StoredEvent, StoredObject, VideoRecord
-from services import access, housekeeping, review, text, timefmt
-from services.access import AuditAction, AuditFilter, Role
+from services import text, timefmt
+from services.access import access
+from services.jobs import housekeeping
+from services.review import review
+from services.access.access import AuditAction, AuditFilter, Role
 from services.records import Answer
 from services.capabilities import Capabilities, _cuda_available, capabilities
 from services.errors import USER_ERRORS
-from services.events_table import (
+from services.search.events_table import (
     EVENT_TABLE_COLUMNS, EventQuery, events_csv, events_table, get_event, list_events,
     video_names,
 )
-from services.estimate import estimate_source
-from services.job_store import DbJobStore
-from services.job_views import (JobView, cancel_analysis, get_video, job_view, job_views,
+from services.jobs.estimate import estimate_source
+from services.jobs.job_store import DbJobStore
+from services.jobs.job_views import (JobView, cancel_analysis, get_video, job_view, job_views,
                                launch, list_videos, start_analysis)
-from services.jobs import AnalysisOptions, JobClient, QueueSnapshot
-from services.media import (
+from services.jobs.jobs import AnalysisOptions, JobClient, QueueSnapshot
+from services.media.media import (
     HighlightItem, frame_bytes, highlights, media_kind, player_width, still_bytes, video_media,
 )
-from services.search_views import (
+from services.search.search_views import (
     HitGroup, SearchEmbedder, SearchView, hit_thumbnail, load_search_embedder, run_search,
     split_citations,
 )
@@ -49,12 +52,12 @@ from services.setup import (
     _RUNNERS, Services, load_settings, make_runner, open_services, settings_key,
     shutdown_runners,
 )
-from services.sources import (
+from services.media.sources import (
     VIDEO_EXTENSIONS, VideoSource, library_videos, save_upload, stored_videos,
 )
-from services.similar import SimilarHit, similar_hits
-from services.stills import outline_person
-from services.tracks import TrackCard, TrackLine, person_crops, track_cards, video_tracks
+from services.search.similar import SimilarHit, similar_hits
+from services.media.stills import outline_person
+from services.media.tracks import TrackCard, TrackLine, person_crops, track_cards, video_tracks
 from services.vocab import (
     ACTION_COLOURS, ACTIONS, ACTIVE, AGE_GROUPS, COLOURS, EVENT_COLOURS, EVENT_TYPES, FINAL,
     GENDER_COLOURS, GENDERS, HIGHLIGHT_TYPES, OBJECT_CLASSES, ORIENTATION_LABELS, RELATIONS,

@@ -72,7 +72,7 @@ TEST_PASSWORD = "correct horse battery staple"
 
 def ensure_user(settings, name: str, role: str = "admin", email: str | None = None) -> None:
     """A real account in the test database (created by the command line's operator)."""
-    from services import access
+    from services.access import access
 
     try:
         access.add_user(settings, access.OPERATOR, name, role, TEST_PASSWORD, email)
@@ -89,7 +89,7 @@ def sign_in(at, role: str | None = "admin", name: str | None = None):
     database unreachable (or ``role`` None) the session stays signed out."""
     if role is None:
         return at
-    from services import access
+    from services.access import access
     from services.errors import USER_ERRORS
     from settings import Settings
 

@@ -11,8 +11,12 @@ import json
 import psycopg
 import pytest
 
-from services import access, housekeeping, review
-from services.access import OPERATOR, AccessDenied, Role, Session, SignInError
+from services.access import access
+
+from services.jobs import housekeeping
+
+from services.review import review
+from services.access.access import OPERATOR, AccessDenied, Role, Session, SignInError
 
 pytestmark = pytest.mark.db
 
@@ -139,10 +143,10 @@ def test_five_failed_sign_ins_make_the_name_wait_five_minutes(db_settings, db_po
 
 
 def test_the_server_refuses_a_viewer_every_action(db_settings, db_pool):
-    from services.job_views import cancel_analysis, launch
-    from services.jobs import JobClient
+    from services.jobs.job_views import cancel_analysis, launch
+    from services.jobs.jobs import JobClient
     from services.setup import Services
-    from services.sources import save_upload
+    from services.media.sources import save_upload
 
     viewer = _session(db_settings, "vic", "viewer")
     analyst = _session(db_settings, "ali", "analyst")
@@ -228,8 +232,8 @@ def test_the_audit_trail_is_append_only(db_settings, db_pool):
 
 
 def test_every_action_leaves_an_audit_row(db_settings, db_pool):
-    from services.job_views import cancel_analysis, launch
-    from services.jobs import JobClient
+    from services.jobs.job_views import cancel_analysis, launch
+    from services.jobs.jobs import JobClient
 
     with db_pool.connection() as conn:
         first = _last_audit_id(conn)

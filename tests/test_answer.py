@@ -1,4 +1,4 @@
-"""services/answer.py: cited answers from hits (extractive and LLM with citation checks), and
+"""services/search/answer.py: cited answers from hits (extractive and LLM with citation checks), and
 'nothing matches' when nothing is relevant."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 import pytest
 
 from pipeline.records import ChatReply
-from services.answer import answer, extractive_answer, validate_llm_answer
-from services.search import search
+from services.search.answer import answer, extractive_answer, validate_llm_answer
+from services.search.search import search
 from test_search import corpus, embedder  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.db

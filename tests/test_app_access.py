@@ -183,7 +183,7 @@ def test_the_admin_page_lists_users_and_the_audit_trail(seeded):
 
 
 def test_single_sign_on_maps_the_email_to_the_role(seeded):
-    from services import access
+    from services.access import access
 
     access.add_user(seeded, access.OPERATOR, "sam", "viewer", None, "sam@example.org")
     sso = {"auth": {"redirect_uri": "http://127.0.0.1:8501/oauth2callback",
@@ -236,7 +236,7 @@ def test_pages_act_only_as_the_signed_in_user():
 def test_live_parts_do_not_keep_an_idle_session_alive(seeded, db_pool):
     """The sidebar and the Analyze page redraw every second; that is not activity: a session
     idle past its time ends there too (the next redraw shows the sign-in)."""
-    from services import access
+    from services.access import access
     from settings import Settings
 
     settings = Settings(database_url=seeded.database_url)

@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from services.access import OPERATOR
+from services.access.access import OPERATOR
 from app_support import new_app, reset_app_caches, set_app_env, texts
-from services import review
+from services.review import review
 
 pytestmark = pytest.mark.db
 

@@ -3,7 +3,7 @@ incident's frame and facts, marks with a note stored and shown, next / previous,
 that they survive a visit to another page), counts per state, and the accuracy panel."""
 from __future__ import annotations
 
-from services.access import OPERATOR
+from services.access.access import OPERATOR
 
 import io
 import json
@@ -11,7 +11,7 @@ import json
 import pytest
 
 from app_support import all_text, new_app, reset_app_caches, set_app_env, texts
-from services import review
+from services.review import review
 
 pytestmark = pytest.mark.db
 

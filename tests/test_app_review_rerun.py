@@ -17,7 +17,7 @@ from app_support import (
     all_text, analyse, link_clips, new_app, reset_app_caches, set_app_env, texts,
 )
 from conftest import REPO
-from services import review
+from services.review import review
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 

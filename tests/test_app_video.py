@@ -4,7 +4,7 @@ picking one plays it from just before; a photo is shown as a picture; a file tha
 as a video (a text file named .mp4) gets no black player (issue 13, defect 5)."""
 from __future__ import annotations
 
-from services.access import OPERATOR
+from services.access.access import OPERATOR
 
 import json
 
@@ -171,7 +171,7 @@ def test_a_photos_event_outlines_the_person_found(seeded, db_pool):
 
     from PIL import Image
 
-    from services import stills
+    from services.media import stills
 
     settings, ids = seeded
     with db_pool.connection() as conn:
@@ -200,7 +200,7 @@ def test_a_photos_event_outlines_the_person_found(seeded, db_pool):
 
 
 def test_a_mark_whose_incident_is_gone_is_listed_on_the_video(seeded, db_pool):
-    from services import review
+    from services.review import review
 
     settings, ids = seeded
     items = review.review_items(settings, review.IncidentFilter(video_ids=(ids["clip"],)))

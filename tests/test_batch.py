@@ -1,4 +1,4 @@
-"""AWS Batch submission (services/batch.py) at its boundary, with botocore's Stubber: the request
+"""AWS Batch submission (services/jobs/batch.py) at its boundary, with botocore's Stubber: the request
 shape of submit_job (video id and source in the container environment), retries of throttling,
 one-line errors, cancel by terminate_job, and the container's side (``pipeline run`` takes its
 job from the environment)."""
@@ -9,7 +9,8 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from pipeline.records import JobStatus
-from services import batch, jobs
+from services.jobs import batch
+from services.jobs import jobs
 from services.errors import ServiceError
 from settings import Settings
 
@@ -143,7 +144,8 @@ def test_batch_settings_are_required_and_read_from_the_environment():
 def test_the_container_runs_the_job_named_in_its_environment(monkeypatch, capsys):
     """What the image's ``python -m pipeline run --quiet`` does with the submitted environment."""
     from services.records import IngestOutcome
-    from services import cli, ingest
+    from services import cli
+    from services.jobs import ingest
 
     for k in ("DATABASE_URL", "POSTGRES_HOST"):
         monkeypatch.delenv(k, raising=False)

@@ -142,14 +142,14 @@ def test_job_status_has_one_writer():
 
 
 def test_source_uris_parsed_in_one_place():
-    """``s3://`` / ``local:`` URIs are parsed by services/source_uri.py's ``SourceUri`` only."""
+    """``s3://`` / ``local:`` URIs are parsed by services/media/source_uri.py's ``SourceUri`` only."""
     check = re.compile(r"""startswith\(\(?\s*["'](s3://|local:)""")
     bad = [str(f.relative_to(REPO)) for folder in ("pipeline", "db", "services", "app_pages",
                                                     "app.py", "settings.py")
            for f in _py(folder)
-           if f.relative_to(REPO).as_posix() != "services/source_uri.py"
+           if f.relative_to(REPO).as_posix() != "services/media/source_uri.py"
            and check.search(f.read_text())]
-    assert not bad, f"parse a source with services.source_uri.SourceUri: {bad}"
+    assert not bad, f"parse a source with services.media.source_uri.SourceUri: {bad}"
 
 
 def test_no_product_function_over_80_lines():
@@ -175,3 +175,14 @@ def test_comments_say_why_not_history():
            for f in _py(folder)
            for i, line in enumerate(f.read_text().splitlines(), 1) if history.search(line)]
     assert not bad, bad
+
+
+def test_services_are_grouped_by_concern():
+    """services/ keeps its packages (jobs, media, search, review, access) and a few shared
+    modules at the top; a new module goes into the package of its concern."""
+    shared = {"__init__", "workbench", "cli", "setup", "database", "errors", "capabilities",
+              "text", "timefmt", "vocab", "records"}
+    top = {f.stem for f in (REPO / "services").glob("*.py")}
+    assert top <= shared, f"put these in a package of services/: {sorted(top - shared)}"
+    for pkg in ("jobs", "media", "search", "review", "access"):
+        assert (REPO / "services" / pkg / "__init__.py").is_file(), pkg

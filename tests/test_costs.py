@@ -47,7 +47,7 @@ def test_cost_table_round_trips_and_survives_a_bad_file(tmp_path):
 
 def test_estimate_of_a_source(tmp_path):
     from conftest import testdata_path
-    from services.estimate import estimate_source
+    from services.jobs.estimate import estimate_source
 
     s = Settings(data_dir=tmp_path)
     clip = testdata_path("clips/pedestrians/vtest.avi")

@@ -1,4 +1,4 @@
-"""pipeline/backends/minilm_onnx.py, minilm.py and services/embeddings.py: the real offline
+"""pipeline/backends/minilm_onnx.py, minilm.py and services/search/embeddings.py: the real offline
 MiniLM model (ONNX by default, torch on request)."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.records import Action, AgeGroup, Event, EventType, Gender
-from services.embeddings import embed_texts, event_sentence, load_embedder
+from services.search.embeddings import embed_texts, event_sentence, load_embedder
 from settings import Settings
 
 
@@ -63,7 +63,7 @@ def test_unknown_embedder_names_the_setting():
 
 
 def test_one_vector_per_track_segment_or_incident():
-    from services.embeddings import embedding_plan, search_sentence
+    from services.search.embeddings import embedding_plan, search_sentence
 
     def person(t, oid, x, action=Action.WALKING, scene=None):
         return Event(EventType.PERSON, t, int(t * 10), oid, (x, 0.0, x + 50.0, 200.0),

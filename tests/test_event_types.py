@@ -10,8 +10,9 @@ from pipeline import event_types as ET
 from pipeline import postprocess
 from pipeline.incidents import incidents
 from pipeline.records import Action, Episode, EventType
-from services import review, vocab
-from services.embeddings import event_sentence
+from services import vocab
+from services.review import review
+from services.search.embeddings import event_sentence
 
 REPO = Path(__file__).resolve().parents[1]
 

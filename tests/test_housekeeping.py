@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.access import OPERATOR
-from services import housekeeping, review
+from services.access.access import OPERATOR
+from services.jobs import housekeeping
+from services.review import review
 
 pytestmark = pytest.mark.db
 
@@ -91,7 +92,7 @@ def test_source_facts(tmp_path, db_settings):
 def test_a_bad_upload_is_refused_before_it_is_stored(db_settings):
     """issue 13, defect 4: a text file named bad.mp4 was stored and queued, and its error
     showed a server path."""
-    from services import sources
+    from services.media import sources
     from services.setup import Services
 
     svc = Services(db_settings)

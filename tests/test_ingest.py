@@ -1,4 +1,4 @@
-"""services/ingest.py: real runs of the engine on dev clips into a real PostgreSQL (embedded
+"""services/jobs/ingest.py: real runs of the engine on dev clips into a real PostgreSQL (embedded
 fixture) and a real S3 API (moto server), with the faults the issue lists."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pipeline.records import JobStatus
 from db.records import SearchFilters
 from services import database
 from services.errors import DatabaseUnavailable, InvalidName, JobConflict, StorageError
-from services.ingest import analyze_source, mark_stale_jobs
+from services.jobs.ingest import analyze_source, mark_stale_jobs
 
 pytestmark = pytest.mark.db
 
@@ -49,8 +49,8 @@ def _events(settings, video_id):
 
 @pytest.mark.slow
 def test_dev_clips_then_search_and_answer(db_settings):
-    from services.answer import answer
-    from services.search import search
+    from services.search.answer import answer
+    from services.search.search import search
 
     fall = conftest.testdata_path("clips/falls/Fall01.mp4")
     ped = conftest.testdata_path("clips/pedestrians/vtest_first20s.mp4")

@@ -1,4 +1,4 @@
-"""services/job_views.py: progress labels name what they count (pipeline.progress.Stage)."""
+"""services/jobs/job_views.py: progress labels name what they count (pipeline.progress.Stage)."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.records import JobStatus
 from pipeline.progress import unit_of
-from services.job_views import JobView
+from services.jobs.job_views import JobView
 
 
 def _view(stage: str, status: JobStatus = JobStatus.PROCESSING, done=64, total=127,
@@ -76,7 +76,7 @@ def test_eta_before_the_first_frame_is_what_is_left_of_the_estimate():
 def test_a_stored_eta_counts_down_between_writes():
     from datetime import datetime, timedelta, timezone
 
-    from services.job_views import eta_now
+    from services.jobs.job_views import eta_now
 
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     assert eta_now(25.0, now - timedelta(seconds=5), now) == 20.0
@@ -106,7 +106,7 @@ def test_the_job_writes_an_eta_from_its_start_and_names_storing(db_settings, db_
     from db.attempts import JobAttempt
     from pipeline.records import RunProgress
     from pipeline.progress import ENGINE_SPAN
-    from services.ingest import _JobProgress
+    from services.jobs.ingest import _JobProgress
 
     with db_pool.connection() as conn:
         vid = store.create_video(conn, "v.mp4", "/v.mp4")

@@ -1,4 +1,4 @@
-"""The job queue (services/jobs.py, services/worker.py, services/job_store.py, db/jobs.py).
+"""The job queue (services/jobs/jobs.py, services/jobs/worker.py, services/jobs/job_store.py, db/jobs.py).
 
 First, fast tests with fakes (no database, no models, no timers): what the client writes when it
 queues and cancels, and what one attempt on a worker records for each way a job can end. Then the
@@ -18,9 +18,11 @@ from app_support import link_clips, wait_for
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.records import JobStatus
 from conftest import stored_video
-from services import job_views, jobs, workbench
+from services import workbench
+from services.jobs import job_views
+from services.jobs import jobs
 from services.errors import JobConflict
-from services.worker import JobExecutor
+from services.jobs.worker import JobExecutor
 from settings import Settings
 
 # --- fakes -------------------------------------------------------------------------------------
@@ -432,7 +434,8 @@ def test_a_video_analysed_by_a_cli_run_is_not_queued(db_settings, tmp_path):
 
     from db import store
     from db.attempts import JobAttempt
-    from services import database, ingest
+    from services import database
+    from services.jobs import ingest
 
     (clip,) = link_clips(tmp_path / "lib", "clips/intel/classroom.mp4")
     other = database.connect(db_settings)  # the CLI run's dedicated connection

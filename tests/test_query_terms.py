@@ -1,11 +1,11 @@
-"""services/query_terms.py: the query's words in the engine's vocabulary, by table."""
+"""services/search/query_terms.py: the query's words in the engine's vocabulary, by table."""
 from __future__ import annotations
 
 import pytest
 
 from db.records import SearchFilters
 from pipeline.records import Action, AgeGroup, Colour, EventType, Gender, ObjectClass, Relation
-from services.query_terms import parse_query
+from services.search.query_terms import parse_query
 
 A, E, G, Y, C = Action, EventType, Gender, AgeGroup, Colour
 

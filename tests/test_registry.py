@@ -68,7 +68,7 @@ def test_unknown_names_say_what_exists():
 
 
 def test_chat_is_a_stage_with_its_protocol():
-    from services.answer import load_chat_model
+    from services.search.answer import load_chat_model
     from services.errors import ServiceError
 
     assert hasattr(protocols, "ChatModel")

@@ -1,4 +1,4 @@
-"""Review marks (db/reviews.py, migration 0006) and the review service (services/review.py):
+"""Review marks (db/reviews.py, migration 0006) and the review service (services/review/review.py):
 incidents newest video first with their episode and tracks, marks with notes, filters, counts
 per state, the analyst's accuracy beside the measured precision (models/detectors.json)."""
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from services.access import OPERATOR
-from services import review
+from services.access.access import OPERATOR
+from services.review import review
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@ whose incident vanished as "no longer detected"; the one writer ``write_marks``;
 reviewed" never overwrites a verdict; the CLI's ``review list|mark``."""
 from __future__ import annotations
 
-from services.access import OPERATOR
+from services.access.access import OPERATOR
 
 import json
 
@@ -14,7 +14,7 @@ import pytest
 from conftest import make_event
 from db import reviews
 from pipeline.records import Action, EventType
-from services import review
+from services.review import review
 
 
 # --- the rule, pure -----------------------------------------------------------------------------

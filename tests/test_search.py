@@ -1,4 +1,4 @@
-"""services/search.py: hybrid (HNSW + full text, RRF) search over stored events, with the real
+"""services/search/search.py: hybrid (HNSW + full text, RRF) search over stored events, with the real
 MiniLM embedder and a real PostgreSQL. Events here are built by hand in the shapes the engine
 produces; the end-to-end search over analysed dev clips is in test_ingest.py (slow)."""
 from __future__ import annotations
@@ -9,9 +9,9 @@ from db import store
 from pipeline.records import Action, AgeGroup, Colour, Event, EventType, Gender
 from db.records import SearchFilters
 from services import database
-from services.embeddings import embed_texts, event_sentence, load_embedder
+from services.search.embeddings import embed_texts, event_sentence, load_embedder
 from services.errors import QueryError
-from services.search import MAX_QUERY_CHARS, clean_query, hit_json, search
+from services.search.search import MAX_QUERY_CHARS, clean_query, hit_json, search
 
 pytestmark = pytest.mark.db
 

@@ -9,7 +9,7 @@ import pytest
 
 from db.records import Hit, StoredEvent
 from pipeline.records import Action, AgeGroup, EventType, Gender
-from services import search_views
+from services.search import search_views
 
 
 def _hit(eid, t, sentence, video=1, sim=0.5, kind="person", bbox=(10, 5, 20, 30), frame=0):
@@ -68,7 +68,7 @@ def test_a_person_hit_gets_a_crop_from_the_video(tmp_path):
 
 
 def test_track_crop_candidates_spread_over_the_track_with_its_clearest_view():
-    from services.tracks import crop_candidates
+    from services.media.tracks import crop_candidates
 
     rows = [_hit(i + 1, float(i * 2), "x", bbox=(0, 0, 10 + (30 if i == 7 else 0), 40),
                  frame=i * 20).event for i in range(30)]
@@ -112,7 +112,7 @@ def test_the_answer_counts_the_moments_the_page_lists():
     """Issue 20: the answer said "2 matching moments" while the list said "Matching moments
     (5)": one person walking, seen in rows whose sentences differ (where in the frame), was one
     moment to the answer and three to the list."""
-    from services import answer
+    from services.search import answer
 
     hits = [_hit(1, 1.0, "at 00:01 a man walking near the left"),
             _hit(2, 1.7, "at 00:01 a man walking in the middle"),

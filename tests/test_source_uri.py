@@ -1,7 +1,7 @@
-"""services/source_uri.py: the one parser and renderer of a video's source."""
+"""services/media/source_uri.py: the one parser and renderer of a video's source."""
 import pytest
 
-from services.source_uri import Scheme, SourceUri
+from services.media.source_uri import Scheme, SourceUri
 
 
 @pytest.mark.parametrize("uri, scheme, bucket, key, name", [

@@ -1,4 +1,4 @@
-"""services/storage.py against moto's S3 server (real S3 API on loopback) and the local folder."""
+"""services/media/storage.py against moto's S3 server (real S3 API on loopback) and the local folder."""
 from __future__ import annotations
 
 import io
@@ -6,7 +6,7 @@ import io
 import pytest
 
 from db.records import StoredObject
-from services import storage
+from services.media import storage
 from services.errors import InvalidName, StorageError
 
 pytestmark = pytest.mark.s3

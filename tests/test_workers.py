@@ -26,7 +26,8 @@ import pytest
 
 from app_support import link_clips, wait_for
 from pipeline.records import JobStatus
-from services import jobs, workbench
+from services import workbench
+from services.jobs import jobs
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 

@@ -94,7 +94,7 @@ BACKENDS: tuple[BackendSpec, ...] = (
     BackendSpec("embedder", "minilm-torch", "pipeline.backends.minilm:load_minilm", ("device",)),
     BackendSpec("embedder", "titan", "pipeline.backends.bedrock:load_titan_embedder",
                 ("bedrock_region", "bedrock_embed_model", "aws_region"), _set("bedrock_region")),
-    # Search answers (services.answer); no chat backend = extractive answers.
+    # Search answers (services.search.answer); no chat backend = extractive answers.
     BackendSpec("chat", "bedrock", "pipeline.backends.bedrock:load_bedrock_chat",
                 ("bedrock_region", "bedrock_claude_model", "aws_region"), _set("bedrock_region")),
     BackendSpec("chat", "openai", "pipeline.backends.openai_compat:load_openai_chat",

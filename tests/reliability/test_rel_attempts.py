@@ -9,9 +9,9 @@ import pytest
 from pipeline.errors import Cancelled
 from pipeline.records import JobStatus
 from rel_support import FIGHT, copy_clip, events, fast, frame_files, runs, video
-from services import storage as storage_mod
+from services.media import storage as storage_mod
 from services.errors import StorageError
-from services.ingest import analyze_source
+from services.jobs.ingest import analyze_source
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 

@@ -9,10 +9,10 @@ import pytest
 
 from pipeline.records import JobStatus
 from rel_support import FIGHT, copy_clip, fast, runs, video
-from services import jobs
+from services.jobs import jobs
 from services.errors import JobConflict
-from services.ingest import analyze_source
-from services.worker import JobExecutor, LocalWorker
+from services.jobs.ingest import analyze_source
+from services.jobs.worker import JobExecutor, LocalWorker
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 

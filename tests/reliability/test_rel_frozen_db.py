@@ -61,7 +61,7 @@ def own_server():
 
 
 def test_frozen_database_fails_the_job_within_a_minute(own_server, tmp_path):
-    from services.ingest import analyze_source
+    from services.jobs.ingest import analyze_source
 
     url, freeze, thaw, _ = own_server
     s = Settings(database_url=url, data_dir=tmp_path / "var", proposals="none")

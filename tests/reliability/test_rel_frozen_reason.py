@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.db, pytest.mark.slow]
 
 
 def test_frozen_database_reason_said_once_and_recorded(own_server, tmp_path):  # noqa: F811
-    from services.ingest import analyze_source
+    from services.jobs.ingest import analyze_source
 
     url, freeze, thaw, _ = own_server
     s = Settings(database_url=url, data_dir=tmp_path / "var", proposals="none")

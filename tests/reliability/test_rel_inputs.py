@@ -17,7 +17,7 @@ from pipeline.records import JobStatus
 from rel_support import EMPTY, copy_clip, fast, runs, video
 from services import database
 from services.errors import InvalidName, StorageError
-from services.ingest import analyze_source
+from services.jobs.ingest import analyze_source
 from settings import MAX_FRAME_SKIP, Settings, SettingsError
 
 

@@ -13,9 +13,10 @@ from pipeline.errors import VideoOpenError
 from pipeline.records import JobStatus
 from pipeline.sampling import VideoFrames, probe_video
 from rel_support import FIGHT, copy_clip, fast, runs, video
-from services import database, storage
+from services import database
+from services.media import storage
 from services.errors import InvalidName, JobConflict, StorageError
-from services.ingest import analyze_source
+from services.jobs.ingest import analyze_source
 from settings import Settings, SettingsError
 
 
@@ -157,7 +158,7 @@ def test_missing_s3_key(s3_settings):
 @pytest.mark.parametrize("query", ["'; DROP TABLE db_event; --", "x' OR '1'='1", "%_\\",
                                    ") UNION SELECT password FROM pg_shadow --"])
 def test_sql_injection_strings_in_search_are_text(query, db_settings):
-    from services.search import search
+    from services.search.search import search
 
     hits = search(query, top_k=5, settings=db_settings)
     assert isinstance(hits, list)

@@ -27,7 +27,7 @@ from pipeline.records import Action, EventType, JobStatus
 from pipeline.sampling import VideoFrames, probe_video, read_frames
 from rel_support import FIGHT, copy_clip, events, fast, runs, video
 from services import database
-from services.ingest import analyze_source
+from services.jobs.ingest import analyze_source
 
 FALL01 = "clips/falls/Fall01.mp4"  # 406x720 portrait, the fall labelled at 4.0 s
 CHANGED = "the input changed during analysis"

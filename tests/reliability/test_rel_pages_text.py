@@ -9,7 +9,7 @@ import pytest
 
 from app_support import all_text, new_app, reset_app_caches, set_app_env
 from rel_support import FIGHT, copy_clip
-from services.ingest import analyze_source
+from services.jobs.ingest import analyze_source
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ def app_with_hostile_video(pg_url, tmp_path, monkeypatch):
 
 
 def test_names_queries_and_reasons_render_as_text(app_with_hostile_video, monkeypatch):
-    from services import storage as storage_mod
+    from services.media import storage as storage_mod
     from services.errors import StorageError
 
     settings, clip, vid = app_with_hostile_video

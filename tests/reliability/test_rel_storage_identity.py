@@ -8,8 +8,8 @@ import io
 import pytest
 
 from rel_support import CALM, FIGHT, copy_clip, events, fast, frame_files
-from services import storage
-from services.ingest import analyze_source
+from services.media import storage
+from services.jobs.ingest import analyze_source
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -55,7 +55,7 @@ def test_second_s3_upload_with_the_same_name_keeps_the_first(s3_settings):
 def test_stored_uploads_are_labelled_by_name(db_settings):
     from types import SimpleNamespace
 
-    from services.sources import stored_videos
+    from services.media.sources import stored_videos
 
     storage.put_video(db_settings, "entrance.mp4", io.BytesIO(b"camera one"))
     storage.put_video(db_settings, "entrance.mp4", io.BytesIO(b"camera two"))

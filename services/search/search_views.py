@@ -17,7 +17,7 @@ class SearchView:
     answer: Answer | None
     segments: tuple[tuple[str, int | None], ...] = ()  # answer text split at its citations
     groups: tuple["HitGroup", ...] = ()  # the hits as listed: duplicates collapsed, relevance
-    understood: str = ""  # what the query was understood to name (services.query_terms)
+    understood: str = ""  # what the query was understood to name (services.search.query_terms)
 
     @property
     def n_matches(self) -> int:
@@ -68,11 +68,11 @@ def load_search_embedder(settings: Settings) -> SearchEmbedder:
 def run_search(settings: Settings, query: str, filters: SearchFilters | None = None,
                top_k: int = 10, with_answer: bool = True,
                embedder: SearchEmbedder | None = None) -> SearchView:
-    from services import search as search_service
+    from services.search import search as search_service
 
     hits = tuple(search_service.search(query, filters or SearchFilters(), top_k,
                                        settings=settings, embedder=embedder))
-    from services import answer as answer_service
+    from services.search import answer as answer_service
 
     relevant = answer_service.relevant_hits(list(hits), _model_name(settings, embedder))
     answer = None
@@ -101,10 +101,10 @@ class HitGroup:
 
 
 def group_hits(hits, relevant_ids) -> tuple[HitGroup, ...]:
-    """Hits in rank order as moments (``services.answer.group_moments``: one person doing one
+    """Hits in rank order as moments (``services.search.answer.group_moments``: one person doing one
     thing, or rows of one video that read the same), the matches grouped apart from the hits
     below the threshold: "Matching moments (N)" is the N the answer counts."""
-    from services.answer import group_moments
+    from services.search.answer import group_moments
 
     hits = list(hits)
     rank = {id(h): i for i, h in enumerate(hits)}
@@ -122,8 +122,8 @@ def group_hits(hits, relevant_ids) -> tuple[HitGroup, ...]:
 
 def relevant_ids(hits, settings: Settings, embedder=None) -> set[int]:
     """The hits the answer may use (similar enough, or matched by full text): the same test the
-    answer applies (``services.answer.relevant_hits``)."""
-    from services import answer as answer_service
+    answer applies (``services.search.answer.relevant_hits``)."""
+    from services.search import answer as answer_service
 
     model = _model_name(settings, embedder)
     return {h.event.event_id for h in answer_service.relevant_hits(list(hits), model)}
@@ -145,14 +145,14 @@ def hit_thumbnail(settings: Settings, hit: Hit, source_uri: str | None,
     from pipeline.media import person_crops
 
     e = hit.event
-    from services.source_uri import SourceUri
+    from services.media.source_uri import SourceUri
 
     uri = SourceUri.parse(source_uri or "")
     if uri.is_s3 or not source_uri or e.bbox[2] <= 0 or e.bbox[3] <= 0:
         return None
     try:
         if uri.is_local:
-            from services import storage
+            from services.media import storage
 
             path = storage.local_path(settings, uri.key)
         else:

@@ -23,7 +23,7 @@ from pipeline.records import (
     Action, AgeGroup, Colour, Event, EventType, Gender, RunProgress, mmss,
 )
 
-log = logging.getLogger("va.services.embeddings")
+log = logging.getLogger("va.services.search.embeddings")
 
 BATCH_SIZE = 64
 SCENE_CHARS = 300

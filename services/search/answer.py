@@ -23,7 +23,7 @@ from pipeline.backends.protocols import ChatModel
 from db.records import Hit
 from services.records import Answer, Citation
 
-log = logging.getLogger("va.services.answer")
+log = logging.getLogger("va.services.search.answer")
 
 #: A hit is relevant when its cosine similarity reaches SIMILARITY_MIN, or when full text matched
 #: it and its similarity reaches LEXICAL_SIMILARITY_MIN (per embedding model). Calibrated with
@@ -78,7 +78,7 @@ MOMENT_GAP_S = 3.0  # hits of one track with the same action this close are one 
 
 def sentence_key(event) -> str:
     """An event's sentence without its time, case and spacing folded: one moment to an analyst."""
-    from services.embeddings import sentence_body
+    from services.search.embeddings import sentence_body
 
     return " ".join(sentence_body(event.sentence, event.t_s).lower().split())
 
@@ -99,7 +99,7 @@ def group_moments(hits: Sequence[Hit]) -> list[list[Hit]]:
     """Hits grouped into moments, best first: the per-frame rows of one person doing one thing
     (a fall seen in 5 samples), and rows of one video that read the same apart from their time,
     are one moment, not five claims. The answer counts these and the Search page lists them
-    (``services.search_views.group_hits``), so the two never disagree."""
+    (``services.search.search_views.group_hits``), so the two never disagree."""
     groups: list[list[Hit]] = []
     for h in hits:
         for g in groups:

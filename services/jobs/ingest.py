@@ -33,26 +33,26 @@ from pipeline.errors import Cancelled
 from pipeline.records import JobStatus, RunProgress, RunResult, VideoInfo
 from pipeline.progress import ENGINE_SPAN, Stage
 from services.records import IngestOutcome
-from services.source_uri import SourceUri
+from services.media.source_uri import SourceUri
 from services.errors import JobConflict, ServiceError, StorageError
-from services.estimate import job_estimate_s
-from services.highlight_frames import upload_highlights
+from services.jobs.estimate import job_estimate_s
+from services.media.highlight_frames import upload_highlights
 from db.connection import one_line as _one_line
-from services.job_progress import JobProgress as _JobProgress
-from services.token_usage import usage as _usage, usage_delta as _usage_delta
+from services.jobs.job_progress import JobProgress as _JobProgress
+from services.jobs.token_usage import usage as _usage, usage_delta as _usage_delta
 
-log = logging.getLogger("va.services.ingest")
+log = logging.getLogger("va.services.jobs.ingest")
 
 #: Client-side bounds on the job's database calls (a frozen server never answers; see
 #: db.connection.deadline): the start of an attempt, the final switch (progress writes:
-#: services.job_progress).
+#: services.jobs.job_progress).
 START_TIMEOUT_S = 30.0
 SWITCH_TIMEOUT_S = 120.0
 
 
 def source_name(source: str) -> str:
     """The video's name: the last part of the path or key."""
-    from services.storage import parse_s3_uri, validate_name
+    from services.media.storage import parse_s3_uri, validate_name
 
     src = SourceUri.parse(source)
     if src.is_s3:
@@ -110,7 +110,7 @@ def _check_input(storage, source: str) -> VideoInfo | None:
 def check_input(settings, source: str) -> str:
     """What ``run`` checks before touching a row (a missing path, bucket or key, a symlink loop,
     a folder, a local non-video), for ``enqueue``; returns the normalised source."""
-    from services.storage import get_storage
+    from services.media.storage import get_storage
 
     source = normalise_source(str(source))
     _check_input(get_storage(settings), source)
@@ -136,7 +136,8 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     frames were written under its own prefix, and the previous run's frames are deleted after
     the commit. ``started_at`` (monotonic; a worker's, before loading models) and ``estimate_s``
     (computed for a local file when omitted) give an ETA before the first analysed frame."""
-    from services import attempt_end, database
+    from services import database
+    from services.jobs import attempt_end
 
     prep = _prepare(source, settings, name, backends, estimate_s)
     vid = find_or_create_video(settings, prep.source, prep.vname, video_id)
@@ -212,8 +213,8 @@ def _prepare(source: str, settings, name: str | None, backends,
     from concurrent.futures import ThreadPoolExecutor
 
     from services import database
-    from services.embeddings import load_embedder
-    from services.storage import get_storage, validate_name
+    from services.search.embeddings import load_embedder
+    from services.media.storage import get_storage, validate_name
 
     t0 = time.monotonic()
     source = normalise_source(str(source))
@@ -271,7 +272,7 @@ def _begin(att: _Attempt, wait: bool, on_progress, should_stop, started_at) -> N
 
 def _run_attempt(att: _Attempt, out_dir: Path) -> _Stored:
     """Download, analyse, upload the highlight frames, embed the sentences, store it all."""
-    from services.embeddings import embedding_plan, event_sentence
+    from services.search.embeddings import embedding_plan, event_sentence
 
     prep, progress = att.prep, att.progress
     result, engine_usage = _analyse(att, out_dir)
@@ -324,7 +325,7 @@ def _analyse(att: _Attempt, out_dir: Path) -> tuple[RunResult, dict]:
 def _embed(att: _Attempt, plan):
     """The text embedder (loaded while the engine ran, or now) and the events' vectors (None
     when there is nothing to embed). Returns (embedder, vectors, its token usage)."""
-    from services.embeddings import embed_texts, load_embedder
+    from services.search.embeddings import embed_texts, load_embedder
 
     progress, future = att.progress, att.prep.embedder
     if future is None or not future.done():

@@ -51,7 +51,7 @@ def add_parsers(sub) -> None:
 
 def read_password(stdin=None, prompt=None) -> str:
     """The new password: prompted twice (no echo) on a terminal, else the first line of stdin."""
-    from services.access import AccountError
+    from services.access.access import AccountError
 
     stdin = stdin or sys.stdin
     if stdin.isatty():
@@ -69,7 +69,7 @@ def read_password(stdin=None, prompt=None) -> str:
 
 
 def cmd_users(args: argparse.Namespace) -> int:
-    from services import access
+    from services.access import access
     from settings import Settings
 
     settings = Settings.from_env()
@@ -104,7 +104,7 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from services import access
+    from services.access import access
     from settings import Settings
 
     try:

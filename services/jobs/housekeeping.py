@@ -9,12 +9,12 @@ from pathlib import Path
 
 from pipeline.errors import PipelineError
 from db.records import StoredObject
-from services.source_uri import SourceUri
+from services.media.source_uri import SourceUri
 from pipeline.records import JobStatus
 from services import database, timefmt
 from services.errors import JobConflict, ServiceError
 
-log = logging.getLogger("va.services.housekeeping")
+log = logging.getLogger("va.services.jobs.housekeeping")
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def _local_file(settings, uri: str) -> Path | None:
     if src.is_s3:
         return None
     if src.is_local:
-        from services import storage
+        from services.media import storage
 
         return storage.local_path(settings, src.key)
     return Path(uri)
@@ -67,7 +67,7 @@ def delete_video(settings, video_id: int, *, actor, confirm_name: str) -> str:
     file or an S3 source is the analyst's and stays). Admins only; ``confirm_name`` must be the
     video's name as typed by the admin; recorded in the audit trail. Refused while its analysis
     runs."""
-    from services import access
+    from services.access import access
 
     who = access.require(settings, actor, access.Role.ADMIN)
     return _delete(settings, int(video_id), who.name, confirm_name=confirm_name)
@@ -76,7 +76,8 @@ def delete_video(settings, video_id: int, *, actor, confirm_name: str) -> str:
 def _delete(settings, video_id: int, who: str, confirm_name: str | None = None,
             why: str = "") -> str:
     from db import queries, store
-    from services import access, storage
+    from services.access import access
+    from services.media import storage
 
     with database.pooled(settings) as conn:
         v = queries.get_video(conn, int(video_id))
@@ -103,7 +104,8 @@ def _delete(settings, video_id: int, who: str, confirm_name: str | None = None,
 def delete_upload(settings, uri: str, *, actor) -> None:
     """Delete an uploaded file that has no analysis (e.g. a file that is not a video). Admins
     only, audited."""
-    from services import access, storage
+    from services.access import access
+    from services.media import storage
 
     who = access.require(settings, actor, access.Role.ADMIN)
     src = SourceUri.parse(uri)
@@ -119,7 +121,7 @@ def clear_failed(settings, *, actor) -> int:
     """Remove failed and cancelled jobs (and anything they stored) from the history. Admins
     only; each deletion is audited."""
     from db import queries
-    from services import access
+    from services.access import access
 
     who = access.require(settings, actor, access.Role.ADMIN)
     done = 0

@@ -9,9 +9,9 @@ from typing import Sequence
 from pipeline.records import EventType, mmss
 from db.records import StoredEvent, StoredObject, VideoRecord
 from services.errors import StorageError
-from services.events_table import EventQuery, list_events, video_names
+from services.search.events_table import EventQuery, list_events, video_names
 from services.setup import Services
-from services.source_uri import SourceUri
+from services.media.source_uri import SourceUri
 from services.vocab import HIGHLIGHT_TYPES
 from settings import Settings
 
@@ -55,7 +55,7 @@ def frame_bytes(svc: Services, obj: StoredObject | None) -> bytes | None:
     """The JPEG of a stored frame, or None when it is gone (shown as 'frame missing')."""
     if obj is None:
         return None
-    from services import storage
+    from services.media import storage
 
     try:
         return storage.read_bytes(svc.settings, obj)
@@ -68,7 +68,7 @@ def video_media(svc: Services, video: VideoRecord) -> str | None:
     """Something ``st.video`` can play: a local path, or a presigned URL for an S3 video."""
     uri = video.source_uri or ""
     if SourceUri.parse(uri).is_stored:
-        from services import storage
+        from services.media import storage
 
         try:
             return storage.playable(svc.settings, uri)
@@ -104,7 +104,7 @@ def media_kind(video: VideoRecord) -> str:
 def still_bytes(svc: Services, video: VideoRecord) -> bytes | None:
     """The photo itself (local path or stored object), or None when it is not reachable."""
     uri = video.source_uri or ""
-    from services import storage
+    from services.media import storage
 
     try:
         src = SourceUri.parse(uri)

@@ -17,7 +17,7 @@ from db.person_vectors import SimilarTrack
 from pipeline.errors import PipelineError
 from services import database
 from services.errors import QueryError
-from services.source_uri import SourceUri
+from services.media.source_uri import SourceUri
 from settings import Settings
 
 log = logging.getLogger("va.similar")

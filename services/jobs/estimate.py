@@ -9,18 +9,18 @@ from pathlib import Path
 from pipeline.costs import CostTable, RunEstimate, estimate_run
 from pipeline.errors import PipelineError
 
-log = logging.getLogger("va.services.estimate")
+log = logging.getLogger("va.services.jobs.estimate")
 
 
 def local_path(settings, uri: str) -> Path | None:
     """The local file behind ``uri`` (a path or ``local:videos/x.mp4``), or None (S3)."""
-    from services.source_uri import SourceUri
+    from services.media.source_uri import SourceUri
 
     src = SourceUri.parse(uri)
     if src.is_s3:
         return None
     if src.is_local:
-        from services.storage import validate_name
+        from services.media.storage import validate_name
 
         key = src.key
         for part in key.split("/"):

@@ -2,7 +2,7 @@
 vectors only) fused with PostgreSQL full text on the event sentence by reciprocal rank fusion, in
 one SQL query (``db.queries.hybrid_search``), with filters on video, time, event type, action,
 gender, age group and clothing colours. What the query names in the engine's vocabulary
-(``services.query_terms``: "a man in a red jacket" -> male, upper body red) ranks the events that
+(``services.search.query_terms``: "a man in a red jacket" -> male, upper body red) ranks the events that
 match it first, and only those are kept (``QueryTerms.matches``: "someone sitting" never lists
 people walking; a query naming what no stored event is returns nothing); ``understand=False``
 searches the words alone (the benchmark's baseline)."""
@@ -16,9 +16,9 @@ import unicodedata
 from db.records import Hit, SearchFilters
 from pipeline.records import EventType
 from services.errors import QueryError
-from services.query_terms import QueryTerms, parse_query
+from services.search.query_terms import QueryTerms, parse_query
 
-log = logging.getLogger("va.services.search")
+log = logging.getLogger("va.services.search.search")
 
 MAX_QUERY_CHARS = 1000
 MAX_TOP_K = 100
@@ -52,7 +52,7 @@ def search(query: str, filters: SearchFilters | None = None, top_k: int = 10, *,
     full text found the event)."""
     from db import queries, vectors
     from services import database
-    from services.embeddings import load_embedder
+    from services.search.embeddings import load_embedder
 
     if settings is None:
         from settings import Settings
@@ -123,7 +123,7 @@ def search_cli(args) -> int:
         print(hit_json(h))
     print("understood: off (--literal)" if literal else understood(args.query).describe())
     if not getattr(args, "no_answer", False):
-        from services.answer import answer
+        from services.search.answer import answer
 
         a = answer(args.query, hits, settings=settings)
         print(f"answer ({a.source}): {a.text}")

@@ -8,8 +8,8 @@ from pipeline.progress import Stage, eta_now, unit_of
 from pipeline.records import JobStatus, mmss
 from db.records import VideoRecord
 from services import database
-from services.jobs import AnalysisOptions, JobClient, NoQueue, QueueSnapshot
-from services.sources import VideoSource
+from services.jobs.jobs import AnalysisOptions, JobClient, NoQueue, QueueSnapshot
+from services.media.sources import VideoSource
 from services.vocab import ACTIVE
 from settings import Settings
 
@@ -136,7 +136,7 @@ def _recover_throttled(settings: Settings) -> None:
 def start_analysis(runner: JobClient, source: VideoSource | str,
                    options: AnalysisOptions | None = None) -> int:
     """Queue an analysis for a worker; returns the video's id. Bad names fail here, at once."""
-    from services.ingest import source_name
+    from services.jobs.ingest import source_name
 
     uri = source.uri if isinstance(source, VideoSource) else str(source)
     return runner.submit(uri, options or AnalysisOptions(), name=source_name(uri))
@@ -146,12 +146,12 @@ def launch(runner: JobClient, source: VideoSource | str, options: AnalysisOption
            *, actor) -> int:
     """Start an analysis as a signed-in analyst or admin (the pages' way in): the role is
     checked, the launch audited. Returns the video's id."""
-    from services import access
+    from services.access import access
 
     who = access.require(runner.settings, actor, access.Role.ANALYST)
     vid = start_analysis(runner, source, options)
     uri = source.uri if isinstance(source, VideoSource) else str(source)
-    from services.ingest import source_name
+    from services.jobs.ingest import source_name
 
     from db.attempts import JobAttempt
 
@@ -163,7 +163,7 @@ def launch(runner: JobClient, source: VideoSource | str, options: AnalysisOption
 def cancel_analysis(runner: JobClient, video_id: int, *, actor) -> bool:
     """Cancel a queued or running analysis as an analyst or admin (checked, audited). False
     when the video has no queued or running job."""
-    from services import access
+    from services.access import access
 
     who = access.require(runner.settings, actor, access.Role.ANALYST)
     done = runner.cancel(int(video_id))

@@ -9,7 +9,7 @@ from pipeline.errors import PipelineError
 from pipeline.records import Action, Colour, EventType, Gender, TrackSummary, mmss
 from db.records import SearchFilters, StoredEvent, StoredObject, VideoRecord
 from services import database
-from services.source_uri import SourceUri
+from services.media.source_uri import SourceUri
 from settings import Settings
 
 log = logging.getLogger("va.workbench")

@@ -24,7 +24,7 @@ from db.users import Role, UserRow
 from services import database
 from services.errors import ServiceError
 
-log = logging.getLogger("va.services.access")
+log = logging.getLogger("va.services.access.access")
 
 #: Failed sign-ins for one name, within FAILURE_WINDOW_S of each other, before it must wait.
 MAX_FAILURES = 5

@@ -1,5 +1,5 @@
 """A job's progress: each step's share of the job's 0-100 %, written to ``db_video`` and
-forwarded to the caller (``services.ingest.analyze_source``)."""
+forwarded to the caller (``services.jobs.ingest.analyze_source``)."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ from db.connection import one_line
 from pipeline.records import RunProgress
 from pipeline.progress import Stage, remaining_s
 
-log = logging.getLogger("va.services.ingest")
+log = logging.getLogger("va.services.jobs.ingest")
 
 PROGRESS_EVERY_PCT = 5.0
 PROGRESS_EVERY_S = 2.0

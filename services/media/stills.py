@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import logging
 
-log = logging.getLogger("va.services.stills")
+log = logging.getLogger("va.services.media.stills")
 
 
 def outline_person(photo: bytes, bbox: tuple[float, float, float, float],

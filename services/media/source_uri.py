@@ -20,7 +20,7 @@ class Scheme(str, Enum):
 @dataclass(frozen=True)
 class SourceUri:
     """``bucket`` is S3's only; ``key`` is the S3 key, the storage key of a ``local:`` URI or the
-    file path. Parsing checks nothing else (``services.storage.parse_s3_uri`` checks names)."""
+    file path. Parsing checks nothing else (``services.media.storage.parse_s3_uri`` checks names)."""
 
     scheme: Scheme
     key: str

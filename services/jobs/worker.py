@@ -16,9 +16,9 @@ from services.errors import DatabaseUnavailable as _DbGone
 from pipeline.errors import Cancelled, PipelineError
 from pipeline.records import JobStatus
 from services.errors import JobConflict, ServiceError
-from services.job_store import DbJobStore
+from services.jobs.job_store import DbJobStore
 from pipeline.progress import Stage
-from services.jobs import AnalysisOptions, JobStore, make_app
+from services.jobs.jobs import AnalysisOptions, JobStore, make_app
 
 log = logging.getLogger("va.jobs")
 
@@ -67,7 +67,7 @@ class _BackendPool:
 class JobExecutor:
     """The body of the ``analyse_video`` task on a worker: one attempt of one video's job.
 
-    ``analyze`` is ``services.ingest.analyze_source`` in the product; ``store`` writes the attempt
+    ``analyze`` is ``services.jobs.ingest.analyze_source`` in the product; ``store`` writes the attempt
     number and the end state when the job could not. ``device`` (``worker --device cuda``) wins
     over the job's own choice: it is what this machine has."""
 
@@ -75,7 +75,7 @@ class JobExecutor:
                  store: JobStore | None = None,
                  backend_loader: Callable[[Any], Any] | None = None, device: str | None = None):
         if analyze is None:
-            from services.ingest import analyze_source as analyze
+            from services.jobs.ingest import analyze_source as analyze
         self.settings = settings
         self._analyze = analyze
         self.store = store if store is not None else DbJobStore(settings)
@@ -92,7 +92,7 @@ class JobExecutor:
         if self.device:
             settings = settings.with_overrides(device=self.device)
         started_at = time.monotonic()
-        from services.estimate import job_estimate_s
+        from services.jobs.estimate import job_estimate_s
 
         estimate_s = job_estimate_s(settings, source)  # the ETA until the run has its own
         try:
@@ -142,7 +142,7 @@ class JobExecutor:
         for the next one (procrastinate retries the job on ``DatabaseOutage``); the last
         attempt fails as any other failure does (the caller records it)."""
         from db.connection import one_line
-        from services.outage import Backoff, DatabaseOutage
+        from services.jobs.outage import Backoff, DatabaseOutage
 
         if attempt >= self.settings.max_attempts:
             return
@@ -203,7 +203,7 @@ class LocalWorker:
     async def run_async(self, install_signal_handlers: bool) -> None:
         """Run the worker; a database outage that stops it (at start-up, or one its connector
         did not ride out) is waited out with backoff, logged, and the worker starts again."""
-        from services.outage import Backoff, is_outage
+        from services.jobs.outage import Backoff, is_outage
 
         backoff = Backoff("the worker")
         while True:

@@ -6,7 +6,7 @@ with ``incident_id``, ``video_id``, ``video``, ``event_type``, ``severity``, ``s
 ``end_t_s``, ``confidence``, ``mark``, ``note``, ``status``), then the marks whose incident a
 re-run no longer found (``incident_id`` null, ``status`` "no longer detected").
 ``review mark INCIDENT_ID confirmed|false_alarm|reviewed [--note TEXT]`` writes a mark through
-``services.review.write_marks``, like the Review page.
+``services.review.review.write_marks``, like the Review page.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
 
 
 def _status(mark) -> str:
-    from services import review
+    from services.review import review
 
     if mark is None:
         return "unreviewed"
@@ -46,8 +46,8 @@ def _status(mark) -> str:
 
 def rows(settings, video_id: int | None = None) -> list[dict]:
     """The lines of ``review list``: incidents, then marks no longer detected."""
-    from services import review
-    from services.job_views import list_videos
+    from services.review import review
+    from services.jobs.job_views import list_videos
 
     videos = {v.video_id: v for v in list_videos(settings)}
     vids = (int(video_id),) if video_id is not None else ()
@@ -72,7 +72,8 @@ def rows(settings, video_id: int | None = None) -> list[dict]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from services import access, review
+    from services.access import access
+    from services.review import review
     from settings import Settings
 
     settings = Settings.from_env()
@@ -97,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
 def say_marks(settings, source: str, video_id: int | None = None) -> str | None:
     """Before (re)analysing ``source``: print on stderr how many review marks its video has and
     what the run does with them. Returns the line (None for a new video or one without marks)."""
-    from services import review
+    from services.review import review
 
     line = review.marks_before_rerun(settings, source, video_id)
     if line:
@@ -112,7 +113,7 @@ def say_marks_soon(settings, source: str, video_id: int | None = None
     wall time does not grow. Nothing for an input the run will refuse (a missing path, a file
     that is not a video): its one-line error stays as fast as before. Join the thread before
     exiting."""
-    from services.source_uri import SourceUri
+    from services.media.source_uri import SourceUri
 
     if SourceUri.parse(source).is_path:
         from pathlib import Path

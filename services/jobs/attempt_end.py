@@ -1,7 +1,7 @@
-"""How an analysis attempt that did not complete ends (``services.ingest.analyze_source``):
+"""How an analysis attempt that did not complete ends (``services.jobs.ingest.analyze_source``):
 failed or cancelled with its reason, recorded through ``db.attempts.JobAttempt`` on the job's
 own connection or fresh ones, or kept for the next process when the database is gone
-(``services.pending_ends``); the attempt's own highlight frames are removed. Nothing stored
+(``services.jobs.pending_ends``); the attempt's own highlight frames are removed. Nothing stored
 is half-written: the video keeps its last completed result."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pipeline.errors import Cancelled, PipelineError
 from pipeline.records import JobStatus
 from services.errors import DatabaseUnavailable, ServiceError
 
-log = logging.getLogger("va.services.ingest")
+log = logging.getLogger("va.services.jobs.ingest")
 
 #: Each try to record an end is bounded (a frozen server never answers: db.connection.deadline).
 FINISH_TIMEOUT_S = 5.0
@@ -109,8 +109,9 @@ def _finish_or_keep(settings, video_id: int, status: JobStatus, reason: str | No
                     **kw) -> bool:
     """``_finish`` on fresh connections; an end that cannot be recorded now (the database frozen
     or gone) is kept in the data folder and recorded, with this reason, by the next process
-    that opens the database (``services.pending_ends``)."""
-    from services import database, pending_ends
+    that opens the database (``services.jobs.pending_ends``)."""
+    from services import database
+    from services.jobs import pending_ends
 
     if _finish(lambda: database.connect(settings), video_id, status, reason, **kw):
         return True
@@ -134,6 +135,6 @@ def _discard_attempt(storage, settings, vid: int, run_id: int | None, recorded: 
     them). Only when the attempt's end was recorded: an unrecorded end may hide a commit."""
     if run_id is None or not recorded:
         return
-    from services.storage import highlight_prefix
+    from services.media.storage import highlight_prefix
 
     storage.delete_prefix(storage.highlights_in_s3, highlight_prefix(vid, run_id))

@@ -48,7 +48,7 @@ def job_name(video_id: int, name: str) -> str:
 
 
 class BatchQueue:
-    """``services.jobs.JobQueue`` on AWS Batch."""
+    """``services.jobs.jobs.JobQueue`` on AWS Batch."""
 
     def __init__(self, settings, client=None, sleep: Callable[[float], None] = time.sleep):
         if not (settings.batch_job_queue and settings.batch_job_definition):
@@ -66,7 +66,7 @@ class BatchQueue:
 
     def submit_request(self, video_id: int, source: str, name: str, options,
                        queue: str | None = None) -> dict[str, Any]:
-        from services.source_uri import SourceUri
+        from services.media.source_uri import SourceUri
 
         if not SourceUri.parse(source).is_s3:
             raise ServiceError(

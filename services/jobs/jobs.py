@@ -7,8 +7,8 @@ own database (embedded or ``DATABASE_URL``).
   lock (one running job per video).
 - **Workers** (``python -m pipeline worker`` on any machine that reaches the database and the
   storage, or the app's own local worker, ``VA_WORKERS=local``, the default) run the job through
-  ``services.ingest.analyze_source``, which writes status, progress, stage and worker into
-  ``db_video``; the worker writes the attempt number (``services.worker``). A worker keeps loaded
+  ``services.jobs.ingest.analyze_source``, which writes status, progress, stage and worker into
+  ``db_video``; the worker writes the attempt number (``services.jobs.worker``). A worker keeps loaded
   models for the next job with the same choices (one set per concurrent job).
 - **Cancel** asks procrastinate to abort: a waiting job is cancelled at once; a running one sees
   ``should_abort()`` within about a second (LISTEN/NOTIFY, polled every second as a fallback)
@@ -17,9 +17,9 @@ own database (embedded or ``DATABASE_URL``).
   ``recover_stalled`` every few seconds: the job goes back to the queue for another worker, or
   fails after ``VA_MAX_ATTEMPTS`` started runs, and ``db_video`` says which. Nothing stays
   'processing'.
-- ``VA_EXECUTOR=batch`` submits each job to AWS Batch instead (``services.batch``).
+- ``VA_EXECUTOR=batch`` submits each job to AWS Batch instead (``services.jobs.batch``).
 
-The database side is ``services.job_store.DbJobStore`` (SQL in ``db.jobs``).
+The database side is ``services.jobs.job_store.DbJobStore`` (SQL in ``db.jobs``).
 """
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def _conninfo(settings) -> str:
 
 
 def _connector(settings, max_size: int):
-    from services.outage import ResilientConnector  # a worker waits out a database outage
+    from services.jobs.outage import ResilientConnector  # a worker waits out a database outage
 
     return ResilientConnector(
         conninfo=_conninfo(settings), min_size=1, max_size=max_size,
@@ -136,7 +136,7 @@ def make_app(settings, run: Callable[..., Any] | None = None, max_size: int = 4)
     is the task's body on a worker (``JobExecutor.run``); clients (enqueue, cancel) pass none."""
     import procrastinate
 
-    from services.outage import DatabaseOutage
+    from services.jobs.outage import DatabaseOutage
 
     app = procrastinate.App(connector=_connector(settings, max_size))
     # A job stopped by a database outage runs again while attempts remain (VA_MAX_ATTEMPTS runs
@@ -226,7 +226,7 @@ class NoQueue:
 
 def queue_for(settings) -> JobQueue:
     if settings.executor == "batch":
-        from services.batch import BatchQueue
+        from services.jobs.batch import BatchQueue
 
         return BatchQueue(settings)
     return ProcrastinateQueue(settings)
@@ -244,7 +244,7 @@ class JobClient:
         self.settings = settings
         self.queue = queue if queue is not None else queue_for(settings)
         if store is None:
-            from services.job_store import DbJobStore
+            from services.jobs.job_store import DbJobStore
 
             store = DbJobStore(settings)
         self.store = store
@@ -347,7 +347,7 @@ class JobClient:
 
 
 def _normalised(source: str) -> str:
-    from services.ingest import normalise_source
+    from services.jobs.ingest import normalise_source
 
     return normalise_source(source)
 
@@ -359,7 +359,7 @@ def make_client(settings, start_worker: bool | None = None) -> JobClient:
         start_worker = settings.workers == "local" and settings.executor == "queue"
     worker = None
     if start_worker:
-        from services.worker import LocalWorker
+        from services.jobs.worker import LocalWorker
 
         worker = LocalWorker(settings).start()
     return JobClient(settings, local_worker=worker)

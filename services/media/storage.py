@@ -6,7 +6,7 @@
 * Highlight frames are keyed by the video's id and the run (attempt) that made them:
   ``highlights/{video_id}/run-{run_id}/{timestamp}s_{action}.jpg`` in ``S3_BUCKET_HIGHLIGHTS`` or
   ``{data_dir}/storage/highlights``. A re-run writes beside the frames the stored events point
-  to; the switch happens with the events (``services.ingest``). The returned ``StoredObject``
+  to; the switch happens with the events (``services.jobs.ingest``). The returned ``StoredObject``
   (bucket, key) is what ``db_event`` records (bucket ``None`` = the local folder).
 * ``settings.s3_endpoint_url`` points boto3 at an S3-compatible store (MinIO, moto...).
 * Names that are ``.`` or ``..``, absolute paths, separators or control characters raise
@@ -28,9 +28,9 @@ from pipeline.progress import Stage
 from pipeline.records import RunProgress
 from db.records import StoredObject
 from services.errors import InvalidName, StorageError
-from services.source_uri import SourceUri
+from services.media.source_uri import SourceUri
 
-log = logging.getLogger("va.services.storage")
+log = logging.getLogger("va.services.media.storage")
 
 VIDEOS_PREFIX = "videos/"
 HIGHLIGHTS_PREFIX = "highlights/"
@@ -409,7 +409,7 @@ def put_video(settings, name: str, data) -> StoredObject:
 
 
 def source_uri(settings, obj: StoredObject) -> str:
-    """What ``services.ingest.analyze_source`` takes for a stored video."""
+    """What ``services.jobs.ingest.analyze_source`` takes for a stored video."""
     if obj.bucket:
         return f"s3://{obj.bucket}/{obj.key}"
     return str(local_path(settings, obj.key))

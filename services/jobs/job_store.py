@@ -1,4 +1,4 @@
-"""The job queue's writes to and reads of ``db_video`` (``services.jobs.JobStore``), and the
+"""The job queue's writes to and reads of ``db_video`` (``services.jobs.jobs.JobStore``), and the
 recovery of jobs whose worker died: every status change through ``db.attempts.JobAttempt``."""
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class DbJobStore:
         return database.pooled(self.settings)
 
     def create_pending(self, source: str, name: str, video_id: int | None) -> int:
-        from services import ingest
+        from services.jobs import ingest
 
         return ingest.find_or_create_video(self.settings, ingest.normalise_source(source), name,
                                            video_id)
@@ -94,7 +94,7 @@ class DbJobStore:
         rows of dead CLI runs failed. Returns ``db.attempts.Recovered``."""
         from db import attempts
 
-        from services import pending_ends
+        from services.jobs import pending_ends
 
         s = self.settings
         with self._conn() as conn:

@@ -28,7 +28,7 @@ from pipeline.records import Colour, EventType, ObjectClass
 from services import database, timefmt
 from services.errors import ServiceError
 
-log = logging.getLogger("va.services.review")
+log = logging.getLogger("va.services.review.review")
 
 STATES: tuple[ReviewState, ...] = tuple(ReviewState)
 DETECTORS_FILE = "detectors.json"
@@ -224,7 +224,7 @@ def write_marks(settings, event_ids: Sequence[int], state: ReviewState | str | N
     import psycopg
 
     from db import reviews
-    from services import access
+    from services.access import access
 
     state = None if state is None else ReviewState(state)
     who = access.require(settings, actor, access.Role.ANALYST)
@@ -253,7 +253,7 @@ def set_mark(settings, event_id: int, state: ReviewState | str, note: str = "", 
              actor) -> ReviewMark:
     marks = write_marks(settings, [int(event_id)], ReviewState(state), note, actor=actor)
     if not marks:
-        from services.events_table import get_event
+        from services.search.events_table import get_event
 
         if get_event(settings, int(event_id)) is not None:  # a person row
             raise ReviewError(f"event {event_id} is a person row, not an incident; only "
@@ -304,7 +304,7 @@ def marks_before_rerun(settings, source: str, video_id: int | None = None) -> st
     """``marks_summary`` of the video that analysing ``source`` (or ``video_id``) would re-run;
     None for a new video or one without marks."""
     from db import store
-    from services.ingest import normalise_source
+    from services.jobs.ingest import normalise_source
 
     if video_id is None:
         with database.pooled(settings) as conn:

@@ -10,7 +10,7 @@ from pipeline.errors import Cancelled
 from pipeline.progress import Stage
 from pipeline.records import Event, EventType, RunResult
 
-log = logging.getLogger("va.services.ingest")
+log = logging.getLogger("va.services.jobs.ingest")
 
 
 def _highlight_path(result: RunResult, rel: str) -> Path | None:
@@ -62,7 +62,7 @@ def upload_highlights(storage, video_id: int, run_id: int, result: RunResult,
             continue
         label = (e.event_type.value if e.event_type is not EventType.PERSON
                  else e.action.value)
-        from services.storage import highlight_key
+        from services.media.storage import highlight_key
 
         key = highlight_key(video_id, run_id, e.t_s, label)
         if any(o.key == key for o in used.values()):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from services.errors import StorageError
 from services.setup import Services
-from services.source_uri import SourceUri
+from services.media.source_uri import SourceUri
 from settings import Settings
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts",
@@ -50,7 +50,7 @@ def library_videos(settings: Settings) -> list[VideoSource]:
 def stored_videos(svc: Services) -> list[VideoSource]:
     """Videos under ``videos/`` of the storage: S3_BUCKET_VIDEOS when configured, else the local
     storage folder (where uploads go)."""
-    from services import storage
+    from services.media import storage
 
     objs = storage.list_videos(svc.settings)
     names = [obj.key.rsplit("/", 1)[-1] for obj in objs]
@@ -104,7 +104,8 @@ def _why(message: str, path: str, tmp: str) -> str:
 def save_upload(svc: Services, filename: str, data: bytes, *, actor) -> VideoSource:
     """Store an uploaded video through the storage module (S3 ``videos/`` or the local folder).
     Analysts and admins only (an upload is the first half of a launch)."""
-    from services import access, storage
+    from services.access import access
+    from services.media import storage
 
     access.require(svc.settings, actor, access.Role.ANALYST)
 

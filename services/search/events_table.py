@@ -10,7 +10,7 @@ from db.records import SearchFilters, StoredEvent, StoredObject
 from pipeline.event_types import is_incident
 from pipeline.records import Action, AgeGroup, Colour, EventType, Gender, ObjectClass, Relation
 from services import database
-from services.job_views import list_videos
+from services.jobs.job_views import list_videos
 from settings import Settings
 
 
@@ -67,7 +67,8 @@ def events_table(events: Iterable[StoredEvent], video_names: dict[int, str],
     ``review`` is the analyst's mark of an incident (``marks``: event id -> ReviewMark);
     ``people`` the tracks involved (a fight's every person, not only ``obj_id``) and
     ``start``/``end`` an incident's episode."""
-    from services import review, timefmt
+    from services import timefmt
+    from services.review import review
 
     durations = durations or {}
     marks = marks or {}
@@ -123,13 +124,13 @@ def events_csv(df: pd.DataFrame, settings: Settings | None = None,
 def _frame_location(settings: Settings | None, uri) -> str | None:
     if not isinstance(uri, str) or not uri:
         return None
-    from services.source_uri import SourceUri
+    from services.media.source_uri import SourceUri
 
     src = SourceUri.parse(uri)
     if src.is_local:
         if settings is None:
             return None
-        from services import storage
+        from services.media import storage
 
         return str(storage.local_path(settings, src.key))
     return uri

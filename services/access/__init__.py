@@ -1,0 +1,1 @@
+"""Users, roles, sign-in sessions and the audit trail's service side."""

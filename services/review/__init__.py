@@ -1,0 +1,1 @@
+"""Review: the analysts' marks on incidents and the accuracy they measure."""
