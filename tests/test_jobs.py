@@ -552,3 +552,34 @@ def test_a_running_app_stops_showing_a_dead_job_as_processing(db_settings, tmp_p
     finally:
         client.cancel(vid)
         client.shutdown()
+
+
+def test_a_worker_probes_a_local_video_once_and_hands_it_to_the_run(tmp_path, monkeypatch):
+    """The worker's probe (for the ETA before models load) is the job's only one: the video as
+    probed goes to ``analyze_source`` as ``video``, whose input check then does not probe."""
+    import pipeline.sampling as sampling
+    from pipeline.records import VideoInfo
+    from services.jobs import ingest
+
+    clip = tmp_path / "v.mp4"
+    clip.write_bytes(b"not read: probe_video is counted")
+    info = VideoInfo(path=str(clip), fps=10.0, frame_count=100, width=64,
+                     height=48)
+    probes = []
+    monkeypatch.setattr(sampling, "probe_video", lambda p: probes.append(p) or info)
+    seen = {}
+
+    def analyze(source, settings, **kw):
+        seen["video"] = kw.get("video")
+        assert ingest._check_input(_Storage(), source, kw["video"]) is info
+        return FakeOutcome()
+
+    ex, store = _executor(analyze, lambda s: object())
+    store.rows[7]["source"] = str(clip)
+    ex.run(FakeContext(FakeJob(3)), video_id=7, source=str(clip), name="v.mp4", options={})
+    assert seen["video"] is info and len(probes) == 1
+
+
+class _Storage:
+    def check_source(self, source):
+        return None

@@ -29,10 +29,9 @@ def local_path(settings, uri: str) -> Path | None:
     return Path(uri)
 
 
-def estimate_source(settings, uri: str, sample_fps: float | None = None,
-                    costs: CostTable | None = None) -> RunEstimate | None:
-    """Sampled frames and estimated seconds for ``uri`` at ``sample_fps`` (None: the setting);
-    None when the video is not local or cannot be read (the run itself will say why)."""
+def probe_local(settings, uri: str):
+    """``uri``'s local video as probed (a path or ``local:videos/x.mp4``), or None (S3, a
+    missing or unreadable file: the run itself says why)."""
     from pipeline.sampling import probe_video
 
     from services.errors import ServiceError
@@ -44,9 +43,18 @@ def estimate_source(settings, uri: str, sample_fps: float | None = None,
     if path is None or not path.is_file():
         return None
     try:
-        info = probe_video(path)
+        return probe_video(path)
     except PipelineError as e:
-        log.debug("no estimate for %s: %s", uri, e)
+        log.debug("cannot probe %s: %s", uri, e)
+        return None
+
+
+def estimate_source(settings, uri: str, sample_fps: float | None = None,
+                    costs: CostTable | None = None) -> RunEstimate | None:
+    """Sampled frames and estimated seconds for ``uri`` at ``sample_fps`` (None: the setting);
+    None when the video is not local or cannot be read (the run itself will say why)."""
+    info = probe_local(settings, uri)
+    if info is None:
         return None
     s = settings.with_overrides(sample_fps=sample_fps) if sample_fps else settings
     return estimate_run(info, s, costs)

@@ -93,15 +93,17 @@ def find_or_create_video(settings, source: str, name: str, video_id: int | None)
             return found if found is not None else store.create_video(conn, name, source)
 
 
-def _check_input(storage, source: str) -> VideoInfo | None:
+def _check_input(storage, source: str, video: VideoInfo | None = None) -> VideoInfo | None:
     """Errors found before analysis touch no row: a missing path or S3 bucket/key, a local file
     that is not a video (probed in well under a second, before any model loads). Returns the
     local video as probed (the job's one probe of it), None for S3 (probed after the download,
-    as part of the attempt)."""
+    as part of the attempt). ``video``: the local video as the caller already probed it."""
     storage.check_source(source)
     src = SourceUri.parse(source)
     if src.is_s3:
         return None
+    if video is not None:
+        return video
     from pipeline.sampling import probe_video
 
     return probe_video(storage.root / src.key if src.is_local else Path(source))
@@ -123,7 +125,8 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                    should_stop: Callable[[], bool] | None = None, *, backends=None,
                    wait: bool = False, name: str | None = None,
                    started_at: float | None = None,
-                   estimate_s: float | None = None) -> IngestOutcome:
+                   estimate_s: float | None = None,
+                   video: VideoInfo | None = None) -> IngestOutcome:
     """Analyse ``source`` (local path, ``local:videos/x.mp4`` or ``s3://bucket/key``) and store
     its events, vectors, tracks and highlight frames. Raises ``JobConflict`` when the video is
     already being analysed (unless ``wait``), ``Cancelled`` on stop, ``PipelineError`` /
@@ -135,11 +138,12 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     replaces the video's events, vectors, tracks and highlight frames in one transaction; its
     frames were written under its own prefix, and the previous run's frames are deleted after
     the commit. ``started_at`` (monotonic; a worker's, before loading models) and ``estimate_s``
-    (computed for a local file when omitted) give an ETA before the first analysed frame."""
+    (computed for a local file when omitted) give an ETA before the first analysed frame;
+    ``video``: the local video as the caller (a worker) already probed it, not probed again."""
     from services import database
     from services.jobs import attempt_end
 
-    prep = _prepare(source, settings, name, backends, estimate_s)
+    prep = _prepare(source, settings, name, backends, estimate_s, video)
     vid = find_or_create_video(settings, prep.source, prep.vname, video_id)
     out_dir = Path(output_dir) if output_dir else Path(settings.data_dir) / "runs" / f"video_{vid}"
     att = _Attempt(settings, prep, vid, database.connect(settings))  # holds the job's lock
@@ -204,7 +208,7 @@ class _Stored:
 
 
 def _prepare(source: str, settings, name: str | None, backends,
-             estimate_s: float | None) -> _Prepared:
+             estimate_s: float | None, video: VideoInfo | None = None) -> _Prepared:
     """Check the source (a missing path or a non-video: < 2 s, no row, no model) and start up
     side by side: the database (embedded: a server process to start) while the analysis models
     load. A worker that keeps its models loads the text embedder in the background while the
@@ -221,7 +225,7 @@ def _prepare(source: str, settings, name: str | None, backends,
     vname = name if name is not None else source_name(source)
     validate_name(vname, "video name")
     storage = get_storage(settings)
-    info = _check_input(storage, source)
+    info = _check_input(storage, source, video)
     if estimate_s is None:
         estimate_s = job_estimate_s(settings, source, info)
     owns_backends = backends is None

@@ -92,9 +92,11 @@ class JobExecutor:
         if self.device:
             settings = settings.with_overrides(device=self.device)
         started_at = time.monotonic()
-        from services.jobs.estimate import job_estimate_s
+        from services.jobs.estimate import job_estimate_s, probe_local
 
-        estimate_s = job_estimate_s(settings, source)  # the ETA until the run has its own
+        info = probe_local(settings, source)  # the job's one probe of a local video
+        # the ETA until the run has its own (None for S3: probed after the download)
+        estimate_s = None if info is None else job_estimate_s(settings, source, info)
         try:
             self.store.start_attempt(video_id, attempt, job.id,
                                      stage=Stage.STARTING if self.backends.ready(settings)
@@ -110,7 +112,8 @@ class JobExecutor:
             key, backends = self.backends.acquire(settings)
             kwargs: dict[str, Any] = dict(video_id=video_id, name=name,
                                           should_stop=context.should_abort,
-                                          started_at=started_at, estimate_s=estimate_s)
+                                          started_at=started_at, estimate_s=estimate_s,
+                                          video=info)
             if backends is not None:
                 kwargs["backends"] = backends
             outcome = self._analyze(source, settings, **kwargs)
