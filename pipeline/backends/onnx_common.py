@@ -148,7 +148,8 @@ def cpu_session(path: Path, threads: "int | CpuInference", what: str, fix: str,
         if cpu.runtime == "onnxruntime":
             return _ort_session(onnx, cpu)
         return OpenVinoSession(onnx, cpu, static_shapes=static_shapes,
-                               precision=cpu.precision_of(model))
+                               precision=cpu.precision_of(model),
+                               reload=None if graph is None else (lambda: graph(path)))
     except ImportError as e:
         raise BackendUnavailable(
             f"the {cpu.runtime} runtime is not installed ({e}); install the requirements "
@@ -252,14 +253,16 @@ class OpenVinoSession:
     compiled model, or makes one."""
 
     def __init__(self, model: "str | bytes", cpu: CpuInference, static_shapes: bool = True,
-                 precision: str | None = None):
+                 precision: str | None = None,
+                 reload: "Callable[[], str | bytes] | None" = None):
         self._model = _read_onnx(model)
-        # a model read from a file, whose inputs have one shape only (or compiled once for all,
-        # dynamic) is compiled once: its ov.Model is dropped then (MiniLM 46 MB, YOLOv5s 16,
-        # Thunder 15 resident) and read again only if its compiled model is ever evicted
-        self._source = model if isinstance(model, str) else None
-        self._one_shape = not static_shapes or all(
-            p.get_partial_shape().is_static for p in self._model.inputs)
+        # A model that can be read again (a file, or ``reload``: the backbone cut made again
+        # from its file) drops its ov.Model once compiled (MiniLM 46 MB, MultiPose ~19,
+        # YOLOv5s 16, Thunder 15 resident: the graph would otherwise sit beside every compiled
+        # model at the run's peak) and reads it again only for a new input shape (a video of
+        # another size; MultiPose's tiles letterbox to the frame's shape) or an evicted one.
+        self._reload = reload if reload is not None else (
+            (lambda: model) if isinstance(model, str) else None)
         self.cpu = cpu
         self.precision = precision or cpu.precision_of()
         self._static = static_shapes
@@ -308,7 +311,7 @@ class OpenVinoSession:
             if entry is not None:
                 self._compiled.move_to_end(key)
                 return entry
-        model = self._model if self._model is not None else _read_onnx(self._source)
+        model = self._model if self._model is not None else _read_onnx(self._reload())
         if key is not None:
             model = model.clone()
             model.reshape({i: list(shape) for i, shape in enumerate(key)})
@@ -316,7 +319,7 @@ class OpenVinoSession:
         with self._lock:
             entry = self._compiled.setdefault(key, [compiled, []])
             self.compiles += 1
-            if self._one_shape and self._source is not None:
+            if self._reload is not None:
                 self._model = None
             while len(self._compiled) > MAX_SHAPES:
                 self._compiled.popitem(last=False)
