@@ -172,6 +172,8 @@ class _TerminalProgress:
 def cmd_run(args) -> int:
     settings = _settings_for_run(args)
     # The AWS Batch container gets its job in the environment (services/jobs/batch.py).
+    # a Batch job was audited when the app queued it; a run typed at the command line is now
+    launched_by = None if args.input is None else _operator_name()
     if args.input is None:
         args.input = settings.job_source
     if args.video_id is None:
@@ -204,7 +206,8 @@ def cmd_run(args) -> int:
 
             with marks_notice(settings, args.input, args.video_id):  # a re-run: its marks
                 outcome = analyze_source(args.input, settings, video_id=args.video_id,
-                                         output_dir=args.output, on_progress=progress)
+                                         output_dir=args.output, on_progress=progress,
+                                         launched_by=launched_by)
             summary = outcome.summary()
             timings = {"frames_sampled": outcome.frames_sampled, "stage_ms": dict(outcome.stage_ms),
                        "events": outcome.n_events, "embedded": outcome.n_embedded}
@@ -216,6 +219,13 @@ def cmd_run(args) -> int:
         Path(args.timings).write_text(json.dumps(timings))
     print(summary)
     return 0
+
+
+def _operator_name() -> str:
+    """Who acts from the command line on the server: ``cli:<login>`` (an admin's access)."""
+    from services.access.access import OPERATOR
+
+    return OPERATOR.name
 
 
 def _sigterm_as_interrupt() -> None:
@@ -265,7 +275,9 @@ def cmd_enqueue(args) -> int:
     from services.jobs.jobs import AnalysisOptions, JobClient
     from settings import Settings
 
+    from services.access.access import OPERATOR
     from services.jobs.ingest import check_input, source_name
+    from services.jobs.job_views import launch
     from services.review.review_cli import say_marks
 
     settings = Settings.from_env()
@@ -280,7 +292,7 @@ def cmd_enqueue(args) -> int:
     try:
         for source in args.input:
             say_marks(settings, source)  # a re-run: how many review marks the video has
-            vid = client.submit(source, options, name=source_name(source), queue=args.queue)
+            vid = launch(client, source, options, actor=OPERATOR, queue=args.queue)  # audited
             print(vid, flush=True)
     finally:
         client.shutdown()

@@ -359,3 +359,26 @@ def test_users_and_audit_commands(cli_env, monkeypatch, capsys):
         and "sam: viewer -> analyst" in out
     rc, _, err = _cli(monkeypatch, capsys, "audit", "--action", "nonsense")
     assert rc == 2 and "role_change" in err
+
+
+def test_launches_from_the_command_line_are_audited(cli_env, monkeypatch, capsys, tmp_path):
+    """``pipeline enqueue`` and ``pipeline run`` (storing) leave a launch row naming the
+    operator (``cli:<login>``) and the video, as a launch from the Analyze page does; a run
+    refused before analysis (a missing file) leaves none."""
+    from app_support import link_clips
+
+    (clip,) = link_clips(tmp_path / "lib", "clips/intel/people-detection.mp4")
+    with psycopg.connect(cli_env.database_url, autocommit=True) as conn:
+        first = _last_audit_id(conn)
+    rc, out, err = _cli(monkeypatch, capsys, "enqueue", "--input", str(clip))
+    assert rc == 0, err
+    queued = int(out.split()[-1])
+    rc, out, err = _cli(monkeypatch, capsys, "run", "--input", str(clip), "--quiet",
+                        "--output", str(tmp_path / "out"))
+    assert rc == 0, err
+    assert _cli(monkeypatch, capsys, "run", "--input", str(tmp_path / "missing.mp4"))[0] == 2
+    with psycopg.connect(cli_env.database_url, autocommit=True) as conn:
+        rows = _audit_since(conn, first)
+    launches = [(actor, vid) for actor, action, vid, _, _ in rows if action == "launch"]
+    assert len(launches) == 2 and {a for a, _ in launches} == {OPERATOR.name}
+    assert launches[0][1] == queued and OPERATOR.name.startswith("cli")

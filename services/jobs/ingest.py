@@ -126,7 +126,8 @@ def analyze_source(source: str, settings, video_id: int | None = None,
                    wait: bool = False, name: str | None = None,
                    started_at: float | None = None,
                    estimate_s: float | None = None,
-                   video: VideoInfo | None = None) -> IngestOutcome:
+                   video: VideoInfo | None = None,
+                   launched_by: str | None = None) -> IngestOutcome:
     """Analyse ``source`` (local path, ``local:videos/x.mp4`` or ``s3://bucket/key``) and store
     its events, vectors, tracks and highlight frames. Raises ``JobConflict`` when the video is
     already being analysed (unless ``wait``), ``Cancelled`` on stop, ``PipelineError`` /
@@ -139,12 +140,16 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     frames were written under its own prefix, and the previous run's frames are deleted after
     the commit. ``started_at`` (monotonic; a worker's, before loading models) and ``estimate_s``
     (computed for a local file when omitted) give an ETA before the first analysed frame;
-    ``video``: the local video as the caller (a worker) already probed it, not probed again."""
+    ``video``: the local video as the caller (a worker) already probed it, not probed again;
+    ``launched_by``: who started the run from the command line (``cli:<login>``), recorded in
+    the audit trail once the input is checked (queued jobs are audited when queued)."""
     from services import database
     from services.jobs import attempt_end
 
     prep = _prepare(source, settings, name, backends, estimate_s, video)
     vid = find_or_create_video(settings, prep.source, prep.vname, video_id)
+    if launched_by is not None:
+        _audit_launch(settings, vid, launched_by, prep.vname)
     out_dir = Path(output_dir) if output_dir else Path(settings.data_dir) / "runs" / f"video_{vid}"
     att = _Attempt(settings, prep, vid, database.connect(settings))  # holds the job's lock
     try:
@@ -160,6 +165,15 @@ def analyze_source(source: str, settings, video_id: int | None = None,
         except Exception:  # noqa: BLE001 - a dead connection: the server drops the lock
             pass
     return _outcome(att, stored)
+
+
+def _audit_launch(settings, vid: int, actor: str, name: str) -> None:
+    from db.attempts import JobAttempt
+    from db.audit import AuditAction
+    from services import database
+
+    with database.pooled(settings) as conn:
+        JobAttempt(conn, vid).audit(actor, AuditAction.LAUNCH, name)
 
 
 @dataclass

@@ -134,22 +134,23 @@ def _recover_throttled(settings: Settings) -> None:
 
 
 def start_analysis(runner: JobClient, source: VideoSource | str,
-                   options: AnalysisOptions | None = None) -> int:
+                   options: AnalysisOptions | None = None, queue: str | None = None) -> int:
     """Queue an analysis for a worker; returns the video's id. Bad names fail here, at once."""
     from services.jobs.ingest import source_name
 
     uri = source.uri if isinstance(source, VideoSource) else str(source)
-    return runner.submit(uri, options or AnalysisOptions(), name=source_name(uri))
+    return runner.submit(uri, options or AnalysisOptions(), name=source_name(uri), queue=queue)
 
 
 def launch(runner: JobClient, source: VideoSource | str, options: AnalysisOptions | None = None,
-           *, actor) -> int:
-    """Start an analysis as a signed-in analyst or admin (the pages' way in): the role is
-    checked, the launch audited. Returns the video's id."""
+           *, actor, queue: str | None = None) -> int:
+    """Start an analysis as a signed-in analyst or admin (the pages' way in), or as the server's
+    operator (``pipeline enqueue``): the role is checked, the launch audited. Returns the
+    video's id."""
     from services.access import access
 
     who = access.require(runner.settings, actor, access.Role.ANALYST)
-    vid = start_analysis(runner, source, options)
+    vid = start_analysis(runner, source, options, queue)
     uri = source.uri if isinstance(source, VideoSource) else str(source)
     from services.jobs.ingest import source_name
 
