@@ -70,6 +70,9 @@ OBJECT_TABLE = [
     ("a man sitting on a bed", (O.BED,), (), (A.SITTING,)),  # no relation the engine sees
     ("a white van parked by the building", (O.CAR, O.TRUCK), (), ()),
     ("people sitting at tables", (), (), (A.SITTING,)),
+    # a thing on a seat is not a person sitting on it
+    ("a cat sleeping on a sofa", (O.CAT, O.COUCH), (), ()),
+    ("a bag on a bench", (O.HANDBAG, O.BACKPACK, O.SUITCASE, O.BENCH), (), ()),
 ]
 
 

@@ -247,9 +247,12 @@ def parse_query(text: str) -> QueryTerms:
                 phrase = f"{phrase} {garment}" if garment else phrase
                 hit = True
             if phrase in OBJECT_WORDS:
+                # "on a bike", "on the bench": a person's riding or sitting, unless a thing
+                # named before is what is on it ("a cat on a sofa", "a bag on a bench")
+                on_it = "on" in tokens[max(0, i - 2):i] and not found["object_classes"]
                 for c in OBJECT_WORDS[phrase]:
                     _add(found["object_classes"], c)
-                if "on" in tokens[max(0, i - 2):i]:  # "on a bike", "on the bench"
+                if on_it:
                     _add(found["relations"], Relation.RIDING if c in RELATION_CLASSES[
                         Relation.RIDING] else Relation.SITTING_ON)
                 hit = True
