@@ -170,10 +170,12 @@ class _TerminalProgress:
 
 
 def cmd_run(args) -> int:
+    from services.access.access import OPERATOR
+
     settings = _settings_for_run(args)
-    # The AWS Batch container gets its job in the environment (services/jobs/batch.py).
-    # a Batch job was audited when the app queued it; a run typed at the command line is now
-    launched_by = None if args.input is None else _operator_name()
+    # The AWS Batch container gets its job in the environment (services/jobs/batch.py); that
+    # launch was audited when the app queued it, a run typed here is audited by the run.
+    launched_by = None if args.input is None else OPERATOR.name
     if args.input is None:
         args.input = settings.job_source
     if args.video_id is None:
@@ -219,13 +221,6 @@ def cmd_run(args) -> int:
         Path(args.timings).write_text(json.dumps(timings))
     print(summary)
     return 0
-
-
-def _operator_name() -> str:
-    """Who acts from the command line on the server: ``cli:<login>`` (an admin's access)."""
-    from services.access.access import OPERATOR
-
-    return OPERATOR.name
 
 
 def _sigterm_as_interrupt() -> None:

@@ -149,7 +149,7 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     prep = _prepare(source, settings, name, backends, estimate_s, video)
     vid = find_or_create_video(settings, prep.source, prep.vname, video_id)
     if launched_by is not None:
-        _audit_launch(settings, vid, launched_by, prep.vname)
+        audit_launch(settings, vid, launched_by, prep.vname)
     out_dir = Path(output_dir) if output_dir else Path(settings.data_dir) / "runs" / f"video_{vid}"
     att = _Attempt(settings, prep, vid, database.connect(settings))  # holds the job's lock
     try:
@@ -167,7 +167,8 @@ def analyze_source(source: str, settings, video_id: int | None = None,
     return _outcome(att, stored)
 
 
-def _audit_launch(settings, vid: int, actor: str, name: str) -> None:
+def audit_launch(settings, vid: int, actor: str, name: str) -> None:
+    """The launch's row in the audit trail (the Analyze page, ``enqueue`` and ``run`` alike)."""
     from db.attempts import JobAttempt
     from db.audit import AuditAction
     from services import database

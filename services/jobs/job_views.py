@@ -149,15 +149,12 @@ def launch(runner: JobClient, source: VideoSource | str, options: AnalysisOption
     video's id."""
     from services.access import access
 
+    from services.jobs.ingest import audit_launch, source_name
+
     who = access.require(runner.settings, actor, access.Role.ANALYST)
     vid = start_analysis(runner, source, options, queue)
     uri = source.uri if isinstance(source, VideoSource) else str(source)
-    from services.jobs.ingest import source_name
-
-    from db.attempts import JobAttempt
-
-    with database.pooled(runner.settings) as conn:
-        JobAttempt(conn, vid).audit(who.name, access.AuditAction.LAUNCH, source_name(uri))
+    audit_launch(runner.settings, vid, who.name, source_name(uri))
     return vid
 
 
