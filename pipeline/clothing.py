@@ -6,6 +6,12 @@ by the keypoints when they are seen, else by shares of the box (``media.CLOTHES_
 pixels (``media.region_hsv``) are each named from hue, saturation and value, and the part's colour
 is the name most of its pixels have. Per track the ``CLEAREST`` samples (largest box, surest
 keypoints) vote. Grayscale and infrared frames give no colour.
+
+A learned namer (``LearnedNamer``: a multinomial logistic regression over ``region_features``,
+read from ``models/clothing.json`` and evaluated with numpy; scripts/train_clothing.py) takes
+the rules' place when that file is there (``load_namer``). It is not shipped: on the
+hand-labelled regions of datasets/clothing its grouped cross-validation did not beat the rules
+(models/clothing.md).
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from pipeline.media import CLOTHES_PARTS, region_hsv
+from pipeline.media import CLOTHES_PARTS, crop_box, region_hsv
 from pipeline.records import KP, Colour, Event, Frame, PersonObservation
 
 CLEAREST = 5  # samples per track that vote
@@ -144,6 +150,9 @@ class LearnedNamer:
         return self.classes[k] if p[k] >= self.unknown_below else Colour.UNKNOWN
 
 
+MODEL_FILE = "clothing.json"
+
+
 def load_namer(models_dir) -> LearnedNamer | None:
     """The learned namer of ``models_dir``/clothing.json; None (the rules) when it is absent."""
     from pathlib import Path
@@ -151,8 +160,6 @@ def load_namer(models_dir) -> LearnedNamer | None:
     path = Path(models_dir) / MODEL_FILE
     return LearnedNamer.from_file(path) if path.is_file() else None
 
-
-MODEL_FILE = "clothing.json"
 
 
 def name_region(hsv: np.ndarray | None, gain: float = 1.0) -> Colour:
@@ -242,9 +249,16 @@ class ClothingReading:
     lower: Colour
 
 
-def read_person(image: np.ndarray, obs: PersonObservation, gain: float = 1.0
+def read_person(image: np.ndarray, obs: PersonObservation, gain: float = 1.0,
+                namer: LearnedNamer | None = None, stats: np.ndarray | None = None
                 ) -> ClothingReading:
+    """One sample's colours: by ``namer`` (``stats``: the frame's ``frame_stats``) when given,
+    else by the rules (``name_region``)."""
     upper, lower = body_parts(obs.xyxy, obs.keypoints)
+    if namer is not None:
+        stats = frame_stats(image) if stats is None else stats
+        return ClothingReading(clarity(obs), namer.name(crop_box(image, upper, 0.0, 0.0), stats),
+                               namer.name(crop_box(image, lower, 0.0, 0.0), stats))
     return ClothingReading(clarity(obs), name_region(region_hsv(image, upper), gain),
                            name_region(region_hsv(image, lower), gain))
 
@@ -267,15 +281,16 @@ class ClothingColours:
     """Collects readings of each track's clearest samples during a run; ``apply`` writes the
     track's colours onto its events."""
 
-    def __init__(self, keep: int = CLEAREST):
+    def __init__(self, keep: int = CLEAREST, namer: LearnedNamer | None = None):
         self.keep = keep
+        self.namer = namer  # None: the rules (``load_namer`` finds no models/clothing.json)
         self._best: dict[int, list[tuple[float, int, ClothingReading]]] = {}
         self._n = 0
 
     def add(self, frame: Frame, rows: Sequence[PersonObservation]) -> None:
         if not rows or is_grayscale(frame.image):
             return
-        gain = None
+        gain = stats = None
         for obs in rows:
             c = clarity(obs)
             heap = self._best.setdefault(int(obs.obj_id), [])
@@ -283,7 +298,9 @@ class ClothingColours:
                 continue  # not among the clearest: not read at all
             self._n += 1
             gain = exposure_gain(frame.image) if gain is None else gain
-            item = (c, self._n, read_person(frame.image, obs, gain))
+            if self.namer is not None and stats is None:
+                stats = frame_stats(frame.image)
+            item = (c, self._n, read_person(frame.image, obs, gain, self.namer, stats))
             if len(heap) < self.keep:
                 heapq.heappush(heap, item)
             else:
