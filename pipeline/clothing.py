@@ -6,6 +6,12 @@ by the keypoints when they are seen, else by shares of the box (``media.CLOTHES_
 pixels (``media.region_hsv``) are each named from hue, saturation and value, and the part's colour
 is the name most of its pixels have. Per track the ``CLEAREST`` samples (largest box, surest
 keypoints) vote. Grayscale and infrared frames give no colour.
+
+A learned namer (``LearnedNamer``: a multinomial logistic regression over ``region_features``,
+read from ``models/clothing.json`` and evaluated with numpy; scripts/train_clothing.py) takes
+the rules' place when that file is there (``load_namer``). It is not shipped: on the
+hand-labelled regions of datasets/clothing its grouped cross-validation did not beat the rules
+(models/clothing.md).
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from pipeline.media import CLOTHES_PARTS, region_hsv
+from pipeline.media import CLOTHES_PARTS, crop_box, region_hsv
 from pipeline.records import KP, Colour, Event, Frame, PersonObservation
 
 CLEAREST = 5  # samples per track that vote
@@ -55,6 +61,105 @@ def pixel_names(hsv: np.ndarray, gain: float = 1.0) -> np.ndarray:
     out[(s < 90) & (v >= 190)] = _I[Colour.WHITE]  # white under warm or cold light
     out[(v < 45) | ((v < 70) & (s < 100)) | (achromatic & (v < 85))] = _I[Colour.BLACK]
     return out
+
+
+# --- the learned namer (models/clothing.json, scripts/train_clothing.py) -----------------------
+
+FEATURE_VERSION = 1
+_HUE_BINS, _SAT_EDGES = 12, (0, 40, 80, 140, 256)
+_VAL_EDGES = (0, 30, 60, 90, 130, 180, 256)
+FRAME_NAMES = ("frame_gain", "frame_r", "frame_g", "frame_b", "frame_v", "frame_s")
+FEATURE_NAMES = (
+    tuple(f"hs_{h}_{s}" for h in range(_HUE_BINS) for s in range(len(_SAT_EDGES) - 1))
+    + tuple(f"v_{i}" for i in range(len(_VAL_EDGES) - 1))
+    + tuple(f"rule_{c.value}" for c in _NAMES)
+    + ("wb_r", "wb_g", "rel_v", "s_p50", "s_p90", "v_p10", "v_p50", "v_p90")
+    + FRAME_NAMES)
+
+
+def frame_stats(image: np.ndarray) -> np.ndarray:
+    """The whole frame's exposure and white balance (``FRAME_NAMES``): ``exposure_gain``, the
+    gray-world channel means (each over their mean), mean value and saturation (0-1)."""
+    import cv2
+
+    px = np.ascontiguousarray(image[::8, ::8, :3])
+    m = px.reshape(-1, 3).astype(np.float64).mean(axis=0)
+    hsv = cv2.cvtColor(px, cv2.COLOR_RGB2HSV).reshape(-1, 3)
+    return np.array([exposure_gain(image), *(m / max(float(m.mean()), 1.0)),
+                     hsv[:, 2].mean() / 255.0, hsv[:, 1].mean() / 255.0])
+
+
+def region_features(rgb: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """``FEATURE_NAMES`` of one region (RGB pixels) in a frame of ``frame_stats`` ``stats``:
+    the share of its pixels in each hue x saturation bin and value bin, the rules' share of
+    each name (``pixel_names``), its white-balanced chromaticity, value relative to the frame's
+    brightest, saturation and value percentiles, and the frame's own figures."""
+    import cv2
+
+    hsv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2HSV).reshape(-1, 3)
+    n = float(len(hsv))
+    h = np.minimum(hsv[:, 0].astype(np.int64) * _HUE_BINS // 180, _HUE_BINS - 1)
+    s = np.searchsorted(_SAT_EDGES, hsv[:, 1], side="right") - 1
+    hs = np.bincount(h * (len(_SAT_EDGES) - 1) + s,
+                     minlength=_HUE_BINS * (len(_SAT_EDGES) - 1)) / n
+    v = np.bincount(np.searchsorted(_VAL_EDGES, hsv[:, 2], side="right") - 1,
+                    minlength=len(_VAL_EDGES) - 1) / n
+    rules = np.bincount(pixel_names(hsv, float(stats[0])).ravel(), minlength=len(_NAMES)) / n
+    mean = rgb.reshape(-1, 3).astype(np.float64).mean(axis=0) / np.maximum(stats[1:4], 1e-3)
+    chroma = mean / max(float(mean.sum()), 1e-3)
+    sp = np.percentile(hsv[:, 1], (50, 90)) / 255.0
+    vp = np.percentile(hsv[:, 2], (10, 50, 90)) / 255.0
+    rel_v = min(2.0, float(vp[1]) * float(stats[0]))
+    return np.concatenate([hs, v, rules, chroma[:2], [rel_v], sp, vp, stats])
+
+
+class LearnedNamer:
+    """The multinomial model of ``models/clothing.json`` (a ``pipeline.trees`` spec, evaluated
+    with numpy): a region's colour name, or UNKNOWN when its top probability is under the
+    spec's ``unknown_below``."""
+
+    def __init__(self, spec: dict):
+        from pipeline.trees import TreeEnsemble
+
+        if int(spec.get("feature_version", -1)) != FEATURE_VERSION or \
+                tuple(spec["model"]["feature_names"]) != FEATURE_NAMES:
+            raise ValueError("models/clothing.json was trained on other features; re-run "
+                             "scripts/train_clothing.py")
+        self.classes = tuple(Colour(c) for c in spec["classes"])
+        self.model = TreeEnsemble(spec["model"])
+        self.unknown_below = float(spec["unknown_below"])
+
+    @classmethod
+    def from_file(cls, path) -> "LearnedNamer":
+        import json
+
+        with open(path, encoding="utf-8") as f:
+            return cls(json.load(f))
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        raw = np.atleast_2d(self.model.raw(X))
+        raw = raw - raw.max(axis=1, keepdims=True)
+        e = np.exp(raw)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def name(self, rgb: np.ndarray | None, stats: np.ndarray) -> Colour:
+        if rgb is None or min(rgb.shape[:2]) < MIN_PART_PX:
+            return Colour.UNKNOWN
+        p = self.probabilities(region_features(rgb, stats))[0]
+        k = int(np.argmax(p))
+        return self.classes[k] if p[k] >= self.unknown_below else Colour.UNKNOWN
+
+
+MODEL_FILE = "clothing.json"
+
+
+def load_namer(models_dir) -> LearnedNamer | None:
+    """The learned namer of ``models_dir``/clothing.json; None (the rules) when it is absent."""
+    from pathlib import Path
+
+    path = Path(models_dir) / MODEL_FILE
+    return LearnedNamer.from_file(path) if path.is_file() else None
+
 
 
 def name_region(hsv: np.ndarray | None, gain: float = 1.0) -> Colour:
@@ -144,9 +249,16 @@ class ClothingReading:
     lower: Colour
 
 
-def read_person(image: np.ndarray, obs: PersonObservation, gain: float = 1.0
+def read_person(image: np.ndarray, obs: PersonObservation, gain: float = 1.0,
+                namer: LearnedNamer | None = None, stats: np.ndarray | None = None
                 ) -> ClothingReading:
+    """One sample's colours: by ``namer`` (``stats``: the frame's ``frame_stats``) when given,
+    else by the rules (``name_region``)."""
     upper, lower = body_parts(obs.xyxy, obs.keypoints)
+    if namer is not None:
+        stats = frame_stats(image) if stats is None else stats
+        return ClothingReading(clarity(obs), namer.name(crop_box(image, upper, 0.0, 0.0), stats),
+                               namer.name(crop_box(image, lower, 0.0, 0.0), stats))
     return ClothingReading(clarity(obs), name_region(region_hsv(image, upper), gain),
                            name_region(region_hsv(image, lower), gain))
 
@@ -169,15 +281,16 @@ class ClothingColours:
     """Collects readings of each track's clearest samples during a run; ``apply`` writes the
     track's colours onto its events."""
 
-    def __init__(self, keep: int = CLEAREST):
+    def __init__(self, keep: int = CLEAREST, namer: LearnedNamer | None = None):
         self.keep = keep
+        self.namer = namer  # None: the rules (``load_namer`` finds no models/clothing.json)
         self._best: dict[int, list[tuple[float, int, ClothingReading]]] = {}
         self._n = 0
 
     def add(self, frame: Frame, rows: Sequence[PersonObservation]) -> None:
         if not rows or is_grayscale(frame.image):
             return
-        gain = None
+        gain = stats = None
         for obs in rows:
             c = clarity(obs)
             heap = self._best.setdefault(int(obs.obj_id), [])
@@ -185,7 +298,9 @@ class ClothingColours:
                 continue  # not among the clearest: not read at all
             self._n += 1
             gain = exposure_gain(frame.image) if gain is None else gain
-            item = (c, self._n, read_person(frame.image, obs, gain))
+            if self.namer is not None and stats is None:
+                stats = frame_stats(frame.image)
+            item = (c, self._n, read_person(frame.image, obs, gain, self.namer, stats))
             if len(heap) < self.keep:
                 heapq.heappush(heap, item)
             else:

@@ -21,7 +21,7 @@ from typing import Callable
 from pipeline import heap, person_vectors
 from pipeline import thresholds as T
 from pipeline.errors import Cancelled, PipelineError, StageError
-from pipeline.clothing import ClothingColours
+from pipeline.clothing import ClothingColours, load_namer
 from pipeline.cuts import CutDetector
 from pipeline.detection import Observer
 from pipeline.objects import ObjectPass
@@ -214,7 +214,7 @@ class _SampledPass:
         self.keep_s = (max(T.MOTION_WINDOW_S, T.FALL_MAX_TRANSITION_S)
                        + 2.0 / max(plan.sampled_fps, 1e-3))
         self.scenes: list[SceneCaption] = []
-        self.clothing = ClothingColours()
+        self.clothing = ClothingColours(namer=load_namer(models_dir))  # rules without the file
         self.cuts = CutDetector()
         # appearance vectors per track (pipeline/person_vectors.py), from the violence
         # classifier's backbone where a descriptor needs it

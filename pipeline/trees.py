@@ -10,7 +10,8 @@ import numpy as np
 
 class TreeEnsemble:
     """A binary gradient-boosted tree ensemble (scikit-learn's HistGradientBoostingClassifier,
-    dumped to JSON by the training script) or a logistic regression, evaluated with numpy."""
+    dumped to JSON by the training script) or a logistic regression (binary, or multinomial:
+    ``raw`` then gives one column per class), evaluated with numpy."""
 
     def __init__(self, spec: Mapping):
         self.kind = spec["kind"]
@@ -23,7 +24,8 @@ class TreeEnsemble:
             self.mean = np.asarray(spec["mean"], np.float64)
             self.std = np.asarray(spec["std"], np.float64)
             self.coef = np.asarray(spec["coef"], np.float64)
-            self.intercept = float(spec["intercept"])
+            # binary: coef (features,), one intercept; multinomial: (features, classes), one each
+            self.intercept = np.asarray(spec["intercept"], np.float64)
         else:
             raise ValueError(f"unknown model kind {self.kind!r}")
 

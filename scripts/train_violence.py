@@ -327,8 +327,16 @@ def dump_model(model, names, columns: list[int] | None = None) -> dict:
         return {"kind": "trees", "feature_names": list(names), "baseline": float(base),
                 "trees": trees}
     scaler, lr = model.steps[0][1], model.steps[-1][1]
-    mean, std, coef = np.zeros(len(names)), np.ones(len(names)), np.zeros(len(names))
-    mean[cols], std[cols], coef[cols] = scaler.mean_, scaler.scale_, lr.coef_[0]
+    mean, std = np.zeros(len(names)), np.ones(len(names))
+    mean[cols], std[cols] = scaler.mean_, scaler.scale_
+    if len(lr.coef_) > 1:  # multinomial (scripts/train_clothing.py): (features, classes)
+        coef = np.zeros((len(names), len(lr.coef_)))
+        coef[cols] = lr.coef_.T
+        return {"kind": "logistic", "feature_names": list(names), "mean": mean.tolist(),
+                "std": std.tolist(), "coef": coef.tolist(),
+                "intercept": lr.intercept_.astype(float).tolist()}
+    coef = np.zeros(len(names))
+    coef[cols] = lr.coef_[0]
     return {"kind": "logistic", "feature_names": list(names), "mean": mean.tolist(),
             "std": std.tolist(), "coef": coef.tolist(), "intercept": float(lr.intercept_[0])}
 

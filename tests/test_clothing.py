@@ -140,3 +140,94 @@ def test_real_crops_are_named_as_they_look(clip, frame, box, kps, expect):
     assert r.upper is expect[0]
     if expect[1] is not None:
         assert r.lower is expect[1]
+
+
+# --- the learned namer (models/clothing.json) and its label set --------------------------------
+
+def _fitted_namer(unknown_below=0.0):
+    """A multinomial logistic regression on random features of ``FEATURE_NAMES``, exported the
+    way scripts/train_clothing.py does (train_violence.dump_model), and its LearnedNamer."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import train_violence as tv
+
+    rng = np.random.default_rng(0)
+    X = rng.random((200, len(clothing.FEATURE_NAMES)))
+    y = np.array(["black", "blue", "red"])[np.argmax(X[:, :3] + 0.2 * rng.random((200, 3)), 1)]
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=2000)).fit(X, y)
+    spec = {"feature_version": clothing.FEATURE_VERSION, "classes": list(model.classes_),
+            "unknown_below": unknown_below,
+            "model": tv.dump_model(model, clothing.FEATURE_NAMES)}
+    return model, clothing.LearnedNamer(spec), X
+
+
+def test_json_namer_agrees_with_scikit_learn():
+    import json
+
+    model, namer, X = _fitted_namer()
+    spec_again = json.loads(json.dumps({"feature_version": clothing.FEATURE_VERSION,
+                                        "classes": [c.value for c in namer.classes],
+                                        "unknown_below": 0.0,
+                                        "model": {"kind": "logistic",
+                                                  "feature_names": namer.model.feature_names,
+                                                  "mean": namer.model.mean.tolist(),
+                                                  "std": namer.model.std.tolist(),
+                                                  "coef": namer.model.coef.tolist(),
+                                                  "intercept": namer.model.intercept.tolist()}}))
+    for n in (namer, clothing.LearnedNamer(spec_again)):
+        np.testing.assert_allclose(n.probabilities(X[:7]), model.predict_proba(X[:7]), atol=1e-9)
+    assert namer.classes == (Colour.BLACK, Colour.BLUE, Colour.RED)
+
+
+def test_namer_abstains_below_its_threshold_and_rules_stand_without_the_file(tmp_path):
+    _, sure, _ = _fitted_namer(0.0)
+    _, shy, _ = _fitted_namer(1.01)
+    img, obs = person((190, 30, 35), (40, 70, 180))
+    stats = clothing.frame_stats(img)
+    assert len(clothing.region_features(img[80:170, 105:175], stats)) == len(
+        clothing.FEATURE_NAMES)
+    assert sure.name(img[80:170, 105:175], stats) in sure.classes
+    assert shy.name(img[80:170, 105:175], stats) is Colour.UNKNOWN
+    assert sure.name(img[80:83, 105:175], stats) is Colour.UNKNOWN  # too small to read
+    # the engine's path: a namer names the parts; without models/clothing.json the rules do
+    r = clothing.read_person(img, obs, namer=sure)
+    assert r.upper in sure.classes and r.lower in sure.classes
+    assert clothing.load_namer(tmp_path) is None
+    cc = clothing.ClothingColours(namer=clothing.load_namer(tmp_path))
+    cc.add(Frame(0, 0.0, img), [obs])
+    assert cc.colours() == {1: (Colour.RED, Colour.BLUE)}
+    with pytest.raises(ValueError, match="other features"):
+        clothing.LearnedNamer({"feature_version": -1, "classes": [], "unknown_below": 0,
+                               "model": {"feature_names": []}})
+
+
+def test_clothing_label_set_is_whole_and_keeps_the_benchmark_unseen():
+    import csv
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    with open(repo / "datasets" / "clothing" / "labels.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert set(rows[0]) == {"clip", "source_video", "frame", "box_x", "box_y", "box_w", "box_h",
+                            "part", "x", "y", "w", "h", "colour"}
+    names = {c.value for c in Colour}
+    assert all(r["colour"] in names and r["part"] in ("upper", "lower") for r in rows)
+    assert all(float(r["w"]) >= 1 and float(r["h"]) >= 1 for r in rows)
+    named = [r for r in rows if r["colour"] != "unknown"]
+    assert len(named) >= 250 and len({r["source_video"] for r in named}) >= 25
+    # fi003 and nofi001 (the search benchmark's) and their recording are not in it
+    excluded = {"7q6KJoSgxmY"}
+    assert not any(r["source_video"] in excluded or r["clip"] in ("fi003.mp4", "nofi001.mp4")
+                   or not r["source_video"] for r in rows)
+    fight = repo.parent / "shared" / "datasets" / "surveillance-fight" / "labels.csv"
+    if fight.is_file():  # each clip's recording as the data set gives it
+        with open(fight) as f:
+            source = {Path(r["clip"]).name: r["source_video"] for r in csv.DictReader(f)}
+        assert {source["fi003.mp4"], source["nofi001.mp4"]} == excluded
+        assert all(source[r["clip"]] == r["source_video"] for r in rows)
