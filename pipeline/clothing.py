@@ -29,8 +29,6 @@ CLEAREST = 5  # samples per track that vote
 MIN_KP_SCORE = 0.3
 MIN_PART_PX = 6  # a part narrower or shorter than this is not read
 GRAY_MAX_CHANNEL_DIFF = 12  # a frame whose pixels' channels differ less than this is grayscale
-MIN_SHARE = 0.25
-MAX_GAIN = 1.6  # the winning name must cover this share of the part's pixels
 
 # Palette indices in the order of _NAMES.
 _NAMES = (Colour.BLACK, Colour.WHITE, Colour.GREY, Colour.RED, Colour.ORANGE, Colour.YELLOW,
@@ -41,9 +39,40 @@ _HUES = ((15, Colour.RED), (40, Colour.ORANGE), (68, Colour.YELLOW), (165, Colou
          (260, Colour.BLUE), (290, Colour.PURPLE), (340, Colour.PINK), (361, Colour.RED))
 
 
-def pixel_names(hsv: np.ndarray, gain: float = 1.0) -> np.ndarray:
+@dataclasses.dataclass(frozen=True)
+class RuleParams:
+    """The rules' thresholds (``pixel_names``, ``name_region``, ``exposure_gain``). Saturation
+    and value are OpenCV's 0-255 (value after the frame's gain). The defaults are the shipped
+    ones (``RULES``); scripts/train_clothing.py --rules measures other values by grouped
+    cross-validation on datasets/clothing (models/clothing.md)."""
+
+    black_v: float = 45  # darker than this: black, whatever the hue
+    dark_v: float = 70  # darker than this and ...
+    dark_s: float = 100  # ... less saturated than this: black
+    black_achro_v: float = 85  # an achromatic pixel darker than this: black (grey from here)
+    achro_s: float = 50  # less saturated than this: achromatic (black, grey or white)
+    achro_sv: float = 50 * 255 * 0.55  # saturation x value under this: achromatic too (dim tints)
+    white_v: float = 150  # an achromatic pixel at least this bright: white (grey below)
+    white_tint_s: float = 90  # less saturated than this and ...
+    white_tint_v: float = 190  # ... at least this bright: white (under warm or cold light)
+    orange_brown_v: float = 135  # an orange pixel darker than this: brown
+    yellow_brown_v: float = 120  # a yellow pixel darker than this: brown
+    warm_brown_s: float = 110  # a red, orange or yellow pixel less saturated than this and ...
+    warm_brown_v: tuple[float, float] = (60, 150)  # ... this dark (from, to): brown
+    pink_s: float = 120  # a red pixel less saturated than this and ...
+    pink_v: float = 170  # ... at least this bright: pink
+    min_share: float = 0.25  # the winning name must cover this share of the part's pixels
+    gain_target: float = 235  # ``exposure_gain`` brings the frame's brightest pixels to this
+    max_gain: float = 1.6  # ... by at most this factor
+
+
+RULES = RuleParams()  # the product's thresholds
+
+
+def pixel_names(hsv: np.ndarray, gain=1.0, p: RuleParams = RULES) -> np.ndarray:
     """Palette index (into ``_NAMES``) of each pixel of an OpenCV HSV array; ``gain`` scales
-    the value channel for the frame's exposure (``exposure_gain``)."""
+    the value channel for the frame's exposure (``exposure_gain``; a number, or an array
+    broadcast against the pixels)."""
     h = hsv[..., 0].astype(np.float32) * 2.0
     s = hsv[..., 1].astype(np.float32)
     v = np.minimum(255.0, hsv[..., 2].astype(np.float32) * gain)
@@ -51,15 +80,17 @@ def pixel_names(hsv: np.ndarray, gain: float = 1.0) -> np.ndarray:
     for upper, name in reversed(_HUES):
         out[h < upper] = _I[name]
     warm = (out == _I[Colour.ORANGE]) | (out == _I[Colour.YELLOW]) | (out == _I[Colour.RED])
-    out[(out == _I[Colour.ORANGE]) & (v < 135)] = _I[Colour.BROWN]
-    out[(out == _I[Colour.YELLOW]) & (v < 120)] = _I[Colour.BROWN]
-    out[warm & (s < 110) & (v < 150) & (v >= 60)] = _I[Colour.BROWN]
-    out[(out == _I[Colour.RED]) & (s < 120) & (v >= 170)] = _I[Colour.PINK]
-    achromatic = (s < 50) | (s * v < 50 * 255 * 0.55)
+    out[(out == _I[Colour.ORANGE]) & (v < p.orange_brown_v)] = _I[Colour.BROWN]
+    out[(out == _I[Colour.YELLOW]) & (v < p.yellow_brown_v)] = _I[Colour.BROWN]
+    out[warm & (s < p.warm_brown_s) & (v < p.warm_brown_v[1]) & (v >= p.warm_brown_v[0])] = \
+        _I[Colour.BROWN]
+    out[(out == _I[Colour.RED]) & (s < p.pink_s) & (v >= p.pink_v)] = _I[Colour.PINK]
+    achromatic = (s < p.achro_s) | (s * v < p.achro_sv)
     out[achromatic] = _I[Colour.GREY]
-    out[achromatic & (v >= 150)] = _I[Colour.WHITE]
-    out[(s < 90) & (v >= 190)] = _I[Colour.WHITE]  # white under warm or cold light
-    out[(v < 45) | ((v < 70) & (s < 100)) | (achromatic & (v < 85))] = _I[Colour.BLACK]
+    out[achromatic & (v >= p.white_v)] = _I[Colour.WHITE]
+    out[(s < p.white_tint_s) & (v >= p.white_tint_v)] = _I[Colour.WHITE]
+    out[(v < p.black_v) | ((v < p.dark_v) & (s < p.dark_s))
+        | (achromatic & (v < p.black_achro_v))] = _I[Colour.BLACK]
     return out
 
 
@@ -162,14 +193,14 @@ def load_namer(models_dir) -> LearnedNamer | None:
 
 
 
-def name_region(hsv: np.ndarray | None, gain: float = 1.0) -> Colour:
+def name_region(hsv: np.ndarray | None, gain: float = 1.0, p: RuleParams = RULES) -> Colour:
     """The palette name most of the region's pixels have (UNKNOWN: too small, or no name
-    covers ``MIN_SHARE`` of it)."""
+    covers ``p.min_share`` of it)."""
     if hsv is None or min(hsv.shape[:2]) < MIN_PART_PX:
         return Colour.UNKNOWN
-    counts = np.bincount(pixel_names(hsv, gain).ravel(), minlength=len(_NAMES))
+    counts = np.bincount(pixel_names(hsv, gain, p).ravel(), minlength=len(_NAMES))
     best = int(np.argmax(counts))
-    return _NAMES[best] if counts[best] >= MIN_SHARE * counts.sum() else Colour.UNKNOWN
+    return _NAMES[best] if counts[best] >= p.min_share * counts.sum() else Colour.UNKNOWN
 
 
 def is_grayscale(image: np.ndarray) -> bool:
@@ -181,11 +212,20 @@ def is_grayscale(image: np.ndarray) -> bool:
     return float(np.percentile(diff, 99)) < GRAY_MAX_CHANNEL_DIFF
 
 
-def exposure_gain(image: np.ndarray) -> float:
+def frame_brightness(image: np.ndarray) -> float:
+    """The frame's brightest pixels' value (99th percentile of each pixel's largest channel)."""
+    return float(np.percentile(image[::8, ::8].max(axis=-1), 99))
+
+
+def gain_for(bright: float, p: RuleParams = RULES) -> float:
+    """``exposure_gain`` of a frame whose ``frame_brightness`` is ``bright``."""
+    return float(np.clip(p.gain_target / max(bright, 1.0), 1.0, p.max_gain))
+
+
+def exposure_gain(image: np.ndarray, p: RuleParams = RULES) -> float:
     """How much to brighten a dim frame so that its brightest pixels read as white (1 to
-    ``MAX_GAIN``): indoor footage shows a white shirt at about half the full value."""
-    bright = float(np.percentile(image[::8, ::8].max(axis=-1), 99))
-    return float(np.clip(235.0 / max(bright, 1.0), 1.0, MAX_GAIN))
+    ``p.max_gain``): indoor footage shows a white shirt at about half the full value."""
+    return gain_for(frame_brightness(image), p)
 
 
 def _pt(kps, name: str):

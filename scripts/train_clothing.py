@@ -46,14 +46,14 @@ MARGIN = 0.03  # the model's CV accuracy must beat the rules' by this much to be
 THRESHOLDS = (0.0, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 
 
-def load() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Features, names, recordings and the rules' names of the named rows."""
+def regions():
+    """Each named row of ``LABELS`` whose region is readable: (row, frame image, the frame's
+    ``frame_stats``, region box), re-read from its clip (each frame read once)."""
     from pipeline.sampling import read_frames
 
     with open(LABELS) as f:
         rows = [r for r in csv.DictReader(f) if r["colour"] != "unknown"]
     frames: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
-    X, y, g, rules = [], [], [], []
     for r in rows:
         key = (r["clip"], int(r["frame"]))
         if key not in frames:
@@ -61,10 +61,16 @@ def load() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
             frames[key] = (image, C.frame_stats(image))
         image, stats = frames[key]
         box = tuple(float(r[k]) for k in ("x", "y", "w", "h"))
-        rgb = crop_box(image, box, 0.0, 0.0)
-        if rgb is None:
+        if crop_box(image, box, 0.0, 0.0) is None:
             continue
-        X.append(C.region_features(rgb, stats))
+        yield r, image, stats, box
+
+
+def load() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Features, names, recordings and the rules' names of the named rows."""
+    X, y, g, rules = [], [], [], []
+    for r, image, stats, box in regions():
+        X.append(C.region_features(crop_box(image, box, 0.0, 0.0), stats))
         y.append(r["colour"])
         g.append(r["source_video"])
         rules.append(C.name_region(region_hsv(image, box), C.exposure_gain(image)).value)
@@ -79,13 +85,20 @@ def make(c: float):
     return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
 
 
-def oof(X, y, g, c: float, seed: int = 0) -> tuple[np.ndarray, list[str]]:
-    """Out-of-fold probabilities (rows, all classes) of StratifiedGroupKFold by recording."""
+def folds(y, g, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(training rows, test rows) of each of the ``FOLDS`` folds of StratifiedGroupKFold by
+    recording (``g``), shuffled by ``seed``."""
     from sklearn.model_selection import StratifiedGroupKFold
 
+    split = StratifiedGroupKFold(FOLDS, shuffle=True, random_state=seed)
+    return list(split.split(np.zeros((len(y), 1)), y, g))
+
+
+def oof(X, y, g, c: float, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """Out-of-fold probabilities (rows, all classes) of StratifiedGroupKFold by recording."""
     classes = sorted(set(y))
     P = np.zeros((len(y), len(classes)))
-    for tr, te in StratifiedGroupKFold(FOLDS, shuffle=True, random_state=seed).split(X, y, g):
+    for tr, te in folds(y, g, seed):
         m = make(c).fit(X[tr], y[tr])
         P[np.ix_(te, [classes.index(k) for k in m.classes_])] = m.predict_proba(X[te])
     return P, classes
