@@ -108,15 +108,17 @@ FEATURE_NAMES = (
     + FRAME_NAMES)
 
 
-def frame_stats(image: np.ndarray) -> np.ndarray:
-    """The whole frame's exposure and white balance (``FRAME_NAMES``): ``exposure_gain``, the
-    gray-world channel means (each over their mean), mean value and saturation (0-1)."""
+def frame_stats(image: np.ndarray, gain: float | None = None) -> np.ndarray:
+    """The whole frame's exposure and white balance (``FRAME_NAMES``): ``exposure_gain`` (or
+    ``gain``, when the caller has it already), the gray-world channel means (each over their
+    mean), mean value and saturation (0-1)."""
     import cv2
 
     px = np.ascontiguousarray(image[::8, ::8, :3])
     m = px.reshape(-1, 3).astype(np.float64).mean(axis=0)
     hsv = cv2.cvtColor(px, cv2.COLOR_RGB2HSV).reshape(-1, 3)
-    return np.array([exposure_gain(image), *(m / max(float(m.mean()), 1.0)),
+    gain = exposure_gain(image) if gain is None else gain
+    return np.array([gain, *(m / max(float(m.mean()), 1.0)),
                      hsv[:, 2].mean() / 255.0, hsv[:, 1].mean() / 255.0])
 
 
@@ -190,7 +192,6 @@ def load_namer(models_dir) -> LearnedNamer | None:
 
     path = Path(models_dir) / MODEL_FILE
     return LearnedNamer.from_file(path) if path.is_file() else None
-
 
 
 def name_region(hsv: np.ndarray | None, gain: float = 1.0, p: RuleParams = RULES) -> Colour:
@@ -339,7 +340,7 @@ class ClothingColours:
             self._n += 1
             gain = exposure_gain(frame.image) if gain is None else gain
             if self.namer is not None and stats is None:
-                stats = frame_stats(frame.image)
+                stats = frame_stats(frame.image, gain)
             item = (c, self._n, read_person(frame.image, obs, gain, self.namer, stats))
             if len(heap) < self.keep:
                 heapq.heappush(heap, item)

@@ -73,7 +73,7 @@ def load() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         X.append(C.region_features(crop_box(image, box, 0.0, 0.0), stats))
         y.append(r["colour"])
         g.append(r["source_video"])
-        rules.append(C.name_region(region_hsv(image, box), C.exposure_gain(image)).value)
+        rules.append(C.name_region(region_hsv(image, box), float(stats[0])).value)  # its gain
     return np.array(X), np.array(y), np.array(g), np.array(rules)
 
 

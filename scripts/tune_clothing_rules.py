@@ -80,7 +80,7 @@ def load() -> Data:
         if str(z["key"]) == key:
             return Data(z["px"], z["region"], z["small"], z["bright"], z["y"], z["g"])
     px, region, small, bright, y, g, today = [], [], [], [], [], [], []
-    for r, image, _stats, box in T.regions():
+    for r, image, stats, box in T.regions():
         hsv = region_hsv(image, box)
         i = len(y)
         px.append(hsv.reshape(-1, 3))
@@ -89,7 +89,7 @@ def load() -> Data:
         bright.append(C.frame_brightness(image))
         y.append(r["colour"])
         g.append(r["source_video"])
-        today.append(C.name_region(hsv, C.exposure_gain(image)).value)
+        today.append(C.name_region(hsv, float(stats[0])).value)  # the frame's exposure_gain
     d = Data(np.concatenate(px), np.concatenate(region), np.array(small), np.array(bright),
              np.array(y), np.array(g))
     assert list(names(d, C.RULES)) == today  # the vectorised rules are the product's
