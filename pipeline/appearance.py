@@ -34,30 +34,9 @@ FEATURES = ("app_change_close_mean", "app_change_close_p90", "app_change_close_m
 
 def _backbone_graph(path: Path) -> bytes:
     """The ONNX graph of YOLOv5s up to its P4 and P5 outputs, any input height and width."""
-    import onnx
-    from onnx import TensorProto, helper
+    from pipeline.backends.onnx_common import onnx_subgraph
 
-    m = onnx.load(str(path))
-    g = m.graph
-    producer = {o: n for n in g.node for o in n.output}
-    need, keep, stack = set(), set(), [_P4, _P5]
-    while stack:
-        name = stack.pop()
-        if name in need:
-            continue
-        need.add(name)
-        node = producer.get(name)
-        if node is not None and id(node) not in keep:
-            keep.add(id(node))
-            stack += list(node.input)
-    graph = helper.make_graph(
-        [n for n in g.node if id(n) in keep], "yolov5s_backbone",
-        [helper.make_tensor_value_info(_INPUT, TensorProto.FLOAT, [1, "h", "w", 3])],
-        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in (_P4, _P5)],
-        [i for i in g.initializer if i.name in need])
-    sub = helper.make_model(graph, opset_imports=m.opset_import)
-    sub.ir_version = m.ir_version
-    return sub.SerializeToString()
+    return onnx_subgraph(path, _INPUT, (_P4, _P5), "yolov5s_backbone")
 
 
 class Backbone:

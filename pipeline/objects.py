@@ -155,6 +155,13 @@ class ObjectPass:
     def detect(self, frame: Frame) -> ObjectDetections:
         return self.detector.detect(frame)
 
+    def finish(self) -> None:
+        """The sampled pass is over: the detector may free what only it needed (the YOLOv5s
+        backend's fitted input); a later ``detect`` opens it again."""
+        release = getattr(self.detector, "release", None)
+        if release is not None:
+            release()
+
     def add(self, frame: Frame, found: ObjectDetections, people: Sequence[PersonObservation]) -> None:
         """One object sample: ``found`` tracked, then related to ``people`` (the frame's rows)."""
         from pipeline.tracking import PersonTracker

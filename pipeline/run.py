@@ -249,6 +249,8 @@ class _SampledPass:
                 progress(Stage.ANALYSING, min(1.0, self.done / total), self.done)
         finally:
             frame_iter.close()
+            if self.objects is not None:
+                self.objects.finish()
 
     def frame(self, frame: Frame) -> None:
         self.covered = (frame.t_s if self.covered is None else self.covered[0], frame.t_s)

@@ -160,6 +160,56 @@ def test_one_network_for_objects_and_proposals(objects_backend):
     assert out1 is out2 and objects_backend.network.session is before
 
 
+def test_fitted_input_decodes_the_heads_as_the_exported_model_does(objects_backend):
+    """The graph cut before its head, decoded here (grid, YOLO_ANCHORS, row order), gives the
+    exported model's own rows where both read the same 640x640 input."""
+    net = objects_backend.network
+    image = np.random.default_rng(0).integers(0, 256, (480, 480, 3), np.uint8)
+    fitted, s1 = net.raw_fitted(image)  # a square frame: the fitted canvas is 640x640 too
+    full, s2 = net.raw(image.copy())  # another array: run, not reused
+    assert s1 == s2 and fitted.shape == full.shape == (25200, 85)
+    np.testing.assert_allclose(fitted, full, atol=1e-5)
+    some, _ = net.raw_fitted(image.copy(), min_objectness=0.01)
+    np.testing.assert_allclose(some, full[full[:, 4] >= 0.01], atol=1e-5)
+    # the canvas: the long side 640, the other rounded up to the stride (32)
+    assert net._letterbox(np.zeros((576, 768, 3), np.uint8), True)[0].shape == (1, 480, 640, 3)
+    assert net._letterbox(np.zeros((1920, 1080, 3), np.uint8), True)[0].shape == (1, 640, 384, 3)
+    assert net._letterbox(np.zeros((576, 768, 3), np.uint8), False)[0].shape == (1, 640, 640, 3)
+
+
+def test_objects_read_a_frame_at_its_own_shape_and_free_it_when_the_pass_ends(objects_backend):
+    net = objects_backend.network
+    f = _frame_of("clips/pedestrians/vtest_first20s.mp4", 4.0)  # 768x576: read at 640x480
+    objects_backend.release()
+    fitted = objects_backend.detect(f)
+    assert net._fitted is not None
+    objects_backend.release()
+    assert net._fitted is None
+    net.raw(f.image)  # the dense pass's square read of this frame
+    square = objects_backend.detect(f)  # reuses it: nothing more is run or opened
+    assert net._fitted is None
+    # the same objects either way (the parked car and van), boxes within a few pixels
+    assert sorted(c.value for c in fitted.object_class) == sorted(c.value for c in square.object_class)
+    from pipeline.backends.movenet import iou_matrix
+
+    iou, _ = iou_matrix(fitted.xyxy, square.xyxy)
+    assert len(fitted) >= 2 and (iou.max(axis=1) > 0.9).all()
+
+
+def test_the_pass_lets_its_detector_free_what_it_held():
+    class Releasing(FakeDetector):
+        released = 0
+
+        def release(self):
+            self.released += 1
+
+    det = Releasing({})
+    p = O.ObjectPass(det, 1.5)
+    p.finish()
+    assert det.released == 1
+    O.ObjectPass(FakeDetector({}), 1.5).finish()  # a detector without release: nothing to do
+
+
 def test_a_person_misread_as_an_animal_is_dropped_and_walkers_sit_on_nothing():
     from pipeline.records import Action
 

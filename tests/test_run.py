@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 
 from conftest import testdata_path as data_path
@@ -94,6 +95,13 @@ def test_cancel_leaves_nothing(engine, tmp_path):
                   should_stop=stop)
     assert "no output file was written" in str(ei.value)
     assert not out.exists() and list(tmp_path.iterdir()) == []
+    # a pass that ends early still frees the objects' fitted input (pipeline/objects.py)
+    backends.objects.network.raw_fitted(np.zeros((48, 64, 3), np.uint8))
+    assert backends.objects.network._fitted is not None
+    with pytest.raises(Cancelled):
+        run_video(data_path("clips/intel/classroom.mp4"), out, settings, backends=backends,
+                  should_stop=lambda: True)
+    assert backends.objects.network._fitted is None
 
 
 def test_cancel_while_writing_keeps_the_previous_outputs(engine, tmp_path):

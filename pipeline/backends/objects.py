@@ -1,5 +1,8 @@
 """Objects in the sampled frames: the COCO classes of ``ObjectClass`` from the YOLOv5s network the
-dense pass's person proposals use (``proposals.yolov5_network``: one network, one compiled model).
+dense pass's person proposals use (``proposals.yolov5_network``: one network, one set of weights),
+read at the frame's own shape (``YoloV5Coco.raw_fitted``: a 4:3 frame 640x480 instead of the
+proposals' 640x640 square, about 3/4 of the cost; a frame the proposals already read is not run
+again). The compiled fitted model is freed when the sampled pass ends (``release``).
 
 Score threshold: ``OBJECT_MIN_SCORE`` 0.25 and NMS IoU 0.45 (per class) are Ultralytics' YOLOv5
 defaults for detection (``detect.py --conf-thres 0.25 --iou-thres 0.45``), the operating point the
@@ -34,7 +37,7 @@ class CocoObjects:
         self.network, self.min_score = network, min_score
 
     def detect(self, frame: Frame) -> ObjectDetections:
-        out, scale = self.network.raw(frame.image)
+        out, scale = self.network.raw_fitted(frame.image, self.min_score)
         cls_scores = out[:, 5:85]
         best = np.argmax(cls_scores, axis=1)
         score = out[:, 4] * cls_scores[np.arange(len(out)), best]
@@ -46,6 +49,10 @@ class CocoObjects:
         xyxy, score, idx = self.network.boxes(frame.image, score, out, scale, self.min_score,
                                               OBJECT_NMS_IOU, labels=ours)
         return ObjectDetections(xyxy, score, tuple(_CLASSES[int(ours[i])] for i in idx))
+
+    def release(self) -> None:
+        """The pass is over: free the network's fitted input (``YoloV5Coco.release_fitted``)."""
+        self.network.release_fitted()
 
 
 def load_yolov5_objects(settings) -> CocoObjects:

@@ -160,6 +160,36 @@ def cpu_session(path: Path, threads: "int | CpuInference", what: str, fix: str,
         raise BackendUnavailable(f"{what} {path} are unreadable ({first}); {fix}") from None
 
 
+def onnx_subgraph(path: Path, input_name: str, outputs: Sequence[str], name: str) -> bytes:
+    """The serialised ONNX graph of ``path`` from ``input_name`` (its height and width made free:
+    [1, "h", "w", 3]) to the tensors ``outputs``: every node they need and nothing else (e.g.
+    YOLOv5s cut after its backbone, or before its decoding head)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    m = onnx.load(str(path))
+    g = m.graph
+    producer = {o: n for n in g.node for o in n.output}
+    need, keep, stack = set(), set(), list(outputs)
+    while stack:
+        tensor = stack.pop()
+        if tensor in need:
+            continue
+        need.add(tensor)
+        node = producer.get(tensor)
+        if node is not None and id(node) not in keep:
+            keep.add(id(node))
+            stack += list(node.input)
+    graph = helper.make_graph(
+        [n for n in g.node if id(n) in keep], name,
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [1, "h", "w", 3])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        [i for i in g.initializer if i.name in need])
+    sub = helper.make_model(graph, opset_imports=m.opset_import)
+    sub.ir_version = m.ir_version
+    return sub.SerializeToString()
+
+
 def _ort_session(model: "str | bytes", cpu: CpuInference):
     """onnxruntime, float32. Threads do not spin between ops: on a shared 2-core machine
     spinning threads steal the CPU the decoder and the other stages need."""

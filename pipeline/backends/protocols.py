@@ -25,7 +25,9 @@ class ObjectDetector(Protocol):
     name: str
 
     def detect(self, frame: Frame) -> ObjectDetections:
-        """The frame's objects of ``ObjectClass`` (boxes, scores, classes), after NMS."""
+        """The frame's objects of ``ObjectClass`` (boxes, scores, classes), after NMS.
+        A detector may also have ``release()``: called when a pass over a video ends, to free
+        what only this stage holds (it opens it again on the next ``detect``)."""
 
 
 @runtime_checkable
