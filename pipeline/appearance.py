@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from pipeline.backends.onnx_common import SubGraph
 from pipeline.records import Frame, PersonObservation
 
 BACKBONE_FILE = "yolov5s-coco.onnx"
@@ -32,11 +33,8 @@ FEATURES = ("app_change_close_mean", "app_change_close_p90", "app_change_close_m
             "app_change_frame_mean", "app_spread_close_mean")
 
 
-def _backbone_graph(path: Path) -> bytes:
-    """The ONNX graph of YOLOv5s up to its P4 and P5 outputs, any input height and width."""
-    from pipeline.backends.onnx_common import onnx_subgraph
-
-    return onnx_subgraph(path, _INPUT, (_P4, _P5), "yolov5s_backbone")
+#: YOLOv5s up to its P4 and P5 outputs
+BACKBONE_CUT = SubGraph(_INPUT, (_P4, _P5), "yolov5s_backbone")
 
 
 class Backbone:
@@ -48,7 +46,7 @@ class Backbone:
         self.session = cpu_session(
             Path(path), threads, "YOLOv5s weights",
             f"restore models/{BACKBONE_FILE} (git checkout models/) or set VA_VIOLENCE=rule",
-            graph=_backbone_graph, model="backbone")
+            cut=BACKBONE_CUT, model="backbone")
 
     def maps(self, image: np.ndarray, size_wh: tuple[int, int] | None = None
              ) -> tuple[np.ndarray, np.ndarray]:

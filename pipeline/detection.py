@@ -195,6 +195,14 @@ class Observer:
         """The sampled pass's people on ``frame`` (the caller adds their finished rows)."""
         return detect_tracked(frame, detector, tracker, timed)
 
+    def dense_done(self) -> None:
+        """No more dense passes over this video: the dense detector may free what only it
+        holds (``SupplementedDetector.release``); a later ``dense`` opens it again."""
+        if self.dense_detector is not self.detector:
+            release = getattr(self.dense_detector, "release", None)
+            if release is not None:
+                release()
+
     def dense(self, windows: Sequence[tuple[float, float]], dt_s: float) -> list[PersonObservation]:
         """People in the frames of ``windows`` (start_s, end_s) every ``dt_s``: detected with the
         dense detector, tracked with a tracker of their own per window, and named after the

@@ -341,6 +341,7 @@ def find_episodes(observations: Sequence[PersonObservation], info: VideoInfo, sa
         windows = _within_budget(windows, info.duration_s, observations)
         if windows:
             extra = observer.dense(windows, dense_dt)
+            observer.dense_done()  # its models go before the violence classifier's backbone
             outside = [o for o in obs if not any(a <= o.t_s <= b for a, b in windows)]
             obs = sorted(outside + extra, key=lambda o: (o.t_s, o.obj_id))
             dense_obs = extra

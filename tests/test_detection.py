@@ -77,3 +77,16 @@ def test_observer_keeps_every_pass_in_one_stream(movenet):
     assert observer.stream.of(ObservationPass.DENSE) == dense
     assert {o.obj_id for o in dense} & {o.obj_id for o in sampled}
     assert observer.stream.people_at(dense[0].frame_number)  # drawable without a detector
+
+
+def test_dense_done_lets_the_dense_detector_free_its_models():
+    from types import SimpleNamespace
+
+    calls = []
+    dense = SimpleNamespace(release=lambda: calls.append("dense"))
+    main = SimpleNamespace(release=lambda: calls.append("main"))
+    info = SimpleNamespace(fps=10.0)
+    Observer(info, None, main, dense).dense_done()
+    assert calls == ["dense"]  # the main detector (the sampled pass's) keeps its models
+    Observer(info, None, main).dense_done()  # no dense detector of its own: nothing freed
+    assert calls == ["dense"]

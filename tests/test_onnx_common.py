@@ -138,6 +138,42 @@ def test_the_backbone_cut_drops_its_graph_and_is_cut_again_for_a_new_shape(tmp_p
     assert p4.shape != q4.shape and np.array_equal(q4, again)
 
 
+def test_openvino_cuts_the_graph_itself_as_the_onnx_cut_would(tmp_path):
+    """``_read_cut`` (OpenVINO keeps the nodes it needs of the model it read) gives the same
+    backbone maps, bit for bit, as the ONNX-level cut onnxruntime is given; a tensor that is not
+    in the file is a clear error."""
+    from pipeline.appearance import BACKBONE_CUT, BACKBONE_FILE
+    from pipeline.backends.onnx_common import SubGraph, onnx_subgraph
+
+    path = REPO / "models" / BACKBONE_FILE
+    cpu = CpuInference(2, "openvino", "f32", tmp_path)
+    ours = cpu_session(path, cpu, "YOLOv5s weights", "fix", cut=BACKBONE_CUT)
+    assert ours._model is None  # not even read until its first call
+    onnx_level = OpenVinoSession(onnx_subgraph(path, BACKBONE_CUT), cpu)
+    x = np.random.default_rng(0).random((1, 288, 384, 3), np.float32)
+    for a, b in zip(ours.run(None, {BACKBONE_CUT.input_name: x}),
+                    onnx_level.run(None, {BACKBONE_CUT.input_name: x})):
+        assert a.shape[0] == 1 and np.array_equal(a, b)
+    with pytest.raises(BackendUnavailable, match="no tensor nope:0"):
+        cpu_session(path, cpu, "YOLOv5s weights", "fix",
+                    cut=SubGraph(BACKBONE_CUT.input_name, ("nope:0",), "x")).run(
+            None, {BACKBONE_CUT.input_name: x})
+
+
+def test_release_frees_the_compiled_models_until_the_next_call(tmp_path):
+    from pipeline.backends.onnx_common import release
+
+    s = cpu_session(THUNDER, CpuInference(2, "openvino", "f32", tmp_path), "Thunder", "fix")
+    name = s.get_inputs()[0].name
+    a = s.run(None, {name: _image(256, 256)})[0]
+    release(s)
+    assert not s._compiled and s._model is None
+    assert np.array_equal(s.run(None, {name: _image(256, 256)})[0], a) and s.compiles == 2
+    ort = cpu_session(THUNDER, CpuInference(2, "onnxruntime", "f32", tmp_path), "Thunder", "fix")
+    release(ort)  # onnxruntime holds nothing between calls: nothing to do
+    assert np.allclose(ort.run(None, {name: _image(256, 256)})[0], a, atol=1e-4)
+
+
 def test_the_disk_cache_keeps_the_most_recently_used_under_its_cap(tmp_path):
     import os
     from pipeline.backends.onnx_common import prune_cache

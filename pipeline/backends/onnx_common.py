@@ -125,17 +125,29 @@ def parse_per_model(text: str) -> tuple:
     return tuple(out)
 
 
+@dataclass(frozen=True)
+class SubGraph:
+    """A part of an ONNX model: from its input ``input_name`` (height and width free) to the
+    tensors ``outputs`` (e.g. YOLOv5s cut after its backbone, or before its decoding head)."""
+
+    input_name: str
+    outputs: tuple[str, ...]
+    name: str
+
+
 def cpu_session(path: Path, threads: "int | CpuInference", what: str, fix: str,
-                graph: Callable[[Path], bytes] | None = None, static_shapes: bool = True,
+                cut: SubGraph | None = None, static_shapes: bool = True,
                 model: str = ""):
-    """A session on the CPU for ``path`` (or for ``graph(path)``, a serialised model derived
-    from it, e.g. a network cut after its backbone). ``threads`` is a ``CpuInference`` (the
-    factories build it from Settings) or a thread count (the defaults otherwise).
+    """A session on the CPU for ``path`` (or for the part ``cut`` of it). ``threads`` is a
+    ``CpuInference`` (the factories build it from Settings) or a thread count (the defaults
+    otherwise).
 
     ``what`` names the model in errors ("MoveNet weights"), ``fix`` says what the user should do.
     ``static_shapes=False`` compiles one model for every input shape (OpenVINO's dynamic shapes;
     for the text embedder, whose batch and token count change with every call). ``model`` is
-    its key in MODELS: its precision (``CpuInference.precision_of``)."""
+    its key in MODELS: its precision (``CpuInference.precision_of``). OpenVINO cuts the graph it
+    read itself (``_read_cut``: nothing but the nodes kept, no second copy of the file in
+    memory); onnxruntime is given the cut as a serialised ONNX model (``onnx_subgraph``)."""
     cpu = threads if isinstance(threads, CpuInference) else CpuInference(threads=int(threads))
     if cpu.runtime not in RUNTIMES:
         raise BackendUnavailable(f"unknown runtime {cpu.runtime!r}; set VA_RUNTIME to "
@@ -144,12 +156,11 @@ def cpu_session(path: Path, threads: "int | CpuInference", what: str, fix: str,
     if not path.is_file():
         raise BackendUnavailable(f"{what} {path} are missing; {fix}")
     try:
-        onnx = str(path) if graph is None else graph(path)
         if cpu.runtime == "onnxruntime":
-            return _ort_session(onnx, cpu)
-        return OpenVinoSession(onnx, cpu, static_shapes=static_shapes,
-                               precision=cpu.precision_of(model),
-                               reload=None if graph is None else (lambda: graph(path)))
+            return _ort_session(str(path) if cut is None else onnx_subgraph(path, cut), cpu)
+        return OpenVinoSession(str(path) if cut is None else _read_cut(path, cut), cpu,
+                               static_shapes=static_shapes, precision=cpu.precision_of(model),
+                               reload=None if cut is None else (lambda: _read_cut(path, cut)))
     except ImportError as e:
         raise BackendUnavailable(
             f"the {cpu.runtime} runtime is not installed ({e}); install the requirements "
@@ -160,16 +171,16 @@ def cpu_session(path: Path, threads: "int | CpuInference", what: str, fix: str,
         raise BackendUnavailable(f"{what} {path} are unreadable ({first}); {fix}") from None
 
 
-def onnx_subgraph(path: Path, input_name: str, outputs: Sequence[str], name: str) -> bytes:
-    """The serialised ONNX graph of ``path`` from ``input_name`` (its height and width made free:
-    [1, "h", "w", 3]) to the tensors ``outputs``: every node they need and nothing else (e.g.
-    YOLOv5s cut after its backbone, or before its decoding head)."""
+def onnx_subgraph(path: Path, cut: SubGraph) -> bytes:
+    """The serialised ONNX graph of the part ``cut`` of ``path``: every node its outputs need
+    and nothing else, its input [1, "h", "w", 3]."""
     import onnx
     from onnx import TensorProto, helper
 
     m = onnx.load(str(path))
     g = m.graph
     producer = {o: n for n in g.node for o in n.output}
+    input_name, outputs = cut.input_name, list(cut.outputs)
     need, keep, stack = set(), set(), list(outputs)
     while stack:
         tensor = stack.pop()
@@ -181,7 +192,7 @@ def onnx_subgraph(path: Path, input_name: str, outputs: Sequence[str], name: str
             keep.add(id(node))
             stack += list(node.input)
     graph = helper.make_graph(
-        [n for n in g.node if id(n) in keep], name,
+        [n for n in g.node if id(n) in keep], cut.name,
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [1, "h", "w", 3])],
         [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
         [i for i in g.initializer if i.name in need])
@@ -277,15 +288,53 @@ def _read_onnx(model: "str | bytes"):
     return fe.convert(fe.load(src))
 
 
+def release(session: Any) -> None:
+    """Free what an idle session holds (``OpenVinoSession.release``); onnxruntime's sessions
+    run without their arena and hold nothing between calls."""
+    fn = getattr(session, "release", None)
+    if fn is not None:
+        fn()
+
+
+def _as_model(model: Any):
+    """An ONNX file's path or bytes read by OpenVINO; an OpenVINO model as it is."""
+    return _read_onnx(model) if isinstance(model, (str, bytes, bytearray)) else model
+
+
+def _read_cut(path: Path, cut: SubGraph):
+    """The part ``cut`` of the ONNX file ``path`` as an OpenVINO model: read whole, then a model
+    of its input and the ``cut.outputs`` tensors (the rest is let go). The same nodes as
+    ``onnx_subgraph``'s graph (the backbone's maps are bit-identical: tests/test_onnx_common.py),
+    without its transient copies of the file (onnx's protobuf and the serialised cut: ~100 MB
+    at the dense pass's peak, when the backbone is compiled last). The input stays the file's
+    static shape; each call's shape is set by ``OpenVinoSession`` as for any model."""
+    import openvino as ov
+
+    full = _read_onnx(str(path))
+    found = {}
+    for op in full.get_ordered_ops():
+        for out in op.outputs():
+            for name in out.get_names():
+                if name in cut.outputs:
+                    found.setdefault(name, out)
+    missing = [n for n in cut.outputs if n not in found]
+    if missing:
+        raise ValueError(f"no tensor {missing[0]} in the graph")
+    params = [p for p in full.get_parameters() if cut.input_name in p.output(0).get_names()]
+    if len(params) != 1:
+        raise ValueError(f"no input {cut.input_name} in the graph")
+    return ov.Model([found[n] for n in cut.outputs], params, cut.name)
+
+
 class OpenVinoSession:
     """An ONNX model under OpenVINO on the CPU, compiled per input shape on first use (or once
     with dynamic shapes). Thread-safe: each call takes an idle inference request of its shape's
     compiled model, or makes one."""
 
-    def __init__(self, model: "str | bytes", cpu: CpuInference, static_shapes: bool = True,
+    def __init__(self, model: "str | bytes | Any", cpu: CpuInference, static_shapes: bool = True,
                  precision: str | None = None,
-                 reload: "Callable[[], str | bytes] | None" = None):
-        self._model = _read_onnx(model)
+                 reload: "Callable[[], Any] | None" = None):
+        self._model = _as_model(model)
         # A model that can be read again (a file, or ``reload``: the backbone cut made again
         # from its file) drops its ov.Model once compiled (MiniLM 46 MB, MultiPose ~19,
         # YOLOv5s 16, Thunder 15 resident: the graph would otherwise sit beside every compiled
@@ -309,6 +358,8 @@ class OpenVinoSession:
         self.compiles = 0  # models compiled (or loaded from the disk cache) by this session
         if not self._static:
             self._compiled_for(None)
+        elif self._reload is not None:
+            self._model = None  # read again at the first call (see above)
 
     def get_inputs(self) -> list[NodeArg]:
         return list(self._inputs)
@@ -341,7 +392,7 @@ class OpenVinoSession:
             if entry is not None:
                 self._compiled.move_to_end(key)
                 return entry
-        model = self._model if self._model is not None else _read_onnx(self._reload())
+        model = self._model if self._model is not None else _as_model(self._reload())
         if key is not None:
             model = model.clone()
             model.reshape({i: list(shape) for i, shape in enumerate(key)})
@@ -354,6 +405,16 @@ class OpenVinoSession:
             while len(self._compiled) > MAX_SHAPES:
                 self._compiled.popitem(last=False)
             return entry
+
+    def release(self) -> None:
+        """Drop the compiled models (their weights and activations: 40-90 MB each) while the
+        model is idle; the next call compiles its shape again (from the disk cache: a fraction
+        of a second). Only for a model it can read again (a file, or ``reload``)."""
+        if self._reload is None:
+            return
+        with self._lock:
+            self._compiled.clear()
+            self._model = None
 
     def run(self, output_names: Sequence[str] | None, feeds: Mapping[str, Any]) -> list:
         import numpy as np

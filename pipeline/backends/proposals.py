@@ -41,7 +41,8 @@ import numpy as np
 
 from pipeline import thresholds as T
 from pipeline.backends.movenet import iou_matrix
-from pipeline.backends.onnx_common import CpuInference, cpu_session
+from pipeline.backends.onnx_common import CpuInference, SubGraph, cpu_session
+from pipeline.backends.onnx_common import release as release_session
 from pipeline.records import Frame, PersonDetections
 
 YOLO_FILE = "yolov5s-coco.onnx"
@@ -55,7 +56,8 @@ YOLO_ANCHORS = (((10, 13), (16, 30), (33, 23)), ((30, 61), (62, 45), (59, 119)),
 #: The head's three convolutions (NHWC, 3 anchors x 85 per cell), where ``raw_fitted`` cuts
 _HEADS = tuple(f"StatefulPartitionedCall/model/tf_detect/tf_conv2d{sfx}/conv2d_{n}/BiasAdd__{t}:0"
                for sfx, n, t in (("", 57, 115), ("_1", 58, 138), ("_2", 59, 161)))
-_YOLO_INPUT = "input_1:0"
+#: YOLOv5s without its decoding head: any input height and width (multiples of 32)
+HEADS_CUT = SubGraph("input_1:0", _HEADS, "yolov5s_heads")
 THUNDER_SIZE = 256
 _FIX = "restore models/{f} from the repository (git checkout models/) or set VA_MODELS_DIR to the " \
        "folder that holds it, or set VA_PROPOSALS=none"
@@ -117,14 +119,11 @@ class YoloV5Coco:
         x, scale = self._letterbox(image, fitted=True)
         with self._lock:
             if self._fitted is None:
-                from pipeline.backends.onnx_common import onnx_subgraph
-
                 self._fitted = cpu_session(
                     self.path, self.threads, "YOLOv5s weights", _FIX.format(f=YOLO_FILE),
-                    graph=lambda p: onnx_subgraph(p, _YOLO_INPUT, _HEADS, "yolov5s_heads"),
-                    model="yolov5s")
+                    cut=HEADS_CUT, model="yolov5s")
             session = self._fitted
-        return decode_heads(session.run(None, {_YOLO_INPUT: x}), min_objectness), scale
+        return decode_heads(session.run(None, {HEADS_CUT.input_name: x}), min_objectness), scale
 
     def release_fitted(self) -> None:
         """Drop the fitted graph's compiled model (~90 MB at 640x480) until the next
@@ -132,6 +131,14 @@ class YoloV5Coco:
         beside the square one."""
         with self._lock:
             self._fitted = None
+
+    def release(self) -> None:
+        """Drop both compiled models and the last output until the next call (the dense pass
+        is over for this video; see ``SupplementedDetector.release``)."""
+        self.release_fitted()
+        with self._lock:
+            self._last = (None, None, 1.0)
+        release_session(self.session)
 
     def boxes(self, image: np.ndarray, score: np.ndarray, out: np.ndarray, scale: float,
               min_score: float, nms_iou: float, labels: np.ndarray | None = None,
@@ -244,6 +251,9 @@ class ThunderPose:
         kp[:, 1] = np.clip(kp[:, 1], 0, h - 1)
         return kp.astype(np.float32)
 
+    def release(self) -> None:
+        release_session(self.session)
+
 
 class SupplementedDetector:
     """The main detector's people, plus the YOLOv5s people it missed, with Thunder keypoints.
@@ -290,6 +300,14 @@ class SupplementedDetector:
     def detect(self, frames: Sequence[Frame]) -> list[PersonDetections]:
         return [self.supplement(f.image, found)
                 for f, found in zip(frames, self.base.detect(frames))]
+
+    def release(self) -> None:
+        """The dense pass is over for this video: YOLOv5s and Thunder let their compiled models
+        go (about 130 MB), so that the violence classifier's backbone, which runs next, is
+        never in memory beside them (the run's peak). The next video compiles them again from
+        the disk cache. The base detector (MoveNet) stays: the sampled pass uses it."""
+        self.persons.network.release()
+        self.pose.release()
 
 
 class Proposals:
