@@ -28,3 +28,20 @@ def test_long_video_is_remuxed_end_to_end(tmp_path):
     out = bench.make_long_video(src, tmp_path / "long.mp4", target_s=3 * probe_video(src).duration_s)
     a, b = probe_video(src), probe_video(out)
     assert abs(b.duration_s - 3 * a.duration_s) < 0.5 and (b.width, b.height) == (a.width, a.height)
+
+
+def test_costs_take_storing_from_the_runs_own_stages():
+    """The Analyze page's storing estimate is the default run's database start, embedding and
+    storing, not the difference of two runs' wall times (0 whenever the --no-store run was
+    the slower one, as under load it can be)."""
+    from pipeline.bench import Timing, costs_from
+
+    stages = {"detector": 20000.0, "highlights": 10000.0}
+    default = Timing("v", "default", 80.0, 100, 7, 40.3,
+                     {**stages, "start": 800.0, "embed": 600.0, "store": 300.0})
+    no_store = Timing("v", "no-store", 80.0, 100, 7, 41.4, dict(stages))
+    table = costs_from(default, no_store, None)
+    assert table.store_s == 1.7
+    assert table.regular_ms_per_frame == 300.0 and table.startup_s == 11.4
+    older = Timing("v", "default", 80.0, 100, 7, 45.0, dict(stages))  # no storing stages
+    assert costs_from(older, no_store, None).store_s == 3.6
