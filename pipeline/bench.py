@@ -357,12 +357,10 @@ def costs_from(default: Timing, no_store: Timing, dense: Timing | None):
     per = no_store.engine_ms / max(1, no_store.frames_sampled)
     dense_ms = ((dense.wall_s - startup) * 1000.0 / max(1, dense.frames_sampled)
                 if dense is not None else CostTable().dense_ms_per_frame)
-    # storing's cost: the default run's own database start, embedding and storing stages (the
-    # difference of two whole runs' wall times was noise-bound: 0 when the --no-store run was
-    # the slower, as under load it can be)
+    # storing: the run's own stages (two runs' wall-time difference is 0 when noise inverts it)
     store = sum(default.stage_ms.get(k, 0.0) for k in ("start", "embed", "store")) / 1000.0
-    return CostTable(startup_s=round(startup, 2),
-                     store_s=round(store if store > 0 else max(0.0, default.wall_s - no_store.wall_s), 2),
+    store = store if store > 0 else max(0.0, default.wall_s - no_store.wall_s)
+    return CostTable(startup_s=round(startup, 2), store_s=round(store, 2),
                      regular_ms_per_frame=round(per, 1), dense_ms_per_frame=round(dense_ms, 1),
                      measured_on=f"{default.clip}, {time.strftime('%Y-%m-%d')}, "
                                  f"{os.cpu_count()} cores, load {os.getloadavg()[1]:.1f}")
