@@ -305,9 +305,9 @@ def _read_cut(path: Path, cut: SubGraph):
     """The part ``cut`` of the ONNX file ``path`` as an OpenVINO model: read whole, then a model
     of its input and the ``cut.outputs`` tensors (the rest is let go). The same nodes as
     ``onnx_subgraph``'s graph (the backbone's maps are bit-identical: tests/test_onnx_common.py),
-    without its transient copies of the file (onnx's protobuf and the serialised cut: ~100 MB
-    at the dense pass's peak, when the backbone is compiled last). The input stays the file's
-    static shape; each call's shape is set by ``OpenVinoSession`` as for any model."""
+    without its transient copies of the file (onnx's protobuf and the serialised cut, ~50 MB
+    while it is made: vtest's peak, when the backbone was compiled last, fell 18 MB). The input
+    stays the file's static shape; each call's shape is set by ``OpenVinoSession``."""
     import openvino as ov
 
     full = _read_onnx(str(path))

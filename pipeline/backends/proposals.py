@@ -50,7 +50,7 @@ THUNDER_FILE = "movenet-thunder.onnx"
 YOLO_SIZE = 640
 YOLO_STRIDES = (8, 16, 32)
 #: YOLOv5s' anchors (width, height in input pixels) per stride, three each (Ultralytics
-#: yolov5s.yaml; the export's decoding head holds the same: checked in tests/test_proposals.py)
+#: yolov5s.yaml; the export's decoding head holds the same: checked in tests/test_objects.py)
 YOLO_ANCHORS = (((10, 13), (16, 30), (33, 23)), ((30, 61), (62, 45), (59, 119)),
                 ((116, 90), (156, 198), (373, 326)))
 #: The head's three convolutions (NHWC, 3 anchors x 85 per cell), where ``raw_fitted`` cuts
