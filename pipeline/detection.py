@@ -198,10 +198,10 @@ class Observer:
     def dense_done(self) -> None:
         """No more dense passes over this video: the dense detector may free what only it
         holds (``SupplementedDetector.release``); a later ``dense`` opens it again."""
+        from pipeline.backends.onnx_common import release
+
         if self.dense_detector is not self.detector:
-            release = getattr(self.dense_detector, "release", None)
-            if release is not None:
-                release()
+            release(self.dense_detector)
 
     def dense(self, windows: Sequence[tuple[float, float]], dt_s: float) -> list[PersonObservation]:
         """People in the frames of ``windows`` (start_s, end_s) every ``dt_s``: detected with the

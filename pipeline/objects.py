@@ -158,9 +158,9 @@ class ObjectPass:
     def finish(self) -> None:
         """The sampled pass is over: the detector may free what only it needed (the YOLOv5s
         backend's fitted input); a later ``detect`` opens it again."""
-        release = getattr(self.detector, "release", None)
-        if release is not None:
-            release()
+        from pipeline.backends.onnx_common import release
+
+        release(self.detector)
 
     def add(self, frame: Frame, found: ObjectDetections, people: Sequence[PersonObservation]) -> None:
         """One object sample: ``found`` tracked, then related to ``people`` (the frame's rows)."""

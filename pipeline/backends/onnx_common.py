@@ -289,8 +289,9 @@ def _read_onnx(model: "str | bytes"):
 
 
 def release(session: Any) -> None:
-    """Free what an idle session holds (``OpenVinoSession.release``); onnxruntime's sessions
-    run without their arena and hold nothing between calls."""
+    """Free what an idle session or backend holds, where it has a ``release()``
+    (``OpenVinoSession.release``, a detector's); onnxruntime's sessions run without their
+    arena and hold nothing between calls."""
     fn = getattr(session, "release", None)
     if fn is not None:
         fn()
