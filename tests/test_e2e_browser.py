@@ -117,12 +117,29 @@ def _sign_in(page, name: str, heading: str) -> None:
     """The sign-in form (the only thing a browser that is not signed in sees), then ``heading``."""
     from app_support import TEST_PASSWORD
 
+    from playwright.sync_api import expect
+
     page.get_by_role("heading", name="Sign in").wait_for()
     assert not page.locator('[data-testid="stSidebarNav"] a').count()
-    page.get_by_label("User name").fill(name)
-    page.get_by_label("Password", exact=True).fill(TEST_PASSWORD)
+    # The sign-in form's own fields: while the sign-in page is being drawn, the page signed out
+    # of stays on screen (Streamlit keeps stale elements until the run ends), and the Admin
+    # page's "User name" field would take the typing and then be replaced, so the form would be
+    # sent empty ("enter your user name and password"; seen 3 times in 12 sign-outs there).
+    user = page.locator('input[autocomplete="username"]')
+    password = page.locator('input[autocomplete="current-password"]')
+    user.fill(name)
+    password.fill(TEST_PASSWORD)
+    expect(user).to_have_value(name)
+    expect(password).to_have_value(TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name=heading).first.wait_for(timeout=120_000)
+    target = page.get_by_role("heading", name=heading).first
+    try:
+        target.wait_for(timeout=120_000)
+    except Exception:
+        _shot(page, f"sign_in_{name}_failed")
+        main = page.locator('[data-testid="stMain"]').inner_text()
+        pytest.fail(f"signing in as {name} did not reach {heading!r}; the page shows: "
+                    f"{main[:600]!r}")
 
 
 def _nav(page, title: str, heading: str | None = None) -> None:
