@@ -106,8 +106,10 @@ def main() -> int:
         m = y == c
         print(f"  {c:9s} " + "  ".join(f"{n} {np.nanmedian(F[li][m, j]):+.2f}"
                                        for j, n in enumerate(NAMES)))
-    shipped = lambda P: TA.smooth(AV.decide(TA.track_average(P, meta), AV.FOUR, rules,  # noqa
-                                            TA.KEEP), meta)[li]
+
+    def shipped(P):  # the shipped decision, as stored: mean over the track, rules kept, votes
+        return TA.smooth(AV.decide(TA.track_average(P, meta), AV.FOUR, rules, TA.KEEP), meta)[li]
+
     for name, XX in (("today's 45", X), ("+ pixel motion (4)", np.hstack([X, F])),
                      ("+ pixel motion, legs only (2)", np.hstack([X, F[:, [1, 3]]]))):
         Ps = [AV.cv_probs(XX, li, y, g, all_groups, AV.FOUR, s) for s in AV.SEEDS]

@@ -117,6 +117,7 @@ def _sign_in(page, name: str, heading: str) -> None:
     """The sign-in form (the only thing a browser that is not signed in sees), then ``heading``."""
     from app_support import TEST_PASSWORD
 
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
     page.get_by_role("heading", name="Sign in").wait_for()
@@ -135,7 +136,7 @@ def _sign_in(page, name: str, heading: str) -> None:
     target = page.get_by_role("heading", name=heading).first
     try:
         target.wait_for(timeout=120_000)
-    except Exception:
+    except PlaywrightTimeout:
         _shot(page, f"sign_in_{name}_failed")
         main = page.locator('[data-testid="stMain"]').inner_text()
         pytest.fail(f"signing in as {name} did not reach {heading!r}; the page shows: "
