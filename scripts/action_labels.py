@@ -2,11 +2,16 @@
 frame, time, the engine's track and box at that frame, the action, where the label came from).
 
     python scripts/action_labels.py var/actions/sheets/*/   # merge visual labels + ground truth
+    python scripts/action_labels.py --append var/actions/sheets/NEW/   # add one folder's labels
+    python scripts/action_labels.py --append --held-out var/actions/sheets/NEW/
+        # ... as a test set: source ``visual_held_out``, never trained on (train_actions.py)
 
 Two sources:
 * ``visual``: labelled by eye on the contact sheets of ``action_sheets.py``; the labeller's
   ``labels_visual.txt`` in the sheets folder holds ``n action`` lines (n indexes samples.csv);
   samples left out or labelled ``skip`` are not in the set, ``unknown`` ones are kept as such.
+* ``visual_held_out``: labelled the same way, kept as a test set that ``train_actions.py`` never
+  trains or tunes on (``--held-out``).
 * ``ground_truth``: the main person (longest track) of the single-person clips of
   ../shared/testdata/ground_truth.json, inside its walking/standing/sitting/lying intervals and at
   least ``GT_MARGIN_S`` from their ends.
@@ -74,7 +79,7 @@ def ground_truth_rows(tracks: dict[str, dict]) -> list[dict]:
     return out
 
 
-def visual_rows(folder: Path) -> list[dict]:
+def visual_rows(folder: Path, source: str = "visual") -> list[dict]:
     samples = {int(r["n"]): r for r in csv.DictReader(open(folder / "samples.csv"))}
     out = []
     for line in (folder / "labels_visual.txt").read_text().splitlines():
@@ -97,18 +102,30 @@ def visual_rows(folder: Path) -> list[dict]:
                     out.append({"clip": s["clip"], "frame": int(s["frame"]), "t": float(s["t"]),
                                 "track": int(s["track"]),
                                 "box": [float(s[k]) for k in ("x1", "y1", "x2", "y2")],
-                                "action": act, "source": "visual"})
+                                "action": act, "source": source})
     return out
 
 
-def merge(folders: list[Path]) -> None:
+def existing_rows() -> list[dict]:
+    """The rows already in the file (the sheets they came from need not be on this machine)."""
+    return [{"clip": r["clip"], "frame": int(r["frame"]), "t": float(r["t"]),
+             "track": int(r["track"]), "box": [float(r[k]) for k in ("x1", "y1", "x2", "y2")],
+             "action": r["action"], "source": r["source"]}
+            for r in csv.DictReader(open(LABELS))]
+
+
+def merge(folders: list[Path], append: bool = False, source: str = "visual") -> None:
+    """Write the set from ground truth and the sheets' labels; ``append``: keep the file's rows
+    (they win over a sheet's label of the same sample) and add the folders' new ones."""
     tracks = load_tracks()
     src = fight_sources()
-    rows = ground_truth_rows(tracks) + [r for f in folders for r in visual_rows(f)]
+    new = [r for f in folders for r in visual_rows(f, source)]
+    rows = (existing_rows() if append else ground_truth_rows(tracks)) + new
     seen = set()
     with open(LABELS, "w", newline="") as f:
         wr = csv.writer(f)
         wr.writerow(FIELDS)
+        # sorted() is stable: with ``append`` the file's row comes first for a repeated sample
         for r in sorted(rows, key=lambda r: (r["clip"], r["frame"], r["track"])):
             key = (r["clip"], r["frame"], r["track"])
             if key in seen:
@@ -120,4 +137,6 @@ def merge(folders: list[Path]) -> None:
 
 
 if __name__ == "__main__":
-    merge([Path(a) for a in sys.argv[1:]])
+    args = sys.argv[1:]
+    merge([Path(a) for a in args if not a.startswith("--")], append="--append" in args,
+          source="visual_held_out" if "--held-out" in args else "visual")

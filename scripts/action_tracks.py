@@ -100,7 +100,7 @@ def track_clip(path: Path, settings, detector, dense) -> dict:
             "sampled_fps": info.fps / skip, "rows": rows}
 
 
-def extract(force: bool) -> None:
+def extract(force: bool, extra: tuple[str, ...] = ()) -> None:
     from pipeline.backends.registry import load_backend, load_dense_detector
     from settings import Settings
 
@@ -110,8 +110,8 @@ def extract(force: bool) -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     listed = clip_list()
     labelled = {r["clip"] for r in csv.DictReader(open(ROOT / "models/actions_labels.csv"))}
-    listed += [(c, path_of(c)) for c in sorted(labelled - {n for n, _ in listed})]
-    for name, path in listed:  # the list's clips and every clip labelled later
+    listed += [(c, path_of(c)) for c in sorted((labelled | set(extra)) - {n for n, _ in listed})]
+    for name, path in listed:  # the list's clips, every clip labelled later, and --clips
         out = CACHE / (name.replace("/", "__") + ".json")
         if out.exists() and not force:
             continue
@@ -130,10 +130,12 @@ def load_tracks() -> dict[str, dict]:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--force", action="store_true")
+    ap.add_argument("--clips", nargs="*", default=(),
+                    help="more clips to extract (to label next), e.g. fight/fi010.mp4")
     ap.add_argument("--sheets", type=Path, help="render labelling contact sheets into this folder")
     a = ap.parse_args()
     if a.sheets:
         from action_sheets import render
         render(a.sheets)
     else:
-        extract(a.force)
+        extract(a.force, tuple(a.clips))

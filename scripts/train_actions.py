@@ -47,6 +47,9 @@ from pipeline.postprocess import _smooth_actions  # noqa: E402
 from pipeline.records import Action, Frame, PersonDetections, PersonObservation  # noqa: E402
 
 FEATURES = ROOT / "var" / "actions" / "features.npz"
+# Labels of this source are a test set only: the folds, the trees and the thresholds never see
+# them; each is scored by the fold model that was not trained on its camera (model card).
+HELD_OUT = "visual_held_out"
 CV_OUT = ROOT / "models" / "actions_cv.json"
 N_FOLDS = 5
 SEED = 20261207
@@ -112,13 +115,16 @@ def compute_features() -> None:
     print(f"features of {len(X)} rows -> {FEATURES}")
 
 
-def match_labels(meta) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Row index and label of each labelled sample; its camera."""
+def match_labels(meta, held_out: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Row index and label of each labelled sample; its camera. ``held_out``: the samples of
+    source ``HELD_OUT`` instead, which are never trained on nor tuned on (only scored)."""
     where = defaultdict(list)
     for i, m in enumerate(meta):
         where[(m[0], int(m[1]))].append(i)
     idx, lab, cams, lost = [], [], [], 0
     for r in csv.DictReader(open(LABELS)):
+        if (r["source"] == HELD_OUT) != held_out:
+            continue
         box = [float(r[k]) for k in ("x1", "y1", "x2", "y2")]
         cand = [(iou(box, [float(v) for v in meta[i][3:7]]), i)
                 for i in where[(r["clip"], int(r["frame"]))]]
@@ -256,6 +262,8 @@ def dump(model, classes: list[str]) -> list[dict]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--features", action="store_true", help="recompute the cached features")
+    ap.add_argument("--per-sample", type=Path, default=None,
+                    help="write each labelled sample's out-of-fold answer (as stored) to this CSV")
     a = ap.parse_args(argv)
     from action_tracks import CACHE
 
@@ -274,8 +282,10 @@ def main(argv=None) -> int:
     li, y, g = idx[keep], lab[keep], np.array(cams)[keep]
     print("labels:", dict(counts), "cameras:", len(set(cams)), "classes:", classes)
 
+    h_idx, h_lab, h_cams = match_labels(meta, held_out=True)
+    h_keep = np.isin(h_lab, classes)
     row_group = {}
-    for i, c in zip(idx, cams):
+    for i, c in zip(list(idx) + list(h_idx), list(cams) + list(h_cams)):
         row_group[(meta[i][0])] = c
     all_groups = np.array([row_group.get(m[0], "cam:" + m[0]) for m in meta])
     P_all = np.full((len(X), len(classes)), np.nan)
@@ -329,10 +339,24 @@ def main(argv=None) -> int:
         "model_abstain_smoothed": report(y, smooth(pred_all["abstain"], meta)[li].astype(str)),
         "model_no_abstain_smoothed": report(y, smooth(pred_all["no_abstain"], meta)[li]
                                             .astype(str)),
+        "held_out": report(h_lab[h_keep], smooth(pred_all["abstain"], meta)[h_idx[h_keep]]
+                           .astype(str)) if h_keep.any() else None,
+        "rules_smoothed_held_out": report(h_lab[h_keep], smooth(rules, meta, vote_s=None)[
+            h_idx[h_keep]].astype(str)) if h_keep.any() else None,
+        "all_with_held_out": report(np.concatenate([y, h_lab[h_keep]]), np.concatenate([
+            smooth(pred_all["abstain"], meta)[li], smooth(pred_all["abstain"], meta)[
+                h_idx[h_keep]]]).astype(str)),
         "labelled_unknown_abstained": round(float(np.mean(
             pred_all["abstain"][idx[lab == "unknown"]] == "unknown")), 3)
         if np.any(lab == "unknown") else None,
     }
+    if a.per_sample:
+        stored = smooth(pred_all["abstain"], meta)[li].astype(str)
+        with open(a.per_sample, "w", newline="") as f:
+            wr = csv.writer(f)
+            wr.writerow(["clip", "camera", "frame", "track", "label", "rules", "stored"])
+            for i, lab_i, cam, r, s_ in zip(li, y, g, rules[li], stored):
+                wr.writerow([meta[i][0], cam, meta[i][1], meta[i][2], lab_i, r, s_])
     for k, v in res.items():
         if isinstance(v, dict) and "accuracy" in v:
             print(f"{k:28s} acc {v['accuracy']:.3f} cov {v['coverage']:.3f} " + " ".join(

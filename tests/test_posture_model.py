@@ -46,6 +46,18 @@ def test_cv_figures_beside_the_model_are_the_rules_and_the_model_on_one_set():
     assert cv["model_abstain_smoothed"]["accuracy"] > cv["rules_smoothed"]["accuracy"]
 
 
+def test_held_out_labels_are_scored_but_never_trained_on():
+    cv = json.loads((MODEL_PATH.parent / "actions_cv.json").read_text())
+    spec = json.loads(MODEL_PATH.read_text())
+    rows = list(csv.DictReader(open(LABELS)))
+    postures = {"standing", "walking", "sitting", "lying"}
+    held = [r for r in rows if r["source"] == "visual_held_out" and r["action"] in postures]
+    trained = [r for r in rows if r["source"] != "visual_held_out" and r["action"] in postures]
+    assert held and spec["n_train"] == cv["n_train"] == len(trained)
+    assert cv["held_out"]["n"] == len(held)
+    assert cv["all_with_held_out"]["n"] == len(held) + len(trained)
+
+
 def test_labelled_set_covers_cameras_and_actions():
     rows = list(csv.DictReader(open(LABELS)))
     acts = Counter(r["action"] for r in rows)
