@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 import action_variants as AV  # noqa: E402
-import train_actions as TA  # noqa: E402
 from action_tracks import load_tracks  # noqa: E402
 from pipeline.posture_model import WINDOW_S  # noqa: E402
 
@@ -82,26 +81,8 @@ def all_features(meta) -> np.ndarray:
 
 
 def main() -> int:
-    X, meta, rules, li, y, g, all_groups, idx, lab = AV.load()
-    F = all_features(meta)
-    print(f"{len(y)} samples, {len(set(g))} cameras; gait missing on "
-          f"{int(np.isnan(F[li]).all(1).sum())} labelled samples")
-    for c in AV.FOUR:
-        m = y == c
-        print(f"  {c:9s} " + "  ".join(f"{n} {np.nanmedian(F[li][m, j]):.3f}"
-                                       for j, n in enumerate(NAMES)))
-
-    def shipped(P):  # the shipped decision, as stored: mean over the track, rules kept, votes
-        return TA.smooth(AV.decide(TA.track_average(P, meta), AV.FOUR, rules, TA.KEEP), meta)[li]
-
-    for name, XX in (("today's 45", X), ("+ gait (4)", np.hstack([X, F])),
-                     ("+ gait spread only (3)", np.hstack([X, F[:, :3]]))):
-        Ps = [AV.cv_probs(XX, li, y, g, all_groups, AV.FOUR, s) for s in AV.SEEDS]
-        print(AV.fmt(f"{name} | per frame, rules keep",
-                     [AV.score(y, AV.decide(P, AV.FOUR, rules, TA.KEEP)[li]) for P in Ps]))
-        print(AV.fmt(f"{name} | shipped decision", [AV.score(y, shipped(P)) for P in Ps]),
-              flush=True)
-    return 0
+    return AV.try_features("gait", all_features, NAMES, [("+ gait (4)", [0, 1, 2, 3]),
+                           ("+ gait spread only (3)", [0, 1, 2])], digits=".3f")
 
 
 if __name__ == "__main__":

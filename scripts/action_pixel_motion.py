@@ -98,26 +98,8 @@ def all_features(meta) -> np.ndarray:
 
 
 def main() -> int:
-    X, meta, rules, li, y, g, all_groups, idx, lab = AV.load()
-    F = all_features(meta)
-    print(f"{len(y)} samples, {len(set(g))} cameras; pixel motion missing on "
-          f"{int(np.isnan(F[li]).any(1).sum())} labelled samples")
-    for c in AV.FOUR:
-        m = y == c
-        print(f"  {c:9s} " + "  ".join(f"{n} {np.nanmedian(F[li][m, j]):+.2f}"
-                                       for j, n in enumerate(NAMES)))
-
-    def shipped(P):  # the shipped decision, as stored: mean over the track, rules kept, votes
-        return TA.smooth(AV.decide(TA.track_average(P, meta), AV.FOUR, rules, TA.KEEP), meta)[li]
-
-    for name, XX in (("today's 45", X), ("+ pixel motion (4)", np.hstack([X, F])),
-                     ("+ pixel motion, legs only (2)", np.hstack([X, F[:, [1, 3]]]))):
-        Ps = [AV.cv_probs(XX, li, y, g, all_groups, AV.FOUR, s) for s in AV.SEEDS]
-        print(AV.fmt(f"{name} | per frame, rules keep",
-                     [AV.score(y, AV.decide(P, AV.FOUR, rules, TA.KEEP)[li]) for P in Ps]))
-        print(AV.fmt(f"{name} | shipped decision", [AV.score(y, shipped(P)) for P in Ps]),
-              flush=True)
-    return 0
+    return AV.try_features("pixel motion", all_features, NAMES, [
+        ("+ pixel motion (4)", [0, 1, 2, 3]), ("+ pixel motion, legs only (2)", [1, 3])])
 
 
 if __name__ == "__main__":

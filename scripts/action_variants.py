@@ -186,6 +186,37 @@ def probs_for(name, XX, li, y, g, all_groups):
     return Ps
 
 
+def compare_features(variants, meta, rules, li, y, g, all_groups) -> None:
+    """For each (name, feature matrix): the grouped CV over ``SEEDS`` fold splits, per frame
+    (the rules' sitting/lying kept) and with the shipped decision as stored (mean over the
+    track, rules kept, votes); one printed row each."""
+    def shipped(P):
+        return TA.smooth(decide(TA.track_average(P, meta), FOUR, rules, TA.KEEP), meta)[li]
+
+    for name, XX in variants:
+        Ps = [cv_probs(XX, li, y, g, all_groups, FOUR, s) for s in SEEDS]
+        print(fmt(f"{name} | per frame, rules keep",
+                  [score(y, decide(P, FOUR, rules, TA.KEEP)[li]) for P in Ps]))
+        print(fmt(f"{name} | shipped decision", [score(y, shipped(P)) for P in Ps]), flush=True)
+
+
+def try_features(what: str, compute, names, variants, digits: str = "+.2f") -> int:
+    """A round's new features (``compute(meta)``: one column per name, NaN where unread): their
+    median per posture, then ``compare_features`` of today's 45 against today's plus each
+    variant's columns (``variants``: (name, column indices))."""
+    X, meta, rules, li, y, g, all_groups, idx, lab = load()
+    F = compute(meta)
+    print(f"{len(y)} samples, {len(set(g))} cameras; {what} missing on "
+          f"{int(np.isnan(F[li]).any(1).sum())} labelled samples")
+    for c in FOUR:
+        m = y == c
+        print(f"  {c:9s} " + "  ".join(f"{n} {np.nanmedian(F[li][m, j]):{digits}}"
+                                       for j, n in enumerate(names)))
+    compare_features([("today's 45", X)] + [(n, np.hstack([X, F[:, cols]])) for n, cols in variants],
+                     meta, rules, li, y, g, all_groups)
+    return 0
+
+
 def main() -> int:
     X, meta, rules, li, y, g, all_groups, idx, lab = load()
     print(f"{len(y)} samples, {len(set(g))} cameras")
