@@ -239,6 +239,19 @@ def report(y, pred) -> dict:
             "per_action": per, "confusion": conf}
 
 
+def held_out_by_kind(clips, y, pred, rules) -> dict:
+    """Accuracy of the classifier and of the rules (as stored) per kind of held-out clip."""
+    def kind(c: str) -> str:
+        return ("fight scenes" if c.startswith("fight/fi") else "no-fight scenes"
+                if c.startswith("fight/nofi") else "falls and daily living")
+
+    kinds = np.array([kind(c) for c in clips])
+    return {k: {"n": int(np.sum(kinds == k)),
+                "accuracy": round(float(np.mean(pred[kinds == k] == y[kinds == k])), 3),
+                "rules_accuracy": round(float(np.mean(rules[kinds == k] == y[kinds == k])), 3)}
+            for k in sorted(set(kinds))}
+
+
 def dump(model, classes: list[str]) -> list[dict]:
     """One ``pipeline.trees`` spec per class: the class's trees of every boosting iteration."""
     base = np.asarray(model._baseline_prediction).ravel()
@@ -290,8 +303,9 @@ def main(argv=None) -> int:
     all_groups = np.array([row_group.get(m[0], "cam:" + m[0]) for m in meta])
     P_all = np.full((len(X), len(classes)), np.nan)
     split_t, fold_rows = [], []
-    for tr, te in folds(g, y):
-        test_cams = set(g[te])
+    unseen = set(h_cams) - set(g)  # cameras with held-out labels only: no fold model saw them
+    for k, (tr, te) in enumerate(folds(g, y)):
+        test_cams = set(g[te]) | (unseen if k == 0 else set())
         model = fit(X[li[tr]], y[tr], g[tr])
         rows = np.where(np.isin(all_groups, list(test_cams)))[0]
         order = [list(model.classes_).index(c) for c in classes]
@@ -346,6 +360,10 @@ def main(argv=None) -> int:
         "all_with_held_out": report(np.concatenate([y, h_lab[h_keep]]), np.concatenate([
             smooth(pred_all["abstain"], meta)[li], smooth(pred_all["abstain"], meta)[
                 h_idx[h_keep]]]).astype(str)),
+        "held_out_by_kind": held_out_by_kind(
+            [meta[i][0] for i in h_idx[h_keep]], h_lab[h_keep],
+            smooth(pred_all["abstain"], meta)[h_idx[h_keep]].astype(str),
+            smooth(rules, meta, vote_s=None)[h_idx[h_keep]].astype(str)),
         "labelled_unknown_abstained": round(float(np.mean(
             pred_all["abstain"][idx[lab == "unknown"]] == "unknown")), 3)
         if np.any(lab == "unknown") else None,
