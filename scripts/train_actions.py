@@ -303,7 +303,8 @@ def main(argv=None) -> int:
     all_groups = np.array([row_group.get(m[0], "cam:" + m[0]) for m in meta])
     P_all = np.full((len(X), len(classes)), np.nan)
     split_t, fold_rows = [], []
-    unseen = set(h_cams) - set(g)  # cameras with held-out labels only: no fold model saw them
+    # held-out cameras with no posture label in training: no fold tests them, none saw them
+    unseen = set(h_cams) - set(g)
     for k, (tr, te) in enumerate(folds(g, y)):
         test_cams = set(g[te]) | (unseen if k == 0 else set())
         model = fit(X[li[tr]], y[tr], g[tr])
@@ -337,6 +338,9 @@ def main(argv=None) -> int:
         dec = np.where(np.isnan(P_all).any(axis=1), "unknown",
                        decide(np.nan_to_num(P_all), classes, t, rules, P_own=P_frame))
         pred_all[name] = dec
+    stored_all = smooth(pred_all["abstain"], meta)  # what the engine stores, every row
+    rules_stored = smooth(rules, meta, vote_s=None)
+    held = h_idx[h_keep]
     res = {
         "classes": classes, "n_labelled": int(len(lab)), "label_counts": dict(counts),
         "n_cameras": len(set(cams)), "n_train": int(len(y)), "folds": N_FOLDS,
@@ -350,30 +354,27 @@ def main(argv=None) -> int:
         "model_no_abstain": report(y, pred_all["no_abstain"][li]),
         "model_abstain_nested_smoothed": report(y, nested),
         "model_abstain": report(y, pred_all["abstain"][li]),
-        "model_abstain_smoothed": report(y, smooth(pred_all["abstain"], meta)[li].astype(str)),
+        "model_abstain_smoothed": report(y, stored_all[li].astype(str)),
         "model_no_abstain_smoothed": report(y, smooth(pred_all["no_abstain"], meta)[li]
                                             .astype(str)),
-        "held_out": report(h_lab[h_keep], smooth(pred_all["abstain"], meta)[h_idx[h_keep]]
-                           .astype(str)) if h_keep.any() else None,
-        "rules_smoothed_held_out": report(h_lab[h_keep], smooth(rules, meta, vote_s=None)[
-            h_idx[h_keep]].astype(str)) if h_keep.any() else None,
-        "all_with_held_out": report(np.concatenate([y, h_lab[h_keep]]), np.concatenate([
-            smooth(pred_all["abstain"], meta)[li], smooth(pred_all["abstain"], meta)[
-                h_idx[h_keep]]]).astype(str)),
+        "held_out": report(h_lab[h_keep], stored_all[held].astype(str))
+        if h_keep.any() else None,
+        "rules_smoothed_held_out": report(h_lab[h_keep], rules_stored[held].astype(str))
+        if h_keep.any() else None,
+        "all_with_held_out": report(np.concatenate([y, h_lab[h_keep]]),
+                                    stored_all[np.concatenate([li, held])].astype(str)),
         "held_out_by_kind": held_out_by_kind(
-            [meta[i][0] for i in h_idx[h_keep]], h_lab[h_keep],
-            smooth(pred_all["abstain"], meta)[h_idx[h_keep]].astype(str),
-            smooth(rules, meta, vote_s=None)[h_idx[h_keep]].astype(str)),
+            [meta[i][0] for i in held], h_lab[h_keep], stored_all[held].astype(str),
+            rules_stored[held].astype(str)),
         "labelled_unknown_abstained": round(float(np.mean(
             pred_all["abstain"][idx[lab == "unknown"]] == "unknown")), 3)
         if np.any(lab == "unknown") else None,
     }
     if a.per_sample:
-        stored = smooth(pred_all["abstain"], meta)[li].astype(str)
         with open(a.per_sample, "w", newline="") as f:
             wr = csv.writer(f)
             wr.writerow(["clip", "camera", "frame", "track", "label", "rules", "stored"])
-            for i, lab_i, cam, r, s_ in zip(li, y, g, rules[li], stored):
+            for i, lab_i, cam, r, s_ in zip(li, y, g, rules[li], stored_all[li].astype(str)):
                 wr.writerow([meta[i][0], cam, meta[i][1], meta[i][2], lab_i, r, s_])
     for k, v in res.items():
         if isinstance(v, dict) and "accuracy" in v:
