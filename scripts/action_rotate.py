@@ -25,13 +25,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
-import train_actions as TA  # noqa: E402
 import action_tracks  # noqa: E402
+import action_variants as AV  # noqa: E402
+import train_actions as TA  # noqa: E402
 
-CLASSES = ["standing", "walking", "sitting", "lying"]
+CLASSES = AV.FOUR
 SYN = ROOT / "var" / "actions" / "features_rotated.npz"
-ANGLES = tuple(int(a) for a in (sys.argv[1].split(",") if len(sys.argv) > 1 else (90, -90)))
-SOURCES = tuple(sys.argv[2].split(",")) if len(sys.argv) > 2 else ("sitting", "standing")
 
 
 def rotate_track(rows: list[dict], deg: int) -> list[dict]:
@@ -65,11 +64,11 @@ def rotate_track(rows: list[dict], deg: int) -> list[dict]:
     return out
 
 
-def synthetic_tracks(li, y, meta) -> dict[str, dict]:
+def synthetic_tracks(li, y, meta, angles, sources) -> dict[str, dict]:
     """Per source clip and angle, the turned tracks of its labelled sitting/standing samples."""
     want = defaultdict(set)
     for i, lab in zip(li, y):
-        if lab in SOURCES:
+        if lab in sources:
             want[meta[i][0]].add(int(meta[i][2]))
     out = {}
     for clip, data in action_tracks.load_tracks().items():
@@ -79,7 +78,7 @@ def synthetic_tracks(li, y, meta) -> dict[str, dict]:
         for r in data["rows"]:
             if r["track"] in want[clip]:
                 by_track[r["track"]].append(r)
-        for deg in ANGLES:
+        for deg in angles:
             rows = [r for t in sorted(by_track) for r in rotate_track(by_track[t], deg)]
             # a turned frame: width and height swap for the frame-relative features
             out[f"rot{deg:+d}:{clip}"] = {**data, "clip": f"rot{deg:+d}:{clip}", "rows": rows,
@@ -87,22 +86,12 @@ def synthetic_tracks(li, y, meta) -> dict[str, dict]:
     return out
 
 
-def main() -> int:
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    d = np.load(TA.FEATURES, allow_pickle=True)  # our own cache file, never user input
-    X, meta, rules = d["X"], d["meta"], d["rules"]
-    idx, lab, cams = TA.match_labels(meta)
-    keep = np.isin(lab, CLASSES)
-    li, y, g = idx[keep], lab[keep], np.array(cams)[keep]
-    if True:  # cheap (~30 s): always for this run's angles
-        syn = synthetic_tracks(li, y, meta)
-        real_load, real_path = TA.load_tracks, TA.FEATURES
-        TA.load_tracks, TA.FEATURES = (lambda: syn), SYN
-        try:
-            TA.compute_features()
-        finally:
-            TA.load_tracks, TA.FEATURES = real_load, real_path
+def main(argv: list[str]) -> int:
+    angles = tuple(int(a) for a in (argv[0].split(",") if argv else (90, -90)))
+    sources = tuple(argv[1].split(",")) if len(argv) > 1 else ("sitting", "standing")
+    X, meta, rules, li, y, g, all_groups, idx, lab = AV.load()
+    # the turned tracks' features, as for the real ones (again each run, ~30 s)
+    TA.compute_features(synthetic_tracks(li, y, meta, angles, sources), SYN)
     s = np.load(SYN, allow_pickle=True)
     Xs, ms = s["X"], s["meta"]
     # the synthetic counterpart of each labelled sitting/standing sample: same frame and track
@@ -110,8 +99,8 @@ def main() -> int:
           for j, m in enumerate(ms)}
     syn_rows, syn_cam = [], []
     for i, lab_i, cam in zip(li, y, g):
-        if lab_i in SOURCES:
-            for deg in (f"rot{a:+d}" for a in ANGLES):
+        if lab_i in sources:
+            for deg in (f"rot{a:+d}" for a in angles):
                 j = at.get((meta[i][0], deg, int(meta[i][1]), int(meta[i][2])))
                 if j is not None:
                     syn_rows.append(j)
@@ -119,32 +108,18 @@ def main() -> int:
     syn_rows, syn_cam = np.array(syn_rows), np.array(syn_cam)
     print(f"{len(y)} real samples; {len(syn_rows)} synthetic lying samples; the rules call them "
           + str({a: int(n) for a, n in zip(*np.unique(s['rules'][syn_rows], return_counts=True))}))
-    row_group = {meta[i][0]: c for i, c in zip(idx, cams)}
-    all_groups = np.array([row_group.get(m[0], "cam:" + m[0]) for m in meta])
     t_ship = json.loads(TA.MODEL_PATH.read_text())["abstain_below"]
-    from sklearn.ensemble import HistGradientBoostingClassifier
 
-    for seed in (TA.SEED, 1, 2):
+    def with_synthetic(tr):  # the training cameras' turned tracks, grouped apart
+        m = np.isin(syn_cam, list(set(g[tr])))
+        return (np.vstack([X[li[tr]], Xs[syn_rows[m]]]), np.r_[y[tr], ["lying"] * int(m.sum())],
+                np.r_[g[tr], ["syn:" + c for c in syn_cam[m]]])
+
+    for seed in AV.SEEDS:
         for name, add in (("shipped (real samples only)", False), ("+ synthetic lying", True)):
-            P = np.full((len(X), len(CLASSES)), np.nan)
-            for tr, te in StratifiedGroupKFold(TA.N_FOLDS, shuffle=True, random_state=seed).split(
-                    np.zeros(len(y)), y, g):
-                Xt, yt, gt = X[li[tr]], y[tr], g[tr]
-                if add:
-                    m = np.isin(syn_cam, list(set(g[tr])))
-                    Xt = np.vstack([Xt, Xs[syn_rows[m]]])
-                    yt = np.r_[yt, ["lying"] * int(m.sum())]
-                    gt = np.r_[gt, ["syn:" + c for c in syn_cam[m]]]
-                model = HistGradientBoostingClassifier(random_state=TA.SEED, **TA.PARAMS).fit(
-                    Xt, yt, sample_weight=TA.camera_weights(gt))
-                rows = np.where(np.isin(all_groups, list(set(g[te]))))[0]
-                P[rows] = model.predict_proba(X[rows])[:, [list(model.classes_).index(c)
-                                                           for c in CLASSES]]
-            own = P.copy()
-            Pm = TA.track_average(P, meta)
-            dec = np.where(np.isnan(Pm).any(axis=1), "unknown",
-                           TA.decide(np.nan_to_num(Pm), CLASSES, t_ship, rules, P_own=own))
-            st = TA.smooth(dec, meta)[li].astype(str)
+            P = AV.cv_probs(X, li, y, g, all_groups, CLASSES, seed,
+                            training=with_synthetic if add else None)
+            st = TA.stored_answers(P, meta, CLASSES, t_ship, rules)[li].astype(str)
             pr = " ".join(f"{c} {np.mean(y[st == c] == c):.2f}/{np.mean(st[y == c] == c):.2f}"
                           for c in CLASSES)
             print(f"split {seed:>8} {name:28} accuracy {np.mean(st == y):.3f}  P/R: {pr}",
@@ -153,4 +128,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,15 +1,12 @@
 """Labelling aid: contact sheets of the engine's people (from ``scripts/action_tracks.py``'s cache).
 
     python scripts/action_sheets.py var/actions/sheets/fight fight/   # FOLDER [CLIP PREFIX...]
-    python scripts/action_sheets.py --min-aspect 0.65 var/actions/sheets/down fight/fi010.mp4
-        # only tracks whose box is, at some sample, at least 0.65 as wide as tall (people who
-        # may be down); every sample of those tracks is drawn and labelled as seen
 
 Each cell shows one person-sample: the same crop window at t-0.6 s, t and t+0.6 s (the box drawn
 on t), so that walking can be told from standing; its number indexes ``samples.csv`` in the same
 folder (clip, frame, t, track, box). Samples of the single-person clips that
-../shared/testdata/ground_truth.json labels are taken from there (``action_labels.py``) and not drawn,
-nor are samples already in ``models/actions_labels.csv``.
+../shared/testdata/ground_truth.json labels are taken from there (``action_labels.py``) and not
+drawn, nor are samples already in ``models/actions_labels.csv``.
 """
 from __future__ import annotations
 
@@ -30,26 +27,25 @@ COLS = 3
 MINI_W, MINI_H = 100, 130
 
 
-def pick_samples(tracks: dict[str, dict], min_aspect: float = 0.0) -> list[dict]:
-    """Per track, samples at least ``gap`` seconds apart (about 3 a track in a 2 s clip); with
-    ``min_aspect``, only the tracks whose box is that wide for its height at some sample."""
+def pick_samples(tracks: dict[str, dict]) -> list[dict]:
+    """Per track, samples at least ``gap`` seconds apart (about 3 a track in a 2 s clip)."""
     out = []
     auto = {(r["clip"], r["frame"], r["track"]) for r in ground_truth_rows(tracks)}
-    if LABELS.exists():  # samples already in the set are not drawn again
-        auto |= {(r["clip"], int(r["frame"]), int(r["track"]))
-                 for r in csv.DictReader(open(LABELS))}
+    # samples already in the set hold their place in the track's spacing but are not drawn again
+    labelled = ({(r["clip"], int(r["frame"]), int(r["track"]))
+                 for r in csv.DictReader(open(LABELS))} if LABELS.exists() else set())
     for clip, data in tracks.items():
         gap = 1.3 if data["sampled_fps"] < 3 else (0.6 if clip.startswith(("falls/", "adl/", "intel/")) else 1.5)
         by_track = defaultdict(list)
         for r in data["rows"]:
             by_track[r["track"]].append(r)
         for tid, rows in sorted(by_track.items()):
-            if min_aspect and max((r["box"][2] - r["box"][0]) / max(1.0, r["box"][3] - r["box"][1])
-                                  for r in rows) < min_aspect:
-                continue
             last = -1e9
             for r in rows:
                 if (clip, r["frame"], tid) in auto:
+                    continue
+                if (clip, r["frame"], tid) in labelled:
+                    last = r["t"]
                     continue
                 if r["t"] - last >= gap - 1e-6:
                     out.append({"clip": clip, "frame": r["frame"], "t": r["t"], "track": tid,
@@ -103,10 +99,10 @@ def cell(frames: dict[int, np.ndarray], s: dict, fps: float, n: int) -> np.ndarr
     return out
 
 
-def render(folder: Path, prefixes: tuple[str, ...] = ("",), min_aspect: float = 0.0) -> None:
+def render(folder: Path, prefixes: tuple[str, ...] = ("",)) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     tracks = {k: v for k, v in load_tracks().items() if k.startswith(prefixes)}
-    samples = pick_samples(tracks, min_aspect)
+    samples = pick_samples(tracks)
     with open(folder / "samples.csv", "w", newline="") as f:
         wr = csv.writer(f)
         wr.writerow(["n", "clip", "frame", "t", "track", "x1", "y1", "x2", "y2"])
@@ -133,8 +129,5 @@ def render(folder: Path, prefixes: tuple[str, ...] = ("",), min_aspect: float = 
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    aspect = 0.0
-    if args[:1] == ["--min-aspect"]:
-        aspect, args = float(args[1]), args[2:]
-    render(Path(args[0] if args else "var/actions/sheets"), tuple(args[1:]) or ("",), aspect)
+    render(Path(sys.argv[1] if len(sys.argv) > 1 else "var/actions/sheets"),
+           tuple(sys.argv[2:]) or ("",))

@@ -102,15 +102,19 @@ def scene_features(meta, X) -> np.ndarray:
     return S
 
 
-def cv_probs(X, li, y, g, all_groups, classes, seed, params=None):
+def cv_probs(X, li, y, g, all_groups, classes, seed, params=None, training=None):
+    """Out-of-fold probabilities of every row of the test cameras (folds grouped by camera).
+    ``training(tr)``: the (features, labels, groups) to fit on for the fold's training samples
+    ``tr``; by default their own rows."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import StratifiedGroupKFold
 
     P = np.full((len(X), len(classes)), np.nan)
     for tr, te in StratifiedGroupKFold(TA.N_FOLDS, shuffle=True, random_state=seed).split(
             np.zeros(len(y)), y, g):
+        Xt, yt, gt = training(tr) if training else (X[li[tr]], y[tr], g[tr])
         m = HistGradientBoostingClassifier(random_state=TA.SEED, **(params or TA.PARAMS)).fit(
-            X[li[tr]], y[tr], sample_weight=TA.camera_weights(g[tr]))
+            Xt, yt, sample_weight=TA.camera_weights(gt))
         rows = np.where(np.isin(all_groups, list(set(g[te]))))[0]
         P[rows] = m.predict_proba(X[rows])[:, [list(m.classes_).index(c) for c in classes]]
     return P
@@ -212,7 +216,8 @@ def try_features(what: str, compute, names, variants, digits: str = "+.2f") -> i
         m = y == c
         print(f"  {c:9s} " + "  ".join(f"{n} {np.nanmedian(F[li][m, j]):{digits}}"
                                        for j, n in enumerate(names)))
-    compare_features([("today's 45", X)] + [(n, np.hstack([X, F[:, cols]])) for n, cols in variants],
+    compare_features([("today's 45", X)]
+                     + [(n, np.hstack([X, F[:, cols]])) for n, cols in variants],
                      meta, rules, li, y, g, all_groups)
     return 0
 

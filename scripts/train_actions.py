@@ -73,12 +73,15 @@ def _obs(r: dict) -> PersonObservation:
                              keypoints=tuple(tuple(k) for k in r["kp"]))
 
 
-def compute_features() -> None:
-    """Features and the rules' action of every cached row -> ``FEATURES``."""
+def compute_features(tracks_by_clip: dict[str, dict] | None = None,
+                     out: Path | None = None) -> None:
+    """Features and the rules' action of every cached row (or of ``tracks_by_clip``, in
+    ``action_tracks``' layout) -> ``FEATURES`` (or ``out``)."""
+    out = out or FEATURES
     rules = PoseRules()
     X, meta, rule_act = [], [], []
     tracks: dict[tuple, list[tuple[int, PersonObservation]]] = defaultdict(list)
-    for clip, data in load_tracks().items():
+    for clip, data in (tracks_by_clip if tracks_by_clip is not None else load_tracks()).items():
         W, H = int(data["width"]), int(data["height"])
         keep_s = max(T.MOTION_WINDOW_S, T.FALL_MAX_TRANSITION_S) + 2.0 / data["sampled_fps"]
         image = np.broadcast_to(np.zeros(1, np.uint8), (H, W, 3))
@@ -109,10 +112,10 @@ def compute_features() -> None:
     for rows in tracks.values():  # the centred window, as PostureClassifier.refine
         C[[i for i, _ in rows]] = centred([o for _, o in rows])
     X = np.hstack([np.array(X), C])
-    FEATURES.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(FEATURES, X=np.array(X), meta=np.array(meta, dtype=object),
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, X=np.array(X), meta=np.array(meta, dtype=object),
                         rules=np.array(rule_act), names=np.array(FEATURE_NAMES))
-    print(f"features of {len(X)} rows -> {FEATURES}")
+    print(f"features of {len(X)} rows -> {out}")
 
 
 def match_labels(meta, held_out: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -174,6 +177,21 @@ def decide(P: np.ndarray, classes: list[str], t: float, rules: np.ndarray,
     overruled = ((rules == "sitting") & (np.array(classes)[own.argmax(1)] == "lying")
                  & (own.max(1) >= override))
     return np.where(overruled, "lying", np.where(np.isin(rules, list(KEEP)), rules, learned))
+
+
+def answers(P_frame: np.ndarray, P_mean: np.ndarray, classes: list[str], t: float,
+            rules: np.ndarray) -> np.ndarray:
+    """``decide`` on every row from the track-averaged probabilities ``P_mean`` (the override
+    reads the row's own ``P_frame``); ``unknown`` where no fold model predicted the row."""
+    return np.where(np.isnan(P_mean).any(axis=1), "unknown",
+                    decide(np.nan_to_num(P_mean), classes, t, rules, P_own=P_frame))
+
+
+def stored_answers(P_frame: np.ndarray, meta, classes: list[str], t: float,
+                   rules: np.ndarray) -> np.ndarray:
+    """What the engine stores on every row from the trees' per-frame probabilities: ``refine``'s
+    mean over the track, the decision, the track vote and postprocess's smoothing."""
+    return smooth(answers(P_frame, track_average(P_frame, meta), classes, t, rules), meta)
 
 
 def utility(y, pred) -> float:
@@ -335,9 +353,7 @@ def main(argv=None) -> int:
     nested = nested.astype(str)
     pred_all = {}
     for name, t in (("no_abstain", 0.0), ("abstain", t_ship)):
-        dec = np.where(np.isnan(P_all).any(axis=1), "unknown",
-                       decide(np.nan_to_num(P_all), classes, t, rules, P_own=P_frame))
-        pred_all[name] = dec
+        pred_all[name] = answers(P_frame, P_all, classes, t, rules)
     stored_all = smooth(pred_all["abstain"], meta)  # what the engine stores, every row
     rules_stored = smooth(rules, meta, vote_s=None)
     held = h_idx[h_keep]
