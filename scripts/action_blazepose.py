@@ -148,7 +148,6 @@ class BodyPose:
         return out
 
 
-
 def read_rows(meta, model: Path) -> np.ndarray:
     """``BODY_NAMES`` of every row of ``meta`` (clip, frame, track, box, t): each clip's frames
     decoded once, the track's MoveNet keypoints turning the crop."""
@@ -163,13 +162,14 @@ def read_rows(meta, model: Path) -> np.ndarray:
     B = np.full((len(meta), len(BODY_NAMES)), np.nan)
     for clip, frames in sorted(by_clip.items()):
         kps = {(r["frame"], r["track"]): r["kp"] for r in tracks[clip]["rows"]}
+        last = max(frames)
         for frame in VideoFrames(path_of(clip), int(tracks[clip]["frame_skip"])):
             rows = frames.get(frame.frame_number, ())
             if rows:
                 B[[i for i, _, _ in rows]] = reader.read(
                     frame.image, [b for _, _, b in rows],
                     [kps.get((frame.frame_number, t), []) for _, t, _ in rows])
-            if frame.frame_number >= max(frames):
+            if frame.frame_number >= last:
                 break
     return B
 
