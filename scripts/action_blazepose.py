@@ -36,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
+import action_held_out as HO  # noqa: E402
 import action_variants as AV  # noqa: E402
 import train_actions as TA  # noqa: E402
 from action_tracks import load_tracks, path_of  # noqa: E402
@@ -204,26 +205,15 @@ def held_out(X, meta, rules, n: int) -> None:
     """``action_held_out.py``'s protocol A (folds over the earlier and the held-out samples by
     camera, trees fitted on the earlier labels of the training cameras) without and with the
     body columns, each with the abstain threshold stored in models/actions.json."""
-    parts = [TA.match_labels(meta), TA.match_labels(meta, held_out=True)]
-    idx = np.concatenate([p[0] for p in parts])
-    lab = np.concatenate([p[1] for p in parts])
-    cams = np.array(list(parts[0][2]) + list(parts[1][2]))
-    held = np.r_[np.zeros(len(parts[0][0]), bool), np.ones(len(parts[1][0]), bool)]
-    keep = np.isin(lab, AV.FOUR)
-    li, y, g, held = idx[keep], lab[keep], cams[keep], held[keep]
-    row_group = {meta[i][0]: c for i, c in zip(idx, cams)}
-    all_groups = np.array([row_group.get(m[0], "cam:" + m[0]) for m in meta])
+    li, y, g, held, all_groups = HO.samples(meta)
     t = json.loads(TA.MODEL_PATH.read_text())["abstain_below"]
     for name, XX in (("without the body", X[:, :-n]), ("with the body", X)):
         res = []
         for seed in AV.SEEDS:
-            P = AV.cv_probs(XX, li, y, g, all_groups, AV.FOUR, seed, training=lambda tr: (
-                XX[li[tr[~held[tr]]]], y[tr[~held[tr]]], g[tr[~held[tr]]]))
-            ok = TA.stored_answers(P, meta, AV.FOUR, t, rules)[li].astype(str) == y
+            ok = HO.stored(XX, meta, rules, li, y, g, all_groups, seed, ~held, t) == y
             res.append(f"{ok.mean():.3f} / {ok[~held].mean():.3f} / {ok[held].mean():.3f}")
         print(f"held-out protocol, {name:17} (all / earlier / held out), 3 splits: "
               + ";  ".join(res), flush=True)
-
 
 
 if __name__ == "__main__":

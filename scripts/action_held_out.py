@@ -24,25 +24,38 @@ import train_actions as TA  # noqa: E402
 CLASSES = ["standing", "walking", "sitting", "lying"]
 
 
-def main() -> int:
-    d = np.load(TA.FEATURES, allow_pickle=True)  # our own cache file, never user input
-    X, meta, rules = d["X"], d["meta"], d["rules"]
+def samples(meta):
+    """The earlier and the held-out posture samples together: row indices, labels, cameras,
+    which are held out, and every row's camera (for the folds)."""
     parts = [TA.match_labels(meta), TA.match_labels(meta, held_out=True)]
     idx = np.concatenate([p[0] for p in parts])
     lab = np.concatenate([p[1] for p in parts])
     cams = np.array(list(parts[0][2]) + list(parts[1][2]))
     held = np.r_[np.zeros(len(parts[0][0]), bool), np.ones(len(parts[1][0]), bool)]
     keep = np.isin(lab, CLASSES)
-    li, y, g, held = idx[keep], lab[keep], cams[keep], held[keep]
     row_group = {meta[i][0]: c for i, c in zip(idx, cams)}
     all_groups = np.array([row_group.get(m[0], "cam:" + m[0]) for m in meta])
+    return idx[keep], lab[keep], cams[keep], held[keep], all_groups
+
+
+def stored(X, meta, rules, li, y, g, all_groups, seed, use, t) -> np.ndarray:
+    """Each sample's stored answer: folds by camera over all samples (split ``seed``), trees
+    fitted on the training cameras' samples in ``use``, decided as shipped with the abstain
+    threshold ``t``."""
+    P = AV.cv_probs(X, li, y, g, all_groups, CLASSES, seed, training=lambda tr: (
+        X[li[tr[use[tr]]]], y[tr[use[tr]]], g[tr[use[tr]]]))
+    return TA.stored_answers(P, meta, CLASSES, t, rules)[li].astype(str)
+
+
+def main() -> int:
+    d = np.load(TA.FEATURES, allow_pickle=True)  # our own cache file, never user input
+    X, meta, rules = d["X"], d["meta"], d["rules"]
+    li, y, g, held, all_groups = samples(meta)
     t_ship = json.loads(TA.MODEL_PATH.read_text())["abstain_below"]
     print(f"{len(y)} samples ({held.sum()} held out), threshold {t_ship}")
     for seed in AV.SEEDS:
         for name, use in (("A: earlier labels (shipped)", ~held), ("B: all labels", held | ~held)):
-            P = AV.cv_probs(X, li, y, g, all_groups, CLASSES, seed, training=lambda tr: (
-                X[li[tr[use[tr]]]], y[tr[use[tr]]], g[tr[use[tr]]]))
-            st = TA.stored_answers(P, meta, CLASSES, t_ship, rules)[li].astype(str)
+            st = stored(X, meta, rules, li, y, g, all_groups, seed, use, t_ship)
             ok = st == y
             prec = " ".join(f"{c} {np.mean(y[st == c] == c):.2f}" for c in CLASSES)
             print(f"split {seed:>8} {name:28} all {ok.mean():.3f}  earlier {ok[~held].mean():.3f}"
